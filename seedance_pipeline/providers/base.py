@@ -1,0 +1,110 @@
+"""The adapter contract: a provider module translates, the engine does all I/O (sans-I/O style).
+
+An adapter never opens a socket. It turns the common request into a ``WireRequest`` and a
+``WireReply`` into a ``TaskSnapshot`` (or says the reply carries no task). Everything about
+timeouts, retries, Retry-After, concurrency and polling lives in ``engine.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .request import GenerationRequest
+from .states import TaskSnapshot, TaskState
+
+
+@dataclass(frozen=True)
+class WireRequest:
+    method: str
+    path: str  # relative to the provider's base URL; may carry a query string
+    json: dict[str, Any] | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WireReply:
+    status_code: int
+    body: Any  # parsed JSON, or the text when the body was not JSON
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """The limits a provider documents, checked locally before spending (DESIGN.md principle 3)."""
+
+    resolutions: frozenset[str]
+    ratios: frozenset[str]  # explicit ratios the provider accepts
+    adaptive_wire_value: str | None  # what the provider calls adaptive; None = we resolve it locally
+    seed_max: int
+    image_formats: frozenset[str]  # PIL format names, upper case
+    accepts_data_uri: bool
+    extras: frozenset[str] = frozenset()  # service_tier / execution_expires_after / watermark
+    source: str = ""  # where these limits come from
+
+
+BYTEDANCE_IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"})
+
+
+@dataclass(frozen=True)
+class ImageRefs:
+    """How the images reach the provider: URLs or data URIs, already decided by the engine."""
+
+    image: str
+    last_image: str | None = None
+
+
+class ProviderAdapter(ABC):
+    name: ClassVar[str]
+    env_key: ClassVar[str]
+    default_base_url: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
+
+    @abstractmethod
+    def build_submit(self, req: GenerationRequest, images: ImageRefs, aspect_ratio: str) -> WireRequest:
+        """The submit call. ``aspect_ratio`` is already in this provider's vocabulary."""
+
+    @abstractmethod
+    def parse_submit(self, reply: WireReply) -> TaskSnapshot | None:
+        """A snapshot when the reply names a task (whatever its HTTP status), else None."""
+
+    @abstractmethod
+    def build_poll(self, task_id: str, poll_path: str | None = None) -> WireRequest:
+        """``poll_path`` is the provider-given poll URL made relative to our base URL, if it was one."""
+
+    @abstractmethod
+    def parse_poll(self, reply: WireReply) -> TaskSnapshot:
+        """Only called for 2xx replies."""
+
+    @abstractmethod
+    def error_message(self, reply: WireReply) -> tuple[str | None, str]:
+        """(code, message) from an error reply, in the provider's own terms."""
+
+    def build_cancel(self, task_id: str) -> WireRequest | None:
+        return None
+
+
+def map_status(table: dict[str, TaskState], raw: str | None) -> TaskState:
+    """Provider word -> common state; unknown words count as running (the engine bounds them)."""
+    return table.get(raw or "", TaskState.RUNNING)
+
+
+def body_dict(reply: WireReply) -> dict[str, Any]:
+    return reply.body if isinstance(reply.body, dict) else {}
+
+
+def relative_path(url: str | None, base_url: str) -> str | None:
+    """A provider-given poll URL, as a path under our base URL; None if it points elsewhere.
+
+    We never send the API key to a host other than the configured base URL.
+    """
+    if not url:
+        return None
+    base = base_url.rstrip("/")
+    if url.startswith(base + "/"):
+        return url[len(base):]
+    return None
