@@ -108,3 +108,20 @@ def relative_path(url: str | None, base_url: str) -> str | None:
     if url.startswith(base + "/"):
         return url[len(base):]
     return None
+
+
+_MODERATION_WORDS = ("moderation", "sensitive", "nsfw", "illegal_prompt", "illegal_image", "policyviolation", "flagged")
+
+
+def looks_like_moderation(*texts: str | None) -> bool:
+    """Providers say 'content moderation', 'SensitiveContentDetected', 'ILLEGAL_PROMPT', ... (§4.4, §6.4)."""
+    joined = " ".join(t for t in texts if t).lower().replace(" ", "")
+    return any(word.replace(" ", "") in joined for word in _MODERATION_WORDS)
+
+
+def as_float(value: Any) -> float | None:
+    """Numbers that providers send as numbers or strings (Novita ``video_url_ttl`` is a string)."""
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None

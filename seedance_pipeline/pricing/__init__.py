@@ -1,0 +1,91 @@
+"""Cost estimates from one price table (``prices.yaml``), overridable with ``SEEDANCE_PRICES_FILE``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from .. import model_spec
+
+PRICES_FILE_ENV = "SEEDANCE_PRICES_FILE"
+
+
+class Rate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    usd: float
+    resolution: str | None = None
+    audio: bool | None = None
+    tier: Literal["default", "flex"] | None = None
+
+
+class ProviderPrices(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit: Literal["usd_per_second", "usd_per_million_tokens"]
+    assumption: bool
+    source: str
+    rates: list[Rate]
+
+
+class PriceTable(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    providers: dict[str, ProviderPrices]
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    usd: float
+    unit: str
+    rate_usd: float
+    quantity: float  # seconds or tokens
+    assumption: bool
+    source: str
+
+
+class NoPrice(LookupError):
+    pass
+
+
+def tokens(width: int, height: int, duration_s: int) -> float:
+    return width * height * model_spec.FPS * duration_s / 1024
+
+
+@lru_cache(maxsize=8)
+def _load(override: str | None) -> PriceTable:
+    base = yaml.safe_load(resources.files(__package__).joinpath("prices.yaml").read_text())
+    if override:
+        with open(override, encoding="utf-8") as fh:
+            extra = yaml.safe_load(fh) or {}
+        base["providers"].update((extra.get("providers") or {}))
+    return PriceTable.model_validate(base)
+
+
+def price_table() -> PriceTable:
+    return _load(os.environ.get(PRICES_FILE_ENV) or None)
+
+
+def estimate(provider: str, *, resolution: str, duration_s: int, generate_audio: bool,
+             width: int, height: int, service_tier: str | None = None) -> CostEstimate:
+    prices = price_table().providers.get(provider)
+    if prices is None:
+        raise NoPrice(f"no prices for provider {provider}")
+    tier = service_tier or "default"
+
+    def matches(rate: Rate) -> bool:
+        return ((rate.resolution in (None, resolution)) and (rate.audio in (None, generate_audio))
+                and (rate.tier in (None, tier)))
+
+    rate = next((r for r in prices.rates if matches(r)), None)
+    if rate is None:
+        raise NoPrice(f"no {provider} price for {resolution}, audio={generate_audio}, tier={tier}")
+    quantity = float(duration_s) if prices.unit == "usd_per_second" else tokens(width, height, duration_s)
+    divisor = 1.0 if prices.unit == "usd_per_second" else 1e6
+    return CostEstimate(
+        usd=round(rate.usd * quantity / divisor, 6), unit=prices.unit, rate_usd=rate.usd, quantity=quantity,
+        assumption=prices.assumption, source=prices.source,
+    )

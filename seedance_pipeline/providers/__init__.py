@@ -1,0 +1,28 @@
+"""Provider adapters: one module per provider, each a translator between our request and its wire."""
+
+from __future__ import annotations
+
+from .base import ProviderAdapter
+from .jiekou import JieKouAdapter
+from .novita import NovitaAdapter
+from .runpod import RunPodAdapter
+from .vibedream import VibeDreamAdapter
+from .wavespeed import WaveSpeedAdapter
+
+ADAPTER_CLASSES: dict[str, type[ProviderAdapter]] = {
+    cls.name: cls for cls in (RunPodAdapter, WaveSpeedAdapter, JieKouAdapter, NovitaAdapter, VibeDreamAdapter)
+}
+PROVIDERS: tuple[str, ...] = tuple(ADAPTER_CLASSES)
+
+
+def get_adapter(name: str, **options) -> ProviderAdapter:
+    try:
+        cls = ADAPTER_CLASSES[name]
+    except KeyError:
+        raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}") from None
+    return cls(**options)
+
+
+def base_url_env(name: str) -> str:
+    """``SEEDANCE_RUNPOD_BASE_URL`` and friends."""
+    return f"SEEDANCE_{name.upper()}_BASE_URL"

@@ -1,0 +1,107 @@
+"""Reading and inspecting input images before anything is sent.
+
+An image reference is a local path, an fsspec URL (``s3://…``, ``file://…``) or an http(s) URL.
+We read the bytes once: they feed validation (format, pixel size, aspect), the request fingerprint,
+and the ``data:`` URI for providers that accept one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import fsspec
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InvalidRequest
+
+MAX_IMAGE_BYTES = 30 * 1024 * 1024  # "< 30 MB" (providers.md §3.1, §6.1)
+
+# File name extensions and the decoded format they promise.
+_EXTENSION_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".gif": "GIF",
+    ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+}
+
+
+@dataclass(frozen=True)
+class ImageData:
+    ref: str
+    data: bytes
+    format: str  # Pillow's name: JPEG, PNG, WEBP, ...
+    width: int
+    height: int
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def mime(self) -> str:
+        return Image.MIME.get(self.format, f"image/{self.format.lower()}")
+
+    def data_uri(self) -> str:
+        return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+def is_http_url(ref: str) -> bool:
+    return ref.startswith(("http://", "https://"))
+
+
+def read_image_bytes(ref: str, field: str = "image", *, http: httpx.Client | None = None) -> bytes:
+    """The bytes behind a reference, refusing anything at or over the size limit without reading it."""
+    if is_http_url(ref):
+        client = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+        try:
+            with client.stream("GET", ref) as resp:
+                if resp.status_code != 200:
+                    raise InvalidRequest(field, ref, f"the image URL answered HTTP {resp.status_code}; it must be reachable")
+                chunks, total = [], 0
+                for chunk in resp.iter_bytes():
+                    total += len(chunk)
+                    if total >= MAX_IMAGE_BYTES:
+                        raise InvalidRequest(field, ref, "image files must be smaller than 30 MB")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.HTTPError as exc:
+            raise InvalidRequest(field, ref, f"the image URL could not be fetched ({type(exc).__name__})") from None
+        finally:
+            if http is None:
+                client.close()
+    try:
+        fs, path = fsspec.core.url_to_fs(ref)
+        size = fs.size(path)
+    except FileNotFoundError:
+        raise InvalidRequest(field, ref, "no such file") from None
+    if size is not None and size >= MAX_IMAGE_BYTES:
+        raise InvalidRequest(field, ref, f"image files must be smaller than 30 MB (this one is {size / 2**20:.1f} MB)")
+    with fs.open(path, "rb") as fh:
+        return fh.read()
+
+
+def inspect_image(ref: str, data: bytes, field: str = "image") -> ImageData:
+    """Decode just enough to know the format and pixel size; the name must not lie about the format."""
+    if len(data) >= MAX_IMAGE_BYTES:
+        raise InvalidRequest(field, ref, "image files must be smaller than 30 MB")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            fmt, (width, height) = img.format, img.size
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidRequest(field, ref, f"not a readable image ({exc.__class__.__name__})") from None
+    if not fmt:
+        raise InvalidRequest(field, ref, "not a readable image (unknown format)")
+    if not is_http_url(ref):
+        suffix = PurePosixPath(ref.split("?", 1)[0]).suffix.lower()
+        promised = _EXTENSION_FORMATS.get(suffix)
+        if promised and promised != fmt:
+            raise InvalidRequest(field, ref, f"the file name says {promised} but the content is {fmt}; rename it or convert it")
+    return ImageData(ref=ref, data=data, format=fmt, width=width, height=height)
+
+
+def load_image(ref: str, field: str = "image", *, http: httpx.Client | None = None) -> ImageData:
+    return inspect_image(ref, read_image_bytes(ref, field, http=http), field)

@@ -1,0 +1,11 @@
+"""JieKou AI (接口AI) ``seedance-v1.5-pro-i2v`` (providers.md §3, seeds/002): the v3 async platform."""
+
+from __future__ import annotations
+
+from .v3async import V3AsyncAdapter
+
+
+class JieKouAdapter(V3AsyncAdapter):
+    name = "jiekou"
+    env_key = "JIEKOU_API_KEY"
+    default_base_url = "https://api.jiekou.ai"

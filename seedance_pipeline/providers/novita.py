@@ -1,0 +1,11 @@
+"""Novita AI ``seedance-v1.5-pro-i2v`` (providers.md §4, seeds/003): the v3 async platform."""
+
+from __future__ import annotations
+
+from .v3async import V3AsyncAdapter
+
+
+class NovitaAdapter(V3AsyncAdapter):
+    name = "novita"
+    env_key = "NOVITA_API_KEY"
+    default_base_url = "https://api.novita.ai"

@@ -1,0 +1,47 @@
+"""Writing to any fsspec filesystem so that a reader never sees half a file."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import fsspec
+
+
+def is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+@contextmanager
+def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
+    """Yield a binary file handle; ``path`` appears complete on success and not at all on failure.
+
+    Local folders: write ``<path>.part-<uuid>`` and rename (atomic on POSIX). Object stores: an object
+    appears only when its upload completes, so we write in place and discard the upload on failure.
+    """
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    if is_local(fs):
+        tmp = f"{path}.part-{uuid.uuid4().hex}"
+        fh = fs.open(tmp, "wb")
+        try:
+            yield fh
+            fh.close()
+            fs.mv(tmp, path)
+        except BaseException:
+            fh.close()
+            fs.rm(tmp)
+            raise
+        return
+    fh = fs.open(path, "wb")
+    try:
+        yield fh
+    except BaseException:
+        discard = getattr(fh, "discard", None)
+        if discard is not None:
+            discard()
+        raise
+    fh.close()
