@@ -73,7 +73,7 @@ def generate(provider, image, prompt, last_image, duration, resolution, aspect_r
 
                 server = stack.enter_context(SimulatorServer())
                 base_url, api_key = server.provider_url(provider), SIMULATOR_KEY
-                settings = ClientSettings(expected_latency_s=server.sim.config.for_provider(provider).latency_min_s)
+                settings = ClientSettings(expected_latency_s=server.sim.config.provider(provider).latency_min_s)
             else:
                 api_key = os.environ.get(adapter.env_key, "")
                 if not api_key:
@@ -126,6 +126,36 @@ def simulate(host: str, port: int, config_file: str | None) -> None:
     config = SimConfig.model_validate_json(open(config_file).read()) if config_file else SimConfig()
     click.echo(f"simulator on http://{host}:{port}/<{'|'.join(PROVIDERS)}>", err=True)
     serve(host, port, config)
+
+
+@main.command("demo-data")
+@click.option("--storage", "storage_url", default=None, help="Storage URL; default $SEEDANCE_STORAGE_URL or ./.seedance/storage.")
+def demo_data(storage_url: str | None) -> None:
+    """Write three sample images and two prompts into storage (only files that are missing)."""
+    from .demo import write_demo_data
+    from .storage import SeedanceStorage
+
+    storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url)
+    written = write_demo_data(storage)
+    click.echo(f"wrote {len(written)} sample file(s) into {storage.url}" + (": " + ", ".join(written) if written else ""))
+
+
+@main.command("run")
+@click.option("--storage", "storage_url", default=None, help="Storage URL; default $SEEDANCE_STORAGE_URL or ./.seedance/storage.")
+def run_command(storage_url: str | None) -> None:
+    """Register new images and prompts, make every missing or outdated clip, and today's cost report."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from .provider_resource import SeedanceProviders
+    from .runner import dagster_instance, format_report, run_pipeline
+    from .storage import SeedanceStorage
+
+    storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url, endpoint_url=SeedanceStorage.from_env().endpoint_url)
+    instance = dagster_instance()
+    report = run_pipeline(instance, storage, SeedanceProviders.from_env())
+    click.echo(format_report(report))
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
 def run() -> None:  # pragma: no cover - console entry convenience

@@ -1,0 +1,126 @@
+"""``source_images`` and ``prompts``: Dagster's record of what is in storage, one partition per file."""
+
+
+import base64
+import io
+
+import dagster as dg
+from PIL import Image
+
+from .. import lineage
+from ..errors import InvalidRequest
+from ..partitions import image_partitions, prompt_partitions
+from ..prompt_spec import PromptError, parse_prompt
+from ..providers.images import inspect_image
+from ..storage import SeedanceStorage
+
+SOURCES_GROUP = "sources"
+SOURCES_CODE_VERSION = "1"
+IMAGES_STAMPS, PROMPTS_STAMPS = "source_images", "prompts"
+OWNERS = ["team:creative-ops"]
+IMAGES_KEY = dg.AssetKey("source_images")
+PROMPTS_KEY = dg.AssetKey("prompts")
+
+
+class RefreshConfig(dg.Config):
+    only_changed: bool = False  # skip partitions whose file is unchanged since the last materialization
+
+
+def thumbnail_markdown(data: bytes, max_side: int = 240) -> str:
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("RGB")
+        img.thumbnail((max_side, max_side))
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=80)
+    return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+def _unchanged(storage: SeedanceStorage, index: str, keys: list[str], stamps: dict[str, str], enabled: bool) -> set[str]:
+    if not enabled:
+        return set()
+    recorded = storage.read_stamps(index)
+    return {k for k in keys if k in stamps and recorded.get(k) == stamps[k]}
+
+
+def _fail_if(failures: list[str], what: str) -> None:
+    if failures:
+        raise dg.Failure(description=f"{len(failures)} {what} could not be read; every other partition was recorded:\n"
+                         + "\n".join(f"- {f}" for f in failures), allow_retries=False)
+
+
+@dg.asset(
+    partitions_def=image_partitions, output_required=False, group_name=SOURCES_GROUP, owners=OWNERS,
+    kinds={"image"}, code_version=SOURCES_CODE_VERSION,
+    description="Source still images, one partition per file under images/ (key = file name stem). "
+                "Data version = sha256 of the bytes, so a replaced image marks exactly its clips outdated.",
+)
+def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, storage: SeedanceStorage):
+    files = {f.key: f for f in storage.scan_images()[0]}
+    keys = list(context.partition_keys)
+    skip = _unchanged(storage, IMAGES_STAMPS, keys, {k: f.stamp for k, f in files.items()}, config.only_changed)
+    failures, seen = [], {}
+    for key in keys:
+        stored = files.get(key)
+        if stored is None:
+            failures.append(f"{key}: no file images/{key}.* in {storage.url}")
+            continue
+        if key in skip:
+            continue
+        data = storage.read_bytes(stored.path)
+        try:
+            img = inspect_image(stored.path, data)
+        except InvalidRequest as exc:
+            failures.append(f"{key}: {exc}")
+            continue
+        seen[key] = stored.stamp
+        yield lineage.materialization(
+            IMAGES_KEY, key, data_version=img.sha256, code_version=SOURCES_CODE_VERSION,
+            metadata={
+                "path": dg.MetadataValue.path(storage.ref(stored.path)), "stamp": stored.stamp, "format": img.format,
+                "width": img.width, "height": img.height, "size_bytes": len(data), "sha256": img.sha256,
+                "preview": dg.MetadataValue.md(thumbnail_markdown(data)),
+            },
+        )
+    storage.update_stamps(IMAGES_STAMPS, seen)
+    _fail_if(failures, "images")
+
+
+@dg.asset(
+    partitions_def=prompt_partitions, output_required=False, group_name=SOURCES_GROUP, owners=OWNERS,
+    kinds={"yaml"}, code_version=SOURCES_CODE_VERSION,
+    description="Prompt specs, one partition per prompts/<key>.yaml, validated on load (unknown keys are "
+                "errors). Data version = hash of the normalised request fields: editing the text or a "
+                "generation parameter marks exactly this prompt's clips outdated; comments change nothing.",
+)
+def prompts(context: dg.AssetExecutionContext, config: RefreshConfig, storage: SeedanceStorage):
+    files = {f.key: f for f in storage.scan_prompts()[0]}
+    keys = list(context.partition_keys)
+    recorded = lineage.latest_versions(context.instance, PROMPTS_KEY, keys) if config.only_changed else {}
+    failures, seen = [], {}
+    for key in keys:
+        stored = files.get(key)
+        if stored is None:
+            failures.append(f"{key}: no file prompts/{key}.yaml in {storage.url}")
+            continue
+        name = stored.path.rsplit("/", 1)[-1]
+        try:
+            spec = parse_prompt(f"prompts/{name}", storage.read_bytes(stored.path))
+        except PromptError as exc:
+            context.log.error(str(exc))
+            failures.append(str(exc))
+            continue
+        seen[key] = stored.stamp
+        if key in recorded and recorded[key].data_version == spec.data_version:
+            continue  # same request as before (e.g. only a comment changed): nothing to record
+        yield lineage.materialization(
+            PROMPTS_KEY, key, data_version=spec.data_version, code_version=SOURCES_CODE_VERSION,
+            metadata={
+                "path": dg.MetadataValue.path(storage.ref(stored.path)), "stamp": stored.stamp, "text": spec.text,
+                "provider": spec.provider, "images": ", ".join(spec.images), "duration_s": spec.duration,
+                "resolution": spec.resolution, "aspect_ratio": spec.aspect_ratio,
+                "generate_audio": spec.generate_audio, "seed": spec.seed,
+                "spec": dg.MetadataValue.json(spec.model_dump(mode="json")),
+            },
+        )
+    storage.update_stamps(PROMPTS_STAMPS, seen)
+    _fail_if(failures, "prompt files")

@@ -1,0 +1,29 @@
+"""Jobs and schedules."""
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+from .assets.clips import CLIPS_KEY
+from .assets.reports import cost_report
+from .assets.sources import prompts, source_images
+from .partitions import clip_partitions, daily_partitions, image_partitions, prompt_partitions
+
+clips_job = dg.define_asset_job(
+    "clips_job", selection=dg.AssetSelection.assets(CLIPS_KEY).without_checks(), partitions_def=clip_partitions,
+    description="Clips for a set of (image, prompt) partitions; used by backfills and the CLI.")
+source_images_job = dg.define_asset_job("source_images_job", selection=[source_images], partitions_def=image_partitions)
+prompts_job = dg.define_asset_job("prompts_job", selection=[prompts], partitions_def=prompt_partitions)
+cost_report_job = dg.define_asset_job("cost_report_job", selection=[cost_report], partitions_def=daily_partitions)
+
+
+@dg.schedule(job=cost_report_job, cron_schedule="15 0 * * *", execution_timezone="UTC",
+             default_status=dg.DefaultScheduleStatus.RUNNING, name="daily_cost_report")
+def daily_cost_report(context: dg.ScheduleEvaluationContext):
+    """Just after midnight UTC, report yesterday (the day that just ended)."""
+    yesterday = (context.scheduled_execution_time.astimezone(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")
+    return dg.RunRequest(run_key=f"cost_report:{yesterday}", partition_key=yesterday)
+
+
+def today_utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d")

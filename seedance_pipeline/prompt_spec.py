@@ -1,0 +1,88 @@
+"""Prompt files: ``prompts/<key>.yaml``, validated on load, versioned by what reaches the provider.
+
+The data version hashes the normalised request-shaping fields only. Comments, key order, quoting and
+the ``images`` globs (which choose partitions, not pixels) do not change it, so editing them marks
+nothing outdated; editing the text or a generation parameter marks exactly this prompt's clips.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import SeedanceError
+from .providers import PROVIDERS
+from .providers.request import AspectRatio, Resolution, ServiceTier
+
+ProviderChoice = Literal["runpod", "wavespeed", "jiekou", "novita", "vibedream", "auto"]
+assert set(ProviderChoice.__args__) == {*PROVIDERS, "auto"}  # type: ignore[attr-defined]
+
+
+class PromptError(SeedanceError):
+    def __init__(self, file: str, field: str, value, rule: str):
+        self.file, self.field, self.value, self.rule = file, field, value, rule
+        super().__init__(f"{file}: {field}={value!r}: {rule}")
+
+
+class PromptSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+    text: str = Field(min_length=1)
+    images: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    provider: ProviderChoice = "auto"
+    duration: int = Field(default=5, ge=4, le=12)
+    resolution: Resolution = Resolution.P720
+    aspect_ratio: AspectRatio = AspectRatio.ADAPTIVE
+    generate_audio: bool = False
+    camera_fixed: bool = False
+    seed: int = Field(default=-1, ge=-1)
+    last_image: str | None = None  # an image key, or an http(s) URL
+    service_tier: ServiceTier | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be blank")
+        return v
+
+    @field_validator("aspect_ratio", mode="before")
+    @classmethod
+    def _auto_is_adaptive(cls, v):
+        if v == "auto":
+            raise ValueError("write 'adaptive'; it is sent as 'auto' to the providers that call it so")
+        return v
+
+    def request_fields(self) -> dict:
+        """What shapes the request sent to a provider (everything but the image globs)."""
+        return self.model_dump(exclude={"images"})
+
+    @property
+    def data_version(self) -> str:
+        doc = json.dumps(self.request_fields(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(doc.encode()).hexdigest()[:20]
+
+    def targets(self, image_key: str) -> bool:
+        return any(fnmatch.fnmatchcase(image_key, pattern) for pattern in self.images)
+
+
+def parse_prompt(file: str, text: str | bytes) -> PromptSpec:
+    """Parse and validate one prompt file; PromptError names the file, field, value and rule."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PromptError(file, "(file)", None, f"not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise PromptError(file, "(file)", type(doc).__name__, "must be a mapping of fields (text, images, provider, ...)")
+    try:
+        return PromptSpec.model_validate(doc)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(file)"
+        rule = "unknown field; allowed: " + ", ".join(PromptSpec.model_fields) if err["type"] == "extra_forbidden" else err["msg"]
+        raise PromptError(file, field, err.get("input"), rule) from None

@@ -1,0 +1,72 @@
+"""What changed in storage since Dagster last looked: shared by the storage sensor and ``run``.
+
+Each source materialization records the file's stamp (size + mtime/ETag) in a small index in storage,
+so a listing plus one read per asset tells what is new or changed, whatever the number of files. The
+index is only an optimisation: a lost stamp means the file is read and hashed again, and an unchanged
+file hashes to the same data version, which marks nothing outdated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from .assets.sources import IMAGES_STAMPS, PROMPTS_STAMPS
+from .partitions import IMAGES, PROMPTS, clip_key
+from .storage import Rejected, SeedanceStorage
+
+
+@dataclass
+class RefreshPlan:
+    images: list[str]  # every image key, in partition order once the new ones are added
+    prompts: list[str]
+    new_images: list[str] = field(default_factory=list)
+    new_prompts: list[str] = field(default_factory=list)
+    changed_images: dict[str, str] = field(default_factory=dict)  # key -> stamp (new ones included)
+    changed_prompts: dict[str, str] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def digest(self, what: dict[str, str]) -> str:
+        return hashlib.sha256(repr(sorted(what.items())).encode()).hexdigest()[:16]
+
+
+def plan_refresh(instance: dg.DagsterInstance, storage: SeedanceStorage) -> RefreshPlan:
+    images, rejected_images = storage.scan_images()
+    prompt_files, rejected_prompts = storage.scan_prompts()
+    known_images = list(instance.get_dynamic_partitions(IMAGES))
+    known_prompts = list(instance.get_dynamic_partitions(PROMPTS))
+    known_i, known_p = set(known_images), set(known_prompts)
+    plan = RefreshPlan(
+        images=known_images + [f.key for f in images if f.key not in known_i],
+        prompts=known_prompts + [f.key for f in prompt_files if f.key not in known_p],
+        new_images=[f.key for f in images if f.key not in known_i],
+        new_prompts=[f.key for f in prompt_files if f.key not in known_p],
+        rejected=rejected_images + rejected_prompts,
+    )
+    recorded_i, recorded_p = storage.read_stamps(IMAGES_STAMPS), storage.read_stamps(PROMPTS_STAMPS)
+    plan.changed_images = {f.key: f.stamp for f in images if recorded_i.get(f.key) != f.stamp}
+    plan.changed_prompts = {f.key: f.stamp for f in prompt_files if recorded_p.get(f.key) != f.stamp}
+    return plan
+
+
+def range_tags(start: str, end: str) -> dict[str, str]:
+    return {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
+
+
+def clip_range_tags(images: list[str], prompts: list[str]) -> dict[str, str]:
+    """The rectangle images[0..-1] x prompts[0..-1] (ranges follow partition order)."""
+    return range_tags(str(clip_key(images[0], prompts[0])), str(clip_key(images[-1], prompts[-1])))
+
+
+def add_requests(plan: RefreshPlan) -> list[dg.AddDynamicPartitionsRequest]:
+    from .partitions import image_partitions, prompt_partitions
+
+    requests = []
+    if plan.new_images:
+        requests.append(image_partitions.build_add_request(plan.new_images))
+    if plan.new_prompts:
+        requests.append(prompt_partitions.build_add_request(plan.new_prompts))
+    return requests

@@ -1,0 +1,151 @@
+"""``seedance-pipeline run``: bring storage, partitions and clips up to date without the daemon.
+
+Registers partitions exactly as the storage sensor would (same ``plan_refresh``), then materializes
+changed sources, every missing or outdated clip the prompts target, and today's cost report, each as
+an in-process run of the code location's asset job on the configured Dagster instance, so the
+history shows in the UI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+
+from .assets.clips import CLIPS_KEY
+from .assets.sources import IMAGES_KEY, PROMPTS_KEY
+from .definitions import build_definitions
+from .jobs import today_utc
+from .partitions import IMAGES, PROMPTS
+from .provider_resource import SeedanceProviders
+from .refresh import clip_range_tags, plan_refresh, range_tags
+from .storage import SeedanceStorage
+
+DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"
+
+
+@dataclass
+class ClipRow:
+    clip: str
+    provider: str
+    outcome: str
+    seconds: int | None
+    cost_usd: float
+    path: str
+    simulated: bool
+
+
+@dataclass
+class RunReport:
+    runs: dict[str, str] = field(default_factory=dict)  # step -> run id
+    clips: list[ClipRow] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    cost_report: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def dagster_instance() -> dg.DagsterInstance:
+    """The configured instance ($DAGSTER_HOME), else the project's own under .seedance/."""
+    if not os.environ.get("DAGSTER_HOME"):
+        home = DEFAULT_DAGSTER_HOME.resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = str(home)
+    return dg.DagsterInstance.get()
+
+
+def run_pipeline(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: SeedanceProviders, *,
+                 log_level: str = "CRITICAL") -> RunReport:
+    defs = build_definitions(storage, providers)
+    job = defs.resolve_implicit_global_asset_job_def()
+    report = RunReport()
+    plan = plan_refresh(instance, storage)
+    report.ignored = [f"{r.name}: {r.reason}" for r in plan.rejected]
+    if plan.new_images:
+        instance.add_dynamic_partitions(IMAGES, plan.new_images)
+    if plan.new_prompts:
+        instance.add_dynamic_partitions(PROMPTS, plan.new_prompts)
+
+    def execute(step: str, selection: list[dg.AssetKey], run_config: dict | None = None, **kw) -> dg.ExecuteInProcessResult:
+        config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
+        result = job.execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False,
+                                        run_config=config, **kw)
+        report.runs[step] = result.run_id
+        if not result.success:
+            report.failures.extend(_failure_lines(instance, result.run_id, step))
+        return result
+
+    if plan.changed_images:
+        execute("source_images", [IMAGES_KEY], tags=range_tags(plan.images[0], plan.images[-1]),
+                run_config={"ops": {"source_images": {"config": {"only_changed": True}}}})
+    if plan.changed_prompts:
+        execute("prompts", [PROMPTS_KEY], tags=range_tags(plan.prompts[0], plan.prompts[-1]),
+                run_config={"ops": {"prompts": {"config": {"only_changed": True}}}})
+    if plan.images and plan.prompts:
+        result = execute("clips", [CLIPS_KEY], tags=clip_range_tags(plan.images, plan.prompts),
+                         run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale"}}}})
+        report.clips = _clip_rows(instance, result.run_id)
+    day = today_utc()
+    execute("cost_report", [dg.AssetKey("cost_report")], partition_key=day)
+    report.cost_report = storage.ref(storage.path("reports", day, "cost_report.md"))
+    return report
+
+
+def _clip_rows(instance: dg.DagsterInstance, run_id: str) -> list[ClipRow]:
+    rows = []
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records:
+        mat = record.event_log_entry.asset_materialization
+        if mat is None or mat.asset_key != CLIPS_KEY:
+            continue
+        meta = {k: v.value for k, v in mat.metadata.items()}
+        rows.append(ClipRow(
+            clip=mat.partition or "", provider=str(meta.get("provider")), outcome=str(meta.get("outcome")),
+            seconds=int(round(meta["duration_s"])) if "duration_s" in meta else None,
+            cost_usd=float(meta.get("estimated_cost_usd") or 0.0), path=str(meta.get("path")),
+            simulated=bool(meta.get("simulated")),
+        ))
+    return sorted(rows, key=lambda r: r.clip)
+
+
+def _failure_lines(instance: dg.DagsterInstance, run_id: str, step: str) -> list[str]:
+    lines = []
+    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
+        data = record.event_log_entry.dagster_event.step_failure_data
+        user = data.user_failure_data
+        text = (user.description if user and user.description else data.error.message if data.error else "failed")
+        lines.extend(f"{step}: {line[2:] if line.startswith('- ') else line}" for line in text.strip().splitlines()
+                     if line.startswith("- ") or not user)
+    return lines or [f"{step}: run {run_id} failed (see the Dagster UI)"]
+
+
+def format_report(report: RunReport) -> str:
+    out = []
+    if report.clips:
+        header = f"{'clip':<28} {'provider':<10} {'outcome':<10} {'sec':>3} {'cost $':>8}  path"
+        out += [header, "-" * len(header)]
+        for r in report.clips:
+            provider = r.provider + ("*" if r.simulated else "")
+            seconds = "" if r.seconds is None else str(r.seconds)
+            out.append(f"{r.clip:<28} {provider:<10} {r.outcome:<10} {seconds:>3} {r.cost_usd:>8.4f}  {r.path}")
+        total = sum(r.cost_usd for r in report.clips)
+        out.append(f"{len(report.clips)} clip(s), estimated ${total:.4f}"
+                   + ("  (* simulated: the built-in simulator, not a real provider; nothing billed)"
+                      if any(r.simulated for r in report.clips) else ""))
+    else:
+        out.append("no clip needed producing: every targeted clip is up to date")
+    for line in report.ignored:
+        out.append(f"ignored {line}")
+    for line in report.failures:
+        out.append(f"FAILED {line}")
+    if report.cost_report:
+        out.append(f"cost report: {report.cost_report}")
+    return "\n".join(out)

@@ -1,0 +1,169 @@
+"""Storage: a local folder by default, ``s3://bucket/prefix`` through s3fs in production.
+
+Layout under the storage root (documented in the README):
+
+    images/<key>.<png|jpg|jpeg|webp|gif|bmp|tif|tiff>   source images (key = file name stem)
+    prompts/<key>.yaml                                   prompt specs
+    clips/<prompt>/<image>.mp4 (+ .json sidecar)         stored clips
+    reports/<YYYY-MM-DD>/cost_report.{parquet,md}        daily cost reports
+    tasks/...                                            write-ahead task records (see tasks.py)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import dagster as dg
+import fsspec
+from pydantic import PrivateAttr
+
+from .keys import key_problem
+from .storage_io import atomic_writer, is_local
+
+STORAGE_URL_ENV = "SEEDANCE_STORAGE_URL"
+S3_ENDPOINT_ENV = "SEEDANCE_S3_ENDPOINT_URL"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
+
+def default_storage_url() -> str:
+    return os.environ.get(STORAGE_URL_ENV) or str(Path.cwd() / ".seedance" / "storage")
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    path: str  # full path within the filesystem
+    size: int
+    stamp: str  # changes whenever the content may have changed (size + mtime or ETag)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    name: str
+    reason: str
+
+
+def _stamp(info: dict) -> str:
+    marker = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created")
+    return f"{info.get('size')}:{marker}"
+
+
+class SeedanceStorage(dg.ConfigurableResource):
+    """Where images, prompts, clips, reports and task records live (any fsspec URL)."""
+
+    url: str
+    endpoint_url: str | None = None  # S3-compatible stores (MinIO, moto, SeaweedFS, R2, ...)
+    presign_expiry_s: int = 3600
+
+    _fs: fsspec.AbstractFileSystem | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls) -> SeedanceStorage:
+        return cls(url=default_storage_url(), endpoint_url=os.environ.get(S3_ENDPOINT_ENV) or None)
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        if self._fs is None:
+            options = {}
+            if self.url.startswith("s3://") and self.endpoint_url:
+                options["client_kwargs"] = {"endpoint_url": self.endpoint_url}
+            self._fs, _ = fsspec.core.url_to_fs(self.url, **options)
+        return self._fs
+
+    @cached_property
+    def root(self) -> str:
+        _, root = fsspec.core.url_to_fs(self.url)
+        return root.rstrip("/")
+
+    @property
+    def is_local(self) -> bool:
+        return is_local(self.fs)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def ref(self, full_path: str) -> str:
+        """A reference any fsspec caller can open: the local path, or ``s3://bucket/key``."""
+        if self.is_local:
+            return full_path
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{protocol}://{full_path}"
+
+    # -- listings --------------------------------------------------------------------------------
+
+    def _scan(self, folder: str, extensions: tuple[str, ...]) -> tuple[list[StoredFile], list[Rejected]]:
+        base = self.path(folder)
+        try:
+            listing = self.fs.find(base, detail=True, maxdepth=1)
+        except FileNotFoundError:
+            return [], []
+        files: dict[str, StoredFile] = {}
+        rejected: list[Rejected] = []
+        for full, info in sorted(listing.items()):
+            if info.get("type") == "directory":
+                continue
+            name = full.rsplit("/", 1)[-1]
+            stem, dot, ext = name.rpartition(".")
+            if not dot or f".{ext.lower()}" not in extensions:
+                if ".part-" not in name:
+                    rejected.append(Rejected(name, f"not one of {', '.join(extensions)}"))
+                continue
+            problem = key_problem(stem)
+            if problem:
+                rejected.append(Rejected(name, f"file name {stem!r} cannot be a partition key: {problem}"))
+            elif stem in files:
+                rejected.append(Rejected(name, f"key {stem!r} is already taken by {files[stem].path.rsplit('/', 1)[-1]}"))
+            else:
+                files[stem] = StoredFile(stem, full, int(info.get("size") or 0), _stamp(info))
+        return list(files.values()), rejected
+
+    def scan_images(self) -> tuple[list[StoredFile], list[Rejected]]:
+        return self._scan("images", IMAGE_EXTENSIONS)
+
+    def scan_prompts(self) -> tuple[list[StoredFile], list[Rejected]]:
+        return self._scan("prompts", (".yaml", ".yml"))
+
+    # -- reading and writing -----------------------------------------------------------------------
+
+    def read_bytes(self, full_path: str) -> bytes:
+        return self.fs.cat_file(full_path)
+
+    def write_bytes(self, full_path: str, data: bytes) -> None:
+        with atomic_writer(self.fs, full_path) as fh:
+            fh.write(data)
+
+    def exists(self, full_path: str) -> bool:
+        return self.fs.exists(full_path)
+
+    def presign(self, ref: str) -> str | None:
+        """A time-limited GET URL for a stored object (S3), or None where storage cannot sign."""
+        path = ref.split("://", 1)[-1] if "://" in ref else ref
+        try:
+            return self.fs.sign(path, expiration=self.presign_expiry_s)
+        except NotImplementedError:
+            return None
+
+    def clip_path(self, prompt: str, image: str) -> str:
+        return self.path("clips", prompt, f"{image}.mp4")
+
+    def sidecar_path(self, prompt: str, image: str) -> str:
+        return self.path("clips", prompt, f"{image}.json")
+
+    # -- stamps of materialized sources (an optimisation: losing them only costs a re-read) ---------
+
+    def _stamps_path(self, asset: str) -> str:
+        return self.path("state", "stamps", f"{asset}.json")
+
+    def read_stamps(self, asset: str) -> dict[str, str]:
+        try:
+            return json.loads(self.read_bytes(self._stamps_path(asset)))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def update_stamps(self, asset: str, stamps: dict[str, str]) -> None:
+        if stamps:
+            self.write_bytes(self._stamps_path(asset), json.dumps({**self.read_stamps(asset), **stamps}, sort_keys=True).encode())

@@ -1,0 +1,196 @@
+"""Write-ahead records of every provider attempt, kept in storage next to the clips.
+
+One JSON object per attempt, written by that attempt's process only (so many writers never collide):
+
+    tasks/days/<YYYY-MM-DD>/<attempt_id>.json     the record; the day is the attempt's UTC start
+    tasks/by-fingerprint/<fingerprint>/<attempt_id>   empty marker: find attempts for a request
+    tasks/open/<attempt_id>.json                  copy of the record while it needs attention
+                                                  (intent, accepted, unknown, download_failed)
+
+The intent is durable before the submit POST leaves, the task id the moment the provider answers,
+the outcome when done. A crash at any point leaves a record that says exactly what is known.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from .errors import AcceptanceUnknown, DownloadFailed, ProviderUnavailable, SubmitRejected, TaskFailed
+from .generation import ClipResult, PreparedRequest
+from .providers.states import TaskSnapshot
+from .storage import SeedanceStorage
+
+State = Literal["intent", "accepted", "succeeded", "failed", "rejected", "unknown", "download_failed", "reused", "abandoned"]
+OPEN_STATES = frozenset({"intent", "accepted", "unknown", "download_failed"})
+
+
+class AttemptRecord(BaseModel):
+    attempt_id: str
+    fingerprint: str
+    image: str
+    prompt: str
+    provider: str
+    state: State
+    simulated: bool = False
+    run_id: str | None = None
+    task_id: str | None = None
+    poll_url: str | None = None
+    request: dict[str, Any]
+    estimated_cost_usd: float
+    estimate_is_assumption: bool = False
+    reported_cost_usd: float | None = None
+    created_at: float
+    updated_at: float
+    output: str | None = None
+    source_url: str | None = None
+    error: str | None = None
+    moderation: bool = False
+
+    @property
+    def day(self) -> str:
+        return self.attempt_id[:10]
+
+
+def new_attempt_id(now: float | None = None) -> str:
+    stamp = datetime.fromtimestamp(now or time.time(), tz=timezone.utc)
+    return f"{stamp:%Y-%m-%d}T{stamp:%H%M%S}Z-{uuid.uuid4().hex[:10]}"
+
+
+class TaskStore:
+    def __init__(self, storage: SeedanceStorage):
+        self.storage = storage
+
+    def _record_path(self, attempt_id: str) -> str:
+        return self.storage.path("tasks", "days", attempt_id[:10], f"{attempt_id}.json")
+
+    def _open_path(self, attempt_id: str) -> str:
+        return self.storage.path("tasks", "open", f"{attempt_id}.json")
+
+    def _marker_path(self, fingerprint: str, attempt_id: str) -> str:
+        return self.storage.path("tasks", "by-fingerprint", fingerprint, attempt_id)
+
+    def save(self, record: AttemptRecord) -> AttemptRecord:
+        record = record.model_copy(update={"updated_at": time.time()})
+        data = record.model_dump_json(indent=1).encode()
+        self.storage.write_bytes(self._record_path(record.attempt_id), data)
+        open_path = self._open_path(record.attempt_id)
+        if record.state in OPEN_STATES:
+            self.storage.write_bytes(open_path, data)
+        elif self.storage.fs.exists(open_path):
+            self.storage.fs.rm(open_path)
+        return record
+
+    def create(self, prepared: PreparedRequest, *, image: str, prompt: str, run_id: str | None,
+               simulated: bool, state: State = "intent", **fields: Any) -> AttemptRecord:
+        now = time.time()
+        record = AttemptRecord(
+            attempt_id=new_attempt_id(now), fingerprint=prepared.fingerprint, image=image, prompt=prompt,
+            provider=prepared.provider, state=state, simulated=simulated, run_id=run_id,
+            request=prepared.describe(), estimated_cost_usd=prepared.estimate.usd,
+            estimate_is_assumption=prepared.estimate.assumption, created_at=now, updated_at=now, **fields,
+        )
+        self.storage.write_bytes(self._marker_path(record.fingerprint, record.attempt_id), b"")
+        return self.save(record)
+
+    def load(self, attempt_id: str) -> AttemptRecord:
+        return AttemptRecord.model_validate_json(self.storage.read_bytes(self._record_path(attempt_id)))
+
+    def _load_many(self, paths: list[str]) -> list[AttemptRecord]:
+        if not paths:
+            return []
+        blobs = self.storage.fs.cat(paths)  # one batched call (concurrent on object stores)
+        return [AttemptRecord.model_validate_json(blobs[p]) for p in paths if p in blobs]
+
+    def open_records(self) -> list[AttemptRecord]:
+        try:
+            paths = sorted(self.storage.fs.find(self.storage.path("tasks", "open")))
+        except FileNotFoundError:
+            return []
+        return self._load_many([p for p in paths if p.endswith(".json")])
+
+    def day_records(self, day: str) -> list[AttemptRecord]:
+        try:
+            paths = sorted(self.storage.fs.find(self.storage.path("tasks", "days", day)))
+        except FileNotFoundError:
+            return []
+        return self._load_many([p for p in paths if p.endswith(".json")])
+
+    def for_fingerprint(self, fingerprint: str) -> list[AttemptRecord]:
+        try:
+            markers = self.storage.fs.ls(self.storage.path("tasks", "by-fingerprint", fingerprint), detail=False)
+        except FileNotFoundError:
+            return []
+        ids = sorted(m.rsplit("/", 1)[-1] for m in markers)
+        return self._load_many([self._record_path(i) for i in ids])
+
+
+class AttemptJournal:
+    """The ``generation.Journal`` for one clip partition: writes each step before moving on."""
+
+    def __init__(self, store: TaskStore, *, image: str, prompt: str, run_id: str | None, simulated: bool,
+                 record: AttemptRecord | None = None):
+        self.store, self.image, self.prompt, self.run_id, self.simulated = store, image, prompt, run_id, simulated
+        self.record = record  # set when resuming an existing attempt
+
+    def intent(self, prepared: PreparedRequest) -> None:
+        self.record = self.store.create(prepared, image=self.image, prompt=self.prompt, run_id=self.run_id,
+                                        simulated=self.simulated)
+
+    def accepted(self, prepared: PreparedRequest, snapshot: TaskSnapshot) -> None:
+        assert self.record is not None
+        self.record = self.store.save(self.record.model_copy(update={
+            "state": "accepted", "task_id": snapshot.task_id, "poll_url": snapshot.poll_url,
+            "reported_cost_usd": snapshot.reported_cost_usd}))
+
+    def finished(self, prepared: PreparedRequest, result: ClipResult | None, error: Exception | None) -> None:
+        if self.record is None:  # failed before the intent was written: nothing was sent
+            return
+        update: dict[str, Any] = {"run_id": self.run_id}
+        if result is not None:
+            update.update(state="succeeded", output=result.output, source_url=result.source_url,
+                          reported_cost_usd=result.reported_cost_usd, task_id=result.task_id, error=None)
+        else:
+            state = _state_for(error, accepted=self.record.state != "intent")
+            update.update(state=state, error=str(error), moderation=bool(getattr(error, "moderation", False)))
+        self.record = self.store.save(self.record.model_copy(update=update))
+
+
+def _state_for(error: Exception | None, *, accepted: bool) -> State:
+    """Where an attempt stands after ``error``; anything we cannot be sure of stays open."""
+    if not accepted:
+        if isinstance(error, (SubmitRejected, ProviderUnavailable)) and not isinstance(error, AcceptanceUnknown):
+            return "rejected"  # the provider said no, or was never reached: nothing exists
+        return "unknown"  # the POST may have reached the provider
+    if isinstance(error, TaskFailed):
+        return "failed"
+    if isinstance(error, DownloadFailed):
+        return "download_failed"  # paid for and not stored: stays open so it is collected again
+    return "accepted"  # still running at the provider, or we lost track: resume by polling
+
+
+def dumps(record: AttemptRecord) -> str:
+    return json.dumps(record.model_dump(), sort_keys=True)
+
+
+def prepared_from_record(record: AttemptRecord) -> PreparedRequest:
+    """The request as it was prepared when this attempt was submitted (for collecting its output)."""
+    from . import pricing
+    from .providers.base import WireRequest
+    from .providers.request import GenerationRequest
+
+    req = record.request
+    return PreparedRequest(
+        provider=record.provider,
+        request=GenerationRequest(**{k: req[k] for k in GenerationRequest.model_fields if k in req}),
+        wire=WireRequest("POST", "(submitted earlier)"), fingerprint=record.fingerprint,
+        aspect_ratio_sent=req.get("aspect_ratio_sent", req.get("aspect_ratio")), width=req["width"],
+        height=req["height"], image_sha256=req.get("image_sha256", ""), last_image_sha256=req.get("last_image_sha256"),
+        estimate=pricing.CostEstimate(usd=record.estimated_cost_usd, unit="recorded", rate_usd=0.0, quantity=0.0,
+                                      assumption=record.estimate_is_assumption, source="task record"),
+    )
