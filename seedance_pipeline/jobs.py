@@ -7,14 +7,14 @@ import dagster as dg
 from .assets.clips import CLIPS_KEY
 from .assets.reports import cost_report
 from .assets.sources import prompts, source_images
-from .partitions import clip_partitions, daily_partitions, image_partitions, prompt_partitions
+
 
 clips_job = dg.define_asset_job(
-    "clips_job", selection=dg.AssetSelection.assets(CLIPS_KEY).without_checks(), partitions_def=clip_partitions,
+    "clips_job", selection=dg.AssetSelection.assets(CLIPS_KEY).without_checks(),
     description="Clips for a set of (image, prompt) partitions; used by backfills and the CLI.")
-source_images_job = dg.define_asset_job("source_images_job", selection=[source_images], partitions_def=image_partitions)
-prompts_job = dg.define_asset_job("prompts_job", selection=[prompts], partitions_def=prompt_partitions)
-cost_report_job = dg.define_asset_job("cost_report_job", selection=[cost_report], partitions_def=daily_partitions)
+source_images_job = dg.define_asset_job("source_images_job", selection=[source_images])
+prompts_job = dg.define_asset_job("prompts_job", selection=[prompts])
+cost_report_job = dg.define_asset_job("cost_report_job", selection=[cost_report])
 
 
 @dg.schedule(job=cost_report_job, cron_schedule="15 0 * * *", execution_timezone="UTC",

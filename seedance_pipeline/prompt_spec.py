@@ -30,7 +30,7 @@ class PromptError(SeedanceError):
 
 
 class PromptSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True, validate_default=True)
 
     text: str = Field(min_length=1)
     images: list[str] = Field(default_factory=lambda: ["*"], min_length=1)

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import dagster as dg
+import httpx
 from pydantic import PrivateAttr
 
 from .providers import ADAPTER_CLASSES, PROVIDERS, base_url_env, get_adapter
@@ -44,6 +45,7 @@ class SeedanceProviders(dg.ConfigurableResource):
     base_urls: dict[str, str] = {}
     max_in_flight: dict[str, int] = {}  # per-provider cap on tasks in flight (default 4)
     simulator_latency_s: float = 2.0
+    simulator_url: str | None = None  # use a simulator already running there instead of starting one
     expected_latency_s: float = 60.0  # poll-schedule prior for real providers
 
     _simulator = PrivateAttr(default=None)
@@ -93,10 +95,13 @@ class SeedanceProviders(dg.ConfigurableResource):
         latency = self.simulator_latency_s if route.simulated else self.expected_latency_s
         return ClientSettings(expected_latency_s=latency, max_in_flight=self.max_in_flight.get(route.provider, 4))
 
+    def simulator_base(self) -> str:
+        return (self.simulator_url or self.simulator.base_url).rstrip("/")
+
     def make_client(self, provider: str, **kw) -> ProviderClient:
         route = self.route(provider)
         if route.simulated:
-            base_url, key = self.simulator.provider_url(provider), SIMULATOR_KEY
+            base_url, key = f"{self.simulator_base()}/{provider}", SIMULATOR_KEY
         else:
             base_url, key = route.base_url, self.api_key(provider) or SIMULATOR_KEY
         return ProviderClient(get_adapter(provider), key, base_url=base_url, settings=self.settings_for(route), **kw)
@@ -109,4 +114,8 @@ class SeedanceProviders(dg.ConfigurableResource):
 
     def host_image(self, name: str, data: bytes) -> str:
         """A URL for a local image, for URL-only providers when they are simulated (loopback only)."""
-        return self.simulator.put_asset(name, data)
+        if self.simulator_url is None:
+            return self.simulator.put_asset(name, data)
+        resp = httpx.put(f"{self.simulator_base()}/_sim/assets/{name}", content=data, timeout=30)
+        resp.raise_for_status()
+        return self.simulator_base() + resp.json()["path"]

@@ -16,7 +16,6 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from .assets.clips import CLIPS_KEY
-from .assets.sources import IMAGES_KEY, PROMPTS_KEY
 from .definitions import build_definitions
 from .jobs import today_utc
 from .partitions import IMAGES, PROMPTS
@@ -66,7 +65,6 @@ def dagster_instance() -> dg.DagsterInstance:
 def run_pipeline(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: SeedanceProviders, *,
                  log_level: str = "CRITICAL") -> RunReport:
     defs = build_definitions(storage, providers)
-    job = defs.resolve_implicit_global_asset_job_def()
     report = RunReport()
     plan = plan_refresh(instance, storage)
     report.ignored = [f"{r.name}: {r.reason}" for r in plan.rejected]
@@ -75,27 +73,27 @@ def run_pipeline(instance: dg.DagsterInstance, storage: SeedanceStorage, provide
     if plan.new_prompts:
         instance.add_dynamic_partitions(PROMPTS, plan.new_prompts)
 
-    def execute(step: str, selection: list[dg.AssetKey], run_config: dict | None = None, **kw) -> dg.ExecuteInProcessResult:
+    def execute(step: str, job_name: str, run_config: dict | None = None, **kw) -> dg.ExecuteInProcessResult:
         config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
-        result = job.execute_in_process(instance=instance, asset_selection=selection, raise_on_error=False,
-                                        run_config=config, **kw)
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=config, **kw)
         report.runs[step] = result.run_id
         if not result.success:
             report.failures.extend(_failure_lines(instance, result.run_id, step))
         return result
 
     if plan.changed_images:
-        execute("source_images", [IMAGES_KEY], tags=range_tags(plan.images[0], plan.images[-1]),
+        execute("source_images", "source_images_job", tags=range_tags(plan.images[0], plan.images[-1]),
                 run_config={"ops": {"source_images": {"config": {"only_changed": True}}}})
     if plan.changed_prompts:
-        execute("prompts", [PROMPTS_KEY], tags=range_tags(plan.prompts[0], plan.prompts[-1]),
+        execute("prompts", "prompts_job", tags=range_tags(plan.prompts[0], plan.prompts[-1]),
                 run_config={"ops": {"prompts": {"config": {"only_changed": True}}}})
     if plan.images and plan.prompts:
-        result = execute("clips", [CLIPS_KEY], tags=clip_range_tags(plan.images, plan.prompts),
+        result = execute("clips", "clips_job", tags=clip_range_tags(plan.images, plan.prompts),
                          run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale"}}}})
         report.clips = _clip_rows(instance, result.run_id)
     day = today_utc()
-    execute("cost_report", [dg.AssetKey("cost_report")], partition_key=day)
+    execute("cost_report", "cost_report_job", partition_key=day)
     report.cost_report = storage.ref(storage.path("reports", day, "cost_report.md"))
     return report
 

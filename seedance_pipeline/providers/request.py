@@ -40,7 +40,7 @@ class GenerationRequest(BaseModel):
     (``s3://...``). How each reaches a provider (data URI or URL) is decided per provider.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=True, validate_default=True)
 
     prompt: str
     image: str

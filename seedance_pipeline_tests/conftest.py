@@ -1,0 +1,64 @@
+"""Shared fixtures: a real simulator on loopback, a storage folder, a Dagster test instance."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import dagster as dg
+import pytest
+from PIL import Image
+
+from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
+from seedance_pipeline.simulator.server import SimulatorServer
+from seedance_pipeline.storage import SeedanceStorage
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+FAST = 0.2  # simulated generation seconds: fast tests, same protocol
+
+
+def fast_config(**kw) -> SimConfig:
+    timing = ProviderSimConfig(latency_min_s=FAST, latency_max_s=FAST)
+    return SimConfig(providers={p: timing for p in ("runpod", "wavespeed", "jiekou", "novita", "vibedream")}, **kw)
+
+
+@pytest.fixture
+def sim():
+    with SimulatorServer(fast_config()) as server:
+        yield server
+
+
+@pytest.fixture
+def storage(tmp_path) -> SeedanceStorage:
+    return SeedanceStorage(url=str(tmp_path / "storage"))
+
+
+@pytest.fixture
+def providers(sim) -> SeedanceProviders:
+    return SeedanceProviders(simulator_url=sim.base_url, simulator_latency_s=FAST)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+def png(size=(800, 450), color=(200, 120, 40)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def put(storage: SeedanceStorage, rel: str, data: bytes | str) -> str:
+    path = storage.path(*rel.split("/"))
+    storage.write_bytes(path, data.encode() if isinstance(data, str) else data)
+    return path
+
+
+def requests_total(server: SimulatorServer, endpoint: str | None = None) -> int:
+    counts = server.sim.stats()["requests"]
+    return sum(n for per in counts.values() for ep, n in per.items() if endpoint in (None, ep))

@@ -1,0 +1,131 @@
+"""The asset graph materialized in-process against the simulator over real loopback HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+from dagster._core.definitions.data_version import StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
+
+from seedance_pipeline.definitions import ASSETS, CHECKS
+from seedance_pipeline.demo import write_demo_data
+from seedance_pipeline.runner import run_pipeline
+from seedance_pipeline.video import probe_video
+
+from .conftest import put, requests_total
+
+CLIPS = dg.AssetKey("clips")
+DEMO_CLIPS = {"mountains|dusk-dolly", "tiles|dusk-dolly", "tower|dusk-dolly", "mountains|quick-pan", "tower|quick-pan"}
+
+
+@pytest.fixture
+def demo(storage):
+    write_demo_data(storage)
+    return storage
+
+
+def clip_partitions(instance) -> set[str]:
+    return {r.partition_key for r in instance.fetch_materializations(CLIPS, limit=1000).records}
+
+
+def test_run_materializes_every_asset(demo, providers, instance, sim):
+    report = run_pipeline(instance, demo, providers)
+    assert report.ok, report.failures
+    assert {r.clip for r in report.clips} == DEMO_CLIPS  # tiles|quick-pan is not targeted
+    assert all(r.simulated and r.outcome == "generated" for r in report.clips)
+    for row in report.clips:
+        image, prompt = row.clip.split("|")
+        probe = probe_video(demo.clip_path(prompt, image))
+        assert probe.decoded_to_end and probe.fps == 24
+        sidecar = json.loads(demo.read_bytes(demo.sidecar_path(prompt, image)))
+        assert sidecar["provider"] == row.provider and sidecar["simulated"] is True
+        assert (probe.width, probe.height) == (sidecar["request"]["width"], sidecar["request"]["height"])
+    # the dusk-dolly prompt asks for audio, quick-pan does not
+    assert probe_video(demo.clip_path("dusk-dolly", "tower")).has_audio
+    assert not probe_video(demo.clip_path("quick-pan", "tower")).has_audio
+    # one submit per clip reached the providers, and every check passed
+    assert requests_total(sim, "submit") == len(DEMO_CLIPS)
+    for name in ("plays_to_end", "matches_request"):
+        history = instance.event_log_storage.get_asset_check_execution_history(dg.AssetCheckKey(CLIPS, name), limit=50)
+        assert {str(h.event.dagster_event.event_specific_data.partition) for h in history} == DEMO_CLIPS
+        assert all(h.event.dagster_event.event_specific_data.passed for h in history)
+    # the cost report has every attempt
+    day = report.cost_report.rsplit("/", 2)[-2]
+    df = pd.read_parquet(demo.path("reports", day, "cost_report.parquet"))
+    assert sorted(df["prompt"] + "|" + df["image"]) == sorted(f"{c.split('|')[1]}|{c.split('|')[0]}" for c in DEMO_CLIPS)
+    assert (df["outcome"] == "succeeded").all()
+    runpod = df[df["provider"] == "runpod"]
+    assert runpod["reported_usd"].tolist() == pytest.approx(runpod["estimated_usd"].tolist())  # documented price
+
+
+def test_second_run_sends_nothing(demo, providers, instance, sim):
+    run_pipeline(instance, demo, providers)
+    before = requests_total(sim)
+    report = run_pipeline(instance, demo, providers)
+    assert report.ok and report.clips == []
+    assert requests_total(sim) == before
+
+
+def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instance, sim):
+    run_pipeline(instance, demo, providers)
+    path = demo.path("prompts", "quick-pan.yaml")
+    put(demo, "prompts/quick-pan.yaml", demo.read_bytes(path).decode().replace("Gentle pan", "Brisk pan"))
+    # After the prompts refresh, exactly quick-pan's clips are stale.
+    from seedance_pipeline.refresh import plan_refresh
+
+    plan = plan_refresh(instance, demo)
+    assert list(plan.changed_prompts) == ["quick-pan"] and not plan.changed_images
+    defs_assets = [*ASSETS, *CHECKS]
+    dg.materialize(defs_assets, selection=["prompts"], partition_key="quick-pan", instance=instance,
+                   resources={"storage": demo, "providers": providers})
+    resolver = get_stale_status_resolver(instance, defs_assets)
+    status = {c: resolver.get_status(CLIPS, c) for c in DEMO_CLIPS}
+    assert {c for c, s in status.items() if s == StaleStatus.STALE} == {"mountains|quick-pan", "tower|quick-pan"}
+    submits = requests_total(sim, "submit")
+    report = run_pipeline(instance, demo, providers)
+    assert {r.clip for r in report.clips} == {"mountains|quick-pan", "tower|quick-pan"}
+    assert requests_total(sim, "submit") == submits + 2
+
+
+def test_comment_only_edit_changes_nothing(demo, providers, instance, sim):
+    run_pipeline(instance, demo, providers)
+    path = demo.path("prompts", "dusk-dolly.yaml")
+    put(demo, "prompts/dusk-dolly.yaml", "# reviewed by the art director\n" + demo.read_bytes(path).decode())
+    prompt_events = len(instance.fetch_materializations(dg.AssetKey("prompts"), limit=100).records)
+    before = requests_total(sim)
+    report = run_pipeline(instance, demo, providers)
+    assert report.ok and report.clips == []
+    assert requests_total(sim) == before
+    assert len(instance.fetch_materializations(dg.AssetKey("prompts"), limit=100).records) == prompt_events
+
+
+def test_malformed_prompt_leaves_everything_else_untouched(demo, providers, instance, sim):
+    run_pipeline(instance, demo, providers)
+    stored = {p: demo.read_bytes(p) for p in demo.fs.find(demo.path("clips"))}
+    put(demo, "prompts/broken.yaml", "text: hello\nduration: 5\ncolour: blue\n")
+    before = requests_total(sim)
+    report = run_pipeline(instance, demo, providers)
+    assert any("prompts/broken.yaml" in f and "colour" in f and "unknown field" in f for f in report.failures), report.failures
+    assert requests_total(sim) == before
+    assert {p: demo.read_bytes(p) for p in demo.fs.find(demo.path("clips"))} == stored
+    assert "broken" not in {r.partition_key for r in instance.fetch_materializations(dg.AssetKey("prompts"), limit=100).records}
+
+
+def test_failed_clips_do_not_lose_the_others(storage, providers, instance, sim):
+    put(storage, "images/a.png", conftest_png((800, 450)))
+    put(storage, "images/b.png", conftest_png((450, 800), (20, 90, 200)))
+    put(storage, "prompts/ok.yaml", "text: a calm scene\nprovider: novita\nduration: 4\nresolution: 480p\n")
+    put(storage, "prompts/bad.yaml", "text: a scene [sim:moderation]\nprovider: vibedream\nduration: 4\nresolution: 480p\nseed: 5\n")
+    report = run_pipeline(instance, storage, providers)
+    assert {r.clip for r in report.clips} == {"a|ok", "b|ok"}
+    assert len(report.failures) == 2 and all("moderation" in f.lower() for f in report.failures), report.failures
+    assert clip_partitions(instance) == {"a|ok", "b|ok"}
+
+
+def conftest_png(size, color=(200, 120, 40)):
+    from .conftest import png
+
+    return png(size, color)

@@ -1,0 +1,127 @@
+"""Both sensors through build_sensor_context, executing the runs they request in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import json
+
+import dagster as dg
+
+from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.generation import build_request, prepare
+from seedance_pipeline.partitions import IMAGES, PROMPTS
+from seedance_pipeline.providers import get_adapter
+from seedance_pipeline.sensors import pending_tasks_sensor, storage_sensor
+from seedance_pipeline.tasks import TaskStore
+
+from .conftest import png, put, requests_total
+
+PROMPT = "text: a calm lake at dawn\nprovider: novita\nduration: 4\nresolution: 480p\n"
+
+
+def tick(sensor, instance, storage, defs, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage}, definitions=defs)
+    return sensor(context), context
+
+
+def execute(defs, instance, request: dg.RunRequest):
+    job = defs.resolve_job_def(request.job_name or "clips_job")
+    return job.execute_in_process(instance=instance, tags=request.tags, run_config=request.run_config,
+                                  partition_key=request.partition_key, raise_on_error=False)
+
+
+def apply_partitions(instance, result: dg.SensorResult):
+    for req in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+
+
+def test_storage_sensor_adds_partitions_then_requests_missing_clips(storage, providers, instance, sim):
+    defs = build_definitions(storage, providers)
+    put(storage, "images/lake.png", png())
+    put(storage, "images/bad name.png", png())  # not a partition key: ignored, named in the log
+    put(storage, "prompts/dawn.yaml", PROMPT)
+
+    first, _ = tick(storage_sensor, instance, storage, defs)
+    added = {r.partitions_def_name: list(r.partition_keys) for r in first.dynamic_partitions_requests}
+    assert added == {IMAGES: ["lake"], PROMPTS: ["dawn"]}
+    assert sorted(r.job_name for r in first.run_requests) == ["prompts_job", "source_images_job"]
+    apply_partitions(instance, first)
+    for request in first.run_requests:
+        assert execute(defs, instance, request).success
+
+    second, _ = tick(storage_sensor, instance, storage, defs, cursor=first.cursor)
+    assert [r.job_name for r in second.run_requests] == ["clips_job"]
+    clips_request = second.run_requests[0]
+    assert clips_request.run_config["ops"]["clips"]["config"]["mode"] == "missing"
+    assert requests_total(sim, "submit") == 0  # the sensor itself never calls a provider
+    assert execute(defs, instance, clips_request).success
+    assert requests_total(sim, "submit") == 1
+
+    third, _ = tick(storage_sensor, instance, storage, defs, cursor=second.cursor)
+    assert not third.run_requests and third.skip_reason is not None
+    assert json.loads(third.cursor) == json.loads(second.cursor)
+
+    # a new image: exactly one new pair is requested, in mode "missing"
+    put(storage, "images/hill.png", png((640, 640), (30, 160, 60)))
+    fourth, _ = tick(storage_sensor, instance, storage, defs, cursor=third.cursor)
+    assert [list(r.partition_keys) for r in fourth.dynamic_partitions_requests] == [["hill"]]
+    apply_partitions(instance, fourth)
+    for request in fourth.run_requests:
+        assert execute(defs, instance, request).success
+    fifth, _ = tick(storage_sensor, instance, storage, defs, cursor=fourth.cursor)
+    assert execute(defs, instance, fifth.run_requests[0]).success
+    assert requests_total(sim, "submit") == 2
+    clips = {r.partition_key for r in instance.fetch_materializations(dg.AssetKey("clips"), limit=10).records}
+    assert clips == {"lake|dawn", "hill|dawn"}
+
+
+def test_pending_sensor_collects_an_orphaned_task_without_resubmitting(storage, providers, instance, sim):
+    defs = build_definitions(storage, providers)
+    put(storage, "images/lake.png", png())
+    put(storage, "prompts/dawn.yaml", PROMPT)
+    instance.add_dynamic_partitions(IMAGES, ["lake"])
+    instance.add_dynamic_partitions(PROMPTS, ["dawn"])
+    for job in ("source_images_job", "prompts_job"):
+        key = "lake" if job.startswith("source") else "dawn"
+        assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=key).success
+
+    # A run submitted the task, recorded it, and died before collecting it.
+    prepared = prepare(get_adapter("novita"), build_request(
+        prompt="a calm lake at dawn", image=storage.path("images", "lake.png"), duration=4, resolution="480p"))
+    store = TaskStore(storage)
+    record = store.create(prepared, image="lake", prompt="dawn", run_id="run-that-died", simulated=True)
+
+    async def submit():
+        async with providers.make_client("novita") as client:
+            return await client.submit(prepared.wire)
+
+    snapshot = asyncio.run(submit())
+    store.save(record.model_copy(update={"state": "accepted", "task_id": snapshot.task_id}))
+    assert requests_total(sim, "submit") == 1
+
+    result, _ = tick(pending_tasks_sensor, instance, storage, defs)
+    assert len(result) == 1
+    request = result[0]
+    assert request.partition_key == "lake|dawn"
+    assert request.run_config["ops"]["clips"]["config"]["collect"] == [record.attempt_id]
+    assert execute(defs, instance, request).success
+
+    assert requests_total(sim, "submit") == 1  # collected, never resubmitted
+    assert store.load(record.attempt_id).state == "succeeded"
+    assert store.open_records() == []
+    assert storage.exists(storage.clip_path("dawn", "lake"))
+    after, _ = tick(pending_tasks_sensor, instance, storage, defs)
+    assert isinstance(after, dg.SkipReason)
+
+
+def test_pending_sensor_leaves_live_runs_alone(storage, providers, instance, sim):
+    defs = build_definitions(storage, providers)
+    put(storage, "images/lake.png", png())
+    prepared = prepare(get_adapter("novita"), build_request(prompt="p", image=storage.path("images", "lake.png")))
+    run = instance.create_run_for_job(defs.resolve_job_def("clips_job"), run_id=str(uuid.uuid4()),
+                                      status=dg.DagsterRunStatus.STARTED)
+    TaskStore(storage).create(prepared, image="lake", prompt="dawn", run_id=run.run_id, simulated=True,
+                              state="accepted", task_id="t-1")
+    result, _ = tick(pending_tasks_sensor, instance, storage, defs)
+    assert isinstance(result, dg.SkipReason) and "none orphaned" in result.skip_message
