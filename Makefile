@@ -1,11 +1,14 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Everything else is optional.
+# Two commands on a fresh machine: `make demo` and `make test`. The rest is optional.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-export SEEDANCE_HOME ?= $(CURDIR)/.seedance
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# The embedded default: everything under .seedance/ in this folder.
+export SEEDANCE_STORAGE_URL ?= $(CURDIR)/.seedance/storage
+export DAGSTER_HOME ?= $(CURDIR)/.seedance/dagster_home
 
-.PHONY: demo test install ui bench clean
+.PHONY: demo test install sysdeps ui clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,14 +18,25 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/seedance-pipeline generate --simulator --provider novita \
-		--image seedance_pipeline/sample_data/sample.png \
-		--prompt "Slow dolly-in over the mountains at dusk, the sun sinking behind the ridge." \
-		--duration 5 --resolution 720p --audio --out $(SEEDANCE_HOME)/demo/novita.mp4 --json
+$(DAGSTER_HOME)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME)
+	printf 'telemetry:\n  enabled: false\n' > $@
 
-test: $(STAMP)
+# Sample images and prompts into local storage, then the main job against the built-in simulator.
+demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/seedance-pipeline demo-data
+	$(BIN)/seedance-pipeline run
+
+# What the test suite needs from the system: Debian's chromium for the UI test.
+sysdeps:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+
+# The Dagster UI (and daemon: sensors, schedule) on the demo's history: http://127.0.0.1:3000
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 clean:
 	rm -rf $(VENV) .seedance

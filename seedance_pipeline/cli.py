@@ -158,6 +158,98 @@ def run_command(storage_url: str | None) -> None:
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
+@main.group()
+def tasks() -> None:
+    """Provider attempts that need a decision: list them, retry them, or abandon them."""
+
+
+def _task_store(storage_url: str | None):
+    from .storage import SeedanceStorage
+    from .tasks import TaskStore
+
+    storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url)
+    return TaskStore(storage)
+
+
+@tasks.command("list")
+@click.option("--storage", "storage_url", default=None)
+def tasks_list(storage_url: str | None) -> None:
+    """Open attempts: in flight, orphaned, or with acceptance unknown."""
+    import time
+
+    records = _task_store(storage_url).open_records()
+    if not records:
+        click.echo("no open attempts")
+        return
+    click.echo(f"{'attempt':<30} {'clip':<28} {'provider':<10} {'state':<16} {'age':>7} {'est $':>8}  task id")
+    for r in records:
+        age = f"{time.time() - r.created_at:.0f}s"
+        click.echo(f"{r.attempt_id:<30} {r.image + '|' + r.prompt:<28} {r.provider:<10} {r.state:<16} {age:>7} "
+                   f"{r.estimated_cost_usd:>8.4f}  {r.task_id or '-'}")
+    unknown = [r for r in records if r.state in ("intent", "unknown")]
+    if unknown:
+        click.echo(f"\n{len(unknown)} attempt(s) may or may not have been accepted (and billed) by the provider; "
+                   "they are never resubmitted automatically. `seedance-pipeline tasks retry ATTEMPT` submits again, "
+                   "`seedance-pipeline tasks abandon ATTEMPT` stops tracking.")
+
+
+def _close(store, attempt_id: str, note: str):
+    from .tasks import OPEN_STATES
+
+    try:
+        record = store.load(attempt_id)
+    except FileNotFoundError:
+        raise click.ClickException(f"no attempt {attempt_id}") from None
+    if record.state not in OPEN_STATES:
+        raise click.ClickException(f"attempt {attempt_id} is {record.state}; only open attempts can be closed")
+    if record.state in ("accepted", "download_failed"):
+        raise click.ClickException(
+            f"attempt {attempt_id} was accepted as task {record.task_id}: its output is collected by the pending-tasks "
+            "sensor or the next `seedance-pipeline run`, never resubmitted")
+    store.save(record.model_copy(update={"state": "abandoned", "error": f"{record.error or ''} [{note}]".strip()}))
+    return record
+
+
+@tasks.command("abandon")
+@click.argument("attempt_id")
+@click.option("--storage", "storage_url", default=None)
+def tasks_abandon(attempt_id: str, storage_url: str | None) -> None:
+    """Stop tracking an attempt whose acceptance is unknown (the next run makes the clip anew)."""
+    record = _close(_task_store(storage_url), attempt_id, "abandoned by the user")
+    click.echo(f"abandoned {attempt_id} ({record.image}|{record.prompt} on {record.provider}). If the provider did accept "
+               f"it, it may already be billed: about ${record.estimated_cost_usd:.4f}. The next `seedance-pipeline run` "
+               "makes this clip again, at about the same cost.")
+
+
+@tasks.command("retry")
+@click.argument("attempt_id")
+@click.option("--storage", "storage_url", default=None)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def tasks_retry(attempt_id: str, storage_url: str | None, yes: bool) -> None:
+    """Submit again an attempt whose acceptance is unknown: says what it costs, then runs that one clip."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    store = _task_store(storage_url)
+    record = store.load(attempt_id)
+    click.echo(f"retrying {record.image}|{record.prompt} on {record.provider} costs about ${record.estimated_cost_usd:.4f} "
+               "more (and the first attempt may have been billed too).")
+    if not yes and not click.confirm("Submit again?", default=False):
+        raise click.Abort()
+    _close(store, attempt_id, "superseded by a retry")
+    from .definitions import build_definitions
+    from .partitions import clip_key
+    from .provider_resource import SeedanceProviders
+    from .runner import dagster_instance
+
+    defs = build_definitions(store.storage, SeedanceProviders.from_env())
+    result = defs.resolve_job_def("clips_job").execute_in_process(
+        instance=dagster_instance(), partition_key=str(clip_key(record.image, record.prompt)), raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+    click.echo(f"run {result.run_id}: {'stored' if result.success else 'failed (see the Dagster UI)'}")
+    sys.exit(EXIT_OK if result.success else EXIT_FAILED)
+
+
 def run() -> None:  # pragma: no cover - console entry convenience
     try:
         main()

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from .assets.sources import IMAGES_STAMPS, PROMPTS_STAMPS
+from . import lineage
+from .assets.sources import IMAGES_KEY, IMAGES_STAMPS, PROMPTS_KEY, PROMPTS_STAMPS
 from .partitions import IMAGES, PROMPTS, clip_key
-from .storage import Rejected, SeedanceStorage
+from .storage import Rejected, SeedanceStorage, StoredFile
 
 
 @dataclass
@@ -46,10 +47,17 @@ def plan_refresh(instance: dg.DagsterInstance, storage: SeedanceStorage) -> Refr
         new_prompts=[f.key for f in prompt_files if f.key not in known_p],
         rejected=rejected_images + rejected_prompts,
     )
-    recorded_i, recorded_p = storage.read_stamps(IMAGES_STAMPS), storage.read_stamps(PROMPTS_STAMPS)
-    plan.changed_images = {f.key: f.stamp for f in images if recorded_i.get(f.key) != f.stamp}
-    plan.changed_prompts = {f.key: f.stamp for f in prompt_files if recorded_p.get(f.key) != f.stamp}
+    plan.changed_images = _changed(instance, storage, IMAGES_KEY, IMAGES_STAMPS, images)
+    plan.changed_prompts = _changed(instance, storage, PROMPTS_KEY, PROMPTS_STAMPS, prompt_files)
     return plan
+
+
+def _changed(instance: dg.DagsterInstance, storage: SeedanceStorage, asset_key: dg.AssetKey, index: str,
+             files: list[StoredFile]) -> dict[str, str]:
+    """Files that are new, changed since materialized, or not materialized in this instance."""
+    recorded = storage.read_stamps(index)
+    materialized = lineage.latest_versions(instance, asset_key)
+    return {f.key: f.stamp for f in files if recorded.get(f.key) != f.stamp or f.key not in materialized}
 
 
 def range_tags(start: str, end: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ from ..storage import SeedanceStorage
 
 SOURCES_GROUP = "sources"
 SOURCES_CODE_VERSION = "1"
-IMAGES_STAMPS, PROMPTS_STAMPS = "source_images", "prompts"
+IMAGES_STAMPS, PROMPTS_STAMPS = "source_images", "prompts"  # stamp index names = asset names
 OWNERS = ["team:creative-ops"]
 IMAGES_KEY = dg.AssetKey("source_images")
 PROMPTS_KEY = dg.AssetKey("prompts")
@@ -35,11 +35,14 @@ def thumbnail_markdown(data: bytes, max_side: int = 240) -> str:
     return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
 
-def _unchanged(storage: SeedanceStorage, index: str, keys: list[str], stamps: dict[str, str], enabled: bool) -> set[str]:
+def _unchanged(context, storage: SeedanceStorage, asset_key: dg.AssetKey, keys: list[str], stamps: dict[str, str],
+               enabled: bool) -> set[str]:
+    """Keys whose file has the stamp it had when this instance last materialized it."""
     if not enabled:
         return set()
-    recorded = storage.read_stamps(index)
-    return {k for k in keys if k in stamps and recorded.get(k) == stamps[k]}
+    recorded = storage.read_stamps(asset_key.path[-1])
+    materialized = lineage.latest_versions(context.instance, asset_key, keys)
+    return {k for k in keys if k in stamps and recorded.get(k) == stamps[k] and k in materialized}
 
 
 def _fail_if(failures: list[str], what: str) -> None:
@@ -57,7 +60,7 @@ def _fail_if(failures: list[str], what: str) -> None:
 def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, storage: SeedanceStorage):
     files = {f.key: f for f in storage.scan_images()[0]}
     keys = list(context.partition_keys)
-    skip = _unchanged(storage, IMAGES_STAMPS, keys, {k: f.stamp for k, f in files.items()}, config.only_changed)
+    skip = _unchanged(context, storage, IMAGES_KEY, keys, {k: f.stamp for k, f in files.items()}, config.only_changed)
     failures, seen = [], {}
     for key in keys:
         stored = files.get(key)
