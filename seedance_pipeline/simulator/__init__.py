@@ -1,0 +1,32 @@
+"""A local simulator of the five hosted Seedance 1.5 Pro i2v providers, over real HTTP.
+
+Public API: ``SimConfig`` / ``ProviderSimConfig`` / ``FaultRule`` (config.py), ``Simulator``
+(state.py), ``build_app`` (app.py), ``SimulatorServer`` / ``serve`` (server.py).
+"""
+
+from .config import PROVIDERS, FaultRule, ProviderSimConfig, SimConfig
+from .state import Simulator, submit_key
+
+__all__ = [
+    "PROVIDERS",
+    "FaultRule",
+    "ProviderSimConfig",
+    "SimConfig",
+    "Simulator",
+    "SimulatorServer",
+    "build_app",
+    "serve",
+    "submit_key",
+]
+
+
+def __getattr__(name: str):  # the server and app pull in uvicorn/starlette only when asked for
+    if name in ("SimulatorServer", "serve"):
+        from . import server
+
+        return getattr(server, name)
+    if name == "build_app":
+        from .app import build_app
+
+        return build_app
+    raise AttributeError(name)

@@ -1,0 +1,106 @@
+"""The simulator's knobs: per-provider timing, fault rules, accepted API keys (pydantic models).
+
+A ``SimConfig`` travels as JSON (``PUT /_sim/config``), so every field here is plain data.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PROVIDERS = ("runpod", "wavespeed", "jiekou", "novita", "vibedream")
+
+Endpoint = Literal["submit", "status", "download", "cancel", "*"]
+
+FaultKind = Literal[
+    "http_429",  # 429 with the provider's error body (+ Retry-After when retry_after is set)
+    "http_status",  # any `status` with the provider's error body
+    "drop_before",  # abort the TCP connection without processing the request
+    "drop_after",  # process the request fully (e.g. create the task), then abort without a response
+    "delay",  # sleep delay_s, then answer normally
+    "trickle",  # send the response body in small pieces spread over delay_s
+    "truncate",  # downloads: announce the full Content-Length, send about half, abort
+    "corrupt",  # downloads: 200 with bytes that are not an MP4
+    "expire_url",  # downloads: 403 as if the signed URL had expired
+    "moderation",  # task outcome (applied to the task a matching submit creates)
+    "expire",  # task outcome
+    "fail",  # task outcome
+]
+
+# Kinds that only make sense on a download, and kinds that decide a submitted task's outcome.
+DOWNLOAD_KINDS = frozenset({"truncate", "corrupt", "expire_url"})
+OUTCOME_KINDS = frozenset({"moderation", "expire", "fail"})
+
+
+class ProviderSimConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Generation time after the task starts: uniform in [min, max], drawn from the seeded RNG.
+    latency_min_s: float = Field(2.0, ge=0)
+    latency_max_s: float = Field(2.0, ge=0)
+    # Time every task spends queued before it can start.
+    queue_delay_s: float = Field(0.0, ge=0)
+    # Tasks beyond this many running at once wait queued for a free slot (None: unlimited).
+    max_concurrency: int | None = Field(None, ge=1)
+    # Output URLs stop working this many seconds after the task completed (None: never).
+    output_url_ttl_s: float | None = Field(None, gt=0)
+    # RunPod only: /status/{id} answers 404 this many seconds after completion.
+    # None: the documented defaults, 1800 s for /run jobs and 60 s for /runsync jobs.
+    record_ttl_s: float | None = Field(None, ge=0)
+    # RunPod /runsync wait when no ?wait= is given (docs: 90 s).
+    runsync_default_wait_s: float = Field(90.0, ge=0)
+    # WaveSpeed enable_sync_mode: how long the POST blocks before the 504 / code 5004 answer.
+    sync_mode_timeout_s: float = Field(60.0, ge=0)
+    # Novita: the submit response's id field; its docs disagree ("task_id" in the OpenAPI example,
+    # "id" in the prose). Ignored by the other providers.
+    submit_id_field: Literal["task_id", "id"] = "task_id"
+
+    @model_validator(mode="after")
+    def _latency_order(self) -> ProviderSimConfig:
+        if self.latency_max_s < self.latency_min_s:
+            raise ValueError("latency_max_s must be >= latency_min_s")
+        return self
+
+
+class FaultRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str = "*"
+    endpoint: Endpoint = "*"
+    kind: FaultKind
+    times: int | None = Field(None, ge=0)  # apply to the next N matching requests (None: every one)
+    skip: int = Field(0, ge=0)  # let the first K matching requests pass untouched
+    probability: float | None = Field(None, ge=0, le=1)  # drawn from the seeded RNG
+    retry_after: str | None = None  # Retry-After header value (seconds or HTTP-date); None: absent
+    status: int = Field(500, ge=100, le=599)  # for http_status
+    delay_s: float = Field(0.0, ge=0)  # for delay and trickle
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, v: str) -> str:
+        if v != "*" and v not in PROVIDERS:
+            raise ValueError(f"provider must be '*' or one of {', '.join(PROVIDERS)}")
+        return v
+
+
+class SimConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    providers: dict[str, ProviderSimConfig] = Field(default_factory=dict)
+    faults: list[FaultRule] = Field(default_factory=list)
+    # None: any non-empty Bearer token is accepted.
+    api_keys: list[str] | None = None
+    render_cache_dir: str | None = None
+
+    @field_validator("providers")
+    @classmethod
+    def _known_providers(cls, v: dict[str, ProviderSimConfig]) -> dict[str, ProviderSimConfig]:
+        unknown = sorted(set(v) - set(PROVIDERS))
+        if unknown:
+            raise ValueError(f"unknown provider(s) {unknown}; known: {', '.join(PROVIDERS)}")
+        return v
+
+    def provider(self, name: str) -> ProviderSimConfig:
+        return self.providers.get(name) or ProviderSimConfig()

@@ -1,0 +1,181 @@
+"""Outermost raw ASGI middleware: counts every provider request and applies fault rules.
+
+Dropping a connection needs the socket, which ASGI does not expose. ``server.py`` runs uvicorn
+with a protocol that puts the connection's transport into ``scope["extensions"]`` (key
+``TRANSPORT_EXTENSION``); as a fallback we take it from uvicorn's ``send`` (a bound method of its
+request cycle, which holds ``transport``). A drop sets SO_LINGER 0 and aborts, so the client sees
+a reset (httpx: RemoteProtocolError / ReadError) and no response; uvicorn sees the connection
+lost before the app returns and sends nothing either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from http import HTTPStatus
+from types import ModuleType
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import outputs
+from .common import FAULT_OUTCOME_KEY
+from .config import OUTCOME_KINDS, FaultRule
+from .state import Simulator
+
+TRANSPORT_EXTENSION = "seedance.sim.transport"
+TRICKLE_PIECES = 10
+_CORRUPT_FILLER = b"<html><body><h1>502 Bad Gateway</h1><p>upstream returned an invalid response</p></body></html>\n"
+
+
+def find_transport(scope: Scope, send: Send) -> Any:
+    ext = (scope.get("extensions") or {}).get(TRANSPORT_EXTENSION)
+    if ext and ext.get("transport") is not None:
+        return ext["transport"]
+    return getattr(getattr(send, "__self__", None), "transport", None)
+
+
+async def abort_connection(scope: Scope, send: Send, *, reset: bool = True) -> None:
+    transport = find_transport(scope, send)
+    if transport is None:
+        raise RuntimeError("cannot drop the connection: no transport (run the simulator under uvicorn)")
+    if reset:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            except OSError:
+                pass
+    transport.abort()
+    # Let uvicorn's connection_lost run so it marks the cycle disconnected (no 500 afterwards).
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+async def _drain(transport: Any, limit_s: float = 2.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while transport.get_write_buffer_size() > 0 and loop.time() < deadline:
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.02)
+
+
+async def _buffer_request(receive: Receive) -> Receive:
+    """Read the whole request body now; the returned receive replays it, then defers to the original."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    pending: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+def _corrupt(body: bytes) -> bytes:
+    reps = len(body) // len(_CORRUPT_FILLER) + 1
+    return (_CORRUPT_FILLER * reps)[: len(body)]
+
+
+class FaultMiddleware:
+    def __init__(self, app: ASGIApp, sim: Simulator, modules: dict[str, ModuleType]):
+        self.app, self.sim, self.modules = app, sim, modules
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        _, _, rest = scope["path"].partition("/")
+        provider, slash, sub = rest.partition("/")
+        module = self.modules.get(provider)
+        if module is None:
+            return await self.app(scope, receive, send)
+        sub = slash + sub
+        method = scope["method"]
+        endpoint = "download" if outputs.is_download(method, sub) else module.classify(method, sub)
+        self.sim.count(provider, endpoint)
+        rule = self.sim.match_fault(provider, endpoint)
+        if rule is None:
+            return await self.app(scope, receive, send)
+        await self._apply(rule, module, endpoint, scope, receive, send)
+
+    async def _apply(
+        self, rule: FaultRule, module: ModuleType, endpoint: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        kind = rule.kind
+        if kind in OUTCOME_KINDS:
+            scope[FAULT_OUTCOME_KEY] = kind
+            return await self.app(scope, receive, send)
+        if kind == "drop_before":
+            return await abort_connection(scope, send)
+        if kind in ("http_429", "http_status"):
+            status = 429 if kind == "http_429" else rule.status
+            headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else None
+            message = "Too Many Requests: rate limit exceeded" if status == 429 else _phrase(status)
+            fault_response = getattr(module, "fault_response", None)
+            if fault_response is not None:
+                response = fault_response(status, endpoint, message, headers)
+            else:
+                response = module.error_response(status, message, headers)
+            return await response(scope, receive, send)
+        if kind == "expire_url":
+            return await outputs.expired_response()(scope, receive, send)
+        if kind == "delay":
+            # The request has arrived; the server is just slow. Read it first, so a client that
+            # gives up meanwhile still leaves a processed request behind (e.g. a created task).
+            replay = await _buffer_request(receive)
+            await asyncio.sleep(rule.delay_s)
+            return await self.app(scope, replay, send)
+        # The rest process the request fully, then alter or withhold the response.
+        start, body = await self._buffered(scope, receive)
+        if kind == "drop_after":
+            return await abort_connection(scope, send)
+        if kind == "corrupt":
+            if start["status"] == 200:
+                body = _corrupt(body)
+            await send(start)
+            return await send({"type": "http.response.body", "body": body, "more_body": False})
+        if kind == "truncate":
+            await send(start)  # headers announce the full Content-Length
+            await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+            transport = find_transport(scope, send)
+            if transport is not None:
+                await _drain(transport)
+            return await abort_connection(scope, send, reset=False)
+        if kind == "trickle":
+            await send(start)
+            pieces = max(1, min(TRICKLE_PIECES, len(body)))
+            size = -(-len(body) // pieces) if body else 0
+            pause = rule.delay_s / pieces
+            for i in range(pieces):
+                await asyncio.sleep(pause)
+                chunk = body[i * size : (i + 1) * size]
+                await send({"type": "http.response.body", "body": chunk, "more_body": i < pieces - 1})
+            return
+        raise AssertionError(f"unhandled fault kind {kind}")
+
+    async def _buffered(self, scope: Scope, receive: Receive) -> tuple[Message, bytes]:
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, capture)
+        return start, b"".join(chunks)
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"

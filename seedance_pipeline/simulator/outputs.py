@@ -1,0 +1,44 @@
+"""The output "CDN": ``GET /<provider>/outputs/<task_id>.mp4[?expires=<unix>]``, no auth.
+
+Storage-style XML errors (403 once the configured URL TTL has passed, 404 for unknown or
+unfinished tasks), as object stores behind these providers answer.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from .state import Simulator
+
+PATH = "/outputs/{task_id}.mp4"
+
+
+def is_download(method: str, path: str) -> bool:
+    return method in ("GET", "HEAD") and path.startswith("/outputs/")
+
+
+def storage_error(status: int, code: str, message: str) -> Response:
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>\n'
+    return Response(body, status_code=status, media_type="application/xml")
+
+
+def expired_response() -> Response:
+    return storage_error(403, "AccessDenied", "Request has expired")
+
+
+def route(sim: Simulator, provider: str) -> Route:
+    async def download(request: Request) -> Response:
+        task = sim.get_task(provider, request.path_params["task_id"])
+        video = task.video() if task is not None else None
+        if task is None or video is None:
+            return storage_error(404, "NoSuchKey", "The specified key does not exist.")
+        expires = task.output_expires_wall()
+        if expires is not None and time.time() > expires:
+            return expired_response()
+        return Response(video, media_type="video/mp4", headers={"Accept-Ranges": "none"})
+
+    return Route(PATH, download, methods=["GET"])

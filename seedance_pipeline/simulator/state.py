@@ -1,0 +1,294 @@
+"""The simulator's state: config, tasks, request counters, fault bookkeeping, seeded RNG.
+
+A task's timing is fixed when it is created (start = max(now + queue_delay, the earliest time a
+concurrency slot is free); done = start + latency) and its state is read off the clock. Its MP4
+is rendered in a thread pool from creation on; a task whose render is not finished at ``done``
+keeps reporting "running". Thread-safe: the server's event loop and test threads share it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .config import DOWNLOAD_KINDS, OUTCOME_KINDS, PROVIDERS, FaultRule, ProviderSimConfig, SimConfig
+from .task import Task, outcome_from_prompt
+
+ENDPOINTS = ("submit", "status", "download", "cancel", "other")
+
+RenderFn = Callable[..., bytes]
+
+
+def submit_key(body: Any) -> str:
+    """sha256 of the canonical JSON of a submit body (images already replaced by their sha256)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass
+class _FaultState:
+    seen: int = 0
+    applied: int = 0
+
+
+class Simulator:
+    def __init__(self, config: SimConfig | None = None, render_fn: RenderFn | None = None, render_workers: int = 2):
+        self._lock = threading.RLock()
+        self._render_fn = render_fn
+        self._assets: dict[str, tuple[bytes, str]] = {}
+        self._executor = ThreadPoolExecutor(max_workers=render_workers, thread_name_prefix="sim-render")
+        self._config = config or SimConfig()
+        self._wall_offset = time.time() - time.monotonic()
+        self._reset_locked()
+
+    # --- configuration ---
+    @property
+    def config(self) -> SimConfig:
+        return self._config
+
+    def configure(self, config: SimConfig) -> None:
+        """Replace the config; fault bookkeeping and the RNG restart, tasks and counters stay."""
+        with self._lock:
+            self._config = config
+            self._faults = [_FaultState() for _ in config.faults]
+            self._seed_rngs()
+
+    def provider_config(self, provider: str) -> ProviderSimConfig:
+        return self._config.provider(provider)
+
+    def reset(self) -> None:
+        """Forget tasks, counters, submits and fault bookkeeping; keep the config."""
+        with self._lock:
+            self._reset_locked()
+
+    def _reset_locked(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._counts = {p: dict.fromkeys(ENDPOINTS, 0) for p in PROVIDERS}
+        self._submits: list[dict[str, Any]] = []
+        self._renders: dict[tuple, Future] = {}
+        self._faults = [_FaultState() for _ in self._config.faults]
+        self._seed_rngs()
+
+    def _seed_rngs(self) -> None:
+        seed = self._config.seed
+        self._rng = random.Random(f"{seed}:tasks")
+        self._fault_rng = random.Random(f"{seed}:faults")
+
+    # --- a tiny file host (image URLs for tests and local runs); kept across reset() ---
+    def put_asset(self, name: str, data: bytes, content_type: str | None = None) -> str:
+        """Serve ``data`` at ``/_sim/assets/<name>``; returns that path."""
+        if not content_type:
+            import mimetypes
+
+            content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        with self._lock:
+            self._assets[name] = (bytes(data), content_type)
+        return f"/_sim/assets/{name}"
+
+    def get_asset(self, name: str) -> tuple[bytes, str] | None:
+        with self._lock:
+            return self._assets.get(name)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # --- auth ---
+    def check_api_key(self, authorization: str | None) -> bool:
+        if not authorization or not authorization.startswith("Bearer "):
+            return False
+        token = authorization[len("Bearer ") :].strip()
+        if not token:
+            return False
+        keys = self._config.api_keys
+        return keys is None or token in keys
+
+    # --- counters and faults ---
+    def count(self, provider: str, endpoint: str) -> None:
+        with self._lock:
+            self._counts[provider][endpoint if endpoint in ENDPOINTS else "other"] += 1
+
+    def match_fault(self, provider: str, endpoint: str) -> FaultRule | None:
+        """The first rule that applies to this request (its bookkeeping advanced), else None."""
+        with self._lock:
+            for rule, st in zip(self._config.faults, self._faults):
+                if rule.provider not in ("*", provider) or rule.endpoint not in ("*", endpoint):
+                    continue
+                if rule.kind in DOWNLOAD_KINDS and endpoint != "download":
+                    continue
+                if rule.kind in OUTCOME_KINDS and endpoint != "submit":
+                    continue
+                st.seen += 1
+                if st.seen <= rule.skip:
+                    continue
+                if rule.times is not None and st.applied >= rule.times:
+                    continue
+                if rule.probability is not None and self._fault_rng.random() >= rule.probability:
+                    continue
+                st.applied += 1
+                return rule
+        return None
+
+    def record_submit(self, provider: str, body: Any, accepted: bool, task_id: str | None = None) -> str:
+        key = submit_key(body)
+        with self._lock:
+            self._submits.append(
+                {"provider": provider, "key": key, "body": body, "accepted": accepted, "task_id": task_id}
+            )
+        return key
+
+    def submits(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(s) for s in self._submits]
+
+    def submits_by_key(self, accepted_only: bool = True, provider: str | None = None) -> dict[str, int]:
+        """{sha256 of the canonical submit body: how many such submits created a task}.
+
+        The body is the JSON the client sent with ``image``/``last_image`` replaced by
+        ``"sha256:<hex of the image bytes>"`` (RunPod: inside ``input``; unknown top-level keys,
+        which RunPod discards, left out). JieKou and Novita take identical bodies, so pass
+        ``provider`` to count one provider only. With ``accepted_only=False``, submits rejected
+        after their JSON body was read (validation or image 400s) count too, keyed on the body
+        as sent. Requests a fault stopped before processing (drop_before, http_429,
+        http_status) and 401s never count.
+        """
+        out: dict[str, int] = {}
+        with self._lock:
+            for s in self._submits:
+                if (s["accepted"] or not accepted_only) and provider in (None, s["provider"]):
+                    out[s["key"]] = out.get(s["key"], 0) + 1
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            tasks_by_provider = dict.fromkeys(PROVIDERS, 0)
+            for t in self._tasks.values():
+                tasks_by_provider[t.provider] += 1
+            return {
+                "requests": {p: dict(c) for p, c in self._counts.items()},
+                "submits_by_key": self.submits_by_key(),
+                "submits_by_provider": {p: self.submits_by_key(provider=p) for p in PROVIDERS},
+                "tasks": tasks_by_provider,
+                "faults": [
+                    {"index": i, "kind": r.kind, "seen": s.seen, "applied": s.applied}
+                    for i, (r, s) in enumerate(zip(self._config.faults, self._faults))
+                ],
+            }
+
+    # --- tasks ---
+    def pick_seed(self, hi: int) -> int:
+        with self._lock:
+            return self._rng.randint(0, hi)
+
+    def create_task(
+        self,
+        provider: str,
+        *,
+        prompt: str,
+        image: Any,  # images.LoadedImage
+        width: int,
+        height: int,
+        duration_s: int,
+        audio: bool,
+        seed: int,
+        resolution: str,
+        ratio: str,
+        outcome: str | None = None,
+        task_id: str | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Task:
+        cfg = self.provider_config(provider)
+        outcome = outcome or outcome_from_prompt(prompt) or "success"
+        with self._lock:
+            now = time.monotonic()
+            latency = self._rng.uniform(cfg.latency_min_s, cfg.latency_max_s)
+            start = self._earliest_start(provider, now + cfg.queue_delay_s, latency, cfg.max_concurrency)
+            task = Task(
+                id=task_id or str(uuid.uuid4()),
+                provider=provider,
+                prompt=prompt,
+                width=width,
+                height=height,
+                duration_s=duration_s,
+                audio=audio,
+                seed=seed,
+                resolution=resolution,
+                ratio=ratio,
+                image_sha256=image.sha256,
+                outcome=outcome,
+                created_wall=self._wall_offset + now,
+                created_mono=now,
+                start_mono=start,
+                done_mono=start + latency,
+                output_url_ttl_s=cfg.output_url_ttl_s,
+                wall_offset=self._wall_offset,
+                meta=dict(meta or {}),
+            )
+            self._tasks[task.id] = task
+            if outcome == "success":
+                task.render = self._start_render(image.data, image.sha256, width, height, duration_s, audio, seed)
+        if task.render is not None:
+            task.render.add_done_callback(lambda _f, t=task: setattr(t, "render_done_mono", time.monotonic()))
+        return task
+
+    def _earliest_start(self, provider: str, t0: float, latency: float, cap: int | None) -> float:
+        """Earliest t >= t0 such that fewer than ``cap`` tasks are running anywhere in [t, t+latency)."""
+        if cap is None:
+            return t0
+        busy = [
+            (t.start_mono, t.done_mono)
+            for t in self._tasks.values()
+            if t.provider == provider and t.cancelled_mono is None and t.done_mono > t0
+        ]
+        candidates = sorted({t0, *(d for _, d in busy if d > t0)})
+        for t in candidates:
+            points = [t, *(s for s, _ in busy if t < s < t + latency)]
+            if all(sum(1 for s, d in busy if s <= p < d) < cap for p in points):
+                return t
+        return candidates[-1]  # unreachable: after the last done nothing is busy
+
+    def _start_render(self, data: bytes, sha: str, w: int, h: int, dur: int, audio: bool, seed: int) -> Future:
+        key = (sha, w, h, dur, bool(audio), seed)
+        fut = self._renders.get(key)
+        if fut is None or (fut.done() and fut.exception() is not None):
+            fut = self._executor.submit(self._render, data, w, h, dur, audio, seed)
+            self._renders[key] = fut
+        return fut
+
+    def _render(self, data: bytes, w: int, h: int, dur: int, audio: bool, seed: int) -> bytes:
+        fn = self._render_fn
+        if fn is None:
+            from .render import render_clip as fn  # imported lazily: written separately
+        cache = self._config.render_cache_dir
+        return fn(data, w, h, dur, audio, seed, pathlib.Path(cache) if cache else None)
+
+    def get_task(self, provider: str, task_id: str) -> Task | None:
+        with self._lock:
+            t = self._tasks.get(task_id)
+        return t if t is not None and t.provider == provider else None
+
+    def cancel_task(self, task: Task) -> bool:
+        """Cancel a task that is still queued; False (no change) in any other state."""
+        with self._lock:
+            now = time.monotonic()
+            if task.phase(now) != "queued":
+                return False
+            task.cancelled_mono = now
+            return True
+
+    def tasks(self) -> list[dict[str, Any]]:
+        with self._lock:
+            items = list(self._tasks.values())
+        return [t.summary() for t in items]
+
+    def task_objects(self) -> list[Task]:
+        with self._lock:
+            return list(self._tasks.values())
