@@ -69,8 +69,14 @@ class SeedanceStorage(dg.ConfigurableResource):
     def fs(self) -> fsspec.AbstractFileSystem:
         if self._fs is None:
             options = {}
-            if self.url.startswith("s3://") and self.endpoint_url:
-                options["client_kwargs"] = {"endpoint_url": self.endpoint_url}
+            if self.url.startswith("s3://"):
+                # s3fs instances (and their listing caches) are shared process-wide: a cached listing
+                # hides files other writers add or change, so scans and exists() always ask S3.
+                options["use_listings_cache"] = False
+                # botocore presigns SigV2 in us-east-1, which R2 and newer AWS regions refuse.
+                options["config_kwargs"] = {"signature_version": "s3v4"}
+                if self.endpoint_url:
+                    options["client_kwargs"] = {"endpoint_url": self.endpoint_url}
             self._fs, _ = fsspec.core.url_to_fs(self.url, **options)
         return self._fs
 

@@ -43,5 +43,7 @@ def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
         discard = getattr(fh, "discard", None)
         if discard is not None:
             discard()
+            # Left open, the handle would be closed (and so uploaded) when garbage-collected.
+            fh.closed = True
         raise
     fh.close()

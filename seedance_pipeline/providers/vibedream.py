@@ -77,6 +77,8 @@ class VibeDreamAdapter(ProviderAdapter):
         outputs = body.get("outputs") or []
         url = outputs[0] if outputs and isinstance(outputs[0], str) else None
         error = body.get("error") or None
+        if state is TaskState.FAILED and error and "expire" in str(error).lower():
+            state = TaskState.EXPIRED  # only processing/completed/failed exist; expiry shows in the error [INF]
         if state is TaskState.SUCCEEDED and not url:
             state, error = TaskState.FAILED, "completed without an output URL"
         if state is TaskState.FAILED and not error:

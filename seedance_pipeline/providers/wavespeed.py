@@ -92,6 +92,8 @@ class WaveSpeedAdapter(ProviderAdapter):
         error = (data.get("error") or None) if state is not TaskState.SUCCEEDED else None
         if data.get("code") == SYNC_TIMEOUT_CODE and not state.terminal:
             error = None  # the sync wait ended, the task did not (§2.4)
+        if state is TaskState.FAILED and error and "expire" in str(error).lower():
+            state = TaskState.EXPIRED  # an expiry reported as "failed" with a reason, as v3async.py does [INF]
         if state is TaskState.SUCCEEDED and not url:
             state, error = TaskState.FAILED, "completed without an output URL"
         if state.terminal and state is not TaskState.SUCCEEDED and not error:

@@ -1,0 +1,329 @@
+"""Storage on S3 over the real protocol: moto's server on loopback, s3fs in the pipeline, boto3 to look.
+
+Every test works in a bucket of its own on this module's moto server (see s3server.py).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import dagster as dg
+import pytest
+from dagster._serdes import serialize_value
+
+import seedance_pipeline.simulator.images as sim_images
+from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.demo import write_demo_data
+from seedance_pipeline.generation import build_request, prepare
+from seedance_pipeline.partitions import IMAGES, PROMPTS
+from seedance_pipeline.providers import get_adapter
+from seedance_pipeline.providers.images import inspect_image
+from seedance_pipeline.runner import run_pipeline
+from seedance_pipeline.sensors import storage_sensor
+from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage_io import atomic_writer
+from seedance_pipeline.tasks import TaskStore
+
+from .conftest import png, requests_total
+from .s3server import aws_env, bucket, object_keys, s3, s3_endpoint, s3_storage  # noqa: F401 (fixtures)
+
+DEMO_IMAGES = {"mountains", "tiles", "tower"}
+DEMO_PROMPTS = {"dusk-dolly", "quick-pan"}
+DEMO_CLIPS = {"mountains|dusk-dolly", "tiles|dusk-dolly", "tower|dusk-dolly", "mountains|quick-pan", "tower|quick-pan"}
+RUNPOD_CLIPS = {"mountains|quick-pan", "tower|quick-pan"}  # the URL-only provider's prompt
+SIGNATURE_MARKERS = ("X-Amz-Signature", "X-Amz-Credential", "Signature=")  # SigV4 and SigV2 query auth
+
+
+def prefix(storage: SeedanceStorage) -> str:
+    """The key prefix of the storage root inside its bucket ("team/storage/")."""
+    return storage.root.split("/", 1)[1] + "/"
+
+
+def etag(s3, bucket: str, key: str) -> str:
+    return s3.head_object(Bucket=bucket, Key=key)["ETag"]
+
+
+# -- 1. listings and stamps ----------------------------------------------------------------------------
+
+
+def test_scans_list_keys_with_etag_stamps(s3_storage, s3, bucket):
+    storage = s3_storage
+    written = write_demo_data(storage)
+    assert len(written) == 5
+    root = prefix(storage)
+    assert object_keys(s3, bucket) == {f"{root}{rel}" for rel in written}
+    s3.put_object(Bucket=bucket, Key=f"{root}images/notes.txt", Body=b"not an image")
+
+    images, rejected = storage.scan_images()
+    assert {f.key for f in images} == DEMO_IMAGES
+    assert [r.name for r in rejected] == ["notes.txt"]
+    prompts, rejected_prompts = storage.scan_prompts()
+    assert {f.key for f in prompts} == DEMO_PROMPTS and rejected_prompts == []
+    for f, folder in [*((f, "images") for f in images), *((f, "prompts") for f in prompts)]:
+        key = f"{root}{folder}/{f.path.rsplit('/', 1)[-1]}"
+        assert f.path == f"{bucket}/{key}"
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert f.size == head["ContentLength"]
+        assert f.stamp == f"{head['ContentLength']}:{head['ETag']}"  # ETag-based, not a time
+    stamps = {f.key: f.stamp for f in images}
+
+    # Rewriting the same bytes keeps the stamp (ETag = content MD5); new bytes change it.
+    tower = storage.path("images", "tower.png")
+    storage.write_bytes(tower, storage.read_bytes(tower))
+    assert {f.key: f.stamp for f in storage.scan_images()[0]} == stamps
+    storage.write_bytes(tower, png((640, 960), (10, 200, 90)))
+    after = {f.key: f.stamp for f in storage.scan_images()[0]}
+    assert after["tower"] != stamps["tower"]
+    assert {k: v for k, v in after.items() if k != "tower"} == {k: v for k, v in stamps.items() if k != "tower"}
+
+    # A change by another writer (an upload through any S3 tool) is seen too, as is a new file.
+    s3.put_object(Bucket=bucket, Key=f"{root}images/tiles.png", Body=png((720, 720), (1, 2, 3)))
+    s3.put_object(Bucket=bucket, Key=f"{root}images/hill.png", Body=png())
+    again = {f.key: f.stamp for f in storage.scan_images()[0]}
+    assert set(again) == DEMO_IMAGES | {"hill"}
+    assert again["tiles"] != after["tiles"] and again["tiles"].endswith(etag(s3, bucket, f"{root}images/tiles.png"))
+    assert storage.exists(storage.path("images", "hill.png"))
+
+
+def test_presign_gives_a_sigv4_url_with_the_configured_expiry(s3_endpoint, bucket, s3_storage):
+    path = s3_storage.path("images", "a.png")
+    s3_storage.write_bytes(path, b"bytes")
+    for storage in (s3_storage, SeedanceStorage(url=s3_storage.url, endpoint_url=s3_endpoint, presign_expiry_s=600)):
+        url = storage.presign(storage.ref(path))
+        parts = urlsplit(url)
+        assert f"{parts.scheme}://{parts.netloc}" == s3_endpoint and parts.path == f"/{path}"
+        query = parse_qs(parts.query)
+        assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"] and query["X-Amz-Signature"]
+        assert query["X-Amz-Expires"] == [str(storage.presign_expiry_s)]
+        assert urlsplit(storage.presign(path)).path == parts.path  # a bare bucket/key path signs the same object
+    assert SeedanceStorage(url=s3_storage.url).presign_expiry_s == 3600
+
+
+# -- 2. the whole pipeline on S3 --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_fetches(monkeypatch):
+    """Every image URL the simulator fetched over HTTP (its providers' own fetch), with what came back."""
+    fetched: list[dict] = []
+    real_fetch = sim_images._fetch
+
+    async def recording_fetch(url: str, field: str) -> bytes:
+        try:
+            data = await real_fetch(url, field)
+        except Exception as exc:
+            fetched.append({"url": url, "field": field, "error": str(exc)})
+            raise
+        fetched.append({"url": url, "field": field, "sha256": hashlib.sha256(data).hexdigest()})
+        return data
+
+    monkeypatch.setattr(sim_images, "_fetch", recording_fetch)
+    return fetched
+
+
+def test_pipeline_on_s3_presigns_images_for_the_url_only_provider(
+        s3_storage, s3, bucket, s3_endpoint, providers, instance, sim, image_fetches):
+    storage = s3_storage
+    write_demo_data(storage)
+    root = prefix(storage)
+    image_sha = {k: hashlib.sha256(s3.get_object(Bucket=bucket, Key=f"{root}images/{k}.png")["Body"].read()).hexdigest()
+                 for k in DEMO_IMAGES}
+
+    started = time.monotonic()
+    report = run_pipeline(instance, storage, providers)
+    elapsed = time.monotonic() - started
+    assert report.ok, report.failures
+    assert {r.clip for r in report.clips} == DEMO_CLIPS
+    assert all(r.outcome == "generated" and r.simulated and r.seconds for r in report.clips)  # probed from S3
+    assert all(r.path.startswith(f"s3://{bucket}/{root}clips/") for r in report.clips)
+    keys = object_keys(s3, bucket, f"{root}clips/")
+    expected = set()
+    for clip in DEMO_CLIPS:
+        image, prompt = clip.split("|")
+        expected |= {f"{root}clips/{prompt}/{image}.mp4", f"{root}clips/{prompt}/{image}.json"}
+    assert keys == expected
+    assert report.cost_report == f"s3://{bucket}/{root}reports/{report.cost_report.rsplit('/', 2)[-2]}/cost_report.md"
+    assert s3.head_object(Bucket=bucket, Key=report.cost_report.split("/", 3)[3])["ContentLength"] > 0
+
+    # How each image was sent: RunPod (URL-only) got presigned S3 URLs, Novita data URIs.
+    for clip in DEMO_CLIPS:
+        image, prompt = clip.split("|")
+        sidecar = json.loads(s3.get_object(Bucket=bucket, Key=f"{root}clips/{prompt}/{image}.json")["Body"].read())
+        assert sidecar["provider"] == ("runpod" if clip in RUNPOD_CLIPS else "novita")
+        assert sidecar["request"]["image_sent_as"] == ("presigned-url" if clip in RUNPOD_CLIPS else "data-uri")
+    days = {key.rsplit("/", 2)[-2] for key in object_keys(s3, bucket, f"{root}tasks/days/")}
+    records = [r for day in sorted(days) for r in TaskStore(storage).day_records(day)]
+    assert TaskStore(storage).open_records() == []
+    assert {f"{r.image}|{r.prompt}" for r in records} == DEMO_CLIPS
+    assert all(r.state == "succeeded" for r in records)
+    assert {f"{r.image}|{r.prompt}" for r in records if r.request["image_sent_as"] == "presigned-url"} == RUNPOD_CLIPS
+
+    # The simulator fetched each RunPod image over HTTP from moto, through a SigV4 presigned URL that
+    # expires after presign_expiry_s, and got exactly the stored bytes.
+    assert len(image_fetches) == len(RUNPOD_CLIPS), image_fetches
+    for fetch in image_fetches:
+        assert "error" not in fetch, fetch
+        parts = urlsplit(fetch["url"])
+        assert f"{parts.scheme}://{parts.netloc}" == s3_endpoint
+        assert parts.path.startswith(f"/{bucket}/{root}images/")
+        key = parts.path.rsplit("/", 1)[-1].removesuffix(".png")
+        assert fetch["sha256"] == image_sha[key]
+        query = parse_qs(parts.query)
+        assert query["X-Amz-Signature"] and query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+        assert query["X-Amz-Expires"] == [str(storage.presign_expiry_s)] == ["3600"]
+    assert sorted(urlsplit(f["url"]).path.rsplit("/", 1)[-1] for f in image_fetches) == ["mountains.png", "tower.png"]
+    # ... and the submits it recorded carry those bytes (images are recorded as their sha256)
+    runpod_submits = [s for s in sim.sim.submits() if s["provider"] == "runpod"]
+    assert sorted(s["body"]["input"]["image"] for s in runpod_submits) == sorted(
+        f"sha256:{image_sha[k]}" for k in ("mountains", "tower"))
+    assert all(s["accepted"] for s in runpod_submits)
+    assert {t["image_sha256"] for t in sim.sim.tasks() if t["provider"] == "runpod"} == {
+        image_sha["mountains"], image_sha["tower"]}
+
+    # Nothing to do the second time: not one provider request.
+    before = requests_total(sim)
+    second = run_pipeline(instance, storage, providers)
+    assert second.ok and second.clips == []
+    assert requests_total(sim) == before
+    assert len(image_fetches) == len(RUNPOD_CLIPS)
+
+    # 5. Presigned URLs in the run's logs, metadata or stored records (reported, not yet a rule).
+    leaks = presigned_url_leaks(instance, [*report.runs.values(), *second.runs.values()], s3, bucket, root)
+    print(f"\npipeline on S3: first run {elapsed:.1f} s; presigned URL leaks: {leaks or 'none'}")
+
+
+def presigned_url_leaks(instance, run_ids, s3, bucket: str, root: str) -> list[str]:
+    found, searched_metadata = [], False
+    for run_id in run_ids:
+        for entry in instance.all_logs(run_id):
+            text = serialize_value(entry)  # message, metadata, tags: the whole record
+            searched_metadata |= f"s3://{bucket}/{root}clips/" in text  # the clips' path metadata
+            if any(m in text for m in SIGNATURE_MARKERS):
+                kind = entry.dagster_event.event_type_value if entry.dagster_event else "log message"
+                found.append(f"run {run_id[:8]} {kind}: {(entry.user_message or '')[:120]}")
+    for key in sorted(object_keys(s3, bucket, root)):
+        if key.endswith(".mp4") or key.endswith(".parquet"):
+            continue
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace")
+        if any(m in body for m in SIGNATURE_MARKERS):
+            found.append(f"object {key}")
+    assert searched_metadata
+    return found
+
+
+# -- 3. the storage sensor on S3 ---------------------------------------------------------------------------
+
+
+def tick(instance, storage, defs, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage}, definitions=defs)
+    return storage_sensor(context)
+
+
+def run_requested(defs, instance, request: dg.RunRequest) -> bool:
+    job = defs.resolve_job_def(request.job_name)
+    return job.execute_in_process(instance=instance, tags=request.tags, run_config=request.run_config,
+                                  raise_on_error=False).success
+
+
+def apply_partitions(instance, result: dg.SensorResult) -> None:
+    for req in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+
+
+def test_storage_sensor_on_s3(s3_storage, s3, bucket, providers, instance, sim):
+    storage = s3_storage
+    defs = build_definitions(storage, providers)
+    write_demo_data(storage)
+
+    first = tick(instance, storage, defs)
+    added = {r.partitions_def_name: sorted(r.partition_keys) for r in first.dynamic_partitions_requests}
+    assert added == {IMAGES: sorted(DEMO_IMAGES), PROMPTS: sorted(DEMO_PROMPTS)}
+    assert sorted(r.job_name for r in first.run_requests) == ["prompts_job", "source_images_job"]
+    assert all(r.run_config["ops"][r.job_name.removesuffix("_job")]["config"]["only_changed"] for r in first.run_requests)
+    apply_partitions(instance, first)
+    for request in first.run_requests:
+        assert run_requested(defs, instance, request)
+    stamps = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix(storage)}state/stamps/source_images.json")["Body"].read())
+    assert set(stamps) == DEMO_IMAGES  # the refresh run recorded the ETag stamps in S3
+
+    second = tick(instance, storage, defs, cursor=first.cursor)
+    assert [r.job_name for r in second.run_requests] == ["clips_job"]
+    assert not second.dynamic_partitions_requests
+    assert requests_total(sim) == 0  # the sensor never calls a provider
+
+    # Another writer uploads a new image and replaces one: the next tick sees both.
+    root = prefix(storage)
+    s3.put_object(Bucket=bucket, Key=f"{root}images/hill.png", Body=png((640, 640), (30, 160, 60)))
+    s3.put_object(Bucket=bucket, Key=f"{root}images/tiles.png", Body=png((720, 720), (9, 9, 9)))
+    third = tick(instance, storage, defs, cursor=second.cursor)
+    assert [sorted(r.partition_keys) for r in third.dynamic_partitions_requests] == [["hill"]]
+    assert [r.job_name for r in third.run_requests] == ["source_images_job"]
+    tiles = next(f for f in storage.scan_images()[0] if f.key == "tiles")
+    assert tiles.stamp != stamps["tiles"]
+
+
+# -- 4. atomic writes and task records on S3 -------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("size", [1000, 6 * 2**20], ids=["one-put", "multipart"])
+def test_atomic_writer_on_s3(s3_storage, s3, bucket, size):
+    storage, root = s3_storage, prefix(s3_storage)
+    fresh, existing = storage.path("out", "fresh.bin"), storage.path("out", "existing.bin")
+    storage.write_bytes(existing, b"old content")
+    for path in (fresh, existing):
+        with pytest.raises(RuntimeError, match="boom"):
+            with atomic_writer(storage.fs, path) as fh:
+                fh.write(b"x" * size)
+                fh.flush()  # past the 5 MiB block size this starts a multipart upload
+                fh.write(b"y" * 10)
+                raise RuntimeError("boom")
+    gc.collect()  # a discarded handle must not upload when it is collected either
+    assert object_keys(s3, bucket) == {f"{root}out/existing.bin"}
+    assert s3.get_object(Bucket=bucket, Key=f"{root}out/existing.bin")["Body"].read() == b"old content"
+    assert not s3.list_multipart_uploads(Bucket=bucket).get("Uploads")  # aborted, nothing left to bill
+    assert not storage.exists(fresh)
+
+    data = bytes(range(256)) * (size // 256 + 1)
+    with atomic_writer(storage.fs, fresh) as fh:
+        fh.write(data[: len(data) // 2])
+        fh.write(data[len(data) // 2:])
+    assert s3.get_object(Bucket=bucket, Key=f"{root}out/fresh.bin")["Body"].read() == data
+    assert storage.read_bytes(fresh) == data
+
+
+def test_task_records_round_trip_on_s3(s3_storage, s3, bucket):
+    storage, root = s3_storage, prefix(s3_storage)
+    path = storage.path("images", "lake.png")
+    data = png()
+    storage.write_bytes(path, data)
+    image = inspect_image(path, data)
+    prepared = prepare(get_adapter("novita"), build_request(prompt="a calm lake", image=path, duration=4,
+                                                             resolution="480p"), images={path: image})
+    store = TaskStore(storage)
+    assert store.open_records() == [] and store.for_fingerprint(prepared.fingerprint) == []
+
+    first = store.create(prepared, image="lake", prompt="dawn", run_id="run-1", simulated=True)
+    assert first.state == "intent"
+    assert f"{root}tasks/by-fingerprint/{prepared.fingerprint}/{first.attempt_id}" in object_keys(s3, bucket)
+    assert [r.attempt_id for r in store.open_records()] == [first.attempt_id]
+    accepted = store.save(first.model_copy(update={"state": "accepted", "task_id": "t-1"}))
+    assert store.load(first.attempt_id) == accepted
+    assert [r.model_dump() for r in store.open_records()] == [accepted.model_dump()]
+
+    second = store.create(prepared, image="lake", prompt="dawn", run_id="run-2", simulated=True)
+    done = store.save(accepted.model_copy(update={"state": "succeeded", "output": storage.clip_path("dawn", "lake")}))
+    assert [r.attempt_id for r in store.open_records()] == [second.attempt_id]
+    assert f"{root}tasks/open/{first.attempt_id}.json" not in object_keys(s3, bucket)
+    by_fp = store.for_fingerprint(prepared.fingerprint)
+    assert [r.attempt_id for r in by_fp] == sorted([first.attempt_id, second.attempt_id])
+    by_id = {r.attempt_id: r for r in by_fp}  # ids sort by start second, then at random
+    assert by_id[first.attempt_id] == done and by_id[second.attempt_id] == second
+    assert done.request == prepared.describe()
+    assert {r.attempt_id for r in store.day_records(first.day)} | {r.attempt_id for r in store.day_records(second.day)} \
+        == {first.attempt_id, second.attempt_id}
+    assert store.day_records("1999-01-01") == []
