@@ -105,6 +105,10 @@ def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
         dg.AssetDep(PROMPTS_KEY, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("prompt")),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
+    # One pool for every clips step: a global backstop across runs and providers (deploy/dagster.yaml sets
+    # its limit; `dagster instance concurrency set seedance_clips 0` pauses new clip steps). Per-provider
+    # caps are run tags + in-run caps, since a pool is per op, not per provider.
+    pool="seedance_clips",
     description="Seedance 1.5 Pro image-to-video clips, one per (image, prompt) the prompt targets, stored at "
                 "clips/<prompt>/<image>.mp4 with a JSON sidecar. The request fingerprint (image bytes + request "
                 "+ provider + model) is never paid for twice.",
