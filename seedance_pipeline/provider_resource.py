@@ -21,6 +21,28 @@ from .providers import ADAPTER_CLASSES, PROVIDERS, base_url_env, get_adapter
 from .providers.engine import ClientSettings, ProviderClient
 
 SIMULATOR_KEY = "simulator-key"
+DEFAULT_MAX_IN_FLIGHT = 4
+
+
+def max_in_flight_env(provider: str) -> str:
+    """The variable that caps one provider's tasks in flight inside one run, e.g. SEEDANCE_MAX_IN_FLIGHT_RUNPOD."""
+    return f"SEEDANCE_MAX_IN_FLIGHT_{provider.upper()}"
+
+
+def max_in_flight_from_env() -> dict[str, int]:
+    """Per-provider in-run caps set in the environment (a whole number >= 1 each); unset ones keep the default."""
+    caps = {}
+    for p in PROVIDERS:
+        raw = os.environ.get(max_in_flight_env(p), "").strip()
+        if not raw:
+            continue
+        try:
+            caps[p] = int(raw)
+        except ValueError:
+            caps[p] = 0
+        if caps[p] < 1:
+            raise ValueError(f"{max_in_flight_env(p)}={raw!r}: must be a whole number >= 1 (tasks in flight per run)")
+    return caps
 
 
 @dataclass(frozen=True)
@@ -43,7 +65,7 @@ class SeedanceProviders(dg.ConfigurableResource):
     novita_api_key: str | None = None
     vibedream_api_key: str | None = None
     base_urls: dict[str, str] = {}
-    max_in_flight: dict[str, int] = {}  # per-provider cap on tasks in flight (default 4)
+    max_in_flight: dict[str, int] = {}  # per-provider cap on tasks in flight in one run (default 4)
     simulator_latency_s: float = 2.0
     simulator_url: str | None = None  # use a simulator already running there instead of starting one
     expected_latency_s: float = 60.0  # poll-schedule prior for real providers
@@ -55,7 +77,7 @@ class SeedanceProviders(dg.ConfigurableResource):
         keys = {f"{p}_api_key": dg.EnvVar(ADAPTER_CLASSES[p].env_key)
                 for p in PROVIDERS if os.environ.get(ADAPTER_CLASSES[p].env_key)}
         urls = {p: os.environ[base_url_env(p)] for p in PROVIDERS if os.environ.get(base_url_env(p))}
-        return cls(**{**keys, "base_urls": urls, **overrides})
+        return cls(**{**keys, "base_urls": urls, "max_in_flight": max_in_flight_from_env(), **overrides})
 
     def api_key(self, provider: str) -> str | None:
         return getattr(self, f"{provider}_api_key") or None
@@ -93,7 +115,7 @@ class SeedanceProviders(dg.ConfigurableResource):
 
     def settings_for(self, route: Route) -> ClientSettings:
         latency = self.simulator_latency_s if route.simulated else self.expected_latency_s
-        return ClientSettings(expected_latency_s=latency, max_in_flight=self.max_in_flight.get(route.provider, 4))
+        return ClientSettings(expected_latency_s=latency, max_in_flight=self.max_in_flight.get(route.provider, DEFAULT_MAX_IN_FLIGHT))
 
     def simulator_base(self) -> str:
         return (self.simulator_url or self.simulator.base_url).rstrip("/")
