@@ -22,6 +22,7 @@ from .providers.engine import ClientSettings, ProviderClient
 
 SIMULATOR_KEY = "simulator-key"
 DEFAULT_MAX_IN_FLIGHT = 4
+EXPECTED_LATENCY_ENV = "SEEDANCE_EXPECTED_LATENCY_S"
 
 
 def max_in_flight_env(provider: str) -> str:
@@ -43,6 +44,20 @@ def max_in_flight_from_env() -> dict[str, int]:
         if caps[p] < 1:
             raise ValueError(f"{max_in_flight_env(p)}={raw!r}: must be a whole number >= 1 (tasks in flight per run)")
     return caps
+
+
+def expected_latency_from_env() -> dict[str, float]:
+    """``SEEDANCE_EXPECTED_LATENCY_S``: the poll-schedule prior for real providers (first poll at 90 % of it)."""
+    raw = os.environ.get(EXPECTED_LATENCY_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise ValueError(f"{EXPECTED_LATENCY_ENV}={raw!r}: must be a number of seconds > 0")
+    return {"expected_latency_s": value}
 
 
 @dataclass(frozen=True)
@@ -77,7 +92,8 @@ class SeedanceProviders(dg.ConfigurableResource):
         keys = {f"{p}_api_key": dg.EnvVar(ADAPTER_CLASSES[p].env_key)
                 for p in PROVIDERS if os.environ.get(ADAPTER_CLASSES[p].env_key)}
         urls = {p: os.environ[base_url_env(p)] for p in PROVIDERS if os.environ.get(base_url_env(p))}
-        return cls(**{**keys, "base_urls": urls, "max_in_flight": max_in_flight_from_env(), **overrides})
+        return cls(**{**keys, "base_urls": urls, "max_in_flight": max_in_flight_from_env(),
+                      **expected_latency_from_env(), **overrides})
 
     def api_key(self, provider: str) -> str | None:
         return getattr(self, f"{provider}_api_key") or None

@@ -15,6 +15,7 @@ from dagster._core.instance.config import dagster_instance_config
 from seedance_pipeline.assets.clips import PROVIDER_TAG, clips
 from seedance_pipeline.provider_resource import (
     DEFAULT_MAX_IN_FLIGHT,
+    EXPECTED_LATENCY_ENV,
     SeedanceProviders,
     max_in_flight_env,
 )
@@ -143,4 +144,17 @@ def test_in_flight_caps_come_from_the_environment(monkeypatch):
 def test_in_flight_cap_must_be_a_positive_whole_number(monkeypatch, raw):
     monkeypatch.setenv("SEEDANCE_MAX_IN_FLIGHT_WAVESPEED", raw)
     with pytest.raises(ValueError, match="SEEDANCE_MAX_IN_FLIGHT_WAVESPEED"):
+        SeedanceProviders.from_env()
+
+
+def test_poll_prior_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("SEEDANCE_RUNPOD_BASE_URL", "http://127.0.0.1:9/runpod")
+    monkeypatch.delenv(EXPECTED_LATENCY_ENV, raising=False)
+    default = SeedanceProviders.from_env()
+    assert default.settings_for(default.route("runpod")).expected_latency_s == 60.0
+    monkeypatch.setenv(EXPECTED_LATENCY_ENV, "90")
+    res = SeedanceProviders.from_env()
+    assert res.settings_for(res.route("runpod")).expected_latency_s == 90.0
+    monkeypatch.setenv(EXPECTED_LATENCY_ENV, "soon")
+    with pytest.raises(ValueError, match=EXPECTED_LATENCY_ENV):
         SeedanceProviders.from_env()

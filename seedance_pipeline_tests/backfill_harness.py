@@ -1,0 +1,274 @@
+"""A clip backfill through Dagster's own queue: catalog, daemon subprocess, per-provider backfills, figures.
+
+Used by test_postgres.py (deploy/dagster.yaml on a real PostgreSQL server) and for the same backfill on the
+embedded SQLite default (``python -m seedance_pipeline_tests.backfill_harness``). The flow:
+
+1. write a catalog (PNG images + prompt files, each prompt naming one provider) into a storage folder;
+2. register the partitions and materialize the sources in-process on the instance;
+3. start ``dagster-daemon run -w workspace.yaml`` in its own process group (the storage and pending-tasks
+   sensors are stopped first, so every clips run comes from the backfills);
+4. launch ONE asset backfill of the clips asset per provider, tagged ``seedance/provider=<p>``;
+5. poll (no blind sleeps) until every backfill is finished, sampling runs in progress per provider;
+6. figures: wall time, runs per provider, peak concurrent runs per provider (from the run records'
+   start/end times and from the samples), storage errors in the daemon output.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
+from dagster._core.storage.tags import BACKFILL_ID_TAG
+from dagster._core.utils import make_new_backfill_id
+
+from seedance_pipeline.assets.clips import CLIPS_KEY, PROVIDER_TAG
+from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.partitions import IMAGES, PROMPTS, clip_key
+from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
+from seedance_pipeline.provider_resource import EXPECTED_LATENCY_ENV, max_in_flight_env
+from seedance_pipeline.refresh import plan_refresh, range_tags
+from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV, SeedanceStorage
+
+from .conftest import png
+from .dagster_dev import DagsterDev, _default_signals
+
+REPO = Path(__file__).resolve().parents[1]
+LOCATION = "seedance_pipeline"
+SENSORS = ("storage_sensor", "pending_tasks_sensor")
+STORAGE_ERRORS = re.compile(r"database is locked|OperationalError|DatabaseError|InterfaceError|psycopg2\.|"
+                            r"sqlalchemy\.exc|unable to open database|could not connect to server", re.I)
+FINISHED_BACKFILL = {BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS,
+                     BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
+
+# The clips step is asynchronous I/O in one process: run it in the run worker itself instead of a step
+# subprocess (the default multiprocess executor would start a second Python process per run).
+RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
+
+PROMPT_TEMPLATE = """\
+text: "Backfill {name}: a slow push-in, soft light."
+images: ["*"]
+provider: {provider}
+duration: 4
+resolution: 480p
+aspect_ratio: "16:9"
+generate_audio: false
+seed: {seed}
+"""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    images: list[str]
+    prompts: dict[str, str]  # prompt key -> provider
+
+    @property
+    def clips(self) -> dict[str, str]:
+        """Every targeted clip partition key -> its provider."""
+        return {str(clip_key(i, p)): prov for p, prov in self.prompts.items() for i in self.images}
+
+    def by_provider(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = defaultdict(list)
+        for key, prov in sorted(self.clips.items()):
+            out[prov].append(key)
+        return dict(out)
+
+
+def make_catalog(providers: list[str], prompts_per_provider: int, images: int) -> Catalog:
+    # Prompt keys interleave providers (a-jiekou, b-novita, ...), so no provider's prompts are all adjacent.
+    prompts = {}
+    for n in range(prompts_per_provider):
+        for prov in providers:
+            prompts[f"p{n}-{prov}"] = prov
+    return Catalog(images=[f"img{n:02d}" for n in range(images)], prompts=prompts)
+
+
+def write_catalog(storage: SeedanceStorage, catalog: Catalog) -> None:
+    for n, image in enumerate(catalog.images):
+        storage.write_bytes(storage.path("images", f"{image}.png"), png((640, 360), (40 + 30 * n % 200, 120, 90)))
+    for n, (prompt, prov) in enumerate(catalog.prompts.items()):
+        storage.write_bytes(storage.path("prompts", f"{prompt}.yaml"),
+                            PROMPT_TEMPLATE.format(name=prompt, provider=prov, seed=n + 1).encode())
+
+
+def materialize_sources(instance: dg.DagsterInstance, storage: SeedanceStorage) -> None:
+    """Partitions + source materializations in-process, exactly as ``seedance-pipeline run`` starts."""
+    defs = build_definitions(storage)
+    plan = plan_refresh(instance, storage)
+    assert not plan.rejected, plan.rejected
+    instance.add_dynamic_partitions(IMAGES, plan.new_images)
+    instance.add_dynamic_partitions(PROMPTS, plan.new_prompts)
+    for asset, keys in (("source_images", plan.images), ("prompts", plan.prompts)):
+        result = defs.resolve_job_def(f"{asset}_job").execute_in_process(
+            instance=instance, tags=range_tags(keys[0], keys[-1]), raise_on_error=False,
+            run_config={"ops": {asset: {"config": {"only_changed": True}}},
+                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+        assert result.success, f"{asset} materialization failed"
+
+
+def launch_provider_backfills(instance: dg.DagsterInstance, storage: SeedanceStorage, catalog: Catalog) -> dict[str, str]:
+    """One asset backfill of the clips asset per provider, tagged with it; returns provider -> backfill id.
+
+    Kept here, in one function, so it can switch to ``seedance_pipeline.backfill`` once that lands.
+    """
+    asset_graph = build_definitions(storage).resolve_asset_graph()
+    ids = {}
+    for prov, keys in catalog.by_provider().items():
+        backfill = PartitionBackfill.from_asset_partitions(
+            backfill_id=make_new_backfill_id(), asset_graph=asset_graph, partition_names=keys,
+            asset_selection=[CLIPS_KEY], backfill_timestamp=time.time(), tags={PROVIDER_TAG: prov},
+            dynamic_partitions_store=instance, all_partitions=False, title=f"clips on {prov}",
+            description=f"{len(keys)} clips on {prov}", run_config=RUN_CONFIG)
+        instance.add_backfill(backfill)
+        ids[prov] = backfill.backfill_id
+    return ids
+
+
+def stop_sensors(instance: dg.DagsterInstance) -> None:
+    """Store STOPPED states for the code location's sensors (they default to RUNNING), as the UI's toggle does."""
+    from dagster._core.remote_origin import InProcessCodeLocationOrigin
+    from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._core.workspace.context import WorkspaceProcessContext
+
+    # The same location name as workspace.yaml: sensor states are keyed by (location, repository, sensor).
+    origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(
+        executable_path=sys.executable, module_name="seedance_pipeline.definitions", working_directory=str(REPO)),
+        location_name=LOCATION)
+    with WorkspaceProcessContext(instance, InProcessTestWorkspaceLoadTarget(origin)) as context:
+        repo = context.create_request_context().get_code_location(LOCATION).get_repository("__repository__")
+        for name in SENSORS:
+            sensor = repo.get_sensor(name)
+            instance.stop_sensor(sensor.get_remote_origin_id(), sensor.selector_id, sensor)
+
+
+class DagsterDaemon(DagsterDev):
+    """``dagster-daemon run -w workspace.yaml`` in its own process group (stopped like ``dagster dev``)."""
+
+    def start(self) -> None:
+        import subprocess
+
+        exe = Path(sys.executable).with_name("dagster-daemon")
+        cmd = [str(exe) if exe.exists() else "dagster-daemon", "run", "-w", str(self.workspace)]
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_signals)
+
+    def wait_ready(self, instance: dg.DagsterInstance, timeout_s: float = 90.0) -> float:
+        """Until the backfill and run-queue daemons have sent a heartbeat since this start."""
+        start, since = time.monotonic(), time.time()
+        wanted = {"BACKFILL", "QUEUED_RUN_COORDINATOR"}
+        beats = {}
+        while time.monotonic() - start < timeout_s:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dagster-daemon exited with {self.proc.returncode}:\n{self.tail()}")
+            beats = {k: v.timestamp for k, v in instance.get_daemon_heartbeats().items()}
+            if all(beats.get(d, 0) >= since for d in wanted):
+                return time.monotonic() - start
+            time.sleep(0.25)
+        raise AssertionError(f"no heartbeat from {wanted} within {timeout_s:.0f} s ({beats}):\n{self.tail()}")
+
+
+def daemon_env(home: Path, storage_url: str, sim_url: str, sim_providers: list[str], extra: dict[str, str]) -> dict[str, str]:
+    env = {**os.environ, "DAGSTER_HOME": str(home), STORAGE_URL_ENV: storage_url,
+           # The simulator answers in about a second: first poll after 0.9 s, not after 54 s (the real-API prior).
+           EXPECTED_LATENCY_ENV: "1", **extra}
+    for prov in PROVIDERS:  # no real provider can be reached from the runs
+        env.pop(ADAPTER_CLASSES[prov].env_key, None)
+        env.pop(base_url_env(prov), None)
+        env.pop(max_in_flight_env(prov), None)
+    env.pop(S3_ENDPOINT_ENV, None)
+    for prov in sim_providers:
+        env[base_url_env(prov)] = f"{sim_url}/{prov}"
+    return env
+
+
+@dataclass
+class Figures:
+    wall_s: float = 0.0
+    runs: dict[str, list[dg.DagsterRun]] = field(default_factory=dict)  # provider -> clips runs
+    peak_from_records: dict[str, int] = field(default_factory=dict)
+    peak_sampled: dict[str, int] = field(default_factory=dict)
+    backfill_status: dict[str, str] = field(default_factory=dict)
+    storage_errors: list[str] = field(default_factory=list)
+
+    def line(self, label: str) -> str:
+        runs = {p: len(r) for p, r in sorted(self.runs.items())}
+        return (f"{label}: wall {self.wall_s:.1f} s; runs per provider {runs}; peak concurrent runs per provider "
+                f"(records) {dict(sorted(self.peak_from_records.items()))}, (sampled) "
+                f"{dict(sorted(self.peak_sampled.items()))}; backfills {self.backfill_status}; "
+                f"storage errors {len(self.storage_errors)}")
+
+
+def peak_overlap(intervals: list[tuple[float, float]]) -> int:
+    """Most intervals open at one instant (an end at t closes before a start at t opens)."""
+    points = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda x: (x[0], x[1]))
+    peak = cur = 0
+    for _, d in points:
+        cur += d
+        peak = max(peak, cur)
+    return peak
+
+
+def wait_for_backfills(instance: dg.DagsterInstance, ids: dict[str, str], daemon: DagsterDaemon, figures: Figures,
+                       timeout_s: float) -> None:
+    start = time.monotonic()
+    sampled: dict[str, int] = defaultdict(int)
+    statuses = {}
+    while time.monotonic() - start < timeout_s:
+        if daemon.proc.poll() is not None:
+            raise AssertionError(f"dagster-daemon died ({daemon.proc.returncode}):\n{daemon.tail()}")
+        for prov in ids:
+            n = instance.get_runs_count(RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES), tags={PROVIDER_TAG: prov}))
+            sampled[prov] = max(sampled[prov], n)
+        statuses = {p: instance.get_backfill(b).status for p, b in ids.items()}
+        if all(s in FINISHED_BACKFILL for s in statuses.values()):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"backfills not finished after {timeout_s:.0f} s: {statuses}\n{daemon.tail()}")
+    figures.peak_sampled = dict(sampled)
+    figures.backfill_status = {p: s.value for p, s in statuses.items()}
+
+
+def collect_figures(instance: dg.DagsterInstance, ids: dict[str, str], figures: Figures) -> None:
+    for prov, backfill_id in ids.items():
+        records = instance.get_run_records(RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}))
+        figures.runs[prov] = [r.dagster_run for r in records]
+        intervals = [(r.start_time, r.end_time) for r in records if r.start_time and r.end_time]
+        figures.peak_from_records[prov] = peak_overlap(intervals)
+
+
+def scan_storage_errors(*texts: str) -> list[str]:
+    return [line.strip() for text in texts for line in text.splitlines() if STORAGE_ERRORS.search(line)]
+
+
+def run_backfill(*, instance: dg.DagsterInstance, home: Path, storage: SeedanceStorage, catalog: Catalog,
+                 sim_url: str, sim_providers: list[str], env_extra: dict[str, str], log_path: Path,
+                 timeout_s: float = 240.0) -> Figures:
+    """Steps 2-6 of the module docstring on ``instance`` (whose config is ``home``/dagster.yaml)."""
+    write_catalog(storage, catalog)
+    materialize_sources(instance, storage)
+    stop_sensors(instance)
+    figures = Figures()
+    daemon = DagsterDaemon(REPO / "workspace.yaml", REPO, daemon_env(home, storage.url, sim_url, sim_providers,
+                                                                     env_extra), log_path)
+    try:
+        daemon.start()
+        daemon.wait_ready(instance)
+        t0 = time.monotonic()
+        ids = launch_provider_backfills(instance, storage, catalog)
+        wait_for_backfills(instance, ids, daemon, figures, timeout_s)
+        figures.wall_s = time.monotonic() - t0
+    finally:
+        daemon.stop()
+    collect_figures(instance, ids, figures)
+    figures.storage_errors = scan_storage_errors(log_path.read_text(errors="replace"))
+    return figures
