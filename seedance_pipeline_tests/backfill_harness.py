@@ -179,7 +179,7 @@ class DagsterDaemon(DagsterDev):
 def daemon_env(home: Path, storage_url: str, sim_url: str, sim_providers: list[str], extra: dict[str, str]) -> dict[str, str]:
     env = {**os.environ, "DAGSTER_HOME": str(home), STORAGE_URL_ENV: storage_url,
            # The simulator answers in about a second: first poll after 0.9 s, not after 54 s (the real-API prior).
-           EXPECTED_LATENCY_ENV: "1", **extra}
+           EXPECTED_LATENCY_ENV: "1"}
     for prov in PROVIDERS:  # no real provider can be reached from the runs
         env.pop(ADAPTER_CLASSES[prov].env_key, None)
         env.pop(base_url_env(prov), None)
@@ -187,7 +187,7 @@ def daemon_env(home: Path, storage_url: str, sim_url: str, sim_providers: list[s
     env.pop(S3_ENDPOINT_ENV, None)
     for prov in sim_providers:
         env[base_url_env(prov)] = f"{sim_url}/{prov}"
-    return env
+    return {**env, **extra}
 
 
 @dataclass

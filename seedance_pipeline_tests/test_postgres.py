@@ -15,12 +15,13 @@ import pytest
 from dagster._core.events import DagsterEventType
 
 from seedance_pipeline.assets.clips import CLIPS_KEY, PROVIDER_TAG
+from seedance_pipeline.provider_resource import max_in_flight_env
 from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.storage import SeedanceStorage
 from seedance_pipeline.video import probe_video
 
-from .backfill_harness import Catalog, Figures, make_catalog, run_backfill
+from .backfill_harness import Catalog, Figures, make_catalog, peak_overlap, run_backfill
 from .pg import pg_server  # noqa: F401 (fixture)
 from .test_deploy_config import DEPLOY_YAML, RUNS_PER_PROVIDER
 
@@ -29,6 +30,7 @@ from .test_deploy_config import DEPLOY_YAML, RUNS_PER_PROVIDER
 ROUTED = ["jiekou", "novita"]
 CATALOG = make_catalog(ROUTED, prompts_per_provider=3, images=5)
 LATENCY_S = 1.0
+IN_RUN_CAP = 1  # SEEDANCE_MAX_IN_FLIGHT_<P>: tasks in flight per provider inside one run
 
 
 def _materialized_clips(instance: dg.DagsterInstance) -> dict[str, dg.AssetMaterialization]:
@@ -87,18 +89,24 @@ def test_backfill_through_the_queue_on_postgres(tmp_path, pg_server, simulator, 
     storage = SeedanceStorage(url=str(tmp_path / "storage"))
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
+        caps = {max_in_flight_env(p): str(IN_RUN_CAP) for p in ROUTED}
         figures = run_backfill(instance=instance, home=home, storage=storage, catalog=CATALOG,
-                               sim_url=simulator.base_url, sim_providers=ROUTED, env_extra=pg_env,
+                               sim_url=simulator.base_url, sim_providers=ROUTED, env_extra={**pg_env, **caps},
                                log_path=tmp_path / "daemon.log")
         print("\n" + figures.line(f"Postgres backfill of {len(CATALOG.clips)} clips")
               + f"; test total {time.monotonic() - t_start:.1f} s")
         assert_backfill_outcome(instance, storage, CATALOG, figures)
         assert not figures.storage_errors, figures.storage_errors[:10]
 
-    # Submitted exactly once per clip.
+    # Submitted exactly once per clip; at the provider, never more tasks at once than the arithmetic allows:
+    # runs per provider (tag limit) x tasks in flight per run (in-run cap).
     submits = {p: counts.get("submit", 0) for p, counts in simulator.sim.stats()["requests"].items()}
     assert {p: submits.get(p, 0) for p in ROUTED} == {
         p: sum(1 for prov in CATALOG.clips.values() if prov == p) for p in ROUTED}
+    tasks = simulator.sim.task_objects()
+    provider_peak = {p: peak_overlap([(t.created_mono, t.done_mono) for t in tasks if t.provider == p]) for p in ROUTED}
+    print(f"peak tasks in flight at the provider: {provider_peak} (cap {RUNS_PER_PROVIDER} x {IN_RUN_CAP})")
+    assert all(n <= RUNS_PER_PROVIDER * IN_RUN_CAP for n in provider_peak.values()), provider_peak
 
     # The history is in Postgres, not in SQLite files under DAGSTER_HOME.
     assert not list(home.rglob("*.db")), list(home.rglob("*.db"))
