@@ -13,7 +13,7 @@ from typing import Literal
 import dagster as dg
 
 from . import lineage
-from .assets.sources import IMAGES_KEY, PROMPTS_KEY
+from .assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
 from .errors import InvalidRequest
 from .generation import PreparedRequest, build_request, prepare
 from .partitions import clip_key
@@ -76,19 +76,6 @@ def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
         return dims["image"], dims["prompt"]
     image, prompt = key.split("|")
     return image, prompt
-
-
-def load_specs(instance: dg.DagsterInstance, prompt_keys: set[str]) -> dict[str, PromptSpec]:
-    """The prompt specs exactly as the prompts asset recorded them (what lineage says we used)."""
-    specs = {}
-    for key in sorted(prompt_keys):
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=PROMPTS_KEY, asset_partitions=[key]), limit=1).records
-        if records:
-            spec_meta = records[0].asset_materialization.metadata.get("spec")
-            if spec_meta is not None:
-                specs[key] = PromptSpec.model_validate(spec_meta.value)
-    return specs
 
 
 def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode) -> Selection:
