@@ -12,14 +12,14 @@ from typing import Literal
 
 import dagster as dg
 
-from . import lineage
+from . import lineage, model_spec, pricing
 from .assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
 from .errors import InvalidRequest
 from .generation import PreparedRequest, build_request, prepare
 from .partitions import clip_key
 from .prompt_spec import PromptSpec
 from .provider_resource import SeedanceProviders
-from .providers import PROVIDERS, get_adapter
+from .providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
 from .providers.images import ImageData, inspect_image, is_http_url
 from .storage import SeedanceStorage
 from .tasks import AttemptRecord
@@ -195,31 +195,27 @@ def candidates(choice: str, req, refs: dict[str, ImageData], storage: SeedanceSt
 
 
 def planned_provider(spec: PromptSpec, providers: SeedanceProviders) -> str:
-    """The provider a prompt's runs are tagged with, without reading images: its own, or for ``auto`` the
-    cheapest configured provider whose capabilities fit the request's fields (images can still rule it out)."""
+    """The provider a prompt's runs are tagged with, decided without reading images: its own, or for ``auto``
+    the cheapest configured provider whose documented capabilities fit the request's fields. (Images can
+    still rule a provider out at run time; the run then fails over as usual.)"""
     if spec.provider != "auto":
         return spec.provider
-    from .pricing import NoPrice, estimate
-    from .providers import ADAPTER_CLASSES
-
-    best = None
+    # Adaptive is priced at 16:9: every provider's price scales alike with the ratio, so the order holds.
+    ratio = "16:9" if spec.aspect_ratio == model_spec.ADAPTIVE else spec.aspect_ratio
+    width, height = model_spec.pixel_size(ratio, spec.resolution)
+    options = []
     for name in providers.configured():
         caps = ADAPTER_CLASSES[name].capabilities
-        if spec.resolution not in caps.resolutions or spec.seed > caps.seed_max:
+        if (spec.resolution not in caps.resolutions or spec.seed > caps.seed_max
+                or (spec.service_tier is not None and "service_tier" not in caps.extras)):
             continue
-        if spec.service_tier is not None and "service_tier" not in caps.extras:
+        try:
+            usd = pricing.estimate(name, resolution=spec.resolution, duration_s=spec.duration, width=width,
+                                   height=height, generate_audio=spec.generate_audio, service_tier=spec.service_tier).usd
+        except pricing.NoPrice:
             continue
-        try:  # adaptive is priced at 16:9: the order of providers does not depend on the ratio
-            from .model_spec import pixel_size
-
-            w, h = pixel_size("16:9" if spec.aspect_ratio == "adaptive" else spec.aspect_ratio, spec.resolution)
-            usd = estimate(name, resolution=spec.resolution, duration_s=spec.duration,
-                           generate_audio=spec.generate_audio, width=w, height=h, service_tier=spec.service_tier).usd
-        except NoPrice:
-            continue
-        if best is None or usd < best[0]:
-            best = (usd, name)
-    return best[1] if best else "auto"
+        options.append((usd, PROVIDERS.index(name), name))
+    return min(options)[2] if options else "auto"
 
 
 # -- reuse -------------------------------------------------------------------------------------------------
