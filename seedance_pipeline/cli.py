@@ -158,6 +158,107 @@ def run_command(storage_url: str | None) -> None:
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
+def _pipeline_context(storage_url: str | None):
+    """Instance, storage and providers as ``run`` uses them, with the sources refreshed from storage."""
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    from .definitions import build_definitions
+    from .provider_resource import SeedanceProviders
+    from .runner import Executor, RunReport, dagster_instance, refresh_sources
+    from .storage import SeedanceStorage
+
+    storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(
+        url=storage_url, endpoint_url=SeedanceStorage.from_env().endpoint_url)
+    providers = SeedanceProviders.from_env()
+    instance = dagster_instance()
+    defs = build_definitions(storage, providers)
+    report = RunReport()
+    refresh_sources(instance, storage, Executor(instance, defs, report, "CRITICAL"))
+    for line in report.ignored:
+        click.echo(f"ignored {line}", err=True)
+    for line in report.failures:
+        click.echo(f"FAILED {line}", err=True)
+    return instance, storage, providers, defs
+
+
+_SELECTION_OPTIONS = [
+    click.option("--prompt", "prompts", multiple=True, help="Only these prompt keys (repeatable)."),
+    click.option("--image", "images", multiple=True, help="Only these image keys (repeatable)."),
+    click.option("--storage", "storage_url", default=None, help="Storage URL; default $SEEDANCE_STORAGE_URL."),
+]
+
+
+def _selection_options(fn):
+    for option in reversed(_SELECTION_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@click.option("--mode", type=click.Choice(["missing_or_stale", "missing", "stale", "all"]), default="missing_or_stale",
+              show_default=True, help="Which targeted clips: never made, made from outdated inputs, both, or all.")
+@click.option("--list/--no-list", "list_clips", default=True, show_default=True, help="List every clip, not only totals.")
+@_selection_options
+def forecast(mode: str, list_clips: bool, prompts, images, storage_url) -> None:
+    """What producing a selection of clips would cost: clips, seconds and USD per provider (nothing is sent).
+
+    Refreshes the sources from storage first (as the storage sensor would), so edits are counted.
+    """
+    from .backfill import format_plan, plan
+
+    instance, storage, providers, _ = _pipeline_context(storage_url)
+    result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
+    click.echo(format_plan(result, list_clips=list_clips))
+
+
+@main.command()
+@click.option("--changed", is_flag=True, help="Clips made from inputs that changed since (an edited prompt, a replaced image).")
+@click.option("--missing", is_flag=True, help="Targeted clips never made.")
+@click.option("--dry-run", is_flag=True, help="Print the clips and the forecast; launch nothing.")
+@click.option("--max-usd", type=float, default=None, help="Refuse to launch when the forecast is over this many USD.")
+@_selection_options
+def backfill(changed: bool, missing: bool, dry_run: bool, max_usd: float | None, prompts, images, storage_url) -> None:
+    """Backfill exactly the clips an edit made outdated (and/or the missing ones), with their forecast cost.
+
+    Launches one Dagster backfill per provider (tagged seedance/provider for the run queue's limits); the
+    Dagster daemon runs it (`make ui`, or `dagster-daemon run`). Unchanged clips are not touched.
+    """
+    from .backfill import format_plan, launch, plan
+
+    if not (changed or missing):
+        raise click.UsageError("say what to backfill: --changed, --missing, or both")
+    mode = "missing_or_stale" if changed and missing else "stale" if changed else "missing"
+    instance, storage, providers, defs = _pipeline_context(storage_url)
+    result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
+    if not result.clips:
+        click.echo("nothing to backfill: every targeted clip is up to date"
+                   + (f" ({len(result.failures)} cannot be made, see above)" if result.failures else ""))
+        for failure in result.failures:
+            click.echo(f"cannot be made: {failure}")
+        sys.exit(EXIT_OK if not result.failures else EXIT_FAILED)
+    click.echo(format_plan(result))
+    if dry_run:
+        click.echo("dry run: nothing launched")
+        return
+    if max_usd is not None and result.total_usd > max_usd + 1e-9:
+        click.echo(f"error: the forecast ${result.total_usd:.4f} is over --max-usd ${max_usd:.2f}; nothing launched", err=True)
+        sys.exit(EXIT_REJECTED)
+    for provider, backfill_id, n in launch(instance, defs, result):
+        click.echo(f"launched backfill {backfill_id}: {n} clip(s) on {provider} (Dagster UI: /runs/b/{backfill_id})")
+    if not _daemon_running(instance):
+        click.echo("note: no Dagster daemon is running on this instance; the backfill waits until one is "
+                   "(`make ui`, or `dagster-daemon run -w workspace.yaml`)", err=True)
+
+
+def _daemon_running(instance) -> bool:
+    import time as _time
+
+    beats = instance.get_daemon_heartbeats()
+    beat = beats.get("BACKFILL")
+    return beat is not None and _time.time() - beat.timestamp < 120
+
+
 @main.group()
 def tasks() -> None:
     """Provider attempts that need a decision: list them, retry them, or abandon them."""

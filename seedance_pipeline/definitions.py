@@ -12,6 +12,7 @@ from .assets.clips import clips  # noqa: E402
 from .assets.reports import cost_report  # noqa: E402
 from .assets.sources import prompts, source_images  # noqa: E402
 from .jobs import clips_job, cost_report_job, daily_cost_report, prompts_job, source_images_job  # noqa: E402
+from .budget import SpendPolicy  # noqa: E402
 from .provider_resource import SeedanceProviders  # noqa: E402
 from .sensors import pending_tasks_sensor, storage_sensor  # noqa: E402
 from .storage import SeedanceStorage  # noqa: E402
@@ -20,14 +21,16 @@ ASSETS = [source_images, prompts, clips, cost_report]
 CHECKS = [plays_to_end, matches_request]
 
 
-def build_definitions(storage: SeedanceStorage | None = None, providers: SeedanceProviders | None = None) -> dg.Definitions:
+def build_definitions(storage: SeedanceStorage | None = None, providers: SeedanceProviders | None = None,
+                      spend: SpendPolicy | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
         sensors=[storage_sensor, pending_tasks_sensor],
         schedules=[daily_cost_report],
         jobs=[source_images_job, prompts_job, clips_job, cost_report_job],
-        resources={"storage": storage or SeedanceStorage.from_env(), "providers": providers or SeedanceProviders.from_env()},
+        resources={"storage": storage or SeedanceStorage.from_env(), "providers": providers or SeedanceProviders.from_env(),
+                   "spend": spend or SpendPolicy.from_env()},
     )
 
 

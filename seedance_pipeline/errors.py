@@ -77,3 +77,11 @@ class DownloadFailed(ProviderError):
 
 class PollTimeout(ProviderError):
     """The task did not reach a terminal state before our client-side deadline."""
+
+
+class OverBudget(SeedanceError):
+    """A spend limit would be passed: the attempt is stopped before anything is sent."""
+
+    def __init__(self, message: str):
+        self.reason = message
+        super().__init__(message)

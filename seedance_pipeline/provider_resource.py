@@ -3,7 +3,8 @@
 Where a provider's requests go, in order (same rule as ``generate``):
 1. ``SEEDANCE_<PROVIDER>_BASE_URL`` if set (with the provider's key when one is set);
 2. the real API when the provider's key is set (``RUNPOD_API_KEY``, ...);
-3. otherwise the built-in simulator on a free loopback port, and every result says "simulated".
+3. otherwise the built-in simulator, and every result says "simulated": the one at ``SEEDANCE_SIMULATOR_URL``
+   if set (``seedance-pipeline simulate``), else one started on a free loopback port.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .providers import ADAPTER_CLASSES, PROVIDERS, base_url_env, get_adapter
 from .providers.engine import ClientSettings, ProviderClient
 
 SIMULATOR_KEY = "simulator-key"
+SIMULATOR_URL_ENV = "SEEDANCE_SIMULATOR_URL"  # a simulator already running (``seedance-pipeline simulate``)
 DEFAULT_MAX_IN_FLIGHT = 4
 EXPECTED_LATENCY_ENV = "SEEDANCE_EXPECTED_LATENCY_S"
 
@@ -92,7 +94,8 @@ class SeedanceProviders(dg.ConfigurableResource):
         keys = {f"{p}_api_key": dg.EnvVar(ADAPTER_CLASSES[p].env_key)
                 for p in PROVIDERS if os.environ.get(ADAPTER_CLASSES[p].env_key)}
         urls = {p: os.environ[base_url_env(p)] for p in PROVIDERS if os.environ.get(base_url_env(p))}
-        return cls(**{**keys, "base_urls": urls, "max_in_flight": max_in_flight_from_env(),
+        simulator = {"simulator_url": os.environ[SIMULATOR_URL_ENV]} if os.environ.get(SIMULATOR_URL_ENV) else {}
+        return cls(**{**keys, "base_urls": urls, **simulator, "max_in_flight": max_in_flight_from_env(),
                       **expected_latency_from_env(), **overrides})
 
     def api_key(self, provider: str) -> str | None:

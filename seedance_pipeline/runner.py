@@ -16,6 +16,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from .assets.clips import CLIPS_KEY
+from .budget import SpendPolicy
 from .definitions import build_definitions
 from .jobs import today_utc
 from .partitions import IMAGES, PROMPTS
@@ -62,32 +63,45 @@ def dagster_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
-def run_pipeline(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: SeedanceProviders, *,
-                 log_level: str = "CRITICAL") -> RunReport:
-    defs = build_definitions(storage, providers)
-    report = RunReport()
+class Executor:
+    """Runs the code location's jobs in-process on ``instance`` and collects what failed, for the CLI."""
+
+    def __init__(self, instance: dg.DagsterInstance, defs: dg.Definitions, report: RunReport, log_level: str):
+        self.instance, self.defs, self.report, self.log_level = instance, defs, report, log_level
+
+    def __call__(self, step: str, job_name: str, run_config: dict | None = None, **kw) -> dg.ExecuteInProcessResult:
+        config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": self.log_level}}}}
+        result = self.defs.resolve_job_def(job_name).execute_in_process(
+            instance=self.instance, raise_on_error=False, run_config=config, **kw)
+        self.report.runs[step] = result.run_id
+        if not result.success:
+            self.report.failures.extend(_failure_lines(self.instance, result.run_id, step))
+        return result
+
+
+def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, execute: Executor):
+    """Register new files as partitions and materialize changed sources, exactly as the storage sensor would."""
     plan = plan_refresh(instance, storage)
-    report.ignored = [f"{r.name}: {r.reason}" for r in plan.rejected]
+    execute.report.ignored = [f"{r.name}: {r.reason}" for r in plan.rejected]
     if plan.new_images:
         instance.add_dynamic_partitions(IMAGES, plan.new_images)
     if plan.new_prompts:
         instance.add_dynamic_partitions(PROMPTS, plan.new_prompts)
-
-    def execute(step: str, job_name: str, run_config: dict | None = None, **kw) -> dg.ExecuteInProcessResult:
-        config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
-        result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, raise_on_error=False, run_config=config, **kw)
-        report.runs[step] = result.run_id
-        if not result.success:
-            report.failures.extend(_failure_lines(instance, result.run_id, step))
-        return result
-
     if plan.changed_images:
         execute("source_images", "source_images_job", tags=range_tags(plan.images[0], plan.images[-1]),
                 run_config={"ops": {"source_images": {"config": {"only_changed": True}}}})
     if plan.changed_prompts:
         execute("prompts", "prompts_job", tags=range_tags(plan.prompts[0], plan.prompts[-1]),
                 run_config={"ops": {"prompts": {"config": {"only_changed": True}}}})
+    return plan
+
+
+def run_pipeline(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: SeedanceProviders, *,
+                 log_level: str = "CRITICAL", spend: SpendPolicy | None = None) -> RunReport:
+    defs = build_definitions(storage, providers, spend)
+    report = RunReport()
+    execute = Executor(instance, defs, report, log_level)
+    plan = refresh_sources(instance, storage, execute)
     if plan.images and plan.prompts:
         result = execute("clips", "clips_job", tags=clip_range_tags(plan.images, plan.prompts),
                          run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale"}}}})

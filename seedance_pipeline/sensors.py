@@ -8,8 +8,13 @@ from collections import Counter
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from .assets.clips import CLIPS_KEY
-from .assets.sources import IMAGES_KEY, PROMPTS_KEY
+from . import backfill
+from .assets.clips import PROVIDER_TAG
+from .assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
+from .backfill import TRIGGER_TAG
+from .budget import SpendPolicy
+from .clip_plan import planned_provider
+from .provider_resource import SeedanceProviders
 from .jobs import clips_job, prompts_job, source_images_job
 from .partitions import clip_key
 from .refresh import add_requests, clip_range_tags, plan_refresh, range_tags
@@ -28,9 +33,12 @@ def _refresh_config(asset: str) -> dict:
     name="storage_sensor", minimum_interval_seconds=SENSOR_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=[source_images_job, prompts_job, clips_job],
     description="Watches images/ and prompts/: adds partitions, refreshes changed files, and requests the clips "
-                "that new images or prompts target (never regenerates outdated clips by itself).",
+                "that new images or prompts target, one run per prompt tagged with its provider. It never "
+                "regenerates outdated clips by itself unless an automatic-backfill budget is configured "
+                "(SEEDANCE_AUTO_BACKFILL_BUDGET_USD) and the forecast fits in it.",
 )
-def storage_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage):
+def storage_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage, providers: SeedanceProviders,
+                   spend: SpendPolicy):
     plan = plan_refresh(context.instance, storage)
     cursor = json.loads(context.cursor) if context.cursor else {}
     runs: list[dg.RunRequest] = []
@@ -39,7 +47,7 @@ def storage_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage
         if changed:
             runs.append(dg.RunRequest(
                 run_key=f"{name}:{plan.digest(changed)}", job_name=job.name, run_config=_refresh_config(name),
-                tags={**range_tags(keys[0], keys[-1]), "seedance/trigger": "storage_sensor"}))
+                tags={**range_tags(keys[0], keys[-1]), TRIGGER_TAG: "storage_sensor"}))
 
     # Clips for sources materialized since the last tick (their refresh runs have finished by then).
     store = context.instance.event_log_storage
@@ -50,15 +58,20 @@ def storage_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage
     known_i = [k for k in plan.images if k not in plan.new_images]
     known_p = [k for k in plan.prompts if k not in plan.new_prompts]
     if (fresh_i or fresh_p) and known_i and known_p:
-        # One rectangle, so no pair is ever in two concurrent runs: new images x all prompts, all images x
-        # new prompts, or everything when both changed. Mode "missing" produces only clips never made.
+        # New images x all prompts, all images x new prompts, or everything when both changed; one run per
+        # prompt (so each run is one provider's, for the run queue's per-provider limits). Mode "missing"
+        # produces only clips never made.
         images = [k for k in known_i if k in fresh_i] if not fresh_p else known_i
         prompts = [k for k in known_p if k in fresh_p] if not fresh_i else known_p
-        if images and prompts:
-            runs.append(dg.RunRequest(
-                run_key=f"clips:{new_cursor['images_sid']}:{new_cursor['prompts_sid']}", job_name=clips_job.name,
-                run_config={"ops": {"clips": {"config": {"mode": "missing"}}}},
-                tags={**clip_range_tags(images, prompts), "seedance/trigger": "storage_sensor"}))
+        specs = load_specs(context.instance, set(prompts))
+        for prompt in prompts:
+            if images and prompt in specs:
+                runs.append(dg.RunRequest(
+                    run_key=f"clips:{prompt}:{new_cursor['images_sid']}:{new_cursor['prompts_sid']}",
+                    job_name=clips_job.name, run_config={"ops": {"clips": {"config": {"mode": "missing"}}}},
+                    tags={**clip_range_tags(images, [prompt]), TRIGGER_TAG: "storage_sensor",
+                          PROVIDER_TAG: planned_provider(specs[prompt], providers)}))
+        runs += _outdated(context, storage, providers, spend, images, prompts)
     for rejected in plan.rejected:
         context.log.warning(f"ignored {rejected.name}: {rejected.reason}")
     if not runs and not plan.new_images and not plan.new_prompts:
@@ -66,6 +79,28 @@ def storage_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage
             f"no change: {len(plan.images)} images, {len(plan.prompts)} prompts"
             + (f", {len(plan.rejected)} file(s) ignored (see logs)" if plan.rejected else "")))
     return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=add_requests(plan), cursor=json.dumps(new_cursor))
+
+
+def _outdated(context, storage: SeedanceStorage, providers: SeedanceProviders, spend: SpendPolicy,
+              images: list[str], prompts: list[str]) -> list[dg.RunRequest]:
+    """Clips that changed sources made outdated: a backfill per provider if the forecast fits the automatic
+    budget, else a note saying why it waits (``seedance-pipeline backfill --changed`` launches it)."""
+    result = backfill.plan(context.instance, storage, providers, mode="stale", prompts=prompts, images=images)
+    if not result.clips:
+        return []
+    summary = f"{len(result.clips)} clip(s) outdated by an edit, forecast ${result.total_usd:.4f}"
+    budget = spend.auto_backfill_usd
+    if budget is None or result.total_usd > budget + 1e-9:
+        why = ("automatic backfills are off (SEEDANCE_AUTO_BACKFILL_BUDGET_USD)" if budget is None
+               else f"over the automatic-backfill budget ${budget:.2f}")
+        context.log.info(f"{summary}: waiting, {why}; `seedance-pipeline backfill --changed` launches it")
+        return []
+    context.log.info(f"{summary}: within the automatic-backfill budget ${budget:.2f}; launching")
+    graph = context.repository_def.asset_graph
+    return [dg.RunRequest.for_asset_graph_subset(
+                backfill.asset_graph_subset(graph, sorted(c.partition for c in group)),
+                tags=backfill.backfill_tags(provider, "storage_sensor"))
+            for provider, group in result.by_provider().items()]
 
 
 @dg.sensor(
@@ -93,7 +128,7 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
                 run_key=f"collect:{rec.attempt_id}:{rec.updated_at:.0f}",
                 partition_key=str(clip_key(rec.image, rec.prompt)),
                 run_config={"ops": {"clips": {"config": {"collect": [rec.attempt_id]}}}},
-                tags={"seedance/trigger": "pending_tasks_sensor", "seedance/provider": rec.provider}))
+                tags={TRIGGER_TAG: "pending_tasks_sensor", PROVIDER_TAG: rec.provider}))
         else:
             stuck.append(f"{rec.image}|{rec.prompt} on {rec.provider} ({rec.state}, attempt {rec.attempt_id}, "
                          f"{now - rec.created_at:.0f} s old)")

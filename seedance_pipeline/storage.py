@@ -5,6 +5,7 @@ Layout under the storage root (documented in the README):
     images/<key>.<png|jpg|jpeg|webp|gif|bmp|tif|tiff>   source images (key = file name stem)
     prompts/<key>.yaml                                   prompt specs
     clips/<prompt>/<image>.mp4 (+ .json sidecar)         stored clips
+    clips/<prompt>/<image>.versions/<fingerprint>.mp4    earlier clips of the pair, kept when an edit replaces them
     reports/<YYYY-MM-DD>/cost_report.{parquet,md}        daily cost reports
     tasks/...                                            write-ahead task records (see tasks.py)
 """
@@ -22,7 +23,7 @@ import fsspec
 from pydantic import PrivateAttr
 
 from .keys import key_problem
-from .storage_io import atomic_writer, is_local
+from .storage_io import atomic_copy, atomic_writer, is_local
 
 STORAGE_URL_ENV = "SEEDANCE_STORAGE_URL"
 S3_ENDPOINT_ENV = "SEEDANCE_S3_ENDPOINT_URL"
@@ -47,7 +48,8 @@ class Rejected:
     reason: str
 
 
-def _stamp(info: dict) -> str:
+def file_stamp(info: dict) -> str:
+    """Changes whenever a file's content may have changed: size + mtime or ETag."""
     marker = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created")
     return f"{info.get('size')}:{marker}"
 
@@ -124,7 +126,7 @@ class SeedanceStorage(dg.ConfigurableResource):
             elif stem in files:
                 rejected.append(Rejected(name, f"key {stem!r} is already taken by {files[stem].path.rsplit('/', 1)[-1]}"))
             else:
-                files[stem] = StoredFile(stem, full, int(info.get("size") or 0), _stamp(info))
+                files[stem] = StoredFile(stem, full, int(info.get("size") or 0), file_stamp(info))
         return list(files.values()), rejected
 
     def scan_images(self) -> tuple[list[StoredFile], list[Rejected]]:
@@ -158,6 +160,14 @@ class SeedanceStorage(dg.ConfigurableResource):
 
     def sidecar_path(self, prompt: str, image: str) -> str:
         return self.path("clips", prompt, f"{image}.json")
+
+    def version_path(self, prompt: str, image: str, fingerprint: str) -> str:
+        """Where an earlier clip of this pair is kept when a changed request replaces it (never thrown away)."""
+        return self.path("clips", prompt, f"{image}.versions", f"{fingerprint}.mp4")
+
+    def copy(self, src: str, dst: str) -> None:
+        """Copy a stored file (and nothing else); ``dst`` appears complete or not at all."""
+        atomic_copy(self.fs, src, dst)
 
     # -- stamps of materialized sources (an optimisation: losing them only costs a re-read) ---------
 

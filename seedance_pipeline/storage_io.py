@@ -47,3 +47,21 @@ def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
             fh.closed = True
         raise
     fh.close()
+
+
+def atomic_copy(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
+    """Copy ``src`` to ``dst`` so that ``dst`` appears complete or not at all (server-side on object stores)."""
+    parent = dst.rsplit("/", 1)[0] if "/" in dst else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    if not is_local(fs):
+        fs.copy(src, dst)  # an object appears only once the (server-side) copy is complete
+        return
+    tmp = f"{dst}.part-{uuid.uuid4().hex}"
+    try:
+        fs.copy(src, tmp)
+        fs.mv(tmp, dst)
+    except BaseException:
+        if fs.exists(tmp):
+            fs.rm(tmp)
+        raise

@@ -17,16 +17,20 @@ import json
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
-from .errors import AcceptanceUnknown, DownloadFailed, ProviderUnavailable, SubmitRejected, TaskFailed
+from .errors import AcceptanceUnknown, DownloadFailed, OverBudget, ProviderUnavailable, SubmitRejected, TaskFailed
 from .generation import ClipResult, PreparedRequest
 from .providers.states import TaskSnapshot
-from .storage import SeedanceStorage
+from .storage import SeedanceStorage, file_stamp
 
-State = Literal["intent", "accepted", "succeeded", "failed", "rejected", "unknown", "download_failed", "reused", "abandoned"]
+if TYPE_CHECKING:
+    from .budget import SpendGuard
+
+State = Literal["intent", "accepted", "succeeded", "failed", "rejected", "unknown", "download_failed", "reused",
+                "abandoned", "blocked"]
 OPEN_STATES = frozenset({"intent", "accepted", "unknown", "download_failed"})
 
 
@@ -121,6 +125,18 @@ class TaskStore:
             return []
         return self._load_many([p for p in paths if p.endswith(".json")])
 
+    def day_records_cached(self, day: str, cache: dict[str, tuple[str, AttemptRecord]]) -> list[AttemptRecord]:
+        """``day_records``, re-reading only the files whose size or mtime/ETag changed since ``cache`` saw them."""
+        try:
+            listing = self.storage.fs.find(self.storage.path("tasks", "days", day), detail=True)
+        except FileNotFoundError:
+            return []
+        stamps = {p: file_stamp(info) for p, info in listing.items() if p.endswith(".json")}
+        stale = [p for p, stamp in stamps.items() if p not in cache or cache[p][0] != stamp]
+        for path, record in zip(stale, self._load_many(stale)):
+            cache[path] = (stamps[path], record)
+        return [cache[p][1] for p in stamps if p in cache]
+
     def for_fingerprint(self, fingerprint: str) -> list[AttemptRecord]:
         try:
             markers = self.storage.fs.ls(self.storage.path("tasks", "by-fingerprint", fingerprint), detail=False)
@@ -134,13 +150,17 @@ class AttemptJournal:
     """The ``generation.Journal`` for one clip partition: writes each step before moving on."""
 
     def __init__(self, store: TaskStore, *, image: str, prompt: str, run_id: str | None, simulated: bool,
-                 record: AttemptRecord | None = None):
+                 record: AttemptRecord | None = None, guard: SpendGuard | None = None):
         self.store, self.image, self.prompt, self.run_id, self.simulated = store, image, prompt, run_id, simulated
         self.record = record  # set when resuming an existing attempt
+        self.guard = guard
 
     def intent(self, prepared: PreparedRequest) -> None:
+        """Durable before the submit POST; it is also the budget reservation (``OverBudget`` stops the submit)."""
         self.record = self.store.create(prepared, image=self.image, prompt=self.prompt, run_id=self.run_id,
                                         simulated=self.simulated)
+        if self.guard is not None:
+            self.guard.admit(self.record)
 
     def accepted(self, prepared: PreparedRequest, snapshot: TaskSnapshot) -> None:
         assert self.record is not None
@@ -159,11 +179,15 @@ class AttemptJournal:
             state = _state_for(error, accepted=self.record.state != "intent")
             update.update(state=state, error=str(error), moderation=bool(getattr(error, "moderation", False)))
         self.record = self.store.save(self.record.model_copy(update=update))
+        if self.guard is not None and self.record.state in ("rejected", "blocked"):
+            self.guard.release(self.record)
 
 
 def _state_for(error: Exception | None, *, accepted: bool) -> State:
     """Where an attempt stands after ``error``; anything we cannot be sure of stays open."""
     if not accepted:
+        if isinstance(error, OverBudget):
+            return "blocked"  # stopped by a budget before anything was sent
         if isinstance(error, (SubmitRejected, ProviderUnavailable)) and not isinstance(error, AcceptanceUnknown):
             return "rejected"  # the provider said no, or was never reached: nothing exists
         return "unknown"  # the POST may have reached the provider

@@ -10,6 +10,7 @@ import pytest
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
+from seedance_pipeline.budget import SpendPolicy
 from seedance_pipeline.definitions import ASSETS, CHECKS
 from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.runner import run_pipeline
@@ -80,7 +81,7 @@ def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instan
     assert list(plan.changed_prompts) == ["quick-pan"] and not plan.changed_images
     defs_assets = [*ASSETS, *CHECKS]
     dg.materialize(defs_assets, selection=["prompts"], partition_key="quick-pan", instance=instance,
-                   resources={"storage": demo, "providers": providers})
+                   resources={"storage": demo, "providers": providers, "spend": SpendPolicy()})
     resolver = get_stale_status_resolver(instance, defs_assets)
     status = {c: resolver.get_status(CLIPS, c) for c in DEMO_CLIPS}
     assert {c for c, s in status.items() if s == StaleStatus.STALE} == {"mountains|quick-pan", "tower|quick-pan"}

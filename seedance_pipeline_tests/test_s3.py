@@ -219,8 +219,8 @@ def presigned_url_leaks(instance, run_ids, s3, bucket: str, root: str) -> list[s
 
 
 def tick(instance, storage, defs, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage}, definitions=defs)
-    return storage_sensor(context)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources, definitions=defs) as context:
+        return storage_sensor(context)
 
 
 def run_requested(defs, instance, request: dg.RunRequest) -> bool:

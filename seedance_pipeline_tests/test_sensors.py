@@ -21,8 +21,8 @@ PROMPT = "text: a calm lake at dawn\nprovider: novita\nduration: 4\nresolution: 
 
 
 def tick(sensor, instance, storage, defs, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage}, definitions=defs)
-    return sensor(context), context
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources, definitions=defs) as context:
+        return sensor(context), context
 
 
 def execute(defs, instance, request: dg.RunRequest):
@@ -74,6 +74,74 @@ def test_storage_sensor_adds_partitions_then_requests_missing_clips(storage, pro
     assert requests_total(sim, "submit") == 2
     clips = {r.partition_key for r in instance.fetch_materializations(dg.AssetKey("clips"), limit=10).records}
     assert clips == {"lake|dawn", "hill|dawn"}
+
+
+def _settle(defs, instance, storage, cursor=None):
+    """Tick the storage sensor and run what it asks until it asks for nothing; returns the last cursor."""
+    for _ in range(5):
+        result, _ = tick(storage_sensor, instance, storage, defs, cursor=cursor)
+        apply_partitions(instance, result)
+        requests = [r for r in result.run_requests or [] if r.asset_graph_subset is None]
+        for request in requests:
+            assert execute(defs, instance, request).success
+        cursor = result.cursor
+        if not requests:
+            return result
+    raise AssertionError("the storage sensor kept requesting runs")
+
+
+def test_storage_sensor_runs_one_prompt_per_run_tagged_with_its_provider(storage, providers, instance, sim):
+    defs = build_definitions(storage, providers)
+    put(storage, "images/lake.png", png())
+    put(storage, "prompts/dawn.yaml", PROMPT)
+    put(storage, "prompts/dusk.yaml", PROMPT.replace("novita", "runpod").replace("dawn", "dusk"))
+    put(storage, "prompts/noon.yaml", PROMPT.replace("novita", "auto").replace("dawn", "noon"))
+    first, _ = tick(storage_sensor, instance, storage, defs)
+    apply_partitions(instance, first)
+    for request in first.run_requests:
+        assert execute(defs, instance, request).success
+    second, _ = tick(storage_sensor, instance, storage, defs, cursor=first.cursor)
+    tags = {r.tags["dagster/asset_partition_range_start"].split("|")[1]: r.tags["seedance/provider"]
+            for r in second.run_requests}
+    # auto: the cheapest provider for 480p, 4 s, silent (ByteDance's token rate; WaveSpeed first on a tie)
+    assert tags == {"dawn": "novita", "dusk": "runpod", "noon": "wavespeed"}
+
+
+def test_edit_waits_for_a_person_unless_its_forecast_fits_the_automatic_budget(storage, providers, instance, sim):
+    from seedance_pipeline.budget import SpendPolicy
+
+    put(storage, "images/lake.png", png())
+    put(storage, "images/hill.png", png((640, 640), (30, 160, 60)))
+    put(storage, "prompts/dawn.yaml", PROMPT)
+    off = build_definitions(storage, providers, SpendPolicy())
+    cursor = _settle(off, instance, storage).cursor
+    assert requests_total(sim, "submit") == 2
+    put(storage, "prompts/dawn.yaml", PROMPT.replace("calm lake", "stormy lake"))
+
+    # Off by default: the sensor refreshes the prompt and then says why the outdated clips wait.
+    waiting = _settle(off, instance, storage, cursor)
+    assert requests_total(sim, "submit") == 2 and not waiting.run_requests
+
+    put(storage, "prompts/dawn.yaml", PROMPT.replace("calm lake", "foggy lake"))
+    each = 864 * 496 * 24 * 4 / 1024 * 1.2 / 1e6  # Novita 480p adaptive->16:9, 4 s, silent
+    small = build_definitions(storage, providers, SpendPolicy(auto_backfill_usd=1.5 * each))
+    refreshed, _ = tick(storage_sensor, instance, storage, small, cursor=waiting.cursor)
+    for request in refreshed.run_requests:
+        assert execute(small, instance, request).success
+    over, _ = tick(storage_sensor, instance, storage, small, cursor=refreshed.cursor)
+    assert not [r for r in over.run_requests if r.asset_graph_subset is not None]  # 2 clips > 1.5 clips' budget
+
+    put(storage, "prompts/dawn.yaml", PROMPT.replace("calm lake", "misty lake"))
+    enough = build_definitions(storage, providers, SpendPolicy(auto_backfill_usd=2.5 * each))
+    refreshed, _ = tick(storage_sensor, instance, storage, enough, cursor=over.cursor)
+    for request in refreshed.run_requests:
+        assert execute(enough, instance, request).success
+    launched, _ = tick(storage_sensor, instance, storage, enough, cursor=refreshed.cursor)
+    [request] = [r for r in launched.run_requests if r.asset_graph_subset is not None]
+    assert request.tags["seedance/provider"] == "novita"
+    targeted = {str(p.partition_key) for p in request.asset_graph_subset.iterate_asset_partitions()}
+    assert targeted == {"lake|dawn", "hill|dawn"}
+    assert requests_total(sim, "submit") == 2  # launching is the daemon's job; the sensor sends nothing
 
 
 def test_pending_sensor_collects_an_orphaned_task_without_resubmitting(storage, providers, instance, sim):

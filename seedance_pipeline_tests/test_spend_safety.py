@@ -59,3 +59,94 @@ def test_acceptance_unknown_is_never_resubmitted_until_a_person_decides(storage,
     third = run_pipeline(instance, storage, providers)  # the person decided: now it is made again
     assert third.ok and [r.clip for r in third.clips] == ["lake|dawn"]
     assert requests_total(sim, "submit") == 2
+
+
+THREE_NOVITA = "text: a calm lake\nprovider: novita\nduration: 5\nresolution: 720p\naspect_ratio: '16:9'\nseed: 3\n"
+
+
+
+def _three_images(storage):
+    for name, color in (("a", (200, 40, 40)), ("b", (40, 200, 40)), ("c", (40, 40, 200))):
+        put(storage, f"images/{name}.png", png(color=color))
+
+
+def test_per_run_budget_blocks_the_clip_that_would_pass_it_and_the_rest_continue(storage, providers, sim, instance):
+    from seedance_pipeline.budget import SpendPolicy
+
+    _three_images(storage)
+    put(storage, "prompts/lake.yaml", THREE_NOVITA)
+    each = 1280 * 720 * 24 * 5 / 1024 * 1.2 / 1e6  # Novita, 720p 16:9, 5 s, silent (assumed ByteDance rate)
+    report = run_pipeline(instance, storage, providers, spend=SpendPolicy(per_run_usd=2.5 * each))
+    assert len(report.clips) == 2 and len(report.failures) == 1, report.failures
+    assert "over the per-run budget" in report.failures[0] and "nothing was sent" in report.failures[0]
+    assert requests_total(sim, "submit") == 2  # zero requests for the blocked clip
+    states = sorted(r.state for r in TaskStore(storage).day_records(report.cost_report.rsplit("/", 2)[-2]))
+    assert states == ["blocked", "succeeded", "succeeded"]
+    assert TaskStore(storage).open_records() == []
+
+
+def test_daily_budget_counts_earlier_runs_and_blocks_before_sending(storage, providers, sim, instance):
+    from seedance_pipeline.budget import SpendPolicy
+
+    _three_images(storage)
+    put(storage, "prompts/lake.yaml", THREE_NOVITA.replace("images: ", "") + "images: [a, b]\n")
+    each = 1280 * 720 * 24 * 5 / 1024 * 1.2 / 1e6
+    daily = SpendPolicy(per_day_usd=2.5 * each)
+    first = run_pipeline(instance, storage, providers, spend=daily)
+    assert first.ok and len(first.clips) == 2
+    put(storage, "prompts/lake.yaml", THREE_NOVITA)  # now targets c too (a, b unchanged: reused for free)
+    second = run_pipeline(instance, storage, providers, spend=daily)
+    assert [r.clip for r in second.clips] == [] and len(second.failures) == 1, second.failures
+    assert "c|lake" in second.failures[0] and "over the daily budget" in second.failures[0]
+    assert requests_total(sim, "submit") == 2
+    # A budget of its own kind: simulated attempts never count against real ones (and vice versa).
+    from seedance_pipeline.budget import SpendGuard
+
+    [record] = [r for r in TaskStore(storage).day_records(first.cost_report.rsplit("/", 2)[-2]) if r.state == "blocked"]
+    guard = SpendGuard(TaskStore(storage), per_run_usd=None, per_day_usd=daily.per_day_usd)
+    assert guard.day_usd(record.model_copy(update={"simulated": False})) == 0.0
+
+
+def test_auto_fails_over_only_before_acceptance(storage, providers, sim, instance):
+    put(storage, "images/a.png", png())
+    put(storage, "prompts/cheap.yaml", "text: waves\nprovider: auto\nduration: 4\nresolution: 480p\naspect_ratio: '16:9'\n")
+    # WaveSpeed is the cheapest here and keeps answering 429: it never takes the task -> next cheapest (JieKou).
+    sim.configure(fast_config(faults=[FaultRule(provider="wavespeed", endpoint="submit", kind="http_429", retry_after="0")]))
+    report = run_pipeline(instance, storage, providers)
+    assert report.ok, report.failures
+    assert [(r.clip, r.provider) for r in report.clips] == [("a|cheap", "jiekou")]
+    meta = instance.fetch_materializations(dg.AssetKey("clips"), limit=1).records[0].asset_materialization.metadata
+    assert "wavespeed" in meta["passed_over"].value
+    stats = sim.sim.stats()["requests"]
+    assert stats["wavespeed"]["submit"] == 7 and stats["jiekou"]["submit"] == 1  # 1 + 6 retries, then one submit
+    day = report.cost_report.rsplit("/", 2)[-2]
+    assert sorted((r.provider, r.state) for r in TaskStore(storage).day_records(day)) == [
+        ("jiekou", "succeeded"), ("wavespeed", "rejected")]
+
+    # Accepted, then failed at the provider: never re-bought elsewhere.
+    put(storage, "prompts/cheap.yaml", "text: waves crash\nprovider: auto\nduration: 4\nresolution: 480p\naspect_ratio: '16:9'\n")
+    sim.configure(fast_config(faults=[FaultRule(provider="wavespeed", endpoint="submit", kind="fail")]))
+    failed = run_pipeline(instance, storage, providers)
+    assert failed.clips == [] and len(failed.failures) == 1 and "failed" in failed.failures[0]
+    stats = sim.sim.stats()["requests"]
+    assert stats["wavespeed"]["submit"] == 8 and stats["jiekou"]["submit"] == 1 and stats["novita"]["submit"] == 0
+
+
+def test_a_renamed_prompt_reuses_the_stored_clips_and_a_reverted_edit_reuses_the_kept_version(storage, providers, sim, instance):
+    write_demo_data(storage)
+    run_pipeline(instance, storage, providers)
+    assert requests_total(sim, "submit") == 5
+    quick = storage.read_bytes(storage.path("prompts", "quick-pan.yaml")).decode()
+    put(storage, "prompts/quick-pan-copy.yaml", quick)  # same request, another name
+    copied = run_pipeline(instance, storage, providers)
+    assert {(r.clip, r.outcome) for r in copied.clips} == {("mountains|quick-pan-copy", "reused"), ("tower|quick-pan-copy", "reused")}
+    assert requests_total(sim, "submit") == 5
+    assert storage.exists(storage.clip_path("quick-pan-copy", "tower"))
+
+    put(storage, "prompts/quick-pan.yaml", quick.replace("Gentle pan", "Brisk pan"))
+    edited = run_pipeline(instance, storage, providers)
+    assert {r.outcome for r in edited.clips} == {"generated"} and requests_total(sim, "submit") == 7
+    put(storage, "prompts/quick-pan.yaml", quick)  # changed our mind: the first clips come back for free
+    reverted = run_pipeline(instance, storage, providers)
+    assert {(r.clip, r.outcome) for r in reverted.clips} == {("mountains|quick-pan", "reused"), ("tower|quick-pan", "reused")}
+    assert requests_total(sim, "submit") == 7

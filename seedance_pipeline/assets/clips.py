@@ -3,94 +3,62 @@
 A run may cover many partitions. Everything that can fail before spending is checked first, for
 every partition; then the clips are produced concurrently (each provider's in-flight cap applies)
 and each one is recorded the moment it is stored, so a run that fails half-way keeps every clip it
-paid for. Per partition, in order: reuse a stored clip with the same request fingerprint (no request
-at all), resume an attempt a previous run left at the provider (poll, never resubmit), refuse an
-attempt whose acceptance is unknown, else submit once.
+paid for. Per partition, in order: reuse a stored, checked clip made from the same request
+fingerprint (no request at all), resume an attempt a previous run left at the provider (poll, never
+resubmit), refuse an attempt whose acceptance is unknown, else submit once within the budgets; with
+``provider: auto`` fail over to the next cheapest provider only if the previous one never accepted.
 """
 
 
 import asyncio
+import base64
 import json
 import time
-from dataclasses import dataclass, field
 from typing import Literal
 
 import dagster as dg
 
 from .. import lineage
+from ..budget import SpendGuard, SpendPolicy
 from ..checks import Expected, evaluate, evaluations
-from ..errors import InvalidRequest, ProviderError
-from ..generation import PreparedRequest, build_request, generate_clip, prepare
-from ..partitions import clip_key, clip_partitions
-from ..prompt_spec import PromptSpec
+from ..clip_plan import (
+    CLIPS_CODE_VERSION, CLIPS_KEY, Candidate, Item, find_reusable, keep_current_version, prepare_items, select,
+    split_key,
+)
+from ..errors import OverBudget, ProviderError
+from ..generation import generate_clip
+from ..partitions import clip_partitions
 from ..provider_resource import SeedanceProviders
-from ..providers import get_adapter
-from ..providers.images import ImageData, inspect_image, is_http_url
 from ..providers.states import TaskSnapshot, TaskState
 from ..storage import SeedanceStorage
 from ..tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
 from ..video import VideoProbeError, first_frame_png, probe_video
 from .sources import IMAGES_KEY, PROMPTS_KEY
 
-CLIPS_KEY = dg.AssetKey("clips")
-CLIPS_CODE_VERSION = "1"  # bump when the request mapping or the model changes
 PROVIDER_TAG = "seedance/provider"
 OUTCOME_TAG = "seedance/outcome"
+__all__ = ["clips", "CLIPS_KEY", "CLIPS_CODE_VERSION", "PROVIDER_TAG", "split_key"]
 
 
 class ClipsConfig(dg.Config):
-    """Which targeted partitions of the run to produce.
+    """Which targeted partitions of the run to produce, and within what budget.
 
     ``all``: every one (an explicit materialization or backfill; unchanged requests are reused for free).
     ``missing_or_stale``: those never made, or made from other inputs or code (``seedance-pipeline run``).
     ``missing``: only those never made (the storage sensor: it never regenerates outdated clips by itself).
+    ``stale``: only those made from other inputs or code.
     """
 
-    mode: Literal["all", "missing_or_stale", "missing"] = "all"
+    mode: Literal["all", "missing_or_stale", "missing", "stale"] = "all"
     # Attempt ids whose tasks a dead run left at the provider: collect their outputs, never resubmit
     # (the pending-tasks sensor sets this).
     collect: list[str] = []
-
-
-@dataclass
-class Item:
-    image: str
-    prompt: str
-    spec: PromptSpec | None
-    inputs: dict[dg.AssetKey, lineage.Version]
-    prepared: PreparedRequest | None = None
-    simulated: bool = False
-    record: AttemptRecord | None = None  # an open attempt to resume
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def partition(self) -> dg.MultiPartitionKey:
-        return clip_key(self.image, self.prompt)
+    # This run's spend limit in USD; None: the configured per-run budget (SEEDANCE_BUDGET_PER_RUN_USD).
+    budget_usd: float | None = None
 
 
 class ItemFailed(Exception):
     pass
-
-
-def load_specs(instance: dg.DagsterInstance, prompt_keys: set[str]) -> dict[str, PromptSpec]:
-    """The prompt specs exactly as the prompts asset recorded them (what lineage says we used)."""
-    specs = {}
-    for key in sorted(prompt_keys):
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=PROMPTS_KEY, asset_partitions=[key]), limit=1).records
-        if records:
-            spec_meta = records[0].asset_materialization.metadata.get("spec")
-            if spec_meta is not None:
-                specs[key] = PromptSpec.model_validate(spec_meta.value)
-    return specs
-
-
-def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
-    if isinstance(key, dg.MultiPartitionKey):
-        dims = key.keys_by_dimension
-        return dims["image"], dims["prompt"]
-    image, prompt = key.split("|")
-    return image, prompt
 
 
 @dg.asset(
@@ -114,52 +82,28 @@ def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
                 "+ provider + model) is never paid for twice.",
 )
 async def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: SeedanceStorage,
-                providers: SeedanceProviders):
+                providers: SeedanceProviders, spend: SpendPolicy):
     started = time.monotonic()
     keys = [split_key(k) for k in context.partition_keys]
-    instance = context.instance
-    images = {i for i, _ in keys}
-    prompt_keys = {p for _, p in keys}
-    image_versions = lineage.latest_versions(instance, IMAGES_KEY, images)
-    prompt_versions = lineage.latest_versions(instance, PROMPTS_KEY, prompt_keys)
-    specs = load_specs(instance, prompt_keys)
-    recorded = {}
-    if config.mode != "all":
-        wanted = [str(clip_key(i, p)) for i, p in keys]
-        # Past a few thousand keys one unfiltered query beats an IN clause of every key.
-        recorded = lineage.latest_versions(instance, CLIPS_KEY, wanted if len(wanted) <= 2000 else None)
-
-    failures: list[str] = []
-    items: list[Item] = []
-    untargeted = fresh = 0
     store = TaskStore(storage)
-    collected = _collect_items(context, config.collect, store, keys, image_versions, prompt_versions)
-    for image, prompt in ([] if config.collect else keys):
-        spec = specs.get(prompt)
-        if spec is None or prompt not in prompt_versions:
-            failures.append(f"{image}|{prompt}: prompt {prompt!r} has no valid materialization; materialize prompts first")
-            continue
-        if not spec.targets(image):
-            untargeted += 1
-            continue
-        if image not in image_versions:
-            failures.append(f"{image}|{prompt}: image {image!r} is not materialized; materialize source_images first")
-            continue
-        inputs = {IMAGES_KEY: image_versions[image], PROMPTS_KEY: prompt_versions[prompt]}
-        previous = recorded.get(str(clip_key(image, prompt)))
-        if (config.mode == "missing" and previous) or (
-                config.mode == "missing_or_stale" and not lineage.is_stale(previous, inputs, CLIPS_CODE_VERSION)):
-            fresh += 1
-            continue
-        items.append(Item(image, prompt, spec, inputs))
-    context.log.info(f"{len(keys)} partitions in this run: {len(items)} to produce, {untargeted} not targeted "
-                     f"by their prompt, {fresh} left as they are (mode {config.mode})")
-
-    ready = _prepare_all(context, items, storage, providers, failures) + collected
-    used = sorted({it.prepared.provider for it in ready})
+    if config.collect:
+        ready, failures = _collect_items(context, config.collect, store, keys), []
+    else:
+        selection = select(context.instance, keys, config.mode)
+        failures = selection.failures
+        context.log.info(f"{len(keys)} partitions in this run: {len(selection.items)} to produce, "
+                         f"{selection.untargeted} not targeted by their prompt, {selection.left_alone} left as they "
+                         f"are (mode {config.mode})")
+        ready = prepare_items(selection.items, storage, providers, failures)
+        for it in ready:
+            for warning in it.candidates[0].prepared.warnings:
+                context.log.warning(f"{it.where}: {warning}")
+    guard = SpendGuard(store, per_run_usd=config.budget_usd if config.budget_usd is not None else spend.per_run_usd,
+                       per_day_usd=spend.per_day_usd)
+    used = sorted({c.provider for it in ready for c in it.candidates})
     async with providers.clients(used, logger=context.log) as clients:
         stored = 0
-        tasks = [asyncio.ensure_future(_produce(context, it, clients[it.prepared.provider], storage, store)) for it in ready]
+        tasks = [asyncio.ensure_future(_produce(context, it, clients, storage, store, guard)) for it in ready]
         try:
             for next_done in asyncio.as_completed(tasks):
                 try:
@@ -185,7 +129,12 @@ async def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage:
         )
 
 
-def _collect_items(context, attempt_ids: list[str], store: TaskStore, keys, image_versions, prompt_versions) -> list[Item]:
+def _collect_items(context, attempt_ids: list[str], store: TaskStore, keys) -> list[Item]:
+    """Attempts a dead run left at the provider, as items that only poll and download (never submit)."""
+    images = {i for i, _ in keys}
+    prompts = {p for _, p in keys}
+    image_versions = lineage.latest_versions(context.instance, IMAGES_KEY, images)
+    prompt_versions = lineage.latest_versions(context.instance, PROMPTS_KEY, prompts)
     items = []
     for attempt_id in attempt_ids:
         rec = store.load(attempt_id)
@@ -194,124 +143,117 @@ def _collect_items(context, attempt_ids: list[str], store: TaskStore, keys, imag
             continue
         if (rec.image, rec.prompt) not in keys:
             raise dg.Failure(f"attempt {attempt_id} belongs to {rec.image}|{rec.prompt}, not to this run's partitions")
-        inputs = {k: v for k, v in ((IMAGES_KEY, image_versions.get(rec.image)), (PROMPTS_KEY, prompt_versions.get(rec.prompt))) if v}
-        items.append(Item(rec.image, rec.prompt, spec=None, inputs=inputs, prepared=prepared_from_record(rec),
-                          simulated=rec.simulated, record=rec))
+        inputs = {k: v for k, v in ((IMAGES_KEY, image_versions.get(rec.image)),
+                                    (PROMPTS_KEY, prompt_versions.get(rec.prompt))) if v}
+        items.append(Item(rec.image, rec.prompt, spec=None, inputs=inputs,
+                          candidates=[Candidate(prepared_from_record(rec), rec.simulated)], record=rec))
     return items
 
 
-def _prepare_all(context, items: list[Item], storage: SeedanceStorage, providers: SeedanceProviders,
-                 failures: list[str]) -> list[Item]:
-    """Validate every partition before the first request leaves; read each image once."""
-    stored = {f.key: f for f in storage.scan_images()[0]}
-    loaded: dict[str, ImageData] = {}
-
-    def image(key: str) -> ImageData:
-        if key not in loaded:
-            if key not in stored:
-                raise InvalidRequest("image", key, "no such image in storage")
-            loaded[key] = inspect_image(stored[key].path, storage.read_bytes(stored[key].path))
-        return loaded[key]
-
-    ready = []
-    for it in items:
-        where = f"{it.image}|{it.prompt}"
-        try:
-            first = image(it.image)
-            if first.sha256 != it.inputs[IMAGES_KEY].data_version:
-                raise ItemFailed(f"{where}: images/{it.image} changed since it was materialized; "
-                                 "materialize source_images again (the storage sensor and `run` do this)")
-            refs = {first.ref: first}
-            last_ref = it.spec.last_image
-            if last_ref and not is_http_url(last_ref):
-                last = image(last_ref)
-                refs[last.ref] = last
-                last_ref = last.ref
-            fields = it.spec.request_fields()
-            req = build_request(prompt=fields["text"], image=first.ref, last_image=last_ref,
-                                duration=fields["duration"], resolution=fields["resolution"],
-                                aspect_ratio=fields["aspect_ratio"], generate_audio=fields["generate_audio"],
-                                camera_fixed=fields["camera_fixed"], seed=fields["seed"],
-                                service_tier=fields["service_tier"])
-            it.prepared, it.simulated = _choose_provider(it.spec.provider, req, refs, storage, providers)
-        except (InvalidRequest, ItemFailed) as exc:
-            failures.append(f"{where}: {exc}" if isinstance(exc, InvalidRequest) else str(exc))
-            continue
-        for warning in it.prepared.warnings:
-            context.log.warning(f"{where}: {warning}")
-        ready.append(it)
-    return ready
+def _attempts_by_fingerprint(store: TaskStore, it: Item) -> dict[str, list[AttemptRecord]]:
+    return {c.prepared.fingerprint: store.for_fingerprint(c.prepared.fingerprint) for c in it.candidates}
 
 
-def _choose_provider(choice: str, req, refs: dict[str, ImageData], storage: SeedanceStorage,
-                     providers: SeedanceProviders) -> tuple[PreparedRequest, bool]:
-    """The named provider, or for ``auto`` the cheapest configured one that accepts the request."""
-    candidates = providers.configured() if choice == "auto" else [choice]
-    options, errors = [], []
-    for name in candidates:
-        route = providers.route(name)
-
-        def presign(ref: str, _route=route) -> str | None:
-            url = storage.presign(ref)
-            if url is None and _route.simulated and ref in refs:
-                url = providers.host_image(ref.rsplit("/", 1)[-1], refs[ref].data)
-            return url
-
-        try:
-            options.append((prepare(get_adapter(name), req, presign=presign, images=refs), route.simulated))
-        except InvalidRequest as exc:
-            errors.append(exc)
-    if not options:
-        if len(errors) == 1:
-            raise errors[0]
-        raise InvalidRequest("provider", choice, "no configured provider accepts this request: "
-                             + "; ".join(str(e) for e in errors))
-    return min(options, key=lambda o: o[0].estimate.usd)
+def _open_attempt(it: Item, attempts: dict[str, list[AttemptRecord]]) -> tuple[Candidate, AttemptRecord] | None:
+    """An earlier attempt of one of the item's requests that the provider has, or may have, taken."""
+    if it.record is not None:
+        return it.candidates[0], it.record
+    for candidate in it.candidates:
+        for rec in reversed(attempts[candidate.prepared.fingerprint]):
+            if rec.state in ("accepted", "download_failed") and rec.task_id:
+                return candidate, rec
+            if rec.state in ("intent", "unknown"):
+                raise ItemFailed(f"{it.where}: attempt {rec.attempt_id} on {rec.provider} may have been accepted "
+                                 "(acceptance unknown); it is not resubmitted automatically. Resolve it with "
+                                 "`seedance-pipeline tasks`.")
+    return None
 
 
-async def _produce(context, it: Item, client, storage: SeedanceStorage, store: TaskStore) -> list:
-    prepared, where = it.prepared, f"{it.image}|{it.prompt}"
-    assert prepared is not None
-    clip_path, sidecar_path = storage.clip_path(it.prompt, it.image), storage.sidecar_path(it.prompt, it.image)
+async def _produce(context, it: Item, clients: dict, storage: SeedanceStorage, store: TaskStore,
+                   guard: SpendGuard) -> list:
+    clip_path = storage.clip_path(it.prompt, it.image)
     run_id = context.run.run_id
-    reused = None if it.record else await asyncio.to_thread(_reusable, storage, clip_path, sidecar_path, prepared.fingerprint)
-    if reused is not None:
-        store.create(prepared, image=it.image, prompt=it.prompt, run_id=run_id, simulated=it.simulated,
-                     state="reused", output=clip_path, task_id=reused.get("task_id"))
-        return await _record(context, it, storage, clip_path, reused, outcome="reused")
+    attempts = await asyncio.to_thread(_attempts_by_fingerprint, store, it)
+    reuse = None if it.record else await asyncio.to_thread(find_reusable, storage, it, attempts)
+    if reuse is not None:
+        return await _reuse(context, it, storage, store, reuse)
 
-    resume = None
-    journal = AttemptJournal(store, image=it.image, prompt=it.prompt, run_id=run_id, simulated=it.simulated)
-    candidates = [it.record] if it.record else list(reversed(store.for_fingerprint(prepared.fingerprint)))
-    for rec in candidates:
-        if rec.state in ("accepted", "download_failed") and rec.task_id:
-            resume, journal.record = TaskSnapshot(task_id=rec.task_id, state=TaskState.RUNNING, poll_url=rec.poll_url), rec
-            context.log.info(f"{where}: resuming {rec.provider} task {rec.task_id} from attempt {rec.attempt_id} (no new submit)")
-            break
-        if rec.state in ("intent", "unknown"):
-            raise ItemFailed(f"{where}: attempt {rec.attempt_id} on {rec.provider} may have been accepted "
-                             "(acceptance unknown); it is not resubmitted automatically. Resolve it with "
-                             "`seedance-pipeline tasks`.")
+    opened = _open_attempt(it, attempts)
+    order = [opened[0]] if opened else it.candidates
+    kept = await asyncio.to_thread(keep_current_version, storage, it.prompt, it.image, order[0].prepared.fingerprint)
+    if kept:
+        context.log.info(f"{it.where}: the request changed; the earlier clip is kept at {storage.ref(kept)}")
+    passed_over: list[str] = []
+    for n, candidate in enumerate(order):
+        prepared, provider = candidate.prepared, candidate.provider
+        journal = AttemptJournal(store, image=it.image, prompt=it.prompt, run_id=run_id, simulated=candidate.simulated,
+                                 guard=guard)
+        resume = None
+        if opened:
+            journal.record = opened[1]
+            resume = TaskSnapshot(task_id=opened[1].task_id, state=TaskState.RUNNING, poll_url=opened[1].poll_url)
+            context.log.info(f"{it.where}: resuming {provider} task {opened[1].task_id} from attempt "
+                             f"{opened[1].attempt_id} (no new submit)")
 
-    def progress(snap: TaskSnapshot) -> None:
-        pct = f" {snap.progress:.0f}%" if snap.progress is not None else ""
-        context.log.debug(f"{where}: {prepared.provider} task {snap.task_id} {snap.state.value}{pct}")
+        def progress(snap: TaskSnapshot, _provider=provider) -> None:
+            pct = f" {snap.progress:.0f}%" if snap.progress is not None else ""
+            context.log.debug(f"{it.where}: {_provider} task {snap.task_id} {snap.state.value}{pct}")
 
-    try:
-        result = await generate_clip(client, prepared, storage.fs, clip_path, journal=journal, on_update=progress,
-                                     resume=resume)
-    except ProviderError as exc:
-        raise ItemFailed(f"{where}: {exc}") from None
+        try:
+            result = await generate_clip(clients[provider], prepared, storage.fs, clip_path, journal=journal,
+                                         on_update=progress, resume=resume)
+        except OverBudget as exc:
+            raise ItemFailed(f"{it.where}: {exc}") from None
+        except ProviderError as exc:
+            never_taken = journal.record is not None and journal.record.state == "rejected"
+            if never_taken and n + 1 < len(order):
+                passed_over.append(f"{provider}: {exc}")
+                context.log.warning(f"{it.where}: {provider} did not take the task ({exc}); trying "
+                                    f"{order[n + 1].provider}, the next cheapest provider that accepts the request")
+                continue
+            raise ItemFailed(f"{it.where}: {exc}" + (f" (after {'; '.join(passed_over)})" if passed_over else "")) from None
+        return await _store(context, it, candidate, storage, result, journal, clients[provider], passed_over)
+    raise AssertionError("unreachable")
+
+
+async def _store(context, it: Item, candidate: Candidate, storage: SeedanceStorage, result, journal, client,
+                 passed_over: list[str]) -> list:
+    prepared = candidate.prepared
+    clip_path = storage.clip_path(it.prompt, it.image)
+    probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
     sidecar = {
         "image": it.image, "prompt": it.prompt, "request": prepared.describe(), "fingerprint": prepared.fingerprint,
-        "provider": result.provider, "task_id": result.task_id, "seed": result.seed, "simulated": it.simulated,
+        "provider": result.provider, "task_id": result.task_id, "seed": result.seed, "simulated": candidate.simulated,
         "estimated_cost_usd": result.estimated_cost_usd, "estimate_is_assumption": prepared.estimate.assumption,
         "reported_cost_usd": result.reported_cost_usd, "source_url_expires_at": _url_expiry(result, client),
         "timings_s": result.timings, "size_bytes": result.size_bytes, "created_at": time.time(),
         "attempt_id": journal.record.attempt_id if journal.record else None,
+        "checks": {name: passed for name, (passed, _) in results.items()}, "passed_over": passed_over,
     }
-    storage.write_bytes(sidecar_path, json.dumps(sidecar, indent=1, sort_keys=True).encode())
-    return await _record(context, it, storage, clip_path, sidecar, outcome="generated", source_url=result.source_url)
+    storage.write_bytes(storage.sidecar_path(it.prompt, it.image), json.dumps(sidecar, indent=1, sort_keys=True).encode())
+    return _events(it, candidate, storage, clip_path, sidecar, probed, thumb, results, outcome="generated",
+                   source_url=result.source_url)
+
+
+async def _reuse(context, it: Item, storage: SeedanceStorage, store: TaskStore, reuse) -> list:
+    """A clip made earlier from the same request: no provider request at all (copied if it lives elsewhere)."""
+    clip_path = storage.clip_path(it.prompt, it.image)
+    sidecar = dict(reuse.sidecar)
+    if reuse.copy_from is not None:
+        await asyncio.to_thread(keep_current_version, storage, it.prompt, it.image, reuse.candidate.prepared.fingerprint)
+        context.log.info(f"{it.where}: same request as the stored {storage.ref(reuse.copy_from)}; copying it (no provider request)")
+        await asyncio.to_thread(storage.copy, reuse.copy_from, clip_path)
+        sidecar.update(image=it.image, prompt=it.prompt, copied_from=storage.ref(reuse.copy_from))
+        storage.write_bytes(storage.sidecar_path(it.prompt, it.image), json.dumps(sidecar, indent=1, sort_keys=True).encode())
+    prepared = reuse.candidate.prepared
+    store.create(prepared, image=it.image, prompt=it.prompt, run_id=context.run.run_id,
+                 simulated=reuse.candidate.simulated, state="reused", output=clip_path, task_id=sidecar.get("task_id"))
+    probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
+    return _events(it, reuse.candidate, storage, clip_path, sidecar, probed, thumb, results, outcome="reused")
+
+
+def _expected(prepared) -> Expected:
+    return Expected(prepared.width, prepared.height, prepared.request.duration, prepared.request.generate_audio)
 
 
 def _url_expiry(result, client) -> float | None:
@@ -319,46 +261,41 @@ def _url_expiry(result, client) -> float | None:
     return time.time() + ttl if ttl else None
 
 
-def _reusable(storage: SeedanceStorage, clip_path: str, sidecar_path: str, fingerprint: str) -> dict | None:
-    """The stored sidecar when the stored clip was made from exactly this request, else None."""
-    fs = storage.fs
-    if not (fs.exists(sidecar_path) and fs.exists(clip_path)):
-        return None
-    try:
-        sidecar = json.loads(storage.read_bytes(sidecar_path))
-    except ValueError:
-        return None
-    if sidecar.get("fingerprint") != fingerprint or fs.size(clip_path) != sidecar.get("size_bytes"):
-        return None
-    return sidecar
-
-
-async def _record(context, it: Item, storage: SeedanceStorage, clip_path: str, sidecar: dict, *, outcome: str,
-                  source_url: str | None = None) -> list:
-    prepared = it.prepared
-    expected = Expected(prepared.width, prepared.height, prepared.request.duration, prepared.request.generate_audio)
+async def _probe(storage: SeedanceStorage, clip_path: str, expected: Expected):
+    """Probe the stored MP4 for real (every frame decoded) and take a first-frame preview."""
 
     def probe():
         with storage.fs.open(clip_path, "rb") as fh:
-            return probe_video(fh), first_frame_png(storage.fs.open(clip_path, "rb"), max_width=320)
+            probed = probe_video(fh)
+        with storage.fs.open(clip_path, "rb") as fh:
+            return probed, first_frame_png(fh, max_width=320)
 
     try:
         probed, thumb = await asyncio.to_thread(probe)
-        results = evaluate(probed, expected)
+        return probed, thumb, evaluate(probed, expected)
     except (VideoProbeError, OSError) as exc:
-        probed, thumb, results = None, None, evaluate(None, expected, str(exc))
-    partition = str(it.partition)
+        return None, None, evaluate(None, expected, str(exc))
+
+
+def _events(it: Item, candidate: Candidate, storage: SeedanceStorage, clip_path: str, sidecar: dict, probed, thumb,
+            results, *, outcome: str, source_url: str | None = None) -> list:
+    prepared = candidate.prepared
+    reused = outcome == "reused"
     metadata = {
         "outcome": outcome, "provider": prepared.provider,
         "simulated": bool(sidecar.get("simulated")), "task_id": str(sidecar.get("task_id")),
         "seed": str(sidecar.get("seed")), "fingerprint": prepared.fingerprint,
-        "estimated_cost_usd": dg.MetadataValue.float(0.0 if outcome == "reused" else float(sidecar["estimated_cost_usd"])),
+        "estimated_cost_usd": dg.MetadataValue.float(0.0 if reused else float(sidecar["estimated_cost_usd"])),
         "reported_cost_usd": dg.MetadataValue.float(float(sidecar["reported_cost_usd"]))
-        if sidecar.get("reported_cost_usd") is not None and outcome != "reused" else dg.MetadataValue.text("not reported"),
+        if sidecar.get("reported_cost_usd") is not None and not reused else dg.MetadataValue.text("not reported"),
         "path": dg.MetadataValue.path(storage.ref(clip_path)),
-        "wall_time_s": dg.MetadataValue.float(float((sidecar.get("timings_s") or {}).get("total_s", 0.0))),
+        "wall_time_s": dg.MetadataValue.float(0.0 if reused else float((sidecar.get("timings_s") or {}).get("total_s", 0.0))),
         "aspect_ratio_sent": prepared.aspect_ratio_sent,
     }
+    if reused:
+        metadata["saved_usd"] = dg.MetadataValue.float(float(sidecar.get("reported_cost_usd") or sidecar["estimated_cost_usd"]))
+    if sidecar.get("passed_over"):
+        metadata["passed_over"] = "; ".join(sidecar["passed_over"])
     if source_url:
         metadata["source_url"] = dg.MetadataValue.url(source_url)
     if sidecar.get("source_url_expires_at"):
@@ -368,12 +305,10 @@ async def _record(context, it: Item, storage: SeedanceStorage, clip_path: str, s
                          "size": f"{probed.width}x{probed.height}", "has_audio": probed.has_audio,
                          "size_bytes": probed.size_bytes})
     if thumb:
-        import base64
-
         metadata["first_frame"] = dg.MetadataValue.md(f"![first frame](data:image/png;base64,{base64.b64encode(thumb).decode()})")
     event = lineage.materialization(
         CLIPS_KEY, it.partition, data_version=None, code_version=CLIPS_CODE_VERSION,
         inputs=it.inputs, metadata=metadata,
         tags={PROVIDER_TAG: prepared.provider, OUTCOME_TAG: outcome},
     )
-    return [event, *evaluations(partition, results)]
+    return [event, *evaluations(str(it.partition), results)]

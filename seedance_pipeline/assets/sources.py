@@ -10,7 +10,7 @@ from PIL import Image
 from .. import lineage
 from ..errors import InvalidRequest
 from ..partitions import image_partitions, prompt_partitions
-from ..prompt_spec import PromptError, parse_prompt
+from ..prompt_spec import PromptError, PromptSpec, parse_prompt
 from ..providers.images import inspect_image
 from ..storage import SeedanceStorage
 
@@ -24,6 +24,19 @@ PROMPTS_KEY = dg.AssetKey("prompts")
 
 class RefreshConfig(dg.Config):
     only_changed: bool = False  # skip partitions whose file is unchanged since the last materialization
+
+
+def load_specs(instance: dg.DagsterInstance, prompt_keys: set[str]) -> dict[str, PromptSpec]:
+    """The prompt specs exactly as the prompts asset recorded them (what lineage says we used)."""
+    specs = {}
+    for key in sorted(prompt_keys):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=PROMPTS_KEY, asset_partitions=[key]), limit=1).records
+        if records:
+            spec_meta = records[0].asset_materialization.metadata.get("spec")
+            if spec_meta is not None:
+                specs[key] = PromptSpec.model_validate(spec_meta.value)
+    return specs
 
 
 def thumbnail_markdown(data: bytes, max_side: int = 240) -> str:
@@ -93,12 +106,13 @@ def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, stor
     kinds={"yaml"}, code_version=SOURCES_CODE_VERSION,
     description="Prompt specs, one partition per prompts/<key>.yaml, validated on load (unknown keys are "
                 "errors). Data version = hash of the normalised request fields: editing the text or a "
-                "generation parameter marks exactly this prompt's clips outdated; comments change nothing.",
+                "generation parameter marks exactly this prompt's clips outdated; comments change nothing, and "
+                "a change of image globs is recorded (new targets) without outdating any clip.",
 )
 def prompts(context: dg.AssetExecutionContext, config: RefreshConfig, storage: SeedanceStorage):
     files = {f.key: f for f in storage.scan_prompts()[0]}
     keys = list(context.partition_keys)
-    recorded = lineage.latest_versions(context.instance, PROMPTS_KEY, keys) if config.only_changed else {}
+    recorded = load_specs(context.instance, set(keys)) if config.only_changed else {}
     failures, seen = [], {}
     for key in keys:
         stored = files.get(key)
@@ -113,8 +127,8 @@ def prompts(context: dg.AssetExecutionContext, config: RefreshConfig, storage: S
             failures.append(str(exc))
             continue
         seen[key] = stored.stamp
-        if key in recorded and recorded[key].data_version == spec.data_version:
-            continue  # same request as before (e.g. only a comment changed): nothing to record
+        if recorded.get(key) == spec:
+            continue  # same spec as recorded (e.g. only a comment changed): nothing to record
         yield lineage.materialization(
             PROMPTS_KEY, key, data_version=spec.data_version, code_version=SOURCES_CODE_VERSION,
             metadata={
