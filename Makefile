@@ -27,9 +27,11 @@ demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/seedance-pipeline demo-data
 	$(BIN)/seedance-pipeline run
 
-# What the test suite needs from the system: Debian's chromium for the UI test.
+# What the test suite needs from the system: Debian's chromium for the UI test, Debian's PostgreSQL server
+# binaries for the production-instance tests (each test session runs a private cluster on loopback).
 sysdeps:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
