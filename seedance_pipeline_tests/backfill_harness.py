@@ -7,7 +7,8 @@ embedded SQLite default (``python -m seedance_pipeline_tests.backfill_harness``)
 2. register the partitions and materialize the sources in-process on the instance;
 3. start ``dagster-daemon run -w workspace.yaml`` in its own process group (the storage and pending-tasks
    sensors are stopped first, so every clips run comes from the backfills);
-4. launch ONE asset backfill of the clips asset per provider, tagged ``seedance/provider=<p>``;
+4. plan the missing clips and launch ONE asset backfill per provider, tagged ``seedance/provider=<p>``
+   (``seedance_pipeline.backfill.plan`` + ``launch``: what ``seedance-pipeline backfill --missing`` does);
 5. poll (no blind sleeps) until every backfill is finished, sampling runs in progress per provider;
 6. figures: wall time, runs per provider, peak concurrent runs per provider (from the run records'
    start/end times and from the samples), storage errors in the daemon output.
@@ -24,16 +25,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
 from dagster._core.storage.tags import BACKFILL_ID_TAG
-from dagster._core.utils import make_new_backfill_id
 
-from seedance_pipeline.assets.clips import CLIPS_KEY, PROVIDER_TAG
+from seedance_pipeline import backfill
+from seedance_pipeline.assets.clips import PROVIDER_TAG
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.partitions import IMAGES, PROMPTS, clip_key
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
-from seedance_pipeline.provider_resource import EXPECTED_LATENCY_ENV, max_in_flight_env
+from seedance_pipeline.provider_resource import (
+    EXPECTED_LATENCY_ENV,
+    SIMULATOR_URL_ENV,
+    SeedanceProviders,
+    max_in_flight_env,
+)
 from seedance_pipeline.refresh import plan_refresh, range_tags
 from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV, SeedanceStorage
 
@@ -47,10 +53,6 @@ STORAGE_ERRORS = re.compile(r"database is locked|OperationalError|DatabaseError|
                             r"sqlalchemy\.exc|unable to open database|could not connect to server", re.I)
 FINISHED_BACKFILL = {BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS,
                      BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
-
-# The clips step is asynchronous I/O in one process: run it in the run worker itself instead of a step
-# subprocess (the default multiprocess executor would start a second Python process per run).
-RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
 
 PROMPT_TEMPLATE = """\
 text: "Backfill {name}: a slow push-in, soft light."
@@ -113,22 +115,15 @@ def materialize_sources(instance: dg.DagsterInstance, storage: SeedanceStorage) 
         assert result.success, f"{asset} materialization failed"
 
 
-def launch_provider_backfills(instance: dg.DagsterInstance, storage: SeedanceStorage, catalog: Catalog) -> dict[str, str]:
-    """One asset backfill of the clips asset per provider, tagged with it; returns provider -> backfill id.
-
-    Kept here, in one function, so it can switch to ``seedance_pipeline.backfill`` once that lands.
-    """
-    asset_graph = build_definitions(storage).resolve_asset_graph()
-    ids = {}
-    for prov, keys in catalog.by_provider().items():
-        backfill = PartitionBackfill.from_asset_partitions(
-            backfill_id=make_new_backfill_id(), asset_graph=asset_graph, partition_names=keys,
-            asset_selection=[CLIPS_KEY], backfill_timestamp=time.time(), tags={PROVIDER_TAG: prov},
-            dynamic_partitions_store=instance, all_partitions=False, title=f"clips on {prov}",
-            description=f"{len(keys)} clips on {prov}", run_config=RUN_CONFIG)
-        instance.add_backfill(backfill)
-        ids[prov] = backfill.backfill_id
-    return ids
+def launch_provider_backfills(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: SeedanceProviders,
+                              catalog: Catalog) -> dict[str, str]:
+    """``seedance-pipeline backfill --missing``'s path: plan every missing clip, then one asset backfill of the
+    clips asset per provider, tagged ``seedance/provider``; returns provider -> backfill id."""
+    result = backfill.plan(instance, storage, providers, mode="missing")
+    assert not result.failures, result.failures
+    assert {c.partition: c.provider for c in result.clips} == catalog.clips
+    launched = backfill.launch(instance, build_definitions(storage, providers), result, trigger="test-postgres")
+    return {provider: backfill_id for provider, backfill_id, _ in launched}
 
 
 def stop_sensors(instance: dg.DagsterInstance) -> None:
@@ -176,17 +171,15 @@ class DagsterDaemon(DagsterDev):
         raise AssertionError(f"no heartbeat from {wanted} within {timeout_s:.0f} s ({beats}):\n{self.tail()}")
 
 
-def daemon_env(home: Path, storage_url: str, sim_url: str, sim_providers: list[str], extra: dict[str, str]) -> dict[str, str]:
-    env = {**os.environ, "DAGSTER_HOME": str(home), STORAGE_URL_ENV: storage_url,
-           # The simulator answers in about a second: first poll after 0.9 s, not after 54 s (the real-API prior).
-           EXPECTED_LATENCY_ENV: "1"}
-    for prov in PROVIDERS:  # no real provider can be reached from the runs
+def daemon_env(home: Path, storage_url: str, sim_url: str, extra: dict[str, str]) -> dict[str, str]:
+    """The code location's environment: storage, and every provider on the test's simulator (no real API)."""
+    env = {**os.environ, "DAGSTER_HOME": str(home), STORAGE_URL_ENV: storage_url, SIMULATOR_URL_ENV: sim_url}
+    for prov in PROVIDERS:
         env.pop(ADAPTER_CLASSES[prov].env_key, None)
         env.pop(base_url_env(prov), None)
         env.pop(max_in_flight_env(prov), None)
     env.pop(S3_ENDPOINT_ENV, None)
-    for prov in sim_providers:
-        env[base_url_env(prov)] = f"{sim_url}/{prov}"
+    env.pop(EXPECTED_LATENCY_ENV, None)
     return {**env, **extra}
 
 
@@ -251,20 +244,19 @@ def scan_storage_errors(*texts: str) -> list[str]:
 
 
 def run_backfill(*, instance: dg.DagsterInstance, home: Path, storage: SeedanceStorage, catalog: Catalog,
-                 sim_url: str, sim_providers: list[str], env_extra: dict[str, str], log_path: Path,
-                 timeout_s: float = 240.0) -> Figures:
-    """Steps 2-6 of the module docstring on ``instance`` (whose config is ``home``/dagster.yaml)."""
+                 sim_url: str, env_extra: dict[str, str], log_path: Path, timeout_s: float = 300.0) -> Figures:
+    """Steps 1-6 of the module docstring on ``instance`` (whose config is ``home``/dagster.yaml)."""
     write_catalog(storage, catalog)
     materialize_sources(instance, storage)
     stop_sensors(instance)
     figures = Figures()
-    daemon = DagsterDaemon(REPO / "workspace.yaml", REPO, daemon_env(home, storage.url, sim_url, sim_providers,
-                                                                     env_extra), log_path)
+    daemon = DagsterDaemon(REPO / "workspace.yaml", REPO, daemon_env(home, storage.url, sim_url, env_extra), log_path)
+    providers = SeedanceProviders(simulator_url=sim_url)  # what the code location resolves from its environment
     try:
         daemon.start()
         daemon.wait_ready(instance)
         t0 = time.monotonic()
-        ids = launch_provider_backfills(instance, storage, catalog)
+        ids = launch_provider_backfills(instance, storage, providers, catalog)
         wait_for_backfills(instance, ids, daemon, figures, timeout_s)
         figures.wall_s = time.monotonic() - t0
     finally:
@@ -272,3 +264,74 @@ def run_backfill(*, instance: dg.DagsterInstance, home: Path, storage: SeedanceS
     collect_figures(instance, ids, figures)
     figures.storage_errors = scan_storage_errors(log_path.read_text(errors="replace"))
     return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The same backfill on either instance, figures printed: the README's Postgres vs SQLite comparison.
+
+    python -m seedance_pipeline_tests.backfill_harness --instance sqlite     # the embedded default
+    python -m seedance_pipeline_tests.backfill_harness --instance postgres   # deploy/dagster.yaml
+    """
+    import argparse
+    import shutil
+    import tempfile
+
+    import yaml
+
+    from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
+    from seedance_pipeline.simulator.server import SimulatorServer
+
+    from .pg import PgCluster, find_pg_bin
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("--instance", choices=["sqlite", "postgres"], required=True)
+    parser.add_argument("--providers", default="novita,runpod")
+    parser.add_argument("--prompts-per-provider", type=int, default=3)
+    parser.add_argument("--images", type=int, default=5)
+    parser.add_argument("--in-run-cap", type=int, default=1)
+    parser.add_argument("--latency", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    catalog = make_catalog(args.providers.split(","), args.prompts_per_provider, args.images)
+    root = Path(tempfile.mkdtemp(prefix=f"seedance-backfill-{args.instance}-"))
+    home, storage = root / "dagster_home", SeedanceStorage(url=str(root / "storage"))
+    home.mkdir()
+    deploy = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
+    caps = {max_in_flight_env(p): str(args.in_run_cap) for p in catalog.by_provider()}
+    timing = ProviderSimConfig(latency_min_s=args.latency, latency_max_s=args.latency)
+    with SimulatorServer(SimConfig(providers={p: timing for p in PROVIDERS})) as sim, \
+            (PgCluster(find_pg_bin()) if args.instance == "postgres" else _nothing()) as pg:
+        env_extra = dict(caps)
+        if pg is not None:
+            env_extra.update(pg.dagster_env(pg.create_database("backfill")))
+            os.environ.update(env_extra)
+        else:
+            deploy.pop("storage")  # the embedded default: SQLite files under DAGSTER_HOME
+        (home / "dagster.yaml").write_text(yaml.safe_dump(deploy))
+        t0 = time.monotonic()
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            figures = run_backfill(instance=instance, home=home, storage=storage, catalog=catalog,
+                                   sim_url=sim.base_url, env_extra=env_extra, log_path=root / "daemon.log")
+            stored = sum(1 for key in catalog.clips if storage.fs.exists(
+                storage.clip_path(key.split("|")[1], key.split("|")[0])))
+        tasks = sim.sim.task_objects()
+        provider_peak = {p: peak_overlap([(t.created_mono, t.done_mono) for t in tasks if t.provider == p])
+                         for p in catalog.by_provider()}
+    print(figures.line(f"{args.instance}: backfill of {len(catalog.clips)} clips"))
+    print(f"{args.instance}: clips stored {stored}/{len(catalog.clips)}; peak tasks in flight at the provider "
+          f"{provider_peak}; total incl. daemon start {time.monotonic() - t0:.1f} s; daemon log {root / 'daemon.log'}")
+    for line in figures.storage_errors[:20]:
+        print(f"  storage error: {line[:300]}")
+    shutil.rmtree(root / "storage", ignore_errors=True)
+    return 0 if stored == len(catalog.clips) else 1
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return None
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
