@@ -25,9 +25,9 @@ from .backfill_harness import Catalog, Figures, make_catalog, peak_overlap, run_
 from .pg import pg_server  # noqa: F401 (fixture)
 from .test_deploy_config import DEPLOY_YAML, RUNS_PER_PROVIDER
 
-# Both go to the simulator below over loopback (SEEDANCE_<P>_BASE_URL); they take inline images, so local
-# storage needs no URL hosting. 2 providers x 3 prompts x 5 images: 30 clips in 6 runs (one per prompt).
-ROUTED = ["jiekou", "novita"]
+# Every provider goes to the simulator below over loopback (SEEDANCE_SIMULATOR_URL); RunPod takes images as
+# URLs only, which the simulator hosts. 2 providers x 3 prompts x 5 images: 30 clips in 6 runs (one per prompt).
+ROUTED = ["novita", "runpod"]
 CATALOG = make_catalog(ROUTED, prompts_per_provider=3, images=5)
 LATENCY_S = 1.0
 IN_RUN_CAP = 1  # SEEDANCE_MAX_IN_FLIGHT_<P>: tasks in flight per provider inside one run
@@ -91,7 +91,7 @@ def test_backfill_through_the_queue_on_postgres(tmp_path, pg_server, simulator, 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         caps = {max_in_flight_env(p): str(IN_RUN_CAP) for p in ROUTED}
         figures = run_backfill(instance=instance, home=home, storage=storage, catalog=CATALOG,
-                               sim_url=simulator.base_url, sim_providers=ROUTED, env_extra={**pg_env, **caps},
+                               sim_url=simulator.base_url, env_extra={**pg_env, **caps},
                                log_path=tmp_path / "daemon.log")
         print("\n" + figures.line(f"Postgres backfill of {len(CATALOG.clips)} clips")
               + f"; test total {time.monotonic() - t_start:.1f} s")
