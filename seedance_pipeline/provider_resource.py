@@ -25,6 +25,18 @@ SIMULATOR_KEY = "simulator-key"
 SIMULATOR_URL_ENV = "SEEDANCE_SIMULATOR_URL"  # a simulator already running (``seedance-pipeline simulate``)
 
 
+def max_in_flight_env(provider: str) -> str:
+    """``SEEDANCE_MAX_IN_FLIGHT_RUNPOD`` and friends: tasks one run keeps in flight at that provider."""
+    return f"SEEDANCE_MAX_IN_FLIGHT_{provider.upper()}"
+
+
+def _env_cap(name: str) -> int:
+    raw = os.environ[name].strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name}={raw!r} is not allowed: a whole number of tasks, at least 1")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Route:
     provider: str
@@ -58,7 +70,8 @@ class SeedanceProviders(dg.ConfigurableResource):
                 for p in PROVIDERS if os.environ.get(ADAPTER_CLASSES[p].env_key)}
         urls = {p: os.environ[base_url_env(p)] for p in PROVIDERS if os.environ.get(base_url_env(p))}
         simulator = {"simulator_url": os.environ[SIMULATOR_URL_ENV]} if os.environ.get(SIMULATOR_URL_ENV) else {}
-        return cls(**{**keys, "base_urls": urls, **simulator, **overrides})
+        caps = {p: _env_cap(max_in_flight_env(p)) for p in PROVIDERS if os.environ.get(max_in_flight_env(p))}
+        return cls(**{**keys, "base_urls": urls, **simulator, "max_in_flight": caps, **overrides})
 
     def api_key(self, provider: str) -> str | None:
         return getattr(self, f"{provider}_api_key") or None

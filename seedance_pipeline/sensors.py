@@ -19,10 +19,9 @@ from .jobs import clips_job, prompts_job, source_images_job
 from .partitions import clip_key
 from .refresh import add_requests, clip_range_tags, plan_refresh, range_tags
 from .storage import SeedanceStorage
-from .tasks import TaskStore
+from .tasks import TaskStore, orphaned
 
 SENSOR_INTERVAL_S = 30
-FINISHED_RUN_STATUSES = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 def _refresh_config(asset: str) -> dict:
@@ -113,15 +112,14 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
     records = TaskStore(storage).open_records()
     if not records:
         return dg.SkipReason("no provider task in flight")
-    alive: dict[str, bool] = {}
+    dead: dict[tuple, bool] = {}
     runs, states, stuck = [], Counter(), []
     now = time.time()
     for rec in records:
-        if rec.run_id not in alive:
-            run = context.instance.get_run_by_id(rec.run_id) if rec.run_id else None
-            alive[rec.run_id] = run is not None and run.status not in FINISHED_RUN_STATUSES
+        if (rec.owner, rec.run_id) not in dead:
+            dead[(rec.owner, rec.run_id)] = orphaned(rec, context.instance)
         states[(rec.provider, rec.state)] += 1
-        if alive[rec.run_id]:
+        if not dead[(rec.owner, rec.run_id)]:
             continue
         if rec.state in ("accepted", "download_failed") and rec.task_id:
             runs.append(dg.RunRequest(
