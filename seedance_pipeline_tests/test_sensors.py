@@ -170,12 +170,11 @@ def test_pending_sensor_collects_an_orphaned_task_without_resubmitting(storage, 
     record = store.save(record.model_copy(update={"state": "accepted", "task_id": snapshot.task_id}))
     assert requests_total(sim, "submit") == 1
     result, _ = tick(pending_tasks_sensor, instance, storage, defs)
-    assert isinstance(result, dg.SkipReason)  # its owner (this process) is alive: nothing to collect yet
+    assert not result.run_requests and result.skip_reason  # its owner (this process) is alive: nothing to collect
     _owned_by(store, record, f"{socket.gethostname()}:{_dead_pid()}:0")  # now the owner is gone (kill -9)
 
     result, _ = tick(pending_tasks_sensor, instance, storage, defs)
-    assert len(result) == 1
-    request = result[0]
+    [request] = result.run_requests
     assert request.partition_key == "lake|dawn"
     assert request.run_config["ops"]["clips"]["config"]["collect"] == [record.attempt_id]
     assert execute(defs, instance, request).success
@@ -185,7 +184,7 @@ def test_pending_sensor_collects_an_orphaned_task_without_resubmitting(storage, 
     assert store.open_records() == []
     assert storage.exists(storage.clip_path("dawn", "lake"))
     after, _ = tick(pending_tasks_sensor, instance, storage, defs)
-    assert isinstance(after, dg.SkipReason)
+    assert not after.run_requests and after.skip_reason
 
 
 def test_pending_sensor_leaves_live_runs_alone(storage, providers, instance, sim):
@@ -200,10 +199,10 @@ def test_pending_sensor_leaves_live_runs_alone(storage, providers, instance, sim
                           state="accepted", task_id="t-1")
     _owned_by(store, record, "another-host:4242:777")
     result, _ = tick(pending_tasks_sensor, instance, storage, defs)
-    assert isinstance(result, dg.SkipReason) and "none orphaned" in result.skip_message
+    assert not result.run_requests and "none orphaned" in result.skip_reason.skip_message
     instance.report_run_failed(run)
     result, _ = tick(pending_tasks_sensor, instance, storage, defs)
-    assert [r.run_config["ops"]["clips"]["config"]["collect"] for r in result] == [[record.attempt_id]]
+    assert [r.run_config["ops"]["clips"]["config"]["collect"] for r in result.run_requests] == [[record.attempt_id]]
 
 
 def _dead_pid() -> int:

@@ -49,6 +49,19 @@ def test_acceptance_unknown_is_never_resubmitted_until_a_person_decides(storage,
     assert requests_total(sim, "submit") == 1
     assert any(record.attempt_id in f and "seedance-pipeline tasks" in f for f in second.failures), second.failures
 
+    # The UI shows it on the clip partition, once: an observation with the decision to make and its cost.
+    from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.sensors import pending_tasks_sensor
+
+    defs = build_definitions(storage, providers)
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, definitions=defs) as context:
+        shown = pending_tasks_sensor(context)
+    [notice] = shown.asset_events
+    assert notice.partition == "lake|dawn" and notice.metadata["attempt_id"].value == record.attempt_id
+    assert "acceptance unknown" in notice.metadata["needs_decision"].value and not shown.run_requests
+    with dg.build_sensor_context(instance=instance, cursor=shown.cursor, resources=defs.resources, definitions=defs) as context:
+        assert pending_tasks_sensor(context).asset_events == []
+
     monkeypatch.setenv("SEEDANCE_STORAGE_URL", storage.url)
     listed = CliRunner().invoke(main, ["tasks", "list"])
     assert listed.exit_code == 0 and record.attempt_id in listed.output and "unknown" in listed.output
