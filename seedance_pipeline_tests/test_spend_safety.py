@@ -96,6 +96,8 @@ def test_per_run_budget_blocks_the_clip_that_would_pass_it_and_the_rest_continue
     states = sorted(r.state for r in TaskStore(storage).day_records(report.cost_report.rsplit("/", 2)[-2]))
     assert states == ["blocked", "succeeded", "succeeded"]
     assert TaskStore(storage).open_records() == []
+    summary = storage.read_bytes(report.cost_report).decode() if not report.cost_report.startswith("s3") else ""
+    assert "1 attempt(s) were stopped by a budget" in summary and "| lake " in summary
 
 
 def test_daily_budget_counts_earlier_runs_and_blocks_before_sending(storage, providers, sim, instance):
@@ -155,6 +157,10 @@ def test_a_renamed_prompt_reuses_the_stored_clips_and_a_reverted_edit_reuses_the
     assert {(r.clip, r.outcome) for r in copied.clips} == {("mountains|quick-pan-copy", "reused"), ("tower|quick-pan-copy", "reused")}
     assert requests_total(sim, "submit") == 5
     assert storage.exists(storage.clip_path("quick-pan-copy", "tower"))
+    import pandas as pd
+
+    df = pd.read_parquet(storage.path("reports", copied.cost_report.rsplit("/", 2)[-2], "cost_report.parquet"))
+    assert round(df.loc[df["prompt"] == "quick-pan-copy", "saved_usd"].sum(), 4) == round(2 * 4 * 0.024, 4)
 
     put(storage, "prompts/quick-pan.yaml", quick.replace("Gentle pan", "Brisk pan"))
     edited = run_pipeline(instance, storage, providers)
