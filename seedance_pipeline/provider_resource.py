@@ -28,24 +28,15 @@ EXPECTED_LATENCY_ENV = "SEEDANCE_EXPECTED_LATENCY_S"
 
 
 def max_in_flight_env(provider: str) -> str:
-    """The variable that caps one provider's tasks in flight inside one run, e.g. SEEDANCE_MAX_IN_FLIGHT_RUNPOD."""
+    """``SEEDANCE_MAX_IN_FLIGHT_RUNPOD`` and friends: tasks one run keeps in flight at that provider."""
     return f"SEEDANCE_MAX_IN_FLIGHT_{provider.upper()}"
 
 
-def max_in_flight_from_env() -> dict[str, int]:
-    """Per-provider in-run caps set in the environment (a whole number >= 1 each); unset ones keep the default."""
-    caps = {}
-    for p in PROVIDERS:
-        raw = os.environ.get(max_in_flight_env(p), "").strip()
-        if not raw:
-            continue
-        try:
-            caps[p] = int(raw)
-        except ValueError:
-            caps[p] = 0
-        if caps[p] < 1:
-            raise ValueError(f"{max_in_flight_env(p)}={raw!r}: must be a whole number >= 1 (tasks in flight per run)")
-    return caps
+def _env_cap(name: str) -> int:
+    raw = os.environ[name].strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name}={raw!r} is not allowed: a whole number of tasks, at least 1")
+    return int(raw)
 
 
 def expected_latency_from_env() -> dict[str, float]:
@@ -82,7 +73,7 @@ class SeedanceProviders(dg.ConfigurableResource):
     novita_api_key: str | None = None
     vibedream_api_key: str | None = None
     base_urls: dict[str, str] = {}
-    max_in_flight: dict[str, int] = {}  # per-provider cap on tasks in flight in one run (default 4)
+    max_in_flight: dict[str, int] = {}  # per-provider cap on tasks in flight (default 4)
     simulator_latency_s: float = 2.0
     simulator_url: str | None = None  # use a simulator already running there instead of starting one
     expected_latency_s: float = 60.0  # poll-schedule prior for real providers
@@ -95,8 +86,9 @@ class SeedanceProviders(dg.ConfigurableResource):
                 for p in PROVIDERS if os.environ.get(ADAPTER_CLASSES[p].env_key)}
         urls = {p: os.environ[base_url_env(p)] for p in PROVIDERS if os.environ.get(base_url_env(p))}
         simulator = {"simulator_url": os.environ[SIMULATOR_URL_ENV]} if os.environ.get(SIMULATOR_URL_ENV) else {}
-        return cls(**{**keys, "base_urls": urls, **simulator, "max_in_flight": max_in_flight_from_env(),
-                      **expected_latency_from_env(), **overrides})
+        caps = {p: _env_cap(max_in_flight_env(p)) for p in PROVIDERS if os.environ.get(max_in_flight_env(p))}
+        return cls(**{**keys, "base_urls": urls, **simulator, "max_in_flight": caps, **expected_latency_from_env(),
+                      **overrides})
 
     def api_key(self, provider: str) -> str | None:
         return getattr(self, f"{provider}_api_key") or None

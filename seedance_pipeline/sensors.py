@@ -9,7 +9,7 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from . import backfill
-from .assets.clips import PROVIDER_TAG
+from .assets.clips import CLIPS_KEY, PROVIDER_TAG
 from .assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
 from .backfill import TRIGGER_TAG
 from .budget import SpendPolicy
@@ -19,10 +19,9 @@ from .jobs import clips_job, prompts_job, source_images_job
 from .partitions import clip_key
 from .refresh import add_requests, clip_range_tags, plan_refresh, range_tags
 from .storage import SeedanceStorage
-from .tasks import TaskStore
+from .tasks import TaskStore, orphaned
 
 SENSOR_INTERVAL_S = 30
-FINISHED_RUN_STATUSES = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 
 
 def _refresh_config(asset: str) -> dict:
@@ -111,17 +110,18 @@ def _outdated(context, storage: SeedanceStorage, providers: SeedanceProviders, s
 )
 def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage):
     records = TaskStore(storage).open_records()
+    cursor = json.loads(context.cursor) if context.cursor else {}
     if not records:
-        return dg.SkipReason("no provider task in flight")
-    alive: dict[str, bool] = {}
-    runs, states, stuck = [], Counter(), []
+        return dg.SensorResult(skip_reason=dg.SkipReason("no provider task in flight"), cursor=json.dumps({}))
+    dead: dict[tuple, bool] = {}
+    runs, states, stuck, notices = [], Counter(), [], []
     now = time.time()
     for rec in records:
-        if rec.run_id not in alive:
-            run = context.instance.get_run_by_id(rec.run_id) if rec.run_id else None
-            alive[rec.run_id] = run is not None and run.status not in FINISHED_RUN_STATUSES
+        if (rec.owner, rec.run_id) not in dead:
+            dead[(rec.owner, rec.run_id)] = orphaned(rec, context.instance)
         states[(rec.provider, rec.state)] += 1
-        if alive[rec.run_id]:
+        # "unknown" waits for a person whoever owns it; anything else is left to a live owner.
+        if not dead[(rec.owner, rec.run_id)] and rec.state != "unknown":
             continue
         if rec.state in ("accepted", "download_failed") and rec.task_id:
             runs.append(dg.RunRequest(
@@ -129,13 +129,24 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
                 partition_key=str(clip_key(rec.image, rec.prompt)),
                 run_config={"ops": {"clips": {"config": {"collect": [rec.attempt_id]}}}},
                 tags={TRIGGER_TAG: "pending_tasks_sensor", PROVIDER_TAG: rec.provider}))
-        else:
-            stuck.append(f"{rec.image}|{rec.prompt} on {rec.provider} ({rec.state}, attempt {rec.attempt_id}, "
-                         f"{now - rec.created_at:.0f} s old)")
+            continue
+        stuck.append(f"{rec.image}|{rec.prompt} on {rec.provider} ({rec.state}, attempt {rec.attempt_id}, "
+                     f"{now - rec.created_at:.0f} s old)")
+        if rec.attempt_id not in cursor.get("shown", []):
+            # Once per attempt, on the clip partition itself, so the UI shows it where people look.
+            notices.append(dg.AssetObservation(
+                asset_key=CLIPS_KEY, partition=str(clip_key(rec.image, rec.prompt)),
+                metadata={"needs_decision": "acceptance unknown: the provider may have taken (and may bill) this "
+                                            "request; it is never resubmitted automatically",
+                          "attempt_id": rec.attempt_id, "provider": rec.provider,
+                          "estimated_cost_usd": dg.MetadataValue.float(rec.estimated_cost_usd),
+                          "resolve_with": f"seedance-pipeline tasks retry {rec.attempt_id}  |  "
+                                          f"seedance-pipeline tasks abandon {rec.attempt_id}"}))
     summary = "; ".join(f"{p} {s}: {n}" for (p, s), n in sorted(states.items()))
     context.log.info(f"{len(records)} open attempt(s): {summary}")
     for line in stuck:
         context.log.warning(f"needs a decision (acceptance unknown): {line}; see `seedance-pipeline tasks`")
-    if not runs:
-        return dg.SkipReason(f"{len(records)} open attempt(s), none orphaned: {summary}")
-    return runs
+    open_ids = {r.attempt_id for r in records}
+    shown = sorted({*(a for a in cursor.get("shown", []) if a in open_ids), *(n.metadata["attempt_id"].value for n in notices)})
+    skip = None if runs else dg.SkipReason(f"{len(records)} open attempt(s), none orphaned: {summary}")
+    return dg.SensorResult(run_requests=runs, asset_events=notices, skip_reason=skip, cursor=json.dumps({"shown": shown}))

@@ -165,6 +165,16 @@ class SeedanceStorage(dg.ConfigurableResource):
         """Where an earlier clip of this pair is kept when a changed request replaces it (never thrown away)."""
         return self.path("clips", prompt, f"{image}.versions", f"{fingerprint}.mp4")
 
+    def remove_partials(self, full_path: str) -> list[str]:
+        """Delete the ``<path>.part-*`` files a writer that died mid-write left (local folders only: object
+        stores never show a partial upload). Call it only when that writer is known to be dead."""
+        if not self.is_local:
+            return []
+        partials = self.fs.glob(f"{full_path}.part-*")
+        for partial in partials:
+            self.fs.rm(partial)
+        return partials
+
     def copy(self, src: str, dst: str) -> None:
         """Copy a stored file (and nothing else); ``dst`` appears complete or not at all."""
         atomic_copy(self.fs, src, dst)

@@ -19,11 +19,13 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
+from dagster import DagsterRunStatus
 from pydantic import BaseModel
 
 from .errors import AcceptanceUnknown, DownloadFailed, OverBudget, ProviderUnavailable, SubmitRejected, TaskFailed
 from .generation import ClipResult, PreparedRequest
 from .providers.states import TaskSnapshot
+from .owner import current_owner, owner_alive
 from .storage import SeedanceStorage, file_stamp
 
 if TYPE_CHECKING:
@@ -43,6 +45,7 @@ class AttemptRecord(BaseModel):
     state: State
     simulated: bool = False
     run_id: str | None = None
+    owner: str | None = None  # host:pid:start of the process working on it (owner.py)
     task_id: str | None = None
     poll_url: str | None = None
     request: dict[str, Any]
@@ -80,7 +83,8 @@ class TaskStore:
         return self.storage.path("tasks", "by-fingerprint", fingerprint, attempt_id)
 
     def save(self, record: AttemptRecord) -> AttemptRecord:
-        record = record.model_copy(update={"updated_at": time.time()})
+        """Write the record (as owned by this process) and keep tasks/open/ in step with its state."""
+        record = record.model_copy(update={"updated_at": time.time(), "owner": current_owner()})
         data = record.model_dump_json(indent=1).encode()
         self.storage.write_bytes(self._record_path(record.attempt_id), data)
         open_path = self._open_path(record.attempt_id)
@@ -181,6 +185,15 @@ class AttemptJournal:
         self.record = self.store.save(self.record.model_copy(update=update))
         if self.guard is not None and self.record.state in ("rejected", "blocked"):
             self.guard.release(self.record)
+
+
+def orphaned(record: AttemptRecord, instance) -> bool:
+    """No live process is working on this attempt: its owner died, or (owner on another host) its run ended."""
+    alive = owner_alive(record.owner)
+    if alive is not None:
+        return not alive
+    run = instance.get_run_by_id(record.run_id) if record.run_id else None
+    return run is None or run.status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 
 
 def _state_for(error: Exception | None, *, accepted: bool) -> State:

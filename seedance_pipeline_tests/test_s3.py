@@ -251,7 +251,9 @@ def test_storage_sensor_on_s3(s3_storage, s3, bucket, providers, instance, sim):
     assert set(stamps) == DEMO_IMAGES  # the refresh run recorded the ETag stamps in S3
 
     second = tick(instance, storage, defs, cursor=first.cursor)
-    assert [r.job_name for r in second.run_requests] == ["clips_job"]
+    # one clips run per prompt, tagged with the prompt's provider
+    assert sorted((r.job_name, r.tags["seedance/provider"]) for r in second.run_requests) == [
+        ("clips_job", "novita"), ("clips_job", "runpod")]
     assert not second.dynamic_partitions_requests
     assert requests_total(sim) == 0  # the sensor never calls a provider
 

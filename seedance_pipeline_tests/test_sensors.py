@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 import json
+import socket
+import subprocess
+import uuid
 
 import dagster as dg
 
@@ -165,12 +167,14 @@ def test_pending_sensor_collects_an_orphaned_task_without_resubmitting(storage, 
             return await client.submit(prepared.wire)
 
     snapshot = asyncio.run(submit())
-    store.save(record.model_copy(update={"state": "accepted", "task_id": snapshot.task_id}))
+    record = store.save(record.model_copy(update={"state": "accepted", "task_id": snapshot.task_id}))
     assert requests_total(sim, "submit") == 1
+    result, _ = tick(pending_tasks_sensor, instance, storage, defs)
+    assert not result.run_requests and result.skip_reason  # its owner (this process) is alive: nothing to collect
+    _owned_by(store, record, f"{socket.gethostname()}:{_dead_pid()}:0")  # now the owner is gone (kill -9)
 
     result, _ = tick(pending_tasks_sensor, instance, storage, defs)
-    assert len(result) == 1
-    request = result[0]
+    [request] = result.run_requests
     assert request.partition_key == "lake|dawn"
     assert request.run_config["ops"]["clips"]["config"]["collect"] == [record.attempt_id]
     assert execute(defs, instance, request).success
@@ -180,16 +184,35 @@ def test_pending_sensor_collects_an_orphaned_task_without_resubmitting(storage, 
     assert store.open_records() == []
     assert storage.exists(storage.clip_path("dawn", "lake"))
     after, _ = tick(pending_tasks_sensor, instance, storage, defs)
-    assert isinstance(after, dg.SkipReason)
+    assert not after.run_requests and after.skip_reason
 
 
 def test_pending_sensor_leaves_live_runs_alone(storage, providers, instance, sim):
+    """An owner on another host cannot be checked from here: the Dagster run's status decides."""
     defs = build_definitions(storage, providers)
     put(storage, "images/lake.png", png())
     prepared = prepare(get_adapter("novita"), build_request(prompt="p", image=storage.path("images", "lake.png")))
     run = instance.create_run_for_job(defs.resolve_job_def("clips_job"), run_id=str(uuid.uuid4()),
                                       status=dg.DagsterRunStatus.STARTED)
-    TaskStore(storage).create(prepared, image="lake", prompt="dawn", run_id=run.run_id, simulated=True,
-                              state="accepted", task_id="t-1")
+    store = TaskStore(storage)
+    record = store.create(prepared, image="lake", prompt="dawn", run_id=run.run_id, simulated=True,
+                          state="accepted", task_id="t-1")
+    _owned_by(store, record, "another-host:4242:777")
     result, _ = tick(pending_tasks_sensor, instance, storage, defs)
-    assert isinstance(result, dg.SkipReason) and "none orphaned" in result.skip_message
+    assert not result.run_requests and "none orphaned" in result.skip_reason.skip_message
+    instance.report_run_failed(run)
+    result, _ = tick(pending_tasks_sensor, instance, storage, defs)
+    assert [r.run_config["ops"]["clips"]["config"]["collect"] for r in result.run_requests] == [[record.attempt_id]]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _owned_by(store: TaskStore, record, owner: str) -> None:
+    """Rewrite a record as if another process had written it (save() always writes this process as owner)."""
+    data = record.model_copy(update={"owner": owner}).model_dump_json(indent=1).encode()
+    store.storage.write_bytes(store.storage.path("tasks", "days", record.day, f"{record.attempt_id}.json"), data)
+    store.storage.write_bytes(store.storage.path("tasks", "open", f"{record.attempt_id}.json"), data)

@@ -49,6 +49,19 @@ def test_acceptance_unknown_is_never_resubmitted_until_a_person_decides(storage,
     assert requests_total(sim, "submit") == 1
     assert any(record.attempt_id in f and "seedance-pipeline tasks" in f for f in second.failures), second.failures
 
+    # The UI shows it on the clip partition, once: an observation with the decision to make and its cost.
+    from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.sensors import pending_tasks_sensor
+
+    defs = build_definitions(storage, providers)
+    with dg.build_sensor_context(instance=instance, resources=defs.resources, definitions=defs) as context:
+        shown = pending_tasks_sensor(context)
+    [notice] = shown.asset_events
+    assert notice.partition == "lake|dawn" and notice.metadata["attempt_id"].value == record.attempt_id
+    assert "acceptance unknown" in notice.metadata["needs_decision"].value and not shown.run_requests
+    with dg.build_sensor_context(instance=instance, cursor=shown.cursor, resources=defs.resources, definitions=defs) as context:
+        assert pending_tasks_sensor(context).asset_events == []
+
     monkeypatch.setenv("SEEDANCE_STORAGE_URL", storage.url)
     listed = CliRunner().invoke(main, ["tasks", "list"])
     assert listed.exit_code == 0 and record.attempt_id in listed.output and "unknown" in listed.output
@@ -83,6 +96,8 @@ def test_per_run_budget_blocks_the_clip_that_would_pass_it_and_the_rest_continue
     states = sorted(r.state for r in TaskStore(storage).day_records(report.cost_report.rsplit("/", 2)[-2]))
     assert states == ["blocked", "succeeded", "succeeded"]
     assert TaskStore(storage).open_records() == []
+    summary = storage.read_bytes(report.cost_report).decode() if not report.cost_report.startswith("s3") else ""
+    assert "1 attempt(s) were stopped by a budget" in summary and "| lake " in summary
 
 
 def test_daily_budget_counts_earlier_runs_and_blocks_before_sending(storage, providers, sim, instance):
@@ -142,6 +157,10 @@ def test_a_renamed_prompt_reuses_the_stored_clips_and_a_reverted_edit_reuses_the
     assert {(r.clip, r.outcome) for r in copied.clips} == {("mountains|quick-pan-copy", "reused"), ("tower|quick-pan-copy", "reused")}
     assert requests_total(sim, "submit") == 5
     assert storage.exists(storage.clip_path("quick-pan-copy", "tower"))
+    import pandas as pd
+
+    df = pd.read_parquet(storage.path("reports", copied.cost_report.rsplit("/", 2)[-2], "cost_report.parquet"))
+    assert round(df.loc[df["prompt"] == "quick-pan-copy", "saved_usd"].sum(), 4) == round(2 * 4 * 0.024, 4)
 
     put(storage, "prompts/quick-pan.yaml", quick.replace("Gentle pan", "Brisk pan"))
     edited = run_pipeline(instance, storage, providers)

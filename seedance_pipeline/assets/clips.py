@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 import time
+from dataclasses import dataclass
 from typing import Literal
 
 import dagster as dg
@@ -22,7 +23,7 @@ from .. import lineage
 from ..budget import SpendGuard, SpendPolicy
 from ..checks import Expected, evaluate, evaluations
 from ..clip_plan import (
-    CLIPS_CODE_VERSION, CLIPS_KEY, Candidate, Item, find_reusable, keep_current_version, prepare_items, select,
+    CLIPS_CODE_VERSION, CLIPS_KEY, Candidate, Item, Reuse, find_reusable, keep_current_version, prepare_items, select,
     split_key,
 )
 from ..errors import OverBudget, ProviderError
@@ -30,6 +31,7 @@ from ..generation import generate_clip
 from ..partitions import clip_partitions
 from ..provider_resource import SeedanceProviders
 from ..providers.states import TaskSnapshot, TaskState
+from ..owner import owner_alive
 from ..storage import SeedanceStorage
 from ..tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
 from ..video import VideoProbeError, first_frame_png, probe_video
@@ -103,7 +105,9 @@ async def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage:
     used = sorted({c.provider for it in ready for c in it.candidates})
     async with providers.clients(used, logger=context.log) as clients:
         stored = 0
-        tasks = [asyncio.ensure_future(_produce(context, it, clients, storage, store, guard)) for it in ready]
+        plans = await asyncio.gather(*(asyncio.to_thread(_plan_production, storage, store, it) for it in ready))
+        plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
+        tasks = [asyncio.ensure_future(_produce(context, plan, clients, storage, store, guard)) for plan in plans]
         try:
             for next_done in asyncio.as_completed(tasks):
                 try:
@@ -150,8 +154,31 @@ def _collect_items(context, attempt_ids: list[str], store: TaskStore, keys) -> l
     return items
 
 
-def _attempts_by_fingerprint(store: TaskStore, it: Item) -> dict[str, list[AttemptRecord]]:
-    return {c.prepared.fingerprint: store.for_fingerprint(c.prepared.fingerprint) for c in it.candidates}
+@dataclass
+class Production:
+    """What one item's production starts from, decided before any task is produced."""
+
+    item: Item
+    reuse: Reuse | None = None
+    opened: tuple[Candidate, AttemptRecord] | None = None  # resume this attempt (poll, never resubmit)
+    blocked: str | None = None  # acceptance unknown: a person decides
+    kept: str | None = None  # where the clip a changed request replaces was kept
+
+
+def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item) -> Production:
+    attempts = {c.prepared.fingerprint: store.for_fingerprint(c.prepared.fingerprint) for c in it.candidates}
+    if it.record is None:
+        reuse = find_reusable(storage, it, attempts)
+        if reuse is not None:
+            return Production(it, reuse=reuse)
+    try:
+        opened = _open_attempt(it, attempts)
+    except ItemFailed as exc:
+        return Production(it, blocked=str(exc))
+    first = opened[0] if opened else it.candidates[0]
+    if opened and owner_alive(opened[1].owner) is False:
+        storage.remove_partials(storage.clip_path(it.prompt, it.image))  # a download its dead owner left half-done
+    return Production(it, opened=opened, kept=keep_current_version(storage, it.prompt, it.image, first.prepared.fingerprint))
 
 
 def _open_attempt(it: Item, attempts: dict[str, list[AttemptRecord]]) -> tuple[Candidate, AttemptRecord] | None:
@@ -169,28 +196,28 @@ def _open_attempt(it: Item, attempts: dict[str, list[AttemptRecord]]) -> tuple[C
     return None
 
 
-async def _produce(context, it: Item, clients: dict, storage: SeedanceStorage, store: TaskStore,
+async def _produce(context, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
                    guard: SpendGuard) -> list:
+    """Reuse, resume or submit one item. Runs without awaiting before the provider slot, so slots are taken
+    in the order the productions start (tasks already at the provider first)."""
+    it, opened = plan.item, plan.opened
+    if plan.blocked:
+        raise ItemFailed(plan.blocked)
+    if plan.reuse is not None:
+        return await _reuse(context, it, storage, store, plan.reuse)
     clip_path = storage.clip_path(it.prompt, it.image)
     run_id = context.run.run_id
-    attempts = await asyncio.to_thread(_attempts_by_fingerprint, store, it)
-    reuse = None if it.record else await asyncio.to_thread(find_reusable, storage, it, attempts)
-    if reuse is not None:
-        return await _reuse(context, it, storage, store, reuse)
-
-    opened = _open_attempt(it, attempts)
+    if plan.kept:
+        context.log.info(f"{it.where}: the request changed; the earlier clip is kept at {storage.ref(plan.kept)}")
     order = [opened[0]] if opened else it.candidates
-    kept = await asyncio.to_thread(keep_current_version, storage, it.prompt, it.image, order[0].prepared.fingerprint)
-    if kept:
-        context.log.info(f"{it.where}: the request changed; the earlier clip is kept at {storage.ref(kept)}")
     passed_over: list[str] = []
     for n, candidate in enumerate(order):
         prepared, provider = candidate.prepared, candidate.provider
         journal = AttemptJournal(store, image=it.image, prompt=it.prompt, run_id=run_id, simulated=candidate.simulated,
                                  guard=guard)
         resume = None
-        if opened:
-            journal.record = opened[1]
+        if opened:  # this process takes the attempt over (owner and run), so no sensor collects it twice
+            journal.record = store.save(opened[1].model_copy(update={"run_id": run_id}))
             resume = TaskSnapshot(task_id=opened[1].task_id, state=TaskState.RUNNING, poll_url=opened[1].poll_url)
             context.log.info(f"{it.where}: resuming {provider} task {opened[1].task_id} from attempt "
                              f"{opened[1].attempt_id} (no new submit)")

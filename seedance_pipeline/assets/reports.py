@@ -41,13 +41,28 @@ def _bars(series: pd.Series, width: int = 24) -> str:
                      for name, v in series.items())
 
 
+def spent_on_failures(df: pd.DataFrame) -> float:
+    """Charged for attempts that delivered no stored clip (download_failed: delivered, billed, not stored yet)."""
+    return float(df.loc[~df["outcome"].isin(["succeeded", "reused"]), "charged_usd"].sum())
+
+
+def per_prompt(df: pd.DataFrame) -> pd.DataFrame:
+    """Attempts, clips stored, charged, spent on failures and saved by reuse, per prompt."""
+    g = df.assign(stored=df["outcome"].isin(["succeeded", "reused"]),
+                  failure_usd=df["charged_usd"].where(~df["outcome"].isin(["succeeded", "reused"]), 0.0))
+    table = g.groupby("prompt").agg(attempts=("attempt_id", "count"), clips_stored=("stored", "sum"),
+                                    charged_usd=("charged_usd", "sum"), on_failures_usd=("failure_usd", "sum"),
+                                    saved_by_reuse_usd=("saved_usd", "sum")).reset_index()
+    return table.round(4)
+
+
 def summary_markdown(day: str, df: pd.DataFrame) -> str:
     if df.empty:
         return f"# Cost report {day}\n\nNo attempts on this day."
     by_provider = df.groupby("provider")["charged_usd"].sum().sort_values(ascending=False)
     by_prompt = df.groupby("prompt")["charged_usd"].sum().sort_values(ascending=False)
     outcomes = df["outcome"].value_counts()
-    failed_spend = df.loc[df["outcome"].isin(["failed", "rejected"]), "charged_usd"].sum()
+    failed_spend = spent_on_failures(df)
     lines = [
         f"# Cost report {day}", "",
         f"**{len(df)} attempts**, charged **${df['charged_usd'].sum():,.4f}** "
@@ -55,7 +70,11 @@ def summary_markdown(day: str, df: pd.DataFrame) -> str:
         f"where reported), saved by reuse **${df['saved_usd'].sum():,.4f}**, spent on failures ${failed_spend:,.4f}.",
         "", "Outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()),
         "", "## Charged per provider", "", _bars(by_provider), "", "## Charged per prompt", "", _bars(by_prompt),
+        "", "## Per prompt", "", per_prompt(df).to_markdown(index=False),
     ]
+    blocked = int((df["outcome"] == "blocked").sum())
+    if blocked:
+        lines += ["", f"{blocked} attempt(s) were stopped by a budget before anything was sent."]
     if df["simulated"].any():
         lines += ["", f"_{int(df['simulated'].sum())} attempt(s) went to the built-in simulator: simulated, not billed._"]
     return "\n".join(lines)
@@ -82,6 +101,9 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
         "attempts": len(df), "charged_usd": dg.MetadataValue.float(float(df["charged_usd"].sum())),
         "estimated_usd": dg.MetadataValue.float(float(df["estimated_usd"].sum())),
         "saved_by_reuse_usd": dg.MetadataValue.float(float(df["saved_usd"].sum())),
+        "spent_on_failures_usd": dg.MetadataValue.float(spent_on_failures(df)),
+        "blocked_by_budget": int((df["outcome"] == "blocked").sum()),
+        "per_prompt": dg.MetadataValue.md(per_prompt(df).to_markdown(index=False) if not df.empty else "(none)"),
         "path": dg.MetadataValue.path(storage.ref(parquet_path)),
         "summary": dg.MetadataValue.md(summary),
         "attempts_preview": dg.MetadataValue.md(preview.to_markdown(index=False) if not preview.empty else "(none)"),

@@ -1,0 +1,52 @@
+"""Which process owns an attempt, and whether it is still alive.
+
+An attempt records its owner as ``host:pid:start`` (``start`` = the process start time from /proc, so a
+reused pid is not mistaken for the owner). On the same host, liveness is certain; on another host it is
+unknown and callers fall back to the Dagster run's status (run monitoring marks crashed runs failed).
+A ``kill -9`` of an in-process run (``seedance-pipeline run``) leaves its Dagster run STARTED forever, so
+without this its tasks would never be collected.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+
+
+def _start_ticks(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode(errors="replace")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: fields after the last ")" are fixed.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+@lru_cache(maxsize=1)
+def current_owner() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or '-'}"
+
+
+def owner_alive(owner: str | None) -> bool | None:
+    """True/False when the owner runs on this host; None when that cannot be told from here."""
+    if not owner:
+        return None
+    try:
+        host, pid_text, start = owner.rsplit(":", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    if start == "-":  # no /proc on this system: the pid alone
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return _start_ticks(pid) == start
