@@ -128,11 +128,11 @@ class ImageLoader:
         self._stored = {f.key: f for f in storage.scan_images()[0]}
         self._loaded: dict[str, ImageData] = {}
 
-    def __call__(self, key: str) -> ImageData:
+    def __call__(self, key: str, field_name: str = "image") -> ImageData:
         if key not in self._loaded:
             stored = self._stored.get(key)
             if stored is None:
-                raise InvalidRequest("image", key, "no such image in storage")
+                raise InvalidRequest(field_name, key, "no such image in storage")
             self._loaded[key] = inspect_image(stored.path, self.storage.read_bytes(stored.path))
         return self._loaded[key]
 
@@ -151,7 +151,7 @@ def prepare_items(items: list[Item], storage: SeedanceStorage, providers: Seedan
             refs = {first.ref: first}
             last_ref = it.spec.last_image
             if last_ref and not is_http_url(last_ref):
-                last = image(last_ref)
+                last = image(last_ref, "last_image")
                 refs[last.ref] = last
                 last_ref = last.ref
             fields = it.spec.request_fields()

@@ -172,7 +172,7 @@ def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item) -> Pr
         if reuse is not None:
             return Production(it, reuse=reuse)
     try:
-        opened = _open_attempt(it, attempts)
+        opened = _open_attempt(storage, it, attempts)
     except ItemFailed as exc:
         return Production(it, blocked=str(exc))
     first = opened[0] if opened else it.candidates[0]
@@ -181,13 +181,22 @@ def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item) -> Pr
     return Production(it, opened=opened, kept=keep_current_version(storage, it.prompt, it.image, first.prepared.fingerprint))
 
 
-def _open_attempt(it: Item, attempts: dict[str, list[AttemptRecord]]) -> tuple[Candidate, AttemptRecord] | None:
+def _sidecar_of(clip_path: str | None) -> str:
+    return (clip_path or "")[: -len(".mp4")] + ".json"
+
+
+def _open_attempt(storage: SeedanceStorage, it: Item,
+                  attempts: dict[str, list[AttemptRecord]]) -> tuple[Candidate, AttemptRecord] | None:
     """An earlier attempt of one of the item's requests that the provider has, or may have, taken."""
     if it.record is not None:
         return it.candidates[0], it.record
     for candidate in it.candidates:
         for rec in reversed(attempts[candidate.prepared.fingerprint]):
             if rec.state in ("accepted", "download_failed") and rec.task_id:
+                return candidate, rec
+            if rec.state == "succeeded" and rec.task_id and rec.output and not storage.exists(_sidecar_of(rec.output)):
+                # Paid for, but the process died before the clip was stored whole (no sidecar): collect that
+                # task's output again rather than paying for the same request twice.
                 return candidate, rec
             if rec.state in ("intent", "unknown"):
                 raise ItemFailed(f"{it.where}: attempt {rec.attempt_id} on {rec.provider} may have been accepted "
@@ -199,7 +208,16 @@ def _open_attempt(it: Item, attempts: dict[str, list[AttemptRecord]]) -> tuple[C
 async def _produce(context, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
                    guard: SpendGuard) -> list:
     """Reuse, resume or submit one item. Runs without awaiting before the provider slot, so slots are taken
-    in the order the productions start (tasks already at the provider first)."""
+    in the order the productions start (tasks already at the provider first). A storage error fails this
+    item only (its task record keeps what is known), never the other clips of the run."""
+    try:
+        return await _produce_one(context, plan, clients, storage, store, guard)
+    except OSError as exc:
+        raise ItemFailed(f"{plan.item.where}: storage error ({exc}); the other clips go on") from None
+
+
+async def _produce_one(context, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
+                       guard: SpendGuard) -> list:
     it, opened = plan.item, plan.opened
     if plan.blocked:
         raise ItemFailed(plan.blocked)
