@@ -11,6 +11,7 @@ attempt whose acceptance is unknown, else submit once.
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,6 +32,8 @@ from ..storage import SeedanceStorage
 from ..tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
 from ..video import VideoProbeError, first_frame_png, probe_video
 from .sources import IMAGES_KEY, PROMPTS_KEY
+
+log = logging.getLogger(__name__)
 
 CLIPS_KEY = dg.AssetKey("clips")
 CLIPS_CODE_VERSION = "1"  # bump when the request mapping or the model changes
@@ -290,8 +293,10 @@ async def _produce(context, it: Item, client, storage: SeedanceStorage, store: T
                              "`seedance-pipeline tasks`.")
 
     def progress(snap: TaskSnapshot) -> None:
+        # Python's logger, not context.log: every context.log line is an event stored in the run's event log
+        # (a SQLite write of ~15-50 ms on the event loop), and this fires on most polls.
         pct = f" {snap.progress:.0f}%" if snap.progress is not None else ""
-        context.log.debug(f"{where}: {prepared.provider} task {snap.task_id} {snap.state.value}{pct}")
+        log.debug("%s: %s task %s %s%s", where, prepared.provider, snap.task_id, snap.state.value, pct)
 
     try:
         result = await generate_clip(client, prepared, storage.fs, clip_path, journal=journal, on_update=progress,
