@@ -139,8 +139,24 @@ def storage_sensor_figures(label: str, storage, n_images: int, n_prompts: int, s
     steady_s, steady = _tick(storage_sensor, steady_instance, storage, defs, cursor=settle.cursor)
     what = getattr(steady, "skip_reason", None)
     what = what.skip_message if what is not None else f"{len(getattr(steady, 'run_requests', []) or [])} run requests"
+    listing = ""
+    if storage.url.startswith("s3://"):
+        listing = f"; the S3 server alone takes {_raw_listing_s(storage):.1f} s to list images/ (raw list_objects_v2)"
     report("5", f"storage sensor steady-state tick, {label}", steady_s, "s", "< 10",
-           note=f"nothing changed -> {what!r}; (untimed seeding {seed_s:.0f} s); {loadavg()}")
+           note=f"nothing changed -> {what!r}; (untimed seeding {seed_s:.0f} s){listing}; {loadavg()}")
+
+
+def _raw_listing_s(storage) -> float:
+    """The S3 server's own share: the same listing with boto3 and nothing else (no s3fs, no sensor)."""
+    import boto3
+
+    bucket, _, prefix = storage.root.partition("/")
+    client = boto3.client("s3", endpoint_url=storage.endpoint_url)
+    t0 = time.monotonic()
+    for _page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/images/",
+                                                                   Delimiter="/"):
+        pass
+    return time.monotonic() - t0
 
 
 def pending_sensor_figure(n_tasks: int) -> None:
