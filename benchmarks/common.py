@@ -85,6 +85,17 @@ def sim_config(latency_min_s: float, latency_max_s: float | None = None, *, max_
             "render_cache_dir": cache}
 
 
+def _die_with_parent() -> None:
+    """Linux: the simulator gets SIGTERM when the benchmark process dies (no orphans after a kill)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class SimProcess:
     """``seedance-pipeline simulate`` in its own process (so its CPU and memory are not ours)."""
 
@@ -97,7 +108,7 @@ class SimProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from seedance_pipeline.cli import main; main()", "simulate",
              "--host", "127.0.0.1", "--port", str(self.port), "--config", self._config_path],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 60
         while True:
             try:
