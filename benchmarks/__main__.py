@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
                                                          "absolute times not judged")
     ap.add_argument("--only", default="1,2,3,4,5", help="comma-separated benchmark numbers (1 and 3 run together)")
     ap.add_argument("--profile", default=None, help="folder for pyinstrument profiles of benchmark 1")
+    ap.add_argument("--diagnostics", action="store_true",
+                    help="benchmark 1 also on an in-memory and a PostgreSQL instance (N=200; +1-2 min)")
     args = ap.parse_args(argv)
     only = {int(x) for x in args.only.split(",") if x.strip()}
     t0 = time.monotonic()
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     if only & {1, 3}:
         from . import bench_throughput
 
-        bench_throughput.run(args.quick, args.profile)
+        bench_throughput.run(args.quick, args.profile, args.diagnostics)
     if 2 in only:
         from . import bench_requests
 

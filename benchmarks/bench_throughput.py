@@ -259,17 +259,19 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run(quick: bool = False, profile_dir: str | None = None) -> None:
+def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool = False) -> None:
     latency, cap = 2.0, 20
     sizes = [50, 200] if quick else [50, 200, 1000]
     print(f"[1] throughput vs ideal N*L/C, L={latency:g} s, C={cap}, one clips_job run per N, SQLite instance; "
           f"{loadavg()}", flush=True)
     cpu_per_clip = []
-    runs = [(n, "sqlite") for n in sizes] + [(200, "memory")]
-    if postgres_available():
-        runs += [(200, "postgres")]
-    else:
-        print("    (PostgreSQL runs skipped: needs Debian's postgresql and dagster-postgres)", flush=True)
+    runs = [(n, "sqlite") for n in sizes]
+    if diagnostics:  # --diagnostics: the same N=200 on an in-memory and on a PostgreSQL instance
+        runs.append((200, "memory"))
+        if postgres_available():
+            runs.append((200, "postgres"))
+        else:
+            print("    (PostgreSQL run skipped: needs Debian's postgresql and dagster-postgres)", flush=True)
     for n, kind in runs:
         prof = os.path.join(profile_dir, f"bench1_{kind}_n{n}.txt") if profile_dir else None
         r = one_run(n, latency, cap, profile=prof, instance_kind=kind)
@@ -291,7 +293,7 @@ def run(quick: bool = False, profile_dir: str | None = None) -> None:
         report("3", f"CPU per clip {label}", ms, "ms", "<= 30" if kind != "memory" else None,
                note=f"{r['cpu']:.1f} s CPU for {r['n']} clips in {r['wall']:.1f} s wall; "
                     f"simulator used {r['sim_cpu']:.1f} s")
-    k = 5 if quick else 10
+    k = 5
     pp = per_partition_runs(k, latency, cap)
     ideal_k = k * latency / cap
     report("1", f"one run per partition, in-process sequential, K={k}", ideal_k / pp["wall"], "",
