@@ -8,12 +8,12 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export SEEDANCE_STORAGE_URL ?= $(CURDIR)/.seedance/storage
 export DAGSTER_HOME ?= $(CURDIR)/.seedance/dagster_home
 
-.PHONY: demo test install sysdeps ui clean
+.PHONY: demo test install sysdeps ui clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet -p $(BIN)/python -e '.[test]'
+	$(BIN)/uv pip install --quiet -p $(BIN)/python -e '.[test,bench]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,6 +39,14 @@ test: $(STAMP) sysdeps
 # The Dagster UI (and daemon: sensors, schedule) on the demo's history: http://127.0.0.1:3000
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# Performance benchmarks (issue #6): every figure with its target, PASS/MISS and the load average.
+# Full: under 10 minutes on 2 cores. Quick: scaled sizes and latencies (CI), figures printed, not judged.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks --quick
 
 clean:
 	rm -rf $(VENV) .seedance

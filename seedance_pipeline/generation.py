@@ -178,6 +178,9 @@ async def generate_clip(
     timings: dict[str, float] = {}
     try:
         async with client.slot():
+            # The poll schedule counts from here: time spent waiting for a slot is not task time (counted
+            # from t0, a clip that queued 200 s behind the cap was first polled up to 30 s after submit).
+            t_slot = time.monotonic()
             if resume is None:
                 if journal:
                     journal.intent(prepared)
@@ -187,7 +190,7 @@ async def generate_clip(
                     journal.accepted(prepared, snap)
             else:
                 snap = resume
-            snap = await client.wait(snap, started_at=t0, on_update=on_update)
+            snap = await client.wait(snap, started_at=t_slot, on_update=on_update)
             timings["task_s"] = time.monotonic() - t0
         if snap.state is not TaskState.SUCCEEDED:
             raise TaskFailed(client.provider, client.redact(snap.error or snap.raw_status), task_id=snap.task_id,

@@ -128,7 +128,9 @@ def _probe_container(container: Any, size_bytes: int) -> VideoProbe:
     if not container.streams.video:
         raise VideoProbeError("no video stream")
     vstream = container.streams.video[0]
-    vstream.thread_type = "AUTO"
+    # One decoder thread: the pipeline probes many clips at once (one per worker thread), and FFmpeg's
+    # frame/slice threads cost more CPU than they save on short clips (4 s 480p: 25 ms CPU -> 10.5 ms).
+    vstream.codec_context.thread_count = 1
     astream = container.streams.audio[0] if container.streams.audio else None
 
     vctx = vstream.codec_context

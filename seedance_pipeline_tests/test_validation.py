@@ -166,6 +166,16 @@ def test_poll_schedule_bounds_detection_delay():
     assert sched.next_delay(0, None) == pytest.approx(4.5)  # learned from completed tasks
 
 
+def test_poll_floor_scales_down_for_short_tasks():
+    """A 1 s floor would add up to 50 % detection delay to 2 s tasks; it never exceeds 15 % of expected."""
+    short = PollSchedule(ClientSettings(expected_latency_s=2.0, poll_growth=0.15, min_poll_interval_s=1.0))
+    assert short.next_delay(1.9, None) == pytest.approx(0.3)
+    assert short.next_delay(0.0, 0.01) == pytest.approx(0.3)  # an ETA of almost nothing still waits the floor
+    minutes = PollSchedule(ClientSettings(expected_latency_s=60, min_poll_interval_s=1.0))
+    assert minutes.next_delay(54.5, None) == pytest.approx(0.15 * 54.5)  # unchanged for minute-long tasks
+    assert minutes.floor_s == 1.0
+
+
 def test_requests_per_task_and_detection_delay_over_realistic_durations():
     """Walk the schedule over 60..120 s tasks: average polls <= 6, delay <= 15 % of duration."""
     settings = ClientSettings(expected_latency_s=60)

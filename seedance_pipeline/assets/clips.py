@@ -13,6 +13,7 @@ resubmit), refuse an attempt whose acceptance is unknown, else submit once withi
 import asyncio
 import base64
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -36,6 +37,8 @@ from ..storage import SeedanceStorage
 from ..tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
 from ..video import VideoProbeError, first_frame_png, probe_video
 from .sources import IMAGES_KEY, PROMPTS_KEY
+
+log = logging.getLogger(__name__)
 
 PROVIDER_TAG = "seedance/provider"
 OUTCOME_TAG = "seedance/outcome"
@@ -241,8 +244,10 @@ async def _produce_one(context, plan: Production, clients: dict, storage: Seedan
                              f"{opened[1].attempt_id} (no new submit)")
 
         def progress(snap: TaskSnapshot, _provider=provider) -> None:
+            # Python's logger, not context.log: every context.log line is an event stored in the run's event
+            # log (a SQLite write of ~15-50 ms on the event loop), and this fires on most polls.
             pct = f" {snap.progress:.0f}%" if snap.progress is not None else ""
-            context.log.debug(f"{it.where}: {_provider} task {snap.task_id} {snap.state.value}{pct}")
+            log.debug("%s: %s task %s %s%s", it.where, _provider, snap.task_id, snap.state.value, pct)
 
         try:
             result = await generate_clip(clients[provider], prepared, storage.fs, clip_path, journal=journal,

@@ -110,14 +110,25 @@ class PollSchedule:
     def expected_s(self) -> float:
         return min(self._seen) if self._seen else self.settings.expected_latency_s
 
+    @property
+    def floor_s(self) -> float:
+        """Shortest wait: ``min_poll_interval_s``, lowered for tasks shorter than it can serve well.
+
+        For minute-long tasks this is ``min_poll_interval_s``; for 2 s tasks a 1 s floor alone would add up
+        to 50 % detection delay, so the floor is never more than ``poll_growth`` of the expected duration.
+        """
+        s = self.settings
+        return min(s.min_poll_interval_s, s.poll_growth * self.expected_s)
+
     def next_delay(self, elapsed_s: float, eta_s: float | None) -> float:
         s = self.settings
+        floor = self.floor_s
         if eta_s is not None and eta_s > 0:
-            return min(max(eta_s, s.min_poll_interval_s), s.max_eta_wait_s)
+            return min(max(eta_s, floor), s.max_eta_wait_s)
         first = 0.9 * self.expected_s
         if elapsed_s < first:
-            return max(first - elapsed_s, s.min_poll_interval_s)
-        return min(max(s.poll_growth * elapsed_s, s.min_poll_interval_s), s.max_poll_interval_s)
+            return max(first - elapsed_s, floor)
+        return min(max(s.poll_growth * elapsed_s, floor), s.max_poll_interval_s)
 
 
 class ProviderClient:

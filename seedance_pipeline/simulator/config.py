@@ -55,6 +55,10 @@ class ProviderSimConfig(BaseModel):
     # Novita: the submit response's id field; its docs disagree ("task_id" in the OpenAPI example,
     # "id" in the prose). Ignored by the other providers.
     submit_id_field: Literal["task_id", "id"] = "task_id"
+    # Benchmarks: serve every output of this provider as a body of exactly this many bytes, streamed
+    # in 1 MiB pieces (the real MP4, then zero padding), so 100 MB downloads cost the simulator no RAM.
+    # The body still starts with the MP4's ftyp box and has a Content-Length. None: the MP4 as rendered.
+    output_size_bytes: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _latency_order(self) -> ProviderSimConfig:
@@ -93,6 +97,10 @@ class SimConfig(BaseModel):
     # None: any non-empty Bearer token is accepted.
     api_keys: list[str] | None = None
     render_cache_dir: str | None = None
+    # Benchmarks: render one clip per (width, height, duration, audio) and serve its bytes for every
+    # task of that shape (the source image and seed are ignored), so 1000 tasks cost a handful of
+    # ffmpeg runs. The clips are still real MP4s of the requested size, duration and audio.
+    render_shared: bool = False
 
     @field_validator("providers")
     @classmethod

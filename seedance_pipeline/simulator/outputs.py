@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from .state import Simulator
@@ -30,6 +30,19 @@ def expired_response() -> Response:
     return storage_error(403, "AccessDenied", "Request has expired")
 
 
+_PIECE = 1024 * 1024
+
+
+async def _padded(video: bytes, size: int):
+    """The MP4, then zeros up to ``size`` bytes, in 1 MiB pieces (config ``output_size_bytes``)."""
+    yield video
+    left, zeros = size - len(video), bytes(_PIECE)
+    while left > 0:
+        piece = zeros if left >= _PIECE else zeros[:left]
+        left -= len(piece)
+        yield piece
+
+
 def route(sim: Simulator, provider: str) -> Route:
     async def download(request: Request) -> Response:
         task = sim.get_task(provider, request.path_params["task_id"])
@@ -39,6 +52,11 @@ def route(sim: Simulator, provider: str) -> Route:
         expires = task.output_expires_wall()
         if expires is not None and time.time() > expires:
             return expired_response()
+        size = sim.provider_config(provider).output_size_bytes
+        if size is not None and size > len(video):
+            return StreamingResponse(
+                _padded(video, size), media_type="video/mp4",
+                headers={"Accept-Ranges": "none", "Content-Length": str(size)})
         return Response(video, media_type="video/mp4", headers={"Accept-Ranges": "none"})
 
     return Route(PATH, download, methods=["GET"])

@@ -257,6 +257,9 @@ class Simulator:
 
     def _start_render(self, data: bytes, sha: str, w: int, h: int, dur: int, audio: bool, seed: int) -> Future:
         key = (sha, w, h, dur, bool(audio), seed)
+        if self._config.render_shared:
+            key = ("shared", w, h, dur, bool(audio), 0)
+            seed = 0
         fut = self._renders.get(key)
         if fut is None or (fut.done() and fut.exception() is not None):
             fut = self._executor.submit(self._render, data, w, h, dur, audio, seed)

@@ -1,0 +1,52 @@
+"""``python -m benchmarks [--quick] [--only 1,2,...] [--profile DIR]``: run the benchmarks, print every figure.
+
+Benchmarks 1 and 3 come from the same runs (3 = CPU of the runs of 1). Each figure is printed with its
+target and PASS/MISS, and the load average; the summary at the end repeats them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import common
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks")
+    ap.add_argument("--quick", action="store_true", help="scaled-down sizes and latencies (CI); figures printed, "
+                                                         "absolute times not judged")
+    ap.add_argument("--only", default="1,2,3,4,5", help="comma-separated benchmark numbers (1 and 3 run together)")
+    ap.add_argument("--profile", default=None, help="folder for pyinstrument profiles of benchmark 1")
+    ap.add_argument("--diagnostics", action="store_true",
+                    help="benchmark 1 also on an in-memory and a PostgreSQL instance (N=200; +1-2 min)")
+    args = ap.parse_args(argv)
+    only = {int(x) for x in args.only.split(",") if x.strip()}
+    t0 = time.monotonic()
+    print(f"seedance-pipeline benchmarks ({'quick' if args.quick else 'full'}); start: {common.loadavg()}", flush=True)
+    if only & {1, 3}:
+        from . import bench_throughput
+
+        bench_throughput.run(args.quick, args.profile, args.diagnostics)
+    if 2 in only:
+        from . import bench_requests
+
+        bench_requests.run(args.quick)
+    if 4 in only:
+        from . import bench_memory
+
+        bench_memory.run(args.quick)
+    if 5 in only:
+        from . import bench_sensors
+
+        bench_sensors.run(args.quick)
+    print(f"\nSUMMARY ({'quick: scaled sizes/latencies, absolute times not judged' if args.quick else 'full'}); "
+          f"{time.monotonic() - t0:.0f} s total; end: {common.loadavg()}")
+    for fig in common.FIGURES:
+        print(fig.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

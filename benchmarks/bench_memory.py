@@ -1,0 +1,89 @@
+"""Benchmark 4: peak RSS while 20 outputs of S MB each download concurrently into storage.
+
+A fresh Python process (so the figure is not the benchmark runner's own peak) imports the engine, runs
+20 tasks on the simulator (its own process, ``output_size_bytes`` = S MB: the real MP4's ftyp head, then
+zero padding, streamed with a Content-Length), and streams every output with ``ProviderClient.download``
+(through ``generate_clip``) into local storage. Peak RSS = that process's ``ru_maxrss``; also printed:
+its RSS after imports, before any download (the baseline). Done for S and 2 S (full: 100 and 200 MB).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from .common import SimProcess, loadavg, png, report, sim_config
+
+CHILD = r"""
+import asyncio, json, os, resource, sys, tempfile, time
+import fsspec
+from seedance_pipeline.generation import build_request, generate_clip, prepare
+from seedance_pipeline.providers import get_adapter
+from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
+from seedance_pipeline.providers.images import inspect_image
+
+base, image_url, n, folder = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+import httpx
+data = httpx.get(image_url).content
+img = inspect_image(image_url, data)
+
+def rss_mb():
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+baseline = rss_mb()
+
+async def main():
+    fs = fsspec.filesystem("file")
+    settings = ClientSettings(expected_latency_s=0.5, max_in_flight=n, min_poll_interval_s=0.1)
+    async with ProviderClient(get_adapter("novita"), "bench", base_url=base, settings=settings) as client:
+        async def one(i):
+            req = build_request(prompt=f"big {i}", image=image_url, duration=4, resolution="480p", aspect_ratio="16:9",
+                                generate_audio=False, camera_fixed=False, seed=i)
+            prepared = prepare(get_adapter("novita"), req, images={image_url: img})
+            return await generate_clip(client, prepared, fs, f"{folder}/{i}.mp4")
+        return await asyncio.gather(*(one(i) for i in range(n)))
+
+t0 = time.monotonic()
+results = asyncio.run(main())
+wall = time.monotonic() - t0
+sizes = [r.size_bytes for r in results]
+for r in results:
+    os.unlink(r.output)
+print(json.dumps({"baseline_mb": baseline, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "sizes": sizes, "wall": wall}))
+"""
+
+
+def measure(size_mb: int, n: int = 20) -> dict:
+    size = size_mb * 1024 * 1024
+    with SimProcess(sim_config(0.5, output_size_bytes=size, providers=("novita",))) as sim, \
+            tempfile.TemporaryDirectory(prefix="seedance-bench4-") as tmp:
+        image_url = sim.put_asset("bench.png", png(3))
+        proc = subprocess.run([sys.executable, "-c", CHILD, sim.url("novita"), image_url, str(n), tmp],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-3000:])
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        out["ok"] = all(s == size for s in out["sizes"])
+        return out
+
+
+def run(quick: bool = False) -> None:
+    sizes = (10, 20) if quick else (100, 200)
+    print(f"[4] peak RSS of our process while 20 outputs download concurrently into local storage; {loadavg()}",
+          flush=True)
+    peaks = {}
+    for mb in sizes:
+        r = measure(mb)
+        peaks[mb] = r["peak_mb"]
+        report("4", f"peak RSS, 20 x {mb} MB", r["peak_mb"], "MB", "< 250",
+               note=f"baseline after imports {r['baseline_mb']:.0f} MB; {20 * mb} MB moved in {r['wall']:.1f} s; "
+                    f"all sizes exact: {r['ok']}; {loadavg()}")
+    a, b = sizes
+    report("4", f"peak RSS growth when the output doubles ({a} -> {b} MB)", peaks[b] - peaks[a], "MB", "<= 25",
+           note="flat = within 10 % of the 250 MB budget")

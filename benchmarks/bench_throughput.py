@@ -1,0 +1,309 @@
+"""Benchmarks 1 and 3: throughput against the ideal N x L / C, and orchestrator CPU per clip.
+
+The real Dagster path: a SQLite Dagster instance in a temporary folder, local storage, the sources
+materialized first (not timed), then ONE ``clips_job`` run over all N partitions (what ``run`` and a
+single-run backfill do, ``BackfillPolicy.single_run``), executed in this process. The simulator runs
+in its own process with a fixed latency L, a provider cap C (``max_concurrency``) and shared renders
+(one real MP4 per shape). Timed: launch of the run to its end, by which time every clip is stored,
+probed by both checks (``plays_to_end``, ``matches_request``) and recorded in the instance.
+
+CPU per clip (benchmark 3) = user+sys of this process during that run / N (the simulator excluded).
+
+"One run per partition" (the default multi-run backfill) is measured two ways for a small K:
+- K in-process runs one after another (``execute_in_process(partition_key=...)``), and
+- one ``dagster asset materialize`` subprocess run of a partition whose clip is already stored
+  (no provider request), i.e. the fixed cost of a run as the daemon would launch it.
+The figure for N is extrapolated from the subprocess cost: N runs of that CPU cost on this machine's
+cores, or the provider bound, whichever is slower. Printed as an extrapolation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .common import SimProcess, cpu_s, loadavg, png, prompt_yaml, quiet_dagster, report, sim_config
+
+PROVIDER = "novita"  # accepts images as data URIs: no image hosting in the measured path
+
+
+def _setup(root: Path, n: int, instance, storage, prompt: str = "bench"):
+    import dagster as dg
+
+    from seedance_pipeline.definitions import build_definitions  # noqa: F401  (import cost outside timing)
+    from seedance_pipeline.partitions import IMAGES, PROMPTS
+
+    images = [f"img{i:05d}" for i in range(n)]
+    for i, key in enumerate(images):
+        storage.write_bytes(storage.path("images", f"{key}.png"), png(i))
+    storage.write_bytes(storage.path("prompts", f"{prompt}.yaml"), prompt_yaml(PROVIDER).encode())
+    instance.add_dynamic_partitions(IMAGES, images)
+    instance.add_dynamic_partitions(PROMPTS, [prompt])
+    return images, dg
+
+
+def _execute(defs, instance, job, **kw):
+    config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    run_config = kw.pop("run_config", {})
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, raise_on_error=False, run_config={**config, **run_config}, **kw)
+
+
+def _checked(instance, run_id: str) -> tuple[int, int]:
+    from dagster._core.events import DagsterEventType
+
+    mats = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=100000).records
+    checks = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=100000).records
+    passed = sum(1 for r in checks if r.event_log_entry.dagster_event.event_specific_data.passed)
+    return len(mats), passed
+
+
+@contextlib.contextmanager
+def _instance(kind: str, tmp: str):
+    """``sqlite``: a SQLite instance in a folder (what `seedance-pipeline run` uses by default).
+    ``memory``: Dagster's ephemeral instance (SQLite in memory: no per-event connect, commit and fsync),
+    to show what the orchestration costs apart from the event store."""
+    import dagster as dg
+
+    if kind == "memory":
+        yield dg.DagsterInstance.ephemeral()
+    elif kind == "postgres":
+        with postgres_instance(tmp) as instance:
+            yield instance
+    else:
+        with dg.instance_for_test(temp_dir=tmp) as instance:
+            yield instance
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def postgres_available() -> bool:
+    try:
+        import dagster_postgres  # noqa: F401
+    except ImportError:
+        return False
+    import pwd
+
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return False
+    return os.path.exists(os.path.join(PG_BIN, "initdb"))
+
+
+@contextlib.contextmanager
+def postgres_instance(tmp: str):
+    """A private PostgreSQL cluster in ``tmp`` (initdb + pg_ctl as the postgres user) and a Dagster
+    instance on it (the production storage of DESIGN.md)."""
+    import dagster as dg
+
+    from .common import free_port
+
+    data, port = os.path.join(tmp, "pg"), free_port()
+    os.makedirs(data)
+    os.chmod(tmp, 0o777)
+    import shutil
+
+    shutil.chown(data, "postgres", "postgres")
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_pg, f"{PG_BIN}/initdb", "-D", data, "-A", "trust", "-U", "postgres"], check=True,
+                   capture_output=True)
+    subprocess.run([*as_pg, f"{PG_BIN}/pg_ctl", "-D", data, "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+                    "-w", "start", "-l", os.path.join(data, "log")], check=True, capture_output=True)
+    try:
+        home = os.path.join(tmp, "pg-home")
+        os.makedirs(home)
+        url = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+        with open(os.path.join(home, "dagster.yaml"), "w") as fh:
+            fh.write(f"telemetry:\n  enabled: false\nstorage:\n  postgres:\n    postgres_url: {url}\n")
+        with dg.DagsterInstance.from_config(home) as instance:
+            yield instance
+    finally:
+        subprocess.run([*as_pg, f"{PG_BIN}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+
+
+def one_run(n: int, latency: float, cap: int, *, profile: str | None = None, instance_kind: str = "sqlite") -> dict:
+    """N clips in one clips_job run; returns wall, cpu, requests."""
+    import dagster as dg
+
+    from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.refresh import clip_range_tags, range_tags
+    from seedance_pipeline.storage import SeedanceStorage
+
+    with tempfile.TemporaryDirectory(prefix="seedance-bench1-") as tmp, quiet_dagster(), \
+            SimProcess(sim_config(latency, max_concurrency=cap, providers=(PROVIDER,))) as sim, \
+            _instance(instance_kind, tmp) as instance:
+        root = Path(tmp)
+        storage = SeedanceStorage(url=str(root / "storage"))
+        images, _ = _setup(root, n, instance, storage)
+        providers = SeedanceProviders(simulator_url=sim.base_url, simulator_latency_s=latency,
+                                      max_in_flight={PROVIDER: cap})
+        defs = build_definitions(storage, providers)
+        src = _execute(defs, instance, "source_images_job", tags=range_tags(images[0], images[-1]))
+        prm = _execute(defs, instance, "prompts_job", partition_key="bench")
+        if not (src.success and prm.success):
+            from seedance_pipeline.runner import _failure_lines
+            raise RuntimeError(_failure_lines(instance, src.run_id, "src") + _failure_lines(instance, prm.run_id, "prm"))
+        # warm the simulator's shared render for this shape so the first wave is not a render wait
+        # (a real provider has no such cost; the render is a simulator artefact)
+        _warm(sim, images[0], storage)
+        sim_cpu0 = sim.cpu_s()
+        profiler = None
+        if profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(async_mode="disabled")
+            profiler.start()
+        c0, t0, w0 = cpu_s(), time.monotonic(), time.time()
+        result = _execute(defs, instance, "clips_job", tags=clip_range_tags(images, ["bench"]),
+                          run_config={"ops": {"clips": {"config": {"mode": "all"}}}})
+        wall, cpu = time.monotonic() - t0, cpu_s() - c0
+        if profiler:
+            profiler.stop()
+            Path(profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+            profiler.last_session.save(str(Path(profile).with_suffix(".pyisession")))
+        stored, passed = _checked(instance, result.run_id)
+        stats = sim.stats()["requests"][PROVIDER]
+        tasks = [t for t in sim.tasks() if t["prompt"] != "warm-up"]
+        first_submit = min(t["created_at"] for t in tasks) - w0
+        last_done = max(t["finished_at"] or t["done_at"] for t in tasks) - w0
+        busy = sum(t["done_at"] - t["starts_at"] for t in tasks)
+        span = (w0 + wall) - min(t["created_at"] for t in tasks)
+        sim_cpu = (sim.cpu_s() or 0) - (sim_cpu0 or 0)
+    return {"n": n, "wall": wall, "cpu": cpu, "ok": result.success, "stored": stored, "checks_passed": passed,
+            "status": stats["status"] - 1, "submit": stats["submit"] - 1, "sim_cpu": sim_cpu,
+            "first_submit_s": first_submit, "last_done_s": last_done, "tail_s": wall - last_done,
+            "slot_use": busy / (cap * max(1e-9, last_done - first_submit)), "span": span}
+
+
+def _warm(sim: SimProcess, image_key: str, storage) -> None:
+    """One task of the benchmark's shape through the same client code, outside the timed run."""
+    import asyncio
+
+    from seedance_pipeline.generation import build_request, prepare
+    from seedance_pipeline.providers import get_adapter
+    from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
+    from seedance_pipeline.providers.images import inspect_image
+
+    path = storage.path("images", f"{image_key}.png")
+    img = inspect_image(path, storage.read_bytes(path))
+    req = build_request(prompt="warm-up", image=img.ref, duration=4, resolution="480p", aspect_ratio="16:9",
+                        generate_audio=False, camera_fixed=False, seed=1)
+    prepared = prepare(get_adapter(PROVIDER), req, images={img.ref: img})
+
+    async def go():
+        async with ProviderClient(get_adapter(PROVIDER), "bench", base_url=sim.url(PROVIDER),
+                                  settings=ClientSettings(expected_latency_s=0.5)) as client:
+            snap = await client.submit(prepared.wire)
+            await client.wait(snap)
+
+    asyncio.run(go())
+
+
+def per_partition_runs(k: int, latency: float, cap: int) -> dict:
+    """K one-partition runs in-process, one after another, plus one subprocess run's fixed cost."""
+    import dagster as dg
+
+    from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.partitions import clip_key
+    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.refresh import range_tags
+    from seedance_pipeline.storage import SeedanceStorage
+
+    with tempfile.TemporaryDirectory(prefix="seedance-bench1b-") as tmp, quiet_dagster(), \
+            SimProcess(sim_config(latency, max_concurrency=cap, providers=(PROVIDER,))) as sim:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            storage = SeedanceStorage(url=str(Path(tmp) / "storage"))
+            images, _ = _setup(Path(tmp), k, instance, storage)
+            providers = SeedanceProviders(simulator_url=sim.base_url, simulator_latency_s=latency,
+                                          max_in_flight={PROVIDER: cap})
+            defs = build_definitions(storage, providers)
+            assert _execute(defs, instance, "source_images_job", tags=range_tags(images[0], images[-1])).success
+            assert _execute(defs, instance, "prompts_job", partition_key="bench").success
+            _warm(sim, images[0], storage)
+            c0, t0 = cpu_s(), time.monotonic()
+            ok = 0
+            for key in images:
+                ok += _execute(defs, instance, "clips_job", partition_key=str(clip_key(key, "bench")),
+                               run_config={"ops": {"clips": {"config": {"mode": "all"}}}}).success
+            wall, cpu = time.monotonic() - t0, cpu_s() - c0
+        # One run as the daemon launches it: a fresh process (`dagster asset materialize`), for a clip
+        # already stored (mode all reuses it: no provider request), i.e. the fixed cost of a run.
+        env = {**os.environ, "DAGSTER_HOME": str(home), "SEEDANCE_STORAGE_URL": str(Path(tmp) / "storage"),
+               f"SEEDANCE_{PROVIDER.upper()}_BASE_URL": sim.url(PROVIDER)}
+        exe = str(Path(sys.executable).with_name("dagster"))
+        t1 = time.monotonic()
+        before = _children_cpu()
+        proc = subprocess.run([exe, "asset", "materialize", "-m", "seedance_pipeline.definitions", "--select", "clips",
+                               "--partition", str(clip_key(images[0], "bench"))],
+                              env=env, capture_output=True, text=True)
+        sub_wall, sub_cpu = time.monotonic() - t1, _children_cpu() - before
+    return {"k": k, "wall": wall, "cpu": cpu, "ok": ok, "sub_wall": sub_wall, "sub_cpu": sub_cpu,
+            "sub_ok": proc.returncode == 0, "sub_err": proc.stderr[-500:]}
+
+
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool = False) -> None:
+    latency, cap = 2.0, 20
+    sizes = [50, 200] if quick else [50, 200, 1000]
+    print(f"[1] throughput vs ideal N*L/C, L={latency:g} s, C={cap}, one clips_job run per N, SQLite instance; "
+          f"{loadavg()}", flush=True)
+    cpu_per_clip = []
+    runs = [(n, "sqlite") for n in sizes]
+    if diagnostics:  # --diagnostics: the same N=200 on an in-memory and on a PostgreSQL instance
+        runs.append((200, "memory"))
+        if postgres_available():
+            runs.append((200, "postgres"))
+        else:
+            print("    (PostgreSQL run skipped: needs Debian's postgresql and dagster-postgres)", flush=True)
+    for n, kind in runs:
+        prof = os.path.join(profile_dir, f"bench1_{kind}_n{n}.txt") if profile_dir else None
+        r = one_run(n, latency, cap, profile=prof, instance_kind=kind)
+        ideal = n * latency / cap
+        good = r["ok"] and r["stored"] == n and r["checks_passed"] == 2 * n
+        target = ">= 0.85" if n >= 200 and kind != "memory" else None
+        label = {"sqlite": f"N={n}", "memory": f"N={n}, in-memory instance (diagnostic)",
+                 "postgres": f"N={n}, PostgreSQL instance"}[kind]
+        report("1", f"ideal/actual {label}", ideal / r["wall"], "", target,
+               note=f"wall {r['wall']:.1f} s vs ideal {ideal:.1f} s; {r['stored']}/{n} stored, "
+                    f"{r['checks_passed']}/{2 * n} checks passed{'' if good else ' (INCOMPLETE)'}; "
+                    f"{r['status'] / n:.2f} status req/clip; first submit after {r['first_submit_s']:.1f} s, "
+                    f"provider slots busy {100 * r['slot_use']:.0f} % until the last task finished, then "
+                    f"{r['tail_s']:.1f} s to store/check the last clips and end the run; {loadavg()}")
+        cpu_per_clip.append((label, r["cpu"] / n * 1000, r, kind))
+    print(f"[3] orchestrator CPU per clip (user+sys of this process during the run / N; simulator in its own "
+          f"process, excluded); {loadavg()}", flush=True)
+    for label, ms, r, kind in cpu_per_clip:
+        report("3", f"CPU per clip {label}", ms, "ms", "<= 30" if kind != "memory" else None,
+               note=f"{r['cpu']:.1f} s CPU for {r['n']} clips in {r['wall']:.1f} s wall; "
+                    f"simulator used {r['sim_cpu']:.1f} s")
+    k = 5
+    pp = per_partition_runs(k, latency, cap)
+    ideal_k = k * latency / cap
+    report("1", f"one run per partition, in-process sequential, K={k}", ideal_k / pp["wall"], "",
+           note=f"{pp['ok']}/{k} runs ok in {pp['wall']:.1f} s ({pp['wall'] / k:.2f} s/run, "
+                f"{pp['cpu'] / k * 1000:.0f} ms CPU/run) vs ideal {ideal_k:.1f} s; measured")
+    cores = os.cpu_count() or 1
+    for n in sizes:
+        ideal = n * latency / cap
+        est = max(ideal, n * pp["sub_cpu"] / cores, n * (pp["sub_wall"] + latency) / cap)
+        report("1", f"one run per partition (subprocess runs) N={n}", ideal / est, "",
+               note=f"EXTRAPOLATED from one measured `dagster asset materialize` run: {pp['sub_wall']:.1f} s wall, "
+                    f"{pp['sub_cpu']:.1f} s CPU{'' if pp['sub_ok'] else ' (FAILED: ' + pp['sub_err'] + ')'}; "
+                    f"N runs x CPU / {cores} cores = {n * pp['sub_cpu'] / cores:.0f} s vs ideal {ideal:.0f} s")

@@ -1,0 +1,61 @@
+"""The benchmarks' quick mode runs and prints every figure, each sane. No absolute time is judged here.
+
+Runs ``python -m benchmarks --quick --only 2,4,5`` (status requests vs the SDKs, memory, sensor ticks)
+and one small multi-partition clips run of benchmark 1/3 (N=20), in a subprocess each.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINE = re.compile(r"^\s+(\d) (.+?): (n/a|-?[\d.]+) (\S*)\s+(target .+?|\(comparison\))\s+(PASS|MISS|info)", re.M)
+
+pytest.importorskip("wavespeed")
+pytest.importorskip("runpod")
+
+
+def _run(args: list[str], timeout: int) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def _figures(out: str) -> dict[str, float]:
+    return {f"{m[0]} {m[1]}": float(m[2]) for m in LINE.findall(out) if m[2] != "n/a"}
+
+
+def test_quick_benchmarks_print_every_figure():
+    out = _run(["-m", "benchmarks", "--quick", "--only", "2,4,5"], timeout=600)
+    figs = _figures(out)
+    assert "load average" in out and "SUMMARY" in out
+    for client in ("ours/wavespeed", "ours/runpod", "wavespeed SDK", "runpod SDK", "naive poll every 0.2 s"):
+        per_clip = figs[f"2 {client}: status requests per clip"]
+        assert per_clip >= 1  # at least one status request per task
+        assert 0 <= figs[f"2 {client}: detection delay, mean share of task time"] < 100
+    # ours asks far less often than the SDKs' fixed 1 s loops
+    assert figs["2 ours/wavespeed: status requests per clip"] < figs["2 wavespeed SDK: status requests per clip"]
+    for mb in (10, 20):
+        assert 20 < figs[f"4 peak RSS, 20 x {mb} MB"] < 4000
+    for label in ("local", "S3 (moto server)"):
+        assert 0 < figs[f"5 storage sensor first tick, {label}"]
+        assert 0 < figs[f"5 storage sensor steady-state tick, {label}"]
+    assert 0 < figs["5 pending-tasks sensor tick, 500 tasks in flight, local"]
+
+
+def test_one_multi_partition_run_is_measured():
+    out = _run(["-c", "from benchmarks.bench_throughput import one_run; import json; "
+                      "print(json.dumps(one_run(20, 1.0, 10)))"], timeout=300)
+    import json
+
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["ok"] and r["stored"] == 20 and r["checks_passed"] == 40 and r["submit"] == 20
+    assert r["wall"] >= 20 * 1.0 / 10  # never faster than the physical limit
+    assert 0 < r["cpu"] and r["status"] >= 20
