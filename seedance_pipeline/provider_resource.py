@@ -21,6 +21,7 @@ from .providers import ADAPTER_CLASSES, PROVIDERS, base_url_env, get_adapter
 from .providers.engine import ClientSettings, ProviderClient
 
 SIMULATOR_KEY = "simulator-key"
+EXPECTED_LATENCY_ENV = "SEEDANCE_EXPECTED_LATENCY_S"  # poll-schedule prior for non-simulated routes
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,10 @@ class SeedanceProviders(dg.ConfigurableResource):
         keys = {f"{p}_api_key": dg.EnvVar(ADAPTER_CLASSES[p].env_key)
                 for p in PROVIDERS if os.environ.get(ADAPTER_CLASSES[p].env_key)}
         urls = {p: os.environ[base_url_env(p)] for p in PROVIDERS if os.environ.get(base_url_env(p))}
-        return cls(**{**keys, "base_urls": urls, **overrides})
+        extra = {}
+        if os.environ.get(EXPECTED_LATENCY_ENV):
+            extra["expected_latency_s"] = float(os.environ[EXPECTED_LATENCY_ENV])
+        return cls(**{**keys, "base_urls": urls, **extra, **overrides})
 
     def api_key(self, provider: str) -> str | None:
         return getattr(self, f"{provider}_api_key") or None
