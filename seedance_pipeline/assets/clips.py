@@ -202,10 +202,10 @@ def _prepare_all(context, items: list[Item], storage: SeedanceStorage, providers
     stored = {f.key: f for f in storage.scan_images()[0]}
     loaded: dict[str, ImageData] = {}
 
-    def image(key: str) -> ImageData:
+    def image(key: str, field_name: str = "image") -> ImageData:
         if key not in loaded:
             if key not in stored:
-                raise InvalidRequest("image", key, "no such image in storage")
+                raise InvalidRequest(field_name, key, "no such image in storage")
             loaded[key] = inspect_image(stored[key].path, storage.read_bytes(stored[key].path))
         return loaded[key]
 
@@ -220,7 +220,7 @@ def _prepare_all(context, items: list[Item], storage: SeedanceStorage, providers
             refs = {first.ref: first}
             last_ref = it.spec.last_image
             if last_ref and not is_http_url(last_ref):
-                last = image(last_ref)
+                last = image(last_ref, "last_image")
                 refs[last.ref] = last
                 last_ref = last.ref
             fields = it.spec.request_fields()
