@@ -78,10 +78,12 @@ class S3FaultProxy:
                 finally:
                     conn.close()
                 self.send_response(resp.status)
+                head = self.command == "HEAD"  # a HEAD's Content-Length is the object's: pass it on
                 for k, v in resp.getheaders():
-                    if k.lower() not in HOP_BY_HOP and k.lower() != "content-length":
+                    if k.lower() not in HOP_BY_HOP and (head or k.lower() != "content-length"):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                if not head:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
