@@ -266,6 +266,14 @@ def _choose_provider(choice: str, req, refs: dict[str, ImageData], storage: Seed
 
 
 async def _produce(context, it: Item, client, storage: SeedanceStorage, store: TaskStore) -> list:
+    """One clip; a storage error fails this clip only (its task record keeps what is known), not the run."""
+    try:
+        return await _produce_one(context, it, client, storage, store)
+    except OSError as exc:
+        raise ItemFailed(f"{it.image}|{it.prompt}: storage error ({exc}); the other clips go on") from None
+
+
+async def _produce_one(context, it: Item, client, storage: SeedanceStorage, store: TaskStore) -> list:
     prepared, where = it.prepared, f"{it.image}|{it.prompt}"
     assert prepared is not None
     clip_path, sidecar_path = storage.clip_path(it.prompt, it.image), storage.sidecar_path(it.prompt, it.image)
@@ -280,7 +288,9 @@ async def _produce(context, it: Item, client, storage: SeedanceStorage, store: T
     journal = AttemptJournal(store, image=it.image, prompt=it.prompt, run_id=run_id, simulated=it.simulated)
     candidates = [it.record] if it.record else list(reversed(store.for_fingerprint(prepared.fingerprint)))
     for rec in candidates:
-        if rec.state in ("accepted", "download_failed") and rec.task_id:
+        # "succeeded" here means the clip was paid for but is not stored whole (e.g. the sidecar write
+        # failed): collect that task's output again rather than paying for the same request twice.
+        if rec.state in ("accepted", "download_failed", "succeeded") and rec.task_id:
             resume, journal.record = TaskSnapshot(task_id=rec.task_id, state=TaskState.RUNNING, poll_url=rec.poll_url), rec
             context.log.info(f"{where}: resuming {rec.provider} task {rec.task_id} from attempt {rec.attempt_id} (no new submit)")
             break
