@@ -81,6 +81,7 @@ class CampaignResult:
     tracked_open: list[str] = field(default_factory=list)
     orphaned: list[str] = field(default_factory=list)
     half_written: list[str] = field(default_factory=list)
+    missing_from_open_index: list[str] = field(default_factory=list)
     key_leaks: list[str] = field(default_factory=list)
     rounds: list[str] = field(default_factory=list)
     last_failures: list[str] = field(default_factory=list)  # the last run's failure lines
@@ -296,8 +297,17 @@ def measure(cfg, storage: SeedanceStorage, sim: SimulatorServer, images: list[st
             if t["id"] not in known_task_ids and not unknown:
                 result.orphaned.append(f"{name}: {t['provider']} task {t['id']} ({t['outcome']})")
     result.submits_per_fingerprint[0] = len(pairs) - len(tasks_by_pair)
-    for r in store.open_records():
+    # Attempts that need attention, from the records themselves (the open/ index is a copy that a
+    # failed S3 write can miss: those are counted separately).
+    indexed = {r.attempt_id for r in store.open_records()}
+    for r in records:
+        if r.state not in ("intent", "unknown", "accepted", "download_failed"):
+            continue
+        if r.state in ("accepted", "download_failed") and storage.exists(storage.sidecar_path(r.prompt, r.image)):
+            continue  # superseded: the clip was collected by a later attempt
         line = f"{r.image}|{r.prompt} on {r.provider}: {r.state} ({_reason(r.error or '')})"
+        if r.attempt_id not in indexed:
+            result.missing_from_open_index.append(line)
         (result.acceptance_unknown if r.state in ("intent", "unknown") else result.tracked_open).append(line)
 
     for path in storage.fs.find(storage.root):
@@ -327,6 +337,7 @@ def format_table(r: CampaignResult) -> str:
         ("  second task otherwise (paid twice)", len(r.double_paid)),
         ("acceptance unknown (needs a decision; tracked)", len(r.acceptance_unknown)),
         ("accepted tasks still open (tracked, not collected)", len(r.tracked_open)),
+        ("  of these, missing from tasks/open (not listed by `tasks list`)", len(r.missing_from_open_index)),
         ("orphaned tasks (neither collected nor tracked)", len(r.orphaned)),
         ("files left half-written in storage", len(r.half_written)),
         ("API key found in stored files", len(r.key_leaks)),
@@ -339,6 +350,7 @@ def format_table(r: CampaignResult) -> str:
             out.append(f"  {len(clips):>4}  {reason}")
     for title, items in (("stored but failing a check", r.stored_failing_checks), ("paid twice", r.double_paid),
                          ("acceptance unknown", r.acceptance_unknown), ("still open", r.tracked_open),
+                         ("missing from tasks/open", r.missing_from_open_index),
                          ("orphaned", r.orphaned), ("half-written", r.half_written), ("key leaks", r.key_leaks)):
         if items:
             out += ["", f"{title}:"] + [f"  {x}" for x in items[:20]]
