@@ -184,6 +184,7 @@ def _state(storage: SeedanceStorage) -> tuple:
 def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignResult) -> None:
     """First ``run``, then rounds of (pending-tasks sensor + its runs, ``run`` again) until stable."""
     defs = build_definitions(storage, providers)
+    launched: set[str] = set()
     t0 = time.monotonic()
     report = run_pipeline(instance, storage, providers)
     result.rounds.append(f"run 1: {len(report.clips)} clip(s) stored, {len(report.failures)} failure line(s) "
@@ -193,7 +194,9 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
         t0 = time.monotonic()
         ctx = dg.build_sensor_context(instance=instance, resources={"storage": storage}, definitions=defs)
         requests = pending_tasks_sensor(ctx)
-        requests = requests if isinstance(requests, list) else []
+        # The daemon launches a run key once: a request it already launched is not run again.
+        requests = [r for r in (requests if isinstance(requests, list) else []) if r.run_key not in launched]
+        launched.update(r.run_key for r in requests)
         collected = 0
         for req in requests:
             job = defs.resolve_job_def(req.job_name or "clips_job")

@@ -1,6 +1,6 @@
 """The fault campaign at CI size (the full one: ``make reliability``): seeded, so a failure reproduces.
 
-Local storage with every provider fault kind (and a short outage), then S3 through a proxy that
+30 clips on local storage with every provider fault kind (and a 4 s outage), then 10 on S3 through a proxy that
 fails writes in bursts. Each asserts the invariants: every requested clip is either stored and
 passing both checks or failed with a reason; no clip fingerprint paid twice except after the
 provider itself failed the task; no orphaned provider task; nothing half-written; no key in storage.
@@ -34,15 +34,15 @@ def check_invariants(result, min_stored_share: float) -> None:
 
 
 def test_campaign_local(tmp_path):
-    cfg = CampaignConfig(clips=36, seed=3, storage="local", outage_s=4.0, workdir=str(tmp_path))
+    cfg = CampaignConfig(clips=30, seed=3, storage="local", outage_s=4.0, workdir=str(tmp_path))
     result = run_campaign(cfg)
     check_invariants(result, 0.7)
     applied = {k for k, n in result.faults_applied.items() if n}
-    assert {"down", "http_429", "http_status", "truncate", "corrupt", "expire_url", "redirect"} <= applied, applied
+    assert "down" in applied and len(applied) >= 10, applied  # seeded: the same kinds fire on every run
 
 
 def test_campaign_s3_write_errors(tmp_path):
-    cfg = CampaignConfig(clips=12, seed=5, storage="s3", outage_s=3.0, s3_burst_probability=0.05,
+    cfg = CampaignConfig(clips=10, seed=5, storage="s3", outage_s=3.0, s3_burst_probability=0.05,
                          workdir=str(tmp_path))
     result = run_campaign(cfg)
     check_invariants(result, 0.6)
