@@ -1,6 +1,6 @@
 """The fault campaign at CI size (the full one: ``make reliability``): seeded, so a failure reproduces.
 
-30 clips on local storage with every provider fault kind (and a 4 s outage), then 10 on S3 through a proxy that
+30 clips on local storage with every provider fault kind (and a 4 s outage), then 12 on S3 through a proxy that
 fails writes in bursts. Each asserts the invariants: every requested clip is either stored and
 passing both checks or failed with a reason; no clip fingerprint paid twice except after the
 provider itself failed the task; no orphaned provider task; nothing half-written; no key in storage.
@@ -19,7 +19,7 @@ def check_invariants(result, min_stored_share: float) -> None:
     table = format_table(result)
     print("\n" + table)
     failed = sum(len(v) for v in result.failed.values())
-    assert result.requested == result.config.clips
+    assert result.requested == result.config.clips  # CI sizes are whole images x prompts
     assert result.stored_passing + len(result.stored_failing_checks) + failed == result.requested, table
     assert result.stored_failing_checks == [], table
     assert "no attempt recorded and no failure reported" not in result.failed, table
@@ -42,7 +42,7 @@ def test_campaign_local(tmp_path):
 
 
 def test_campaign_s3_write_errors(tmp_path):
-    cfg = CampaignConfig(clips=10, seed=5, storage="s3", outage_s=3.0, s3_burst_probability=0.05,
+    cfg = CampaignConfig(clips=12, seed=5, storage="s3", outage_s=3.0, s3_burst_probability=0.05,
                          workdir=str(tmp_path))
     result = run_campaign(cfg)
     check_invariants(result, 0.6)
