@@ -270,7 +270,8 @@ async def _produce(context, it: Item, client, storage: SeedanceStorage, store: T
     try:
         return await _produce_one(context, it, client, storage, store)
     except OSError as exc:
-        raise ItemFailed(f"{it.image}|{it.prompt}: storage error ({exc}); the other clips go on") from None
+        raise ItemFailed(f"{it.image}|{it.prompt}: storage error ({type(exc).__name__}: {exc}); "
+                         "its task record keeps what is known; run again") from None
 
 
 async def _produce_one(context, it: Item, client, storage: SeedanceStorage, store: TaskStore) -> list:
