@@ -8,7 +8,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export SEEDANCE_STORAGE_URL ?= $(CURDIR)/.seedance/storage
 export DAGSTER_HOME ?= $(CURDIR)/.seedance/dagster_home
 
-.PHONY: demo test install sysdeps ui clean bench bench-quick
+.PHONY: demo test install sysdeps ui clean bench bench-quick reliability
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ sysdeps:
 
 test: $(STAMP) sysdeps
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+
+# The full fault campaign (>= 200 clips, seeded; S3 on moto behind a write-failing proxy, one provider
+# down for a minute). CI runs a small one inside `make test` (seedance_pipeline_tests/test_campaign.py).
+CLIPS ?= 200
+SEED ?= 1
+reliability: $(STAMP)
+	$(BIN)/python -m seedance_pipeline_tests.campaign --clips $(CLIPS) --seed $(SEED) --storage s3 --outage-s 60
 
 # The Dagster UI (and daemon: sensors, schedule) on the demo's history: http://127.0.0.1:3000
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

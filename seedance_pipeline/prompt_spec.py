@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import SeedanceError
+from .keys import key_problem
 from .providers import PROVIDERS
 from .providers.request import AspectRatio, Resolution, ServiceTier
 
@@ -56,6 +57,16 @@ class PromptSpec(BaseModel):
     def _auto_is_adaptive(cls, v):
         if v == "auto":
             raise ValueError("write 'adaptive'; it is sent as 'auto' to the providers that call it so")
+        return v
+
+    @field_validator("last_image")
+    @classmethod
+    def _last_image_is_key_or_url(cls, v: str | None) -> str | None:
+        if v is None or v.startswith(("http://", "https://")):
+            return v
+        problem = key_problem(v)
+        if problem:
+            raise ValueError(f"must be an http(s) URL or an image key ({problem})")
         return v
 
     def request_fields(self) -> dict:

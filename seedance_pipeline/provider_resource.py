@@ -77,6 +77,7 @@ class SeedanceProviders(dg.ConfigurableResource):
     simulator_latency_s: float = 2.0
     simulator_url: str | None = None  # use a simulator already running there instead of starting one
     expected_latency_s: float = 60.0  # poll-schedule prior for real providers
+    client_settings: dict[str, float] = {}  # engine overrides (ClientSettings fields), e.g. read_timeout_s
 
     _simulator = PrivateAttr(default=None)
 
@@ -126,7 +127,9 @@ class SeedanceProviders(dg.ConfigurableResource):
 
     def settings_for(self, route: Route) -> ClientSettings:
         latency = self.simulator_latency_s if route.simulated else self.expected_latency_s
-        return ClientSettings(expected_latency_s=latency, max_in_flight=self.max_in_flight.get(route.provider, DEFAULT_MAX_IN_FLIGHT))
+        return ClientSettings(**{"expected_latency_s": latency,
+                                 "max_in_flight": self.max_in_flight.get(route.provider, DEFAULT_MAX_IN_FLIGHT),
+                                 **self.client_settings})
 
     def simulator_base(self) -> str:
         return (self.simulator_url or self.simulator.base_url).rstrip("/")

@@ -27,6 +27,7 @@ from .storage_io import atomic_copy, atomic_writer, is_local
 
 STORAGE_URL_ENV = "SEEDANCE_STORAGE_URL"
 S3_ENDPOINT_ENV = "SEEDANCE_S3_ENDPOINT_URL"
+PRESIGN_EXPIRY_ENV = "SEEDANCE_PRESIGN_EXPIRY_S"
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
@@ -65,7 +66,9 @@ class SeedanceStorage(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> SeedanceStorage:
-        return cls(url=default_storage_url(), endpoint_url=os.environ.get(S3_ENDPOINT_ENV) or None)
+        expiry = os.environ.get(PRESIGN_EXPIRY_ENV)
+        return cls(url=default_storage_url(), endpoint_url=os.environ.get(S3_ENDPOINT_ENV) or None,
+                   **({"presign_expiry_s": int(expiry)} if expiry else {}))
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:

@@ -112,7 +112,9 @@ class TaskStore:
     def _load_many(self, paths: list[str]) -> list[AttemptRecord]:
         if not paths:
             return []
-        blobs = self.storage.fs.cat(paths)  # one batched call (concurrent on object stores)
+        # One batched call (concurrent on object stores). A marker whose record is missing is an intent
+        # whose write failed before anything was sent: skipped, not an error that blocks the clip forever.
+        blobs = self.storage.fs.cat(paths, on_error="omit")
         return [AttemptRecord.model_validate_json(blobs[p]) for p in paths if p in blobs]
 
     def open_records(self) -> list[AttemptRecord]:

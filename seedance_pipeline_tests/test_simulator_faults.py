@@ -312,3 +312,90 @@ def test_runpod_moderation_error_embeds_upstream_json(make_server, client):
     assert prefix == "Error submitting task: 400"
     inner_json = json.loads(inner)
     assert inner_json["code"] == 400 and "audio" in inner_json["message"]
+
+
+# --- outages, echoing gateways, redirects ------------------------------------------------------
+
+
+def _wait_until(predicate, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_down_window_answers_503_on_every_endpoint_then_recovers(make_server, client, provider):
+    rule = FaultRule(provider=provider, kind="down", duration_s=0.6, times=1, retry_after="1")
+    srv = make_server(fast_config(faults=[rule]))
+    started = time.monotonic()
+    first = _submit(client, srv, provider)
+    assert first.status_code == 503 and first.headers["retry-after"] == "1"
+    body = first.json()
+    if provider in ("jiekou", "novita"):
+        assert body["reason"] == "SERVICE_NOT_AVAILABLE" and body["code"] == 503
+    elif provider == "wavespeed":
+        assert body["code"] == 503 and body["message"]
+    else:
+        assert set(body) == {"error"}
+    # every request in the window, whatever the endpoint, gets the same answer; no task is created
+    assert client.get(srv.provider_url(provider) + poll_path(provider, "x")).status_code == 503
+    assert _submit(client, srv, provider).status_code == 503
+    assert time.monotonic() - started < 0.6 and srv.sim.tasks() == []
+    # another provider is not affected
+    other = next(p for p in PROVIDERS if p != provider)
+    assert _submit(client, srv, other).status_code == 200
+    _wait_until(lambda: time.monotonic() - started > 0.65)
+    assert _submit(client, srv, provider).status_code == 200  # the outage is over; times=1: no second one
+    fault = srv.sim.stats()["faults"][0]
+    assert fault["outages"] == 1 and fault["applied"] == 3
+
+
+def test_down_with_a_status_and_repeated_outages(make_server, client):
+    rule = FaultRule(provider="novita", endpoint="submit", kind="down", status=502, duration_s=0.2, times=2, skip=1)
+    srv = make_server(fast_config(faults=[rule]))
+    assert _submit(client, srv, "novita").status_code == 200  # skipped
+    assert _submit(client, srv, "novita").status_code == 502  # outage 1 starts
+    t0 = time.monotonic()
+    _wait_until(lambda: time.monotonic() - t0 > 0.25)
+    assert _submit(client, srv, "novita").status_code == 502  # outage 2 starts
+    _wait_until(lambda: time.monotonic() - t0 > 0.5)
+    assert _submit(client, srv, "novita").status_code == 200
+    assert srv.sim.stats()["faults"][0]["outages"] == 2
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_echo_auth_puts_the_authorization_header_in_the_error_body(make_server, client, provider):
+    srv = make_server(fast_config(faults=[FaultRule(provider=provider, endpoint="submit", kind="echo_auth", times=1)]))
+    r = _submit(client, srv, provider)
+    assert r.status_code == 500
+    assert client.headers["authorization"] in r.text  # the key, echoed by the "gateway"
+    body = r.json()
+    assert (body["reason"] == "CREATE_TASK_FAILED") if provider in ("jiekou", "novita") else True
+    assert ("error" in body) if provider in ("runpod", "vibedream") else ("message" in body)
+    assert _submit(client, srv, provider).status_code == 200
+
+
+def test_redirect_download_to_a_file_url_and_back_to_itself(make_server, client):
+    faults = [FaultRule(provider="jiekou", endpoint="download", kind="redirect", location="file:///etc/passwd", times=1),
+              FaultRule(provider="novita", endpoint="download", kind="redirect", times=2)]
+    srv = make_server(fast_config(faults=faults))
+    url = _completed_video_url(client, srv, "jiekou")
+    r = httpx.get(url, trust_env=False)
+    assert r.status_code == 302 and r.headers["location"] == "file:///etc/passwd" and not r.content
+    assert httpx.get(url, trust_env=False).status_code == 200
+    url = _completed_video_url(client, srv, "novita")
+    hop1 = httpx.get(url, trust_env=False)
+    assert hop1.status_code == 302 and hop1.headers["location"].startswith(url.split("?")[0])
+    assert "redirected=1" in hop1.headers["location"]
+    hop2 = httpx.get(hop1.headers["location"], trust_env=False)
+    assert hop2.status_code == 302 and "redirected=2" in hop2.headers["location"]
+    final = httpx.get(hop2.headers["location"], trust_env=False)
+    assert final.status_code == 200 and final.content[4:8] == b"ftyp"
+
+
+def test_redirect_applies_to_downloads_only(make_server, client):
+    srv = make_server(fast_config(faults=[FaultRule(kind="redirect", location="file:///etc/passwd")]))
+    r = _submit(client, srv, "wavespeed")
+    assert r.status_code == 200
+    assert srv.sim.stats()["faults"][0]["applied"] == 0

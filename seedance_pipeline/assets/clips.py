@@ -216,7 +216,8 @@ async def _produce(context, plan: Production, clients: dict, storage: SeedanceSt
     try:
         return await _produce_one(context, plan, clients, storage, store, guard)
     except OSError as exc:
-        raise ItemFailed(f"{plan.item.where}: storage error ({exc}); the other clips go on") from None
+        raise ItemFailed(f"{plan.item.where}: storage error ({type(exc).__name__}: {exc}); its task record keeps "
+                         "what is known; run again") from None
 
 
 async def _produce_one(context, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,

@@ -19,12 +19,13 @@ import email.utils
 import ipaddress
 import logging
 import random
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import fsspec
 import httpx
@@ -43,7 +44,24 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 NOT_TAKEN_STATUSES = frozenset({408, 425, 429, 503})  # on submit: the provider says it did not take it
 EXPIRED_URL_STATUSES = frozenset({401, 403, 404, 410})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# A URL's query (where presigned URLs carry X-Amz-Signature, Credential, Expires, ...) and fragment.
+_URL_QUERY = re.compile(r"""((?:https?|s3|gs|file)://[^\s"'<>?#]*)[?#][^\s"'<>]*""", re.IGNORECASE)
+# Credentials a provider or gateway may echo back from our request headers.
+_BEARER = re.compile(r"(Bearer|Basic|Token)(\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
+def scrub(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """``text`` fit for logs and errors: no secret, no bearer token, no URL query (signatures)."""
+    if not text:
+        return text
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _BEARER.sub(r"\1\2***", text)
+    return _URL_QUERY.sub(r"\1?…", text)
 
 
 class ClientSettings(BaseModel):
@@ -188,7 +206,8 @@ class ProviderClient:
     # -- helpers ---------------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret and text else text
+        """Every message this client produces passes here: see ``scrub``."""
+        return scrub(text, (self._secret,))
 
     def _error(self, cls: type[ProviderError], message: str, **kw) -> ProviderError:
         return cls(self.provider, self.redact(message), **kw)
@@ -323,43 +342,65 @@ class ProviderClient:
 
     # -- downloads -------------------------------------------------------------------------------
 
-    def check_download_url(self, url: str) -> None:
+    def check_download_url(self, url: str, *, redirect: bool = False) -> None:
         parts = urlsplit(url)
+        what = "follow a redirect to" if redirect else "download from"
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise self._error(DownloadFailed, f"refusing to download from a non-http(s) URL ({parts.scheme or 'no'} scheme)")
+            raise self._error(DownloadFailed, f"refusing to {what} a non-http(s) URL ({parts.scheme or 'no'} scheme)")
         if _is_private(parts.hostname) and not self._allow_private:
-            raise self._error(DownloadFailed, f"refusing to download from a private or loopback host ({parts.hostname})")
+            raise self._error(DownloadFailed, f"refusing to {what} a private or loopback host ({parts.hostname})")
 
     async def download(self, url: str, fs: fsspec.AbstractFileSystem, path: str, *, task_id: str | None = None) -> DownloadResult:
-        """Stream ``url`` into ``path`` in chunks; the file appears only complete and MP4-shaped."""
+        """Stream ``url`` into ``path`` in chunks; the file appears only complete and MP4-shaped.
+
+        Redirects are followed here, not by httpx: at most ``MAX_REDIRECTS`` hops, each target checked
+        like the first URL (http(s) only, no private hosts unless simulated).
+        """
         s = self.settings
         for attempt in range(s.max_retries + 1):
             last = attempt == s.max_retries
-            self.check_download_url(url)
             try:
-                self.requests_sent["download"] += 1
-                async with self._download.stream("GET", url) as resp:
-                    if resp.status_code in EXPIRED_URL_STATUSES:
-                        raise self._error(DownloadFailed, f"output URL answered HTTP {resp.status_code} (expired or gone)", task_id=task_id, url_expired=True)
-                    if resp.status_code in RETRYABLE_STATUSES and not last:
-                        await self._sleep(self._backoff(attempt, parse_retry_after(resp.headers.get("retry-after"))))
-                        continue
-                    if resp.status_code != 200:
-                        raise self._error(DownloadFailed, f"output URL answered HTTP {resp.status_code}", task_id=task_id)
-                    expected = int(resp.headers["content-length"]) if resp.headers.get("content-length", "").isdigit() else None
-                    if expected is not None and expected > s.download_max_bytes:
-                        raise self._error(DownloadFailed, f"output is {expected} bytes, over the {s.download_max_bytes}-byte limit", task_id=task_id)
-                    size = await self._stream_to(resp, fs, path, expected, task_id)
-                    return DownloadResult(path=path, size_bytes=size, attempts=attempt + 1)
+                outcome = await self._download_once(url, fs, path, task_id, retry=not last)
             except _Truncated as exc:
                 if last:
                     raise self._error(DownloadFailed, f"output truncated ({exc}) on every attempt", task_id=task_id) from None
                 await self._sleep(self._backoff(attempt))
+                continue
             except httpx.TransportError as exc:
                 if last:
                     raise self._error(DownloadFailed, f"download failed ({type(exc).__name__}) after {attempt + 1} attempts", task_id=task_id) from None
                 await self._sleep(self._backoff(attempt))
+                continue
+            if isinstance(outcome, int):
+                return DownloadResult(path=path, size_bytes=outcome, attempts=attempt + 1)
+            await self._sleep(self._backoff(attempt, outcome))
         raise self._error(DownloadFailed, "download retries exhausted", task_id=task_id)
+
+    async def _download_once(self, url: str, fs, path: str, task_id: str | None, *, retry: bool) -> int | float | None:
+        """One GET (plus its redirects): the stored size, or the Retry-After (None: back off) to retry."""
+        s = self.settings
+        current = url
+        for hop in range(MAX_REDIRECTS + 1):
+            self.check_download_url(current, redirect=hop > 0)
+            self.requests_sent["download"] += 1
+            async with self._download.stream("GET", current) as resp:
+                if resp.status_code in REDIRECT_STATUSES:
+                    location = resp.headers.get("location")
+                    if not location:
+                        raise self._error(DownloadFailed, f"output URL answered HTTP {resp.status_code} without a Location", task_id=task_id)
+                    current = urljoin(current, location)
+                    continue
+                if resp.status_code in EXPIRED_URL_STATUSES:
+                    raise self._error(DownloadFailed, f"output URL answered HTTP {resp.status_code} (expired or gone)", task_id=task_id, url_expired=True)
+                if resp.status_code in RETRYABLE_STATUSES and retry:
+                    return parse_retry_after(resp.headers.get("retry-after"))
+                if resp.status_code != 200:
+                    raise self._error(DownloadFailed, f"output URL answered HTTP {resp.status_code}", task_id=task_id)
+                expected = int(resp.headers["content-length"]) if resp.headers.get("content-length", "").isdigit() else None
+                if expected is not None and expected > s.download_max_bytes:
+                    raise self._error(DownloadFailed, f"output is {expected} bytes, over the {s.download_max_bytes}-byte limit", task_id=task_id)
+                return await self._stream_to(resp, fs, path, expected, task_id)
+        raise self._error(DownloadFailed, f"output URL redirected more than {MAX_REDIRECTS} times", task_id=task_id)
 
     async def _stream_to(self, resp: httpx.Response, fs, path: str, expected: int | None, task_id: str | None) -> int:
         s = self.settings

@@ -26,10 +26,16 @@ FaultKind = Literal[
     "moderation",  # task outcome (applied to the task a matching submit creates)
     "expire",  # task outcome
     "fail",  # task outcome
+    "down",  # an outage: from the first matching request on, every matching request for duration_s
+    #          answers 503 (or `status` when set) with the provider's error body, as a load balancer
+    #          with no healthy backend does; `times` counts outages, not requests
+    "echo_auth",  # an error (`status`, default 500) whose body echoes the request's Authorization
+    #               header, as some gateways do when they dump the request they could not route
+    "redirect",  # downloads: 302 to `location` (default: the same URL with ?redirected=N appended)
 ]
 
 # Kinds that only make sense on a download, and kinds that decide a submitted task's outcome.
-DOWNLOAD_KINDS = frozenset({"truncate", "corrupt", "expire_url"})
+DOWNLOAD_KINDS = frozenset({"truncate", "corrupt", "expire_url", "redirect"})
 OUTCOME_KINDS = frozenset({"moderation", "expire", "fail"})
 
 
@@ -79,6 +85,8 @@ class FaultRule(BaseModel):
     retry_after: str | None = None  # Retry-After header value (seconds or HTTP-date); None: absent
     status: int = Field(500, ge=100, le=599)  # for http_status
     delay_s: float = Field(0.0, ge=0)  # for delay and trickle
+    duration_s: float = Field(60.0, gt=0)  # for down: how long each outage lasts
+    location: str | None = None  # for redirect: the Location header (any scheme, e.g. file:///etc/passwd)
 
     @field_validator("provider")
     @classmethod

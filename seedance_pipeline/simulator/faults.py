@@ -11,12 +11,16 @@ lost before the app returns and sends nothing either.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import struct
 from http import HTTPStatus
 from types import ModuleType
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import outputs
@@ -114,16 +118,28 @@ class FaultMiddleware:
             return await self.app(scope, receive, send)
         if kind == "drop_before":
             return await abort_connection(scope, send)
-        if kind in ("http_429", "http_status"):
-            status = 429 if kind == "http_429" else rule.status
+        if kind in ("http_429", "http_status", "down", "echo_auth"):
+            if kind == "http_429":
+                status = 429
+            elif kind in ("down", "echo_auth") and "status" not in rule.model_fields_set:
+                status = 503 if kind == "down" else 500
+            else:
+                status = rule.status
             headers = {"Retry-After": rule.retry_after} if rule.retry_after is not None else None
             message = "Too Many Requests: rate limit exceeded" if status == 429 else _phrase(status)
+            if kind == "down":
+                message = "Service Unavailable: no healthy upstream"
+            elif kind == "echo_auth":
+                message = f"upstream rejected the request; request headers: {_echoed_headers(scope)}"
             fault_response = getattr(module, "fault_response", None)
             if fault_response is not None:
                 response = fault_response(status, endpoint, message, headers)
             else:
                 response = module.error_response(status, message, headers)
             return await response(scope, receive, send)
+        if kind == "redirect":
+            location = rule.location or _redirected_self(scope)
+            return await Response(b"", status_code=302, headers={"Location": location})(scope, receive, send)
         if kind == "expire_url":
             return await outputs.expired_response()(scope, receive, send)
         if kind == "delay":
@@ -172,6 +188,20 @@ class FaultMiddleware:
 
         await self.app(scope, receive, capture)
         return start, b"".join(chunks)
+
+
+def _echoed_headers(scope: Scope) -> str:
+    """The request headers as a JSON object, Authorization included (what a leaky gateway sends back)."""
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    return json.dumps(headers, sort_keys=True)
+
+
+def _redirected_self(scope: Scope) -> str:
+    """The same URL with ``redirected=<n+1>`` in its query: a redirect that leads back to the file."""
+    url = Request(scope).url
+    query = [(k, v) for k, v in parse_qsl(url.query) if k != "redirected"]
+    hops = int(dict(parse_qsl(url.query)).get("redirected", "0") or 0) + 1
+    return str(url.replace(query=urlencode([*query, ("redirected", str(hops))])))
 
 
 def _phrase(status: int) -> str:

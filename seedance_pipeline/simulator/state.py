@@ -38,6 +38,8 @@ def submit_key(body: Any) -> str:
 class _FaultState:
     seen: int = 0
     applied: int = 0
+    outages: int = 0
+    down_until: float | None = None  # monotonic end of the current outage (kind "down")
 
 
 class Simulator:
@@ -127,12 +129,21 @@ class Simulator:
                 if rule.kind in OUTCOME_KINDS and endpoint != "submit":
                     continue
                 st.seen += 1
+                if rule.kind == "down" and st.down_until is not None:
+                    if time.monotonic() < st.down_until:
+                        st.applied += 1
+                        return rule
+                    st.down_until = None  # the outage is over; another may start below
                 if st.seen <= rule.skip:
                     continue
-                if rule.times is not None and st.applied >= rule.times:
+                started = st.outages if rule.kind == "down" else st.applied
+                if rule.times is not None and started >= rule.times:
                     continue
                 if rule.probability is not None and self._fault_rng.random() >= rule.probability:
                     continue
+                if rule.kind == "down":
+                    st.outages += 1
+                    st.down_until = time.monotonic() + rule.duration_s
                 st.applied += 1
                 return rule
         return None
@@ -178,7 +189,7 @@ class Simulator:
                 "submits_by_provider": {p: self.submits_by_key(provider=p) for p in PROVIDERS},
                 "tasks": tasks_by_provider,
                 "faults": [
-                    {"index": i, "kind": r.kind, "seen": s.seen, "applied": s.applied}
+                    {"index": i, "kind": r.kind, "seen": s.seen, "applied": s.applied, "outages": s.outages}
                     for i, (r, s) in enumerate(zip(self._config.faults, self._faults))
                 ],
             }

@@ -1,0 +1,119 @@
+"""A fault-injecting HTTP proxy in front of a real S3 endpoint (moto's server), on loopback.
+
+Reads (GET/HEAD) always pass through. Writes (PUT/POST) pass through, except during a burst: each
+write starts one with probability ``burst_probability`` (a seeded RNG), and the next ``burst_len``
+writes, this one included, are answered with an S3 error without reaching the store: 500
+InternalError or 503 SlowDown, in S3's XML error format. Bursts model an S3 incident: botocore
+retries each write a few times, so only a burst outlasts its retries.
+
+    with S3FaultProxy(moto_url, burst_probability=0.05, burst_len=6, seed=1) as proxy:
+        storage = SeedanceStorage(url="s3://bucket/x", endpoint_url=proxy.url)
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+ERRORS = ((500, "InternalError", "We encountered an internal error. Please try again."),
+          (503, "SlowDown", "Please reduce your request rate."))
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+
+
+class S3FaultProxy:
+    def __init__(self, upstream: str, *, burst_probability: float = 0.0, burst_len: int = 6, seed: int = 0):
+        parts = urlsplit(upstream)
+        self.upstream = (parts.hostname, parts.port or 80)
+        self.burst_probability, self.burst_len = burst_probability, burst_len
+        self._rng = random.Random(f"{seed}:s3")
+        self._lock = threading.Lock()
+        self._left = 0
+        self.counts = {"writes": 0, "failed_writes": 0, "bursts": 0}
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _body(self) -> bytes:
+                if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                    out = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                                pass
+                            return out
+                        out += self.rfile.read(size)
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _handle(self) -> None:
+                body = self._body()
+                write = self.command in ("PUT", "POST")
+                fault = proxy._fault() if write else None
+                if fault is not None:
+                    status, code, message = fault
+                    xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                           f"<Message>{message}</Message><RequestId>proxy</RequestId></Error>").encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(xml)))
+                    self.end_headers()
+                    self.wfile.write(xml)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                if body or write:
+                    headers["Content-Length"] = str(len(body))
+                conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body if (body or write) else None, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                finally:
+                    conn.close()
+                self.send_response(resp.status)
+                head = self.command == "HEAD"  # a HEAD's Content-Length is the object's: pass it on
+                for k, v in resp.getheaders():
+                    if k.lower() not in HOP_BY_HOP and (head or k.lower() != "content-length"):
+                        self.send_header(k, v)
+                if not head:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="s3-fault-proxy", daemon=True)
+        self._thread.start()
+
+    def _fault(self):
+        with self._lock:
+            self.counts["writes"] += 1
+            if self._left == 0 and self.burst_probability and self._rng.random() < self.burst_probability:
+                self._left = self.burst_len
+                self.counts["bursts"] += 1
+            if self._left == 0:
+                return None
+            self._left -= 1
+            self.counts["failed_writes"] += 1
+            return ERRORS[self._rng.randrange(len(ERRORS))]
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> S3FaultProxy:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
