@@ -79,10 +79,10 @@ def _seed_steady_state(instance, storage) -> None:
 def _tick(sensor, instance, storage, defs, cursor=None):
     import dagster as dg
 
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"storage": storage}, definitions=defs)
-    t0 = time.monotonic()
-    result = sensor(context)
-    return time.monotonic() - t0, result
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources, definitions=defs) as context:
+        t0 = time.monotonic()
+        result = sensor(context)
+        return time.monotonic() - t0, result
 
 
 @contextlib.contextmanager
