@@ -25,7 +25,6 @@ runs, half alive (STARTED) and half finished (FAILURE), so half the records are 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time

@@ -130,7 +130,6 @@ def postgres_instance(tmp: str):
 
 def one_run(n: int, latency: float, cap: int, *, profile: str | None = None, instance_kind: str = "sqlite") -> dict:
     """N clips in one clips_job run; returns wall, cpu, requests."""
-    import dagster as dg
 
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.provider_resource import SeedanceProviders
