@@ -3,7 +3,7 @@
 A fresh Python process (so the figure is not the benchmark runner's own peak) imports the engine, runs
 20 tasks on the simulator (its own process, ``output_size_bytes`` = S MB: the real MP4's ftyp head, then
 zero padding, streamed with a Content-Length), and streams every output with ``ProviderClient.download``
-(through ``generate_clip``) into local storage. Peak RSS = that process's ``ru_maxrss``; also printed:
+(through ``generate_clip``) into local storage. Peak RSS = that process's ``VmHWM`` (its own peak; ``ru_maxrss`` would include its parent's, carried across exec); also printed:
 its RSS after imports, before any download (the baseline). Done for S and 2 S (full: 100 and 200 MB).
 """
 
@@ -18,7 +18,7 @@ import tempfile
 from .common import SimProcess, loadavg, png, report, sim_config
 
 CHILD = r"""
-import asyncio, json, os, resource, sys, tempfile, time
+import asyncio, json, os, sys, tempfile, time
 import fsspec
 from seedance_pipeline.generation import build_request, generate_clip, prepare
 from seedance_pipeline.providers import get_adapter
@@ -30,12 +30,12 @@ import httpx
 data = httpx.get(image_url).content
 img = inspect_image(image_url, data)
 
-def rss_mb():
+def status_mb(field):
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-baseline = rss_mb()
+baseline = status_mb("VmRSS")
 
 async def main():
     fs = fsspec.filesystem("file")
@@ -54,7 +54,8 @@ wall = time.monotonic() - t0
 sizes = [r.size_bytes for r in results]
 for r in results:
     os.unlink(r.output)
-print(json.dumps({"baseline_mb": baseline, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a big parent would report the parent's peak.
+print(json.dumps({"baseline_mb": baseline, "peak_mb": status_mb("VmHWM"),
                   "sizes": sizes, "wall": wall}))
 """
 
