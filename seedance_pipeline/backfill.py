@@ -20,7 +20,7 @@ from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
 from .assets.clips import PROVIDER_TAG
-from .clip_plan import CLIPS_KEY, Item, Mode, find_reusable, prepare_items, select
+from .clip_plan import CLIPS_KEY, Item, Mode, attempts_by_fingerprint, find_reusable, prepare_items, select
 from .partitions import IMAGES, PROMPTS
 from .provider_resource import SeedanceProviders
 from .storage import SeedanceStorage
@@ -78,8 +78,7 @@ def plan(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: Seed
     result = Plan(failures=list(selection.failures))
     store = TaskStore(storage)
     for it in prepare_items(selection.items, storage, providers, result.failures):
-        attempts = {c.prepared.fingerprint: store.for_fingerprint(c.prepared.fingerprint) for c in it.candidates}
-        reuse = find_reusable(storage, it, attempts)
+        reuse = find_reusable(storage, it, attempts_by_fingerprint(store, it))
         chosen = reuse.candidate if reuse else it.candidates[0]
         estimate = chosen.prepared.estimate
         result.clips.append(PlannedClip(

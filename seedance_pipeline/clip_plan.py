@@ -21,8 +21,8 @@ from .prompt_spec import PromptSpec
 from .provider_resource import SeedanceProviders
 from .providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
 from .providers.images import ImageData, inspect_image, is_http_url
-from .storage import SeedanceStorage
-from .tasks import AttemptRecord
+from .storage import SeedanceStorage, sidecar_of
+from .tasks import AttemptRecord, TaskStore
 
 CLIPS_KEY = dg.AssetKey("clips")
 CLIPS_CODE_VERSION = "1"  # bump when the request mapping or the model changes
@@ -230,10 +230,9 @@ class Reuse:
 
 def checked_sidecar(storage: SeedanceStorage, clip_path: str) -> dict | None:
     """The sidecar of a stored clip whose file is complete and passed both checks, else None."""
-    sidecar_path = clip_path[: -len(".mp4")] + ".json"
     fs = storage.fs
     try:
-        sidecar = json.loads(storage.read_bytes(sidecar_path))
+        sidecar = json.loads(storage.read_bytes(sidecar_of(clip_path)))
         size = fs.size(clip_path)
     except (FileNotFoundError, ValueError):
         return None
@@ -241,6 +240,11 @@ def checked_sidecar(storage: SeedanceStorage, clip_path: str) -> dict | None:
     if size != sidecar.get("size_bytes") or not checks or not all(checks.values()):
         return None
     return sidecar
+
+
+def attempts_by_fingerprint(store: TaskStore, it: Item) -> dict[str, list[AttemptRecord]]:
+    """Every recorded attempt of each of the item's candidate requests."""
+    return {c.prepared.fingerprint: store.for_fingerprint(c.prepared.fingerprint) for c in it.candidates}
 
 
 def find_reusable(storage: SeedanceStorage, it: Item, attempts: dict[str, list[AttemptRecord]]) -> Reuse | None:
@@ -271,7 +275,7 @@ def keep_current_version(storage: SeedanceStorage, prompt: str, image: str, fing
     if not old or old == fingerprint:
         return None
     kept = storage.version_path(prompt, image, old)
-    if not storage.exists(kept[: -len(".mp4")] + ".json"):
+    if not storage.exists(sidecar_of(kept)):
         storage.copy(own, kept)
-        storage.copy(own[: -len(".mp4")] + ".json", kept[: -len(".mp4")] + ".json")
+        storage.copy(sidecar_of(own), sidecar_of(kept))
     return kept

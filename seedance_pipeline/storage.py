@@ -49,6 +49,11 @@ class Rejected:
     reason: str
 
 
+def sidecar_of(clip_path: str) -> str:
+    """The JSON sidecar stored next to a clip (``.../<image>.mp4`` -> ``.../<image>.json``)."""
+    return clip_path[: -len(".mp4")] + ".json"
+
+
 def file_stamp(info: dict) -> str:
     """Changes whenever a file's content may have changed: size + mtime or ETag."""
     marker = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created")
@@ -162,7 +167,7 @@ class SeedanceStorage(dg.ConfigurableResource):
         return self.path("clips", prompt, f"{image}.mp4")
 
     def sidecar_path(self, prompt: str, image: str) -> str:
-        return self.path("clips", prompt, f"{image}.json")
+        return sidecar_of(self.clip_path(prompt, image))
 
     def version_path(self, prompt: str, image: str, fingerprint: str) -> str:
         """Where an earlier clip of this pair is kept when a changed request replaces it (never thrown away)."""

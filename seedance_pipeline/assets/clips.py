@@ -24,8 +24,8 @@ from .. import lineage
 from ..budget import SpendGuard, SpendPolicy
 from ..checks import Expected, evaluate, evaluations
 from ..clip_plan import (
-    CLIPS_CODE_VERSION, CLIPS_KEY, Candidate, Item, Reuse, find_reusable, keep_current_version, prepare_items, select,
-    split_key,
+    CLIPS_CODE_VERSION, CLIPS_KEY, Candidate, Item, Reuse, attempts_by_fingerprint, find_reusable, keep_current_version,
+    prepare_items, select, split_key,
 )
 from ..errors import OverBudget, ProviderError
 from ..generation import generate_clip
@@ -33,7 +33,7 @@ from ..partitions import clip_partitions
 from ..provider_resource import SeedanceProviders
 from ..providers.states import TaskSnapshot, TaskState
 from ..owner import owner_alive
-from ..storage import SeedanceStorage
+from ..storage import SeedanceStorage, sidecar_of
 from ..tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
 from ..video import VideoProbeError, first_frame_png, probe_video
 from .sources import IMAGES_KEY, PROMPTS_KEY
@@ -169,7 +169,7 @@ class Production:
 
 
 def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item) -> Production:
-    attempts = {c.prepared.fingerprint: store.for_fingerprint(c.prepared.fingerprint) for c in it.candidates}
+    attempts = attempts_by_fingerprint(store, it)
     if it.record is None:
         reuse = find_reusable(storage, it, attempts)
         if reuse is not None:
@@ -184,10 +184,6 @@ def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item) -> Pr
     return Production(it, opened=opened, kept=keep_current_version(storage, it.prompt, it.image, first.prepared.fingerprint))
 
 
-def _sidecar_of(clip_path: str | None) -> str:
-    return (clip_path or "")[: -len(".mp4")] + ".json"
-
-
 def _open_attempt(storage: SeedanceStorage, it: Item,
                   attempts: dict[str, list[AttemptRecord]]) -> tuple[Candidate, AttemptRecord] | None:
     """An earlier attempt of one of the item's requests that the provider has, or may have, taken."""
@@ -197,7 +193,7 @@ def _open_attempt(storage: SeedanceStorage, it: Item,
         for rec in reversed(attempts[candidate.prepared.fingerprint]):
             if rec.state in ("accepted", "download_failed") and rec.task_id:
                 return candidate, rec
-            if rec.state == "succeeded" and rec.task_id and rec.output and not storage.exists(_sidecar_of(rec.output)):
+            if rec.state == "succeeded" and rec.task_id and rec.output and not storage.exists(sidecar_of(rec.output)):
                 # Paid for, but the process died before the clip was stored whole (no sidecar): collect that
                 # task's output again rather than paying for the same request twice.
                 return candidate, rec
