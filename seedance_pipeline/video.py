@@ -2,7 +2,8 @@
 
 ``probe_video`` decodes every video frame (so a truncated or corrupt file shows up as
 ``decoded_to_end=False``) and demuxes, without decoding, the audio packets to measure the
-audio duration. A 5 s 480p clip probes in a few tens of milliseconds.
+audio duration. On request it also returns a small PNG of the first frame, scaled by FFmpeg from
+the frame it decoded anyway. A 4 s 480p clip probes in about 10 ms of CPU (11 ms with the preview).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class VideoProbe:
     audio_duration_s: float | None  # from the audio packets actually demuxed (None without audio)
     size_bytes: int
     decoded_to_end: bool  # every frame decoded without error, as many as the container declares
+    preview_png: bytes | None = None  # the first frame, scaled down (``preview_width``), as a PNG
 
 
 def looks_like_mp4(head: bytes) -> bool:
@@ -109,22 +111,25 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     return float(value * time_base)
 
 
-def probe_video(source: VideoSource) -> VideoProbe:
+def probe_video(source: VideoSource, *, preview_width: int | None = None) -> VideoProbe:
     """Probe a video: bytes, a path, or a seekable binary file object (e.g. from ``fsspec.open``).
 
     Every video frame is decoded. Raises :class:`VideoProbeError` when the container cannot be
     opened or has no video stream; a file that opens but breaks off or is corrupt part-way gives
-    ``decoded_to_end=False``.
+    ``decoded_to_end=False``. With ``preview_width``, ``preview_png`` is the first frame scaled down
+    (aspect kept) to at most that width.
     """
+    if preview_width is not None and preview_width < 1:
+        raise ValueError(f"preview_width must be >= 1, got {preview_width}")
     with _Opened(source) as opened:
         container = _open_container(opened.target)
         try:
-            return _probe_container(container, opened.size)
+            return _probe_container(container, opened.size, preview_width)
         finally:
             container.close()
 
 
-def _probe_container(container: Any, size_bytes: int) -> VideoProbe:
+def _probe_container(container: Any, size_bytes: int, preview_width: int | None) -> VideoProbe:
     if not container.streams.video:
         raise VideoProbeError("no video stream")
     vstream = container.streams.video[0]
@@ -144,6 +149,7 @@ def _probe_container(container: Any, size_bytes: int) -> VideoProbe:
         duration = container.duration / av.time_base
 
     frames = 0
+    preview = None
     errored = False
     audio_start: int | None = None
     audio_end: int | None = None
@@ -155,6 +161,8 @@ def _probe_container(container: Any, size_bytes: int) -> VideoProbe:
                     frames += 1
                     if frames == 1:
                         width, height = frame.width, frame.height
+                        if preview_width is not None:
+                            preview = _preview_png(frame, preview_width)
             elif packet.pts is not None:
                 start = packet.pts
                 end = packet.pts + (packet.duration or 0)
@@ -201,33 +209,15 @@ def _probe_container(container: Any, size_bytes: int) -> VideoProbe:
         audio_duration_s=audio_duration,
         size_bytes=size_bytes,
         decoded_to_end=decoded_to_end,
+        preview_png=preview,
     )
 
 
-def first_frame_png(source: VideoSource, max_width: int = 320) -> bytes:
-    """The first video frame as a PNG, scaled down (aspect kept) to at most ``max_width`` wide."""
-    from PIL import Image
-
-    if max_width < 1:
-        raise ValueError(f"max_width must be >= 1, got {max_width}")
-    with _Opened(source) as opened:
-        container = _open_container(opened.target)
-        try:
-            if not container.streams.video:
-                raise VideoProbeError("no video stream")
-            vstream = container.streams.video[0]
-            try:
-                frame = next(container.decode(vstream), None)
-            except (av.FFmpegError, EOFError, OSError, ValueError) as exc:
-                raise VideoProbeError(f"cannot decode the first frame: {exc}") from exc
-            if frame is None:
-                raise VideoProbeError("the video has no decodable frame")
-            image = frame.to_image()
-        finally:
-            container.close()
-    if image.width > max_width:
-        new_h = max(1, round(image.height * max_width / image.width))
-        image = image.resize((max_width, new_h), Image.Resampling.BILINEAR)
+def _preview_png(frame: Any, max_width: int) -> bytes:
+    """``frame`` scaled by FFmpeg (swscale, bilinear) to at most ``max_width`` wide, as a PNG."""
+    width = min(max_width, frame.width)
+    height = max(1, round(frame.height * width / frame.width))
+    image = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR").to_image()
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=False)
+    image.save(out, format="PNG")
     return out.getvalue()

@@ -13,7 +13,7 @@ from PIL import Image
 from seedance_pipeline import model_spec
 from seedance_pipeline.simulator import render
 from seedance_pipeline.simulator.render import RenderError, render_clip
-from seedance_pipeline.video import VideoProbe, VideoProbeError, first_frame_png, looks_like_mp4, probe_video
+from seedance_pipeline.video import VideoProbe, VideoProbeError, looks_like_mp4, probe_video
 
 FRAME_S = 1 / model_spec.FPS
 
@@ -120,7 +120,7 @@ def test_first_frame_comes_from_the_image(color, dominant):
     others = [mean[i] for i in range(3) if i != dominant]
     assert mean[dominant] > 150 and all(mean[dominant] > o + 100 for o in others), mean
 
-    thumb = Image.open(io.BytesIO(first_frame_png(data)))
+    thumb = Image.open(io.BytesIO(probe_video(data, preview_width=320).preview_png))
     assert thumb.format == "PNG"
     assert thumb.width == 320 and abs(thumb.height - round(320 * 496 / 864)) <= 1
     tmean = _mean_rgb(thumb)
@@ -206,8 +206,10 @@ def test_probe_sources(photo, tmp_path):
         probe_video(tmp_path / "missing.mp4")
     with pytest.raises(TypeError):
         probe_video(12345)  # type: ignore[arg-type]
-    assert len(first_frame_png(path, max_width=100)) > 0
-    assert Image.open(io.BytesIO(first_frame_png(path, max_width=100))).width == 100
+    preview = probe_video(path, preview_width=100)
+    assert preview.decoded_to_end and Image.open(io.BytesIO(preview.preview_png)).width == 100
+    assert probe_video(path, preview_width=5000).preview_png is not None  # never scaled up
+    assert Image.open(io.BytesIO(probe_video(path, preview_width=5000).preview_png)).width == expected.width
 
 
 def test_cache_dir_reuses_the_render(photo, tmp_path, monkeypatch):

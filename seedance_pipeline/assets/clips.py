@@ -35,7 +35,7 @@ from ..providers.states import TaskSnapshot, TaskState
 from ..owner import owner_alive
 from ..storage import SeedanceStorage, sidecar_of
 from ..tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
-from ..video import VideoProbeError, first_frame_png, probe_video
+from ..video import VideoProbeError, probe_video
 from .sources import IMAGES_KEY, PROMPTS_KEY
 
 log = logging.getLogger(__name__)
@@ -309,17 +309,15 @@ def _url_expiry(result, client) -> float | None:
 
 
 async def _probe(storage: SeedanceStorage, clip_path: str, expected: Expected):
-    """Probe the stored MP4 for real (every frame decoded) and take a first-frame preview."""
+    """Probe the stored MP4 for real (every frame decoded), with a preview of its first frame."""
 
     def probe():
         with storage.fs.open(clip_path, "rb") as fh:
-            probed = probe_video(fh)
-        with storage.fs.open(clip_path, "rb") as fh:
-            return probed, first_frame_png(fh, max_width=320)
+            return probe_video(fh, preview_width=320)
 
     try:
-        probed, thumb = await asyncio.to_thread(probe)
-        return probed, thumb, evaluate(probed, expected)
+        probed = await asyncio.to_thread(probe)
+        return probed, probed.preview_png, evaluate(probed, expected)
     except (VideoProbeError, OSError) as exc:
         return None, None, evaluate(None, expected, str(exc))
 
