@@ -154,7 +154,10 @@ def test_v3_task_result_example(name):
 def test_v3_pending_states_with_eta(raw, state):
     doc = {**TASK_RESULT, "task": {**TASK_RESULT["task"], "status": raw, "eta": 42, "progress_percent": 30}, "videos": []}
     snap = get_adapter("novita").parse_poll(reply(doc))
-    assert (snap.state.value, snap.eta_s, snap.progress) == (state, 42.0, 30.0)
+    # "eta" is whole seconds: the task may be done up to a second sooner, which is when we ask again
+    assert (snap.state.value, snap.eta_s, snap.progress) == (state, 41.0, 30.0)
+    doc["task"]["eta"] = 1
+    assert get_adapter("novita").parse_poll(reply(doc)).eta_s == 0.0
 
 
 def test_v3_failed_reason_moderation_and_expired():

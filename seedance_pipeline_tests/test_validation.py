@@ -164,6 +164,8 @@ def test_poll_schedule_bounds_detection_delay():
     assert sched.next_delay(30, 20) == 20  # provider ETA wins
     sched.observe(5.0)
     assert sched.next_delay(0, None) == pytest.approx(4.5)  # learned from completed tasks
+    sched.observe(4.4, running_at_s=3.6)  # finished somewhere between 3.6 s and 4.4 s: 4.0 is learned
+    assert sched.next_delay(0, None) == pytest.approx(3.6)
 
 
 def test_poll_floor_scales_down_for_short_tasks():

@@ -12,6 +12,7 @@ resubmit), refuse an attempt whose acceptance is unknown, else submit once withi
 
 import asyncio
 import base64
+import functools
 import json
 import logging
 import time
@@ -36,6 +37,7 @@ from ..owner import owner_alive
 from ..storage import SeedanceStorage, sidecar_of
 from ..tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
 from ..video import VideoProbeError, probe_video
+from .background import RelayLog, Send, in_background
 from .sources import IMAGES_KEY, PROMPTS_KEY
 
 log = logging.getLogger(__name__)
@@ -86,8 +88,8 @@ class ItemFailed(Exception):
                 "clips/<prompt>/<image>.mp4 with a JSON sidecar. The request fingerprint (image bytes + request "
                 "+ provider + model) is never paid for twice.",
 )
-async def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: SeedanceStorage,
-                providers: SeedanceProviders, spend: SpendPolicy):
+def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: SeedanceStorage,
+          providers: SeedanceProviders, spend: SpendPolicy):
     started = time.monotonic()
     keys = [split_key(k) for k in context.partition_keys]
     store = TaskStore(storage)
@@ -105,28 +107,21 @@ async def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage:
                 context.log.warning(f"{it.where}: {warning}")
     guard = SpendGuard(store, per_run_usd=config.budget_usd if config.budget_usd is not None else spend.per_run_usd,
                        per_day_usd=spend.per_day_usd)
-    used = sorted({c.provider for it in ready for c in it.candidates})
-    async with providers.clients(used, logger=context.log) as clients:
-        stored = 0
-        plans = await asyncio.gather(*(asyncio.to_thread(_plan_production, storage, store, it) for it in ready))
-        plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
-        tasks = [asyncio.ensure_future(_produce(context, plan, clients, storage, store, guard)) for plan in plans]
-        try:
-            for next_done in asyncio.as_completed(tasks):
-                try:
-                    events = await next_done
-                except ItemFailed as exc:
-                    failures.append(str(exc))
-                    context.log.error(str(exc))
-                    continue
+    production = functools.partial(_produce_all, ready, providers, storage, store, guard, context.run.run_id)
+    stored = 0
+    # Produced on a thread of its own (see background.py): Dagster writes each event yielded here while
+    # the other clips' requests go on.
+    with in_background(production, name=f"seedance-clips-{context.run.run_id[:8]}") as received:
+        for kind, *payload in received:
+            if kind == "log":
+                level, text = payload
+                getattr(context.log, level)(text)
+            elif kind == "failed":
+                failures.append(payload[0])
+                context.log.error(payload[0])
+            else:
                 stored += 1
-                for event in events:
-                    yield event
-        finally:
-            # Leaving early (an error, or the run being stopped): stop waiting, keep every record as it is.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+                yield from payload[0]
     context.log.info(f"clips run done in {time.monotonic() - started:.1f} s: {stored} stored, {len(failures)} failed")
     if failures:
         raise dg.Failure(
@@ -134,6 +129,36 @@ async def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage:
                         + "\n".join(f"- {f}" for f in failures),
             allow_retries=False,
         )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the production needs of the run: its id and a log that reaches the run's event log."""
+
+    run_id: str
+    log: RelayLog
+
+
+async def _produce_all(ready: list[Item], providers: SeedanceProviders, storage: SeedanceStorage, store: TaskStore,
+                       guard: SpendGuard, run_id: str, send: Send) -> None:
+    """Every item, concurrently; sends ``("stored", events)`` or ``("failed", message)`` per item as it ends."""
+    run = _Run(run_id, RelayLog(send))
+    used = sorted({c.provider for it in ready for c in it.candidates})
+    async with providers.clients(used, logger=run.log) as clients:
+        plans = await asyncio.gather(*(asyncio.to_thread(_plan_production, storage, store, it) for it in ready))
+        plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
+        tasks = [asyncio.ensure_future(_produce(run, plan, clients, storage, store, guard)) for plan in plans]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                try:
+                    send(("stored", await next_done))
+                except ItemFailed as exc:
+                    send(("failed", str(exc)))
+        finally:
+            # Leaving early (an error, or the run being stopped): stop waiting, keep every record as it is.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _collect_items(context, attempt_ids: list[str], store: TaskStore, keys) -> list[Item]:
@@ -204,44 +229,43 @@ def _open_attempt(storage: SeedanceStorage, it: Item,
     return None
 
 
-async def _produce(context, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
+async def _produce(run: _Run, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
                    guard: SpendGuard) -> list:
     """Reuse, resume or submit one item. Runs without awaiting before the provider slot, so slots are taken
     in the order the productions start (tasks already at the provider first). A storage error fails this
     item only (its task record keeps what is known), never the other clips of the run."""
     try:
-        return await _produce_one(context, plan, clients, storage, store, guard)
+        return await _produce_one(run, plan, clients, storage, store, guard)
     except OSError as exc:
         raise ItemFailed(f"{plan.item.where}: storage error ({type(exc).__name__}: {exc}); its task record keeps "
                          "what is known; run again") from None
 
 
-async def _produce_one(context, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
+async def _produce_one(run: _Run, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
                        guard: SpendGuard) -> list:
     it, opened = plan.item, plan.opened
     if plan.blocked:
         raise ItemFailed(plan.blocked)
     if plan.reuse is not None:
-        return await _reuse(context, it, storage, store, plan.reuse)
+        return await _reuse(run, it, storage, store, plan.reuse)
     clip_path = storage.clip_path(it.prompt, it.image)
-    run_id = context.run.run_id
     if plan.kept:
-        context.log.info(f"{it.where}: the request changed; the earlier clip is kept at {storage.ref(plan.kept)}")
+        run.log.info(f"{it.where}: the request changed; the earlier clip is kept at {storage.ref(plan.kept)}")
     order = [opened[0]] if opened else it.candidates
     passed_over: list[str] = []
     for n, candidate in enumerate(order):
         prepared, provider = candidate.prepared, candidate.provider
-        journal = AttemptJournal(store, image=it.image, prompt=it.prompt, run_id=run_id, simulated=candidate.simulated,
+        journal = AttemptJournal(store, image=it.image, prompt=it.prompt, run_id=run.run_id, simulated=candidate.simulated,
                                  guard=guard)
         resume = None
         if opened:  # this process takes the attempt over (owner and run), so no sensor collects it twice
-            journal.record = store.save(opened[1].model_copy(update={"run_id": run_id}))
+            journal.record = store.save(opened[1].model_copy(update={"run_id": run.run_id}))
             resume = TaskSnapshot(task_id=opened[1].task_id, state=TaskState.RUNNING, poll_url=opened[1].poll_url)
-            context.log.info(f"{it.where}: resuming {provider} task {opened[1].task_id} from attempt "
+            run.log.info(f"{it.where}: resuming {provider} task {opened[1].task_id} from attempt "
                              f"{opened[1].attempt_id} (no new submit)")
 
         def progress(snap: TaskSnapshot, _provider=provider) -> None:
-            # Python's logger, not context.log: every context.log line is an event stored in the run's event
+            # Python's logger, not run.log: every run.log line becomes an event stored in the run's event
             # log (a SQLite write of ~15-50 ms on the event loop), and this fires on most polls.
             pct = f" {snap.progress:.0f}%" if snap.progress is not None else ""
             log.debug("%s: %s task %s %s%s", it.where, _provider, snap.task_id, snap.state.value, pct)
@@ -255,15 +279,15 @@ async def _produce_one(context, plan: Production, clients: dict, storage: Seedan
             never_taken = journal.record is not None and journal.record.state == "rejected"
             if never_taken and n + 1 < len(order):
                 passed_over.append(f"{provider}: {exc}")
-                context.log.warning(f"{it.where}: {provider} did not take the task ({exc}); trying "
+                run.log.warning(f"{it.where}: {provider} did not take the task ({exc}); trying "
                                     f"{order[n + 1].provider}, the next cheapest provider that accepts the request")
                 continue
             raise ItemFailed(f"{it.where}: {exc}" + (f" (after {'; '.join(passed_over)})" if passed_over else "")) from None
-        return await _store(context, it, candidate, storage, result, journal, clients[provider], passed_over)
+        return await _store(it, candidate, storage, result, journal, clients[provider], passed_over)
     raise AssertionError("unreachable")
 
 
-async def _store(context, it: Item, candidate: Candidate, storage: SeedanceStorage, result, journal, client,
+async def _store(it: Item, candidate: Candidate, storage: SeedanceStorage, result, journal, client,
                  passed_over: list[str]) -> list:
     prepared = candidate.prepared
     clip_path = storage.clip_path(it.prompt, it.image)
@@ -282,18 +306,18 @@ async def _store(context, it: Item, candidate: Candidate, storage: SeedanceStora
                    source_url=result.source_url)
 
 
-async def _reuse(context, it: Item, storage: SeedanceStorage, store: TaskStore, reuse) -> list:
+async def _reuse(run: _Run, it: Item, storage: SeedanceStorage, store: TaskStore, reuse) -> list:
     """A clip made earlier from the same request: no provider request at all (copied if it lives elsewhere)."""
     clip_path = storage.clip_path(it.prompt, it.image)
     sidecar = dict(reuse.sidecar)
     if reuse.copy_from is not None:
         await asyncio.to_thread(keep_current_version, storage, it.prompt, it.image, reuse.candidate.prepared.fingerprint)
-        context.log.info(f"{it.where}: same request as the stored {storage.ref(reuse.copy_from)}; copying it (no provider request)")
+        run.log.info(f"{it.where}: same request as the stored {storage.ref(reuse.copy_from)}; copying it (no provider request)")
         await asyncio.to_thread(storage.copy, reuse.copy_from, clip_path)
         sidecar.update(image=it.image, prompt=it.prompt, copied_from=storage.ref(reuse.copy_from))
         storage.write_bytes(storage.sidecar_path(it.prompt, it.image), json.dumps(sidecar, indent=1, sort_keys=True).encode())
     prepared = reuse.candidate.prepared
-    store.create(prepared, image=it.image, prompt=it.prompt, run_id=context.run.run_id,
+    store.create(prepared, image=it.image, prompt=it.prompt, run_id=run.run_id,
                  simulated=reuse.candidate.simulated, state="reused", output=clip_path, task_id=sidecar.get("task_id"))
     probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
     return _events(it, reuse.candidate, storage, clip_path, sidecar, probed, thumb, results, outcome="reused")

@@ -121,8 +121,14 @@ class PollSchedule:
         self.settings = settings
         self._seen: deque[float] = deque(maxlen=50)
 
-    def observe(self, duration_s: float) -> None:
-        self._seen.append(duration_s)
+    def observe(self, done_by_s: float, running_at_s: float | None = None) -> None:
+        """A task was seen finished ``done_by_s`` after it started, and still running at ``running_at_s``.
+
+        Its duration lies between the two, so the midpoint is learned: learning ``done_by_s`` (when we
+        noticed) would add our own detection delay to every later first poll, which then lands just
+        before the task ends and the next one a whole interval after.
+        """
+        self._seen.append(done_by_s if running_at_s is None else (running_at_s + done_by_s) / 2)
 
     @property
     def expected_s(self) -> float:
@@ -318,11 +324,13 @@ class ProviderClient:
         """Poll until the task is terminal; facts from earlier answers (cost, poll URL) are kept."""
         start = time.monotonic() if started_at is None else started_at
         snap = snapshot
+        running_at = None  # when the task was last asked about and still running
         while not snap.state.terminal:
             elapsed = time.monotonic() - start
             if elapsed > self.settings.task_deadline_s:
                 raise self._error(PollTimeout, f"task {snap.task_id} still {snap.raw_status or snap.state.value} after {elapsed:.0f} s (deadline {self.settings.task_deadline_s:.0f} s)")
             await self._sleep(self.schedule.next_delay(elapsed, snap.eta_s))
+            asked_at = time.monotonic() - start
             new = await self.poll(snap.task_id, snap.poll_url)
             new = replace(
                 new,
@@ -331,9 +339,11 @@ class ProviderClient:
             )
             if on_update is not None and (new.state, new.progress) != (snap.state, snap.progress):
                 on_update(new)
+            if not new.state.terminal:
+                running_at = asked_at
             snap = new
         if snap.state is TaskState.SUCCEEDED:
-            self.schedule.observe(time.monotonic() - start)
+            self.schedule.observe(time.monotonic() - start, running_at)
         return snap
 
     def slot(self) -> asyncio.Semaphore:

@@ -28,7 +28,8 @@ class TaskSnapshot:
     """What one provider response says about one task, in common terms.
 
     ``raw_status`` keeps the provider's own word; an unknown word maps to RUNNING (bounded by the
-    engine's deadline). ``eta_s`` is the provider's hint of remaining seconds when it gives one.
+    engine's deadline). ``eta_s`` is the provider's hint of remaining seconds when it gives one, as the
+    soonest the task may be done (the engine waits that long before asking again).
     """
 
     task_id: str

@@ -83,7 +83,7 @@ class V3AsyncAdapter(ProviderAdapter):
             task_id=str(task.get("task_id") or ""), state=state, raw_status=raw, output_url=url,
             error=error if state is not TaskState.SUCCEEDED else None,
             moderation=state is TaskState.FAILED and looks_like_moderation(error),
-            eta_s=as_float(task.get("eta")), progress=as_float(task.get("progress_percent")),
+            eta_s=_soonest(as_float(task.get("eta"))), progress=as_float(task.get("progress_percent")),
             url_ttl_s=as_float(videos[0].get("video_url_ttl")) if videos else None,
             extra={"seed": extra.get("seed")} if extra.get("seed") is not None else {},
         )
@@ -93,3 +93,9 @@ class V3AsyncAdapter(ProviderAdapter):
         text = body.get("message") or body.get("reason") or (reply.body if isinstance(reply.body, str) else "")
         code = body.get("reason") or body.get("code")
         return (str(code) if code is not None else None), str(text or f"HTTP {reply.status_code}")
+
+
+def _soonest(eta: float | None) -> float | None:
+    """``task.eta`` counts whole seconds, so the task may end up to a second sooner than it says; waiting
+    the full figure made a task with 0.1 s to go (``"eta": 1``) wait a whole second before its next poll."""
+    return None if eta is None else max(0.0, eta - 1.0)
