@@ -13,7 +13,9 @@ the outcome when done. A crash at any point leaves a record that says exactly wh
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
 import uuid
 from datetime import datetime, timezone
@@ -30,6 +32,8 @@ from .storage import SeedanceStorage, file_stamp
 
 if TYPE_CHECKING:
     from .budget import SpendGuard
+
+log = logging.getLogger(__name__)
 
 State = Literal["intent", "accepted", "succeeded", "failed", "rejected", "unknown", "download_failed", "reused",
                 "abandoned", "blocked"]
@@ -86,12 +90,16 @@ class TaskStore:
         """Write the record (as owned by this process) and keep tasks/open/ in step with its state."""
         record = record.model_copy(update={"updated_at": time.time(), "owner": current_owner()})
         data = record.model_dump_json(indent=1).encode()
-        self.storage.write_bytes(self._record_path(record.attempt_id), data)
         open_path = self._open_path(record.attempt_id)
         if record.state in OPEN_STATES:
+            # The open copy first: a record that needs attention is never missing from tasks/open/ (what
+            # `tasks list` and the pending-tasks sensor read), whichever of the two writes fails.
             self.storage.write_bytes(open_path, data)
-        elif self.storage.fs.exists(open_path):
-            self.storage.fs.rm(open_path)
+            self.storage.write_bytes(self._record_path(record.attempt_id), data)
+        else:
+            self.storage.write_bytes(self._record_path(record.attempt_id), data)
+            if self.storage.fs.exists(open_path):
+                self.storage.fs.rm(open_path)
         return record
 
     def create(self, prepared: PreparedRequest, *, image: str, prompt: str, run_id: str | None,
@@ -104,7 +112,15 @@ class TaskStore:
             estimate_is_assumption=prepared.estimate.assumption, created_at=now, updated_at=now, **fields,
         )
         self.storage.write_bytes(self._marker_path(record.fingerprint, record.attempt_id), b"")
-        return self.save(record)
+        try:
+            return self.save(record)
+        except OSError:
+            # Nothing was sent (the caller submits only after this returns): an open copy written before the
+            # record's write failed would list an attempt that does not exist. Best effort; a marker without
+            # its record is skipped when read.
+            with contextlib.suppress(OSError):
+                self.storage.fs.rm(self._open_path(record.attempt_id))
+            raise
 
     def load(self, attempt_id: str) -> AttemptRecord:
         return AttemptRecord.model_validate_json(self.storage.read_bytes(self._record_path(attempt_id)))
@@ -153,7 +169,8 @@ class TaskStore:
 
 
 class AttemptJournal:
-    """The ``generation.Journal`` for one clip partition: writes each step before moving on."""
+    """The ``generation.Journal`` for one clip partition: writes each step before moving on (only the task
+    id's write may fail without stopping the clip: the id is kept and recorded with the outcome)."""
 
     def __init__(self, store: TaskStore, *, image: str, prompt: str, run_id: str | None, simulated: bool,
                  record: AttemptRecord | None = None, guard: SpendGuard | None = None):
@@ -170,9 +187,17 @@ class AttemptJournal:
 
     def accepted(self, prepared: PreparedRequest, snapshot: TaskSnapshot) -> None:
         assert self.record is not None
-        self.record = self.store.save(self.record.model_copy(update={
+        record = self.record.model_copy(update={
             "state": "accepted", "task_id": snapshot.task_id, "poll_url": snapshot.poll_url,
-            "reported_cost_usd": snapshot.reported_cost_usd}))
+            "reported_cost_usd": snapshot.reported_cost_usd})
+        try:
+            self.record = self.store.save(record)
+        except OSError as exc:
+            # The provider has the task and we hold its id: go on with it rather than lose it. The outcome's
+            # write records the id; until then the stored record says "intent", which is never resubmitted.
+            self.record = record
+            log.warning("attempt %s: recording task %s failed (%s: %s); continuing, the outcome will record it",
+                        record.attempt_id, snapshot.task_id, type(exc).__name__, exc)
 
     def finished(self, prepared: PreparedRequest, result: ClipResult | None, error: Exception | None) -> None:
         if self.record is None:  # failed before the intent was written: nothing was sent

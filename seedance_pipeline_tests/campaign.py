@@ -207,7 +207,10 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
         result.rounds.append(f"round {n + 1}: sensor requested {len(requests)} collect run(s), {collected} succeeded; "
                              f"run {n + 2}: {len(report.clips)} clip(s) stored, {len(report.failures)} failure line(s) "
                              f"({time.monotonic() - t0:.0f} s)")
-        if not requests and _state(storage) == before:
+        # A storage error's message says "run again", and a user would: only a round that changed nothing
+        # and was not cut short by storage ends the recovery.
+        storage_errors = any("storage error" in line for line in report.failures)
+        if not requests and _state(storage) == before and not storage_errors:
             break
     result.last_failures = report.failures
 
@@ -421,6 +424,26 @@ def run_campaign(cfg: CampaignConfig) -> CampaignResult:
     return result
 
 
+def violations(r: CampaignResult, min_stored_share: float = 0.0) -> list[str]:
+    """The campaign's invariants, each one that does not hold as a line (empty: all hold)."""
+    failed = sum(len(v) for v in r.failed.values())
+    rules = [
+        (r.stored_passing + len(r.stored_failing_checks) + failed == r.requested,
+         "every requested clip is stored or failed with a reason"),
+        (not r.stored_failing_checks, "no stored clip fails a check"),
+        ("no attempt recorded and no failure reported" not in r.failed, "every failed clip has a reason"),
+        (not r.double_paid, "no clip fingerprint paid twice"),
+        (not r.orphaned, "no orphaned provider task"),
+        (not r.half_written, "nothing half-written"),
+        (not r.key_leaks, "no API key in storage"),
+        # Every clip that failed is a provider's own verdict or waits for a human decision on a tracked
+        # attempt; nothing is left open that the sensor or a rerun could have collected.
+        (not r.tracked_open, "no accepted task left uncollected"),
+        (r.stored_passing >= min_stored_share * r.requested, f"at least {min_stored_share:.0%} of the clips stored"),
+    ]
+    return [rule for ok, rule in rules if not ok]
+
+
 def main(argv: list[str] | None = None) -> int:
     import logging
     import warnings
@@ -440,9 +463,10 @@ def main(argv: list[str] | None = None) -> int:
                          s3_burst_probability=args.s3_burst_probability, workdir=args.workdir)
     result = run_campaign(cfg)
     print(format_table(result))
-    ok = not (result.double_paid or result.orphaned or result.half_written or result.key_leaks
-              or result.stored_failing_checks)
-    return 0 if ok else 1
+    broken = violations(result)
+    for rule in broken:
+        print(f"INVARIANT BROKEN: {rule}")
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":

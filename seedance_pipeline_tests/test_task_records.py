@@ -1,0 +1,95 @@
+"""Write-ahead task records when storage writes fail (found by the S3 fault campaign).
+
+Each test fails chosen writes of a real local storage folder and drives the real journal, with a
+real submit to the simulator on loopback where a provider task is involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import PrivateAttr
+
+from seedance_pipeline.generation import build_request, generate_clip, prepare
+from seedance_pipeline.providers import get_adapter
+from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
+from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.tasks import AttemptJournal, TaskStore
+
+from .conftest import FAST, png, put, requests_total
+
+
+class FailingStorage(SeedanceStorage):
+    """Local storage whose writes to paths containing ``fail_on`` raise, ``times`` times."""
+
+    _fail_on: str = PrivateAttr(default="")
+    _times: int = PrivateAttr(default=0)
+
+    def fail(self, fragment: str, times: int = 1) -> None:
+        self._fail_on, self._times = fragment, times
+
+    def write_bytes(self, full_path: str, data: bytes) -> None:
+        if self._times and self._fail_on in full_path:
+            self._times -= 1
+            raise OSError(f"injected write failure: {full_path.rsplit('/', 2)[-2]}")
+        super().write_bytes(full_path, data)
+
+
+@pytest.fixture
+def flaky(tmp_path) -> FailingStorage:
+    return FailingStorage(url=str(tmp_path / "storage"))
+
+
+def _prepared(storage: SeedanceStorage, provider: str = "novita"):
+    ref = put(storage, "images/cat.png", png())
+    return prepare(get_adapter(provider), build_request(prompt="a cat", image=ref, duration=4, resolution="480p"))
+
+
+def test_an_intent_whose_record_write_fails_leaves_no_open_attempt(flaky):
+    store = TaskStore(flaky)
+    prepared = _prepared(flaky)
+    flaky.fail("/tasks/days/")
+    with pytest.raises(OSError, match="injected"):
+        store.create(prepared, image="cat", prompt="p", run_id=None, simulated=True)
+    # Nothing was sent: nothing may be listed as needing a decision, and the fingerprint has no attempt.
+    assert store.open_records() == []
+    assert store.for_fingerprint(prepared.fingerprint) == []
+
+
+def test_an_attempt_needing_attention_is_listed_even_if_its_record_write_fails(flaky):
+    store = TaskStore(flaky)
+    prepared = _prepared(flaky)
+    record = store.create(prepared, image="cat", prompt="p", run_id=None, simulated=True)
+    flaky.fail("/tasks/days/")
+    with pytest.raises(OSError):
+        store.save(record.model_copy(update={"state": "accepted", "task_id": "t-1"}))
+    assert [(r.attempt_id, r.state, r.task_id) for r in store.open_records()] == [(record.attempt_id, "accepted", "t-1")]
+
+
+@pytest.mark.parametrize("failing", ["/tasks/open/", "/tasks/days/"])
+def test_a_failed_write_of_the_task_id_does_not_lose_the_task(flaky, sim, failing):
+    """The submit succeeded and the 'accepted' write failed: the clip goes on with the task it has (one
+    submit), and the outcome's record carries the task id."""
+    store = TaskStore(flaky)
+    prepared = _prepared(flaky)
+    journal = AttemptJournal(store, image="cat", prompt="p", run_id=None, simulated=True)
+    original_accepted = journal.accepted
+
+    def accepted_with_failing_write(prepared, snapshot):
+        flaky.fail(failing)  # the open copy's write, or the record's
+        original_accepted(prepared, snapshot)
+
+    journal.accepted = accepted_with_failing_write
+
+    async def go():
+        async with ProviderClient(get_adapter("novita"), "sk-records-0123456789",
+                                  base_url=sim.provider_url("novita"),
+                                  settings=ClientSettings(expected_latency_s=FAST, min_poll_interval_s=0.05)) as client:
+            return await generate_clip(client, prepared, flaky.fs, flaky.clip_path("p", "cat"), journal=journal)
+
+    result = asyncio.run(go())
+    assert requests_total(sim, "submit") == 1
+    (record,) = store.for_fingerprint(prepared.fingerprint)
+    assert (record.state, record.task_id) == ("succeeded", result.task_id)
+    assert store.open_records() == []
