@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,3 +194,105 @@ def quiet_dagster():
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     logging.getLogger("dagster").setLevel(logging.ERROR)
     yield
+
+
+def _proc_cpu_s(stat_path: str, *, children: bool = False) -> float | None:
+    """user+sys seconds from a Linux ``/proc/.../stat`` (with ``children``: also of its reaped children)."""
+    try:
+        with open(stat_path) as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = int(fields[11]) + int(fields[12]) + ((int(fields[13]) + int(fields[14])) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class ThreadCPU:
+    """CPU seconds of this process's threads while it runs, grouped by what they do (Linux ``/proc``).
+
+    Threads are sampled every ``interval_s`` (each sample keeps a thread's latest total, so a thread that
+    ends loses at most one interval) and named from ``threading``: the thread that started the sampler
+    is Dagster's step thread (it stores every event), ``seedance-clips-*`` is the clips production (our
+    provider I/O, task records and storage writes), ``asyncio_*`` / ``ThreadPoolExecutor-*`` are the
+    workers the production hands probes and planning to.
+    """
+
+    def __init__(self, interval_s: float = 0.1):
+        import threading
+
+        self._interval, self._stop = interval_s, threading.Event()
+        self._main = threading.get_native_id()
+        self._start: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._names: dict[int, str] = {}
+        self._thread = threading.Thread(target=self._run, name="bench-thread-cpu", daemon=True)
+
+    def _sample(self) -> None:
+        import threading
+
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for tid_s in os.listdir("/proc/self/task"):
+            tid = int(tid_s)
+            cpu = _proc_cpu_s(f"/proc/self/task/{tid}/stat")
+            if cpu is not None:
+                self._last[tid] = cpu
+                self._start.setdefault(tid, cpu if not self._started else 0.0)
+                self._names.setdefault(tid, names.get(tid, "?"))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> ThreadCPU:
+        self._started = False
+        self._sample()  # threads alive now count from here; threads born later from zero
+        self._started = True
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def role(self, tid: int) -> str:
+        name = self._names.get(tid, "?")
+        if tid == self._main:
+            return "dagster"
+        if name.startswith("seedance-clips"):
+            return "production"
+        if name.startswith(("asyncio_", "ThreadPoolExecutor")):
+            return "workers"
+        if name == "bench-thread-cpu":
+            return "sampler"
+        return "other"
+
+    def by_role(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for tid, cpu in self._last.items():
+            role = self.role(tid)
+            out[role] = out.get(role, 0.0) + cpu - self._start.get(tid, 0.0)
+        return out
+
+
+def postmaster_cpu_s(data_dir: str) -> float | None:
+    """CPU seconds of a PostgreSQL server: the postmaster and every backend it has reaped (Dagster opens a
+    connection per storage call, so backends come and go) plus those still running."""
+    try:
+        with open(os.path.join(data_dir, "postmaster.pid")) as fh:
+            pid = int(fh.readline())
+    except (OSError, ValueError):
+        return None
+    total = _proc_cpu_s(f"/proc/{pid}/stat", children=True)
+    if total is None:
+        return None
+    try:
+        import psutil
+
+        for child in psutil.Process(pid).children():
+            with contextlib.suppress(psutil.Error):
+                t = child.cpu_times()
+                total += t.user + t.system
+    except Exception:
+        pass
+    return total
