@@ -123,7 +123,8 @@ class TaskStore:
             raise
 
     def load(self, attempt_id: str) -> AttemptRecord:
-        return AttemptRecord.model_validate_json(self.storage.read_bytes(self._record_path(attempt_id)))
+        record = AttemptRecord.model_validate_json(self.storage.read_bytes(self._record_path(attempt_id)))
+        return self._newest([record])[0]
 
     def _load_many(self, paths: list[str]) -> list[AttemptRecord]:
         if not paths:
@@ -132,6 +133,18 @@ class TaskStore:
         # whose write failed before anything was sent: skipped, not an error that blocks the clip forever.
         blobs = self.storage.fs.cat(paths, on_error="omit")
         return [AttemptRecord.model_validate_json(blobs[p]) for p in paths if p in blobs]
+
+    def _newest(self, records: list[AttemptRecord]) -> list[AttemptRecord]:
+        """Records still saying ``intent`` replaced by their open copy where that is newer: ``save`` writes the
+        open copy first, so when the record's write of the task id failed and the process then died, the
+        open copy is the one that knows the task (collected by polling, not left as acceptance unknown)."""
+        intents = [r for r in records if r.state == "intent"]
+        if not intents:
+            return records
+        blobs = self.storage.fs.cat([self._open_path(r.attempt_id) for r in intents], on_error="omit")
+        copies = {c.attempt_id: c for c in map(AttemptRecord.model_validate_json, blobs.values())}
+        return [copies[r.attempt_id] if r.attempt_id in copies and copies[r.attempt_id].updated_at > r.updated_at
+                else r for r in records]
 
     def open_records(self) -> list[AttemptRecord]:
         try:
@@ -165,7 +178,7 @@ class TaskStore:
         except FileNotFoundError:
             return []
         ids = sorted(m.rsplit("/", 1)[-1] for m in markers)
-        return self._load_many([self._record_path(i) for i in ids])
+        return self._newest(self._load_many([self._record_path(i) for i in ids]))
 
 
 class AttemptJournal:
@@ -194,7 +207,8 @@ class AttemptJournal:
             self.record = self.store.save(record)
         except OSError as exc:
             # The provider has the task and we hold its id: go on with it rather than lose it. The outcome's
-            # write records the id; until then the stored record says "intent", which is never resubmitted.
+            # write records the id. Until then readers find it in the open copy if that write got through
+            # (``_newest``), else the record says "intent", which is never resubmitted.
             self.record = record
             log.warning("attempt %s: recording task %s failed (%s: %s); continuing, the outcome will record it",
                         record.attempt_id, snapshot.task_id, type(exc).__name__, exc)

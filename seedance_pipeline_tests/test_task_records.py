@@ -93,3 +93,17 @@ def test_a_failed_write_of_the_task_id_does_not_lose_the_task(flaky, sim, failin
     (record,) = store.for_fingerprint(prepared.fingerprint)
     assert (record.state, record.task_id) == ("succeeded", result.task_id)
     assert store.open_records() == []
+
+
+def test_a_task_id_only_its_open_copy_kept_is_found_again(flaky):
+    """The 'accepted' write reached the open copy but not the record, and the process died: whoever reads
+    the attempt next (the next run's planning, a collect run) sees the task, not an intent to decide on."""
+    store = TaskStore(flaky)
+    prepared = _prepared(flaky)
+    record = store.create(prepared, image="cat", prompt="p", run_id=None, simulated=True)
+    flaky.fail("/tasks/days/")
+    with pytest.raises(OSError):
+        store.save(record.model_copy(update={"state": "accepted", "task_id": "t-7", "poll_url": "https://x/t-7"}))
+    (found,) = store.for_fingerprint(prepared.fingerprint)
+    assert (found.state, found.task_id, found.poll_url) == ("accepted", "t-7", "https://x/t-7")
+    assert (store.load(record.attempt_id).state, store.load(record.attempt_id).task_id) == ("accepted", "t-7")
