@@ -2,8 +2,9 @@
 
 ``probe_video`` decodes every video frame (so a truncated or corrupt file shows up as
 ``decoded_to_end=False``) and demuxes, without decoding, the audio packets to measure the
-audio duration. On request it also returns a small PNG of the first frame, scaled by FFmpeg from
-the frame it decoded anyway. A 4 s 480p clip probes in about 10 ms of CPU (11 ms with the preview).
+audio duration. On request it also returns a small JPEG of the first frame, scaled by FFmpeg from
+the frame it decoded anyway. A 4 s 864x496 clip probes in about 15 ms of CPU on this project's 2-core
+machines (decoding its 96 frames is 14 ms of it); the preview adds about 1 ms.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class VideoProbe:
     audio_duration_s: float | None  # from the audio packets actually demuxed (None without audio)
     size_bytes: int
     decoded_to_end: bool  # every frame decoded without error, as many as the container declares
-    preview_png: bytes | None = None  # the first frame, scaled down (``preview_width``), as a PNG
+    preview_jpeg: bytes | None = None  # the first frame, scaled down (``preview_width``), as a JPEG
 
 
 def looks_like_mp4(head: bytes) -> bool:
@@ -116,7 +117,7 @@ def probe_video(source: VideoSource, *, preview_width: int | None = None) -> Vid
 
     Every video frame is decoded. Raises :class:`VideoProbeError` when the container cannot be
     opened or has no video stream; a file that opens but breaks off or is corrupt part-way gives
-    ``decoded_to_end=False``. With ``preview_width``, ``preview_png`` is the first frame scaled down
+    ``decoded_to_end=False``. With ``preview_width``, ``preview_jpeg`` is the first frame scaled down
     (aspect kept) to at most that width.
     """
     if preview_width is not None and preview_width < 1:
@@ -162,7 +163,7 @@ def _probe_container(container: Any, size_bytes: int, preview_width: int | None)
                     if frames == 1:
                         width, height = frame.width, frame.height
                         if preview_width is not None:
-                            preview = _preview_png(frame, preview_width)
+                            preview = _preview_jpeg(frame, preview_width)
             elif packet.pts is not None:
                 start = packet.pts
                 end = packet.pts + (packet.duration or 0)
@@ -209,15 +210,19 @@ def _probe_container(container: Any, size_bytes: int, preview_width: int | None)
         audio_duration_s=audio_duration,
         size_bytes=size_bytes,
         decoded_to_end=decoded_to_end,
-        preview_png=preview,
+        preview_jpeg=preview,
     )
 
 
-def _preview_png(frame: Any, max_width: int) -> bytes:
-    """``frame`` scaled by FFmpeg (swscale, bilinear) to at most ``max_width`` wide, as a PNG."""
+def _preview_jpeg(frame: Any, max_width: int) -> bytes:
+    """``frame`` scaled by FFmpeg (swscale, bilinear) to at most ``max_width`` wide, as a JPEG.
+
+    JPEG, not PNG: a video frame is a photograph, and the preview is stored base64 in every clip's
+    materialization event. At 320 px: 0.13 ms to encode and 5 KB for a simulator frame, against 2.4 ms and
+    14 KB as a PNG (real footage widens the size gap)."""
     width = min(max_width, frame.width)
     height = max(1, round(frame.height * width / frame.width))
     image = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR").to_image()
     out = io.BytesIO()
-    image.save(out, format="PNG")
+    image.save(out, format="JPEG", quality=85)
     return out.getvalue()

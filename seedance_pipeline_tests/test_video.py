@@ -120,8 +120,8 @@ def test_first_frame_comes_from_the_image(color, dominant):
     others = [mean[i] for i in range(3) if i != dominant]
     assert mean[dominant] > 150 and all(mean[dominant] > o + 100 for o in others), mean
 
-    thumb = Image.open(io.BytesIO(probe_video(data, preview_width=320).preview_png))
-    assert thumb.format == "PNG"
+    thumb = Image.open(io.BytesIO(probe_video(data, preview_width=320).preview_jpeg))
+    assert thumb.format == "JPEG"
     assert thumb.width == 320 and abs(thumb.height - round(320 * 496 / 864)) <= 1
     tmean = _mean_rgb(thumb)
     assert all(tmean[dominant] > tmean[i] + 100 for i in range(3) if i != dominant), tmean
@@ -207,9 +207,9 @@ def test_probe_sources(photo, tmp_path):
     with pytest.raises(TypeError):
         probe_video(12345)  # type: ignore[arg-type]
     preview = probe_video(path, preview_width=100)
-    assert preview.decoded_to_end and Image.open(io.BytesIO(preview.preview_png)).width == 100
-    assert probe_video(path, preview_width=5000).preview_png is not None  # never scaled up
-    assert Image.open(io.BytesIO(probe_video(path, preview_width=5000).preview_png)).width == expected.width
+    assert preview.decoded_to_end and Image.open(io.BytesIO(preview.preview_jpeg)).width == 100
+    assert probe_video(path, preview_width=5000).preview_jpeg is not None  # never scaled up
+    assert Image.open(io.BytesIO(probe_video(path, preview_width=5000).preview_jpeg)).width == expected.width
 
 
 def test_cache_dir_reuses_the_render(photo, tmp_path, monkeypatch):

@@ -341,7 +341,7 @@ async def _probe(storage: SeedanceStorage, clip_path: str, expected: Expected):
 
     try:
         probed = await asyncio.to_thread(probe)
-        return probed, probed.preview_png, evaluate(probed, expected)
+        return probed, probed.preview_jpeg, evaluate(probed, expected)
     except (VideoProbeError, OSError) as exc:
         return None, None, evaluate(None, expected, str(exc))
 
@@ -374,7 +374,7 @@ def _events(it: Item, candidate: Candidate, storage: SeedanceStorage, clip_path:
                          "size": f"{probed.width}x{probed.height}", "has_audio": probed.has_audio,
                          "size_bytes": probed.size_bytes})
     if thumb:
-        metadata["first_frame"] = dg.MetadataValue.md(f"![first frame](data:image/png;base64,{base64.b64encode(thumb).decode()})")
+        metadata["first_frame"] = dg.MetadataValue.md(f"![first frame](data:image/jpeg;base64,{base64.b64encode(thumb).decode()})")
     event = lineage.materialization(
         CLIPS_KEY, it.partition, data_version=None, code_version=CLIPS_CODE_VERSION,
         inputs=it.inputs, metadata=metadata,
