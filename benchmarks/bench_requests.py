@@ -174,8 +174,13 @@ def _figures(name: str, sim: SimProcess, provider: str, n: int, seen: dict[str, 
 def run(quick: bool = False) -> None:
     import logging
 
-    import runpod  # noqa: F401  (it configures logging on import; quiet the HTTP client loggers after)
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    import runpod  # noqa: F401  (it configures the root logger on import: INFO to stderr)
 
+    # Undo that, or every later INFO line of any library (Alembic's migrations in benchmark 5) is printed.
+    root.setLevel(level)
+    root.handlers[:] = handlers
     for name in ("httpx", "httpcore", "urllib3", "runpod"):
         logging.getLogger(name).setLevel(logging.WARNING)
     n = 20

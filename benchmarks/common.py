@@ -11,8 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import contextlib
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,6 +224,7 @@ class ThreadCPU:
         self._start: dict[int, float] = {}
         self._last: dict[int, float] = {}
         self._names: dict[int, str] = {}
+        self._started = False
         self._thread = threading.Thread(target=self._run, name="bench-thread-cpu", daemon=True)
 
     def _sample(self) -> None:
@@ -244,7 +244,6 @@ class ThreadCPU:
             self._sample()
 
     def __enter__(self) -> ThreadCPU:
-        self._started = False
         self._sample()  # threads alive now count from here; threads born later from zero
         self._started = True
         self._thread.start()
@@ -290,7 +289,7 @@ def postmaster_cpu_s(data_dir: str) -> float | None:
         import psutil
 
         for child in psutil.Process(pid).children():
-            with contextlib.suppress(psutil.Error):
+            with suppress(psutil.Error):
                 t = child.cpu_times()
                 total += t.user + t.system
     except Exception:
