@@ -212,8 +212,8 @@ class ThreadCPU:
     Threads are sampled every ``interval_s`` (each sample keeps a thread's latest total, so a thread that
     ends loses at most one interval) and named from ``threading``: the thread that started the sampler
     is Dagster's step thread (it stores every event), ``seedance-clips-*`` is the clips production (our
-    provider I/O, task records and storage writes), ``asyncio_*`` / ``ThreadPoolExecutor-*`` are the
-    workers the production hands probes and planning to.
+    provider I/O), ``asyncio_*`` / ``ThreadPoolExecutor-*`` are the workers the production hands probes,
+    planning and storage writes to.
     """
 
     def __init__(self, interval_s: float = 0.1):

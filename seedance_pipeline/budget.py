@@ -13,6 +13,7 @@ a demo never eats a production day's budget.
 from __future__ import annotations
 
 import os
+import threading
 
 import dagster as dg
 
@@ -69,25 +70,34 @@ class SpendGuard:
         self.store, self.per_run_usd, self.per_day_usd = store, per_run_usd, per_day_usd
         self.run_usd = 0.0
         self._day_cache: dict[str, tuple[str, AttemptRecord]] = {}  # path -> (stamp, record)
+        # Journals call in from worker threads: each check-then-commit is one step, or two clips could
+        # both pass on the same last dollars. Held by the journal around writing an intent and admitting it.
+        self.lock = threading.RLock()
+
+    @property
+    def limited(self) -> bool:
+        return self.per_run_usd is not None or self.per_day_usd is not None
 
     def admit(self, record: AttemptRecord) -> None:
-        usd = committed_usd(record)
-        if self.per_run_usd is not None and self.run_usd + usd > self.per_run_usd + 1e-9:
-            raise OverBudget(
-                f"over the per-run budget: ${usd:.4f} for this clip + ${self.run_usd:.4f} already committed by this "
-                f"run > ${self.per_run_usd:.2f} ({PER_RUN_ENV} or the run's budget_usd); nothing was sent")
-        if self.per_day_usd is not None:
-            day_usd = self.day_usd(record)
-            if day_usd > self.per_day_usd + 1e-9:
-                kind = "simulated" if record.simulated else "real"
+        with self.lock:
+            usd = committed_usd(record)
+            if self.per_run_usd is not None and self.run_usd + usd > self.per_run_usd + 1e-9:
                 raise OverBudget(
-                    f"over the daily budget for {record.day} (UTC): ${day_usd:.4f} committed by {kind} attempts today "
-                    f"(in flight or charged, this clip's ${usd:.4f} included) > ${self.per_day_usd:.2f} ({PER_DAY_ENV}); "
-                    "nothing was sent")
-        self.run_usd += usd
+                    f"over the per-run budget: ${usd:.4f} for this clip + ${self.run_usd:.4f} already committed by "
+                    f"this run > ${self.per_run_usd:.2f} ({PER_RUN_ENV} or the run's budget_usd); nothing was sent")
+            if self.per_day_usd is not None:
+                day_usd = self.day_usd(record)
+                if day_usd > self.per_day_usd + 1e-9:
+                    kind = "simulated" if record.simulated else "real"
+                    raise OverBudget(
+                        f"over the daily budget for {record.day} (UTC): ${day_usd:.4f} committed by {kind} attempts "
+                        f"today (in flight or charged, this clip's ${usd:.4f} included) > ${self.per_day_usd:.2f} "
+                        f"({PER_DAY_ENV}); nothing was sent")
+            self.run_usd += usd
 
     def release(self, record: AttemptRecord) -> None:
-        self.run_usd = max(0.0, self.run_usd - committed_usd(record))
+        with self.lock:
+            self.run_usd = max(0.0, self.run_usd - committed_usd(record))
 
     def day_usd(self, record: AttemptRecord) -> float:
         """Committed on ``record``'s UTC day by attempts as real (or as simulated) as it, from storage."""

@@ -7,6 +7,7 @@ outcome at the end), so a crash at any point can be resumed from the record.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -128,7 +129,9 @@ def prepare(adapter: ProviderAdapter, req: GenerationRequest, *, presign: Presig
 
 
 class Journal(Protocol):
-    """Write-ahead record of one attempt. Each call must be durable before it returns."""
+    """Write-ahead record of one attempt. Each call must be durable before it returns. Calls are made on a
+    worker thread (storage may be an object store: its writes must not stall the other clips' I/O), one
+    at a time per attempt."""
 
     def intent(self, prepared: PreparedRequest) -> None: ...
     def accepted(self, prepared: PreparedRequest, snapshot: TaskSnapshot) -> None: ...
@@ -183,11 +186,11 @@ async def generate_clip(
             t_slot = time.monotonic()
             if resume is None:
                 if journal:
-                    journal.intent(prepared)
+                    await asyncio.to_thread(journal.intent, prepared)  # durable before the POST leaves
                 snap = await client.submit(prepared.wire)
                 timings["submit_s"] = time.monotonic() - t0
                 if journal:
-                    journal.accepted(prepared, snap)
+                    await asyncio.to_thread(journal.accepted, prepared, snap)
             else:
                 snap = resume
             snap = await client.wait(snap, started_at=t_slot, on_update=on_update)
@@ -217,8 +220,8 @@ async def generate_clip(
         )
     except Exception as exc:
         if journal:
-            journal.finished(prepared, None, exc)
+            await asyncio.to_thread(journal.finished, prepared, None, exc)
         raise
     if journal:
-        journal.finished(prepared, result, None)
+        await asyncio.to_thread(journal.finished, prepared, result, None)
     return result

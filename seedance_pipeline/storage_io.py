@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import fsspec
 
@@ -47,6 +48,22 @@ def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
             fh.closed = True
         raise
     fh.close()
+
+
+@asynccontextmanager
+async def atomic_writer_async(fs: fsspec.AbstractFileSystem, path: str) -> AsyncIterator:
+    """``atomic_writer`` for a coroutine: opening and finishing (the upload on an object store, the close
+    and rename on a local folder) run on a worker thread, so the event loop's other I/O goes on meanwhile.
+    Writes to the handle stay on the caller's thread: they only fill the handle's buffer."""
+    writer = atomic_writer(fs, path)
+    fh = await asyncio.to_thread(writer.__enter__)
+    try:
+        yield fh
+    except BaseException as exc:
+        if not await asyncio.to_thread(writer.__exit__, type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        await asyncio.to_thread(writer.__exit__, None, None, None)
 
 
 def atomic_copy(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:

@@ -193,10 +193,14 @@ class AttemptJournal:
 
     def intent(self, prepared: PreparedRequest) -> None:
         """Durable before the submit POST; it is also the budget reservation (``OverBudget`` stops the submit)."""
-        self.record = self.store.create(prepared, image=self.image, prompt=self.prompt, run_id=self.run_id,
-                                        simulated=self.simulated)
-        if self.guard is not None:
-            self.guard.admit(self.record)
+        # Under a budget, one reservation at a time per run: each intent's check sees every earlier intent
+        # of the run, and none that is still being written.
+        limited = self.guard is not None and self.guard.limited
+        with self.guard.lock if limited else contextlib.nullcontext():
+            self.record = self.store.create(prepared, image=self.image, prompt=self.prompt, run_id=self.run_id,
+                                            simulated=self.simulated)
+            if self.guard is not None:
+                self.guard.admit(self.record)
 
     def accepted(self, prepared: PreparedRequest, snapshot: TaskSnapshot) -> None:
         assert self.record is not None

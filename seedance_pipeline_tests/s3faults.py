@@ -15,6 +15,7 @@ from __future__ import annotations
 import http.client
 import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -24,10 +25,12 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 
 class S3FaultProxy:
-    def __init__(self, upstream: str, *, burst_probability: float = 0.0, burst_len: int = 6, seed: int = 0):
+    def __init__(self, upstream: str, *, burst_probability: float = 0.0, burst_len: int = 6, seed: int = 0,
+                 latency_s: float = 0.0):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port or 80)
         self.burst_probability, self.burst_len = burst_probability, burst_len
+        self.latency_s = latency_s  # added to every request: a real S3 round trip, which loopback lacks
         self._rng = random.Random(f"{seed}:s3")
         self._lock = threading.Lock()
         self._left = 0
@@ -55,6 +58,8 @@ class S3FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()
+                if proxy.latency_s:
+                    time.sleep(proxy.latency_s)
                 write = self.command in ("PUT", "POST")
                 fault = proxy._fault() if write else None
                 if fault is not None:

@@ -145,7 +145,7 @@ async def _produce_all(ready: list[Item], providers: SeedanceProviders, storage:
     run = _Run(run_id, RelayLog(send))
     used = sorted({c.provider for it in ready for c in it.candidates})
     async with providers.clients(used, logger=run.log) as clients:
-        plans = await asyncio.gather(*(asyncio.to_thread(_plan_production, storage, store, it) for it in ready))
+        plans = await asyncio.gather(*(asyncio.to_thread(_plan_production, storage, store, it, run_id) for it in ready))
         plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
         tasks = [asyncio.ensure_future(_produce(run, plan, clients, storage, store, guard)) for plan in plans]
         try:
@@ -193,7 +193,7 @@ class Production:
     kept: str | None = None  # where the clip a changed request replaces was kept
 
 
-def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item) -> Production:
+def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item, run_id: str) -> Production:
     attempts = attempts_by_fingerprint(store, it)
     if it.record is None:
         reuse = find_reusable(storage, it, attempts)
@@ -204,8 +204,15 @@ def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item) -> Pr
     except ItemFailed as exc:
         return Production(it, blocked=str(exc))
     first = opened[0] if opened else it.candidates[0]
-    if opened and owner_alive(opened[1].owner) is False:
-        storage.remove_partials(storage.clip_path(it.prompt, it.image))  # a download its dead owner left half-done
+    if opened:
+        if owner_alive(opened[1].owner) is False:
+            storage.remove_partials(storage.clip_path(it.prompt, it.image))  # a download its dead owner left half-done
+        try:
+            # This process takes the attempt over (owner and run) before any clip starts, so no sensor collects
+            # it twice, and its poll need not wait for a write once the slots are handed out.
+            opened = (opened[0], store.save(opened[1].model_copy(update={"run_id": run_id})))
+        except OSError as exc:
+            return Production(it, blocked=_storage_error(it, exc))
     return Production(it, opened=opened, kept=keep_current_version(storage, it.prompt, it.image, first.prepared.fingerprint))
 
 
@@ -237,8 +244,11 @@ async def _produce(run: _Run, plan: Production, clients: dict, storage: Seedance
     try:
         return await _produce_one(run, plan, clients, storage, store, guard)
     except OSError as exc:
-        raise ItemFailed(f"{plan.item.where}: storage error ({type(exc).__name__}: {exc}); its task record keeps "
-                         "what is known; run again") from None
+        raise ItemFailed(_storage_error(plan.item, exc)) from None
+
+
+def _storage_error(it: Item, exc: OSError) -> str:
+    return f"{it.where}: storage error ({type(exc).__name__}: {exc}); its task record keeps what is known; run again"
 
 
 async def _produce_one(run: _Run, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
@@ -258,8 +268,8 @@ async def _produce_one(run: _Run, plan: Production, clients: dict, storage: Seed
         journal = AttemptJournal(store, image=it.image, prompt=it.prompt, run_id=run.run_id, simulated=candidate.simulated,
                                  guard=guard)
         resume = None
-        if opened:  # this process takes the attempt over (owner and run), so no sensor collects it twice
-            journal.record = store.save(opened[1].model_copy(update={"run_id": run.run_id}))
+        if opened:  # taken over by this process and run when it was planned
+            journal.record = opened[1]
             resume = TaskSnapshot(task_id=opened[1].task_id, state=TaskState.RUNNING, poll_url=opened[1].poll_url)
             run.log.info(f"{it.where}: resuming {provider} task {opened[1].task_id} from attempt "
                              f"{opened[1].attempt_id} (no new submit)")
@@ -301,7 +311,7 @@ async def _store(it: Item, candidate: Candidate, storage: SeedanceStorage, resul
         "attempt_id": journal.record.attempt_id if journal.record else None,
         "checks": {name: passed for name, (passed, _) in results.items()}, "passed_over": passed_over,
     }
-    storage.write_bytes(storage.sidecar_path(it.prompt, it.image), json.dumps(sidecar, indent=1, sort_keys=True).encode())
+    await _write_sidecar(storage, it, sidecar)
     return _events(it, candidate, storage, clip_path, sidecar, probed, thumb, results, outcome="generated",
                    source_url=result.source_url)
 
@@ -315,12 +325,18 @@ async def _reuse(run: _Run, it: Item, storage: SeedanceStorage, store: TaskStore
         run.log.info(f"{it.where}: same request as the stored {storage.ref(reuse.copy_from)}; copying it (no provider request)")
         await asyncio.to_thread(storage.copy, reuse.copy_from, clip_path)
         sidecar.update(image=it.image, prompt=it.prompt, copied_from=storage.ref(reuse.copy_from))
-        storage.write_bytes(storage.sidecar_path(it.prompt, it.image), json.dumps(sidecar, indent=1, sort_keys=True).encode())
+        await _write_sidecar(storage, it, sidecar)
     prepared = reuse.candidate.prepared
-    store.create(prepared, image=it.image, prompt=it.prompt, run_id=run.run_id,
-                 simulated=reuse.candidate.simulated, state="reused", output=clip_path, task_id=sidecar.get("task_id"))
+    await asyncio.to_thread(functools.partial(
+        store.create, prepared, image=it.image, prompt=it.prompt, run_id=run.run_id,
+        simulated=reuse.candidate.simulated, state="reused", output=clip_path, task_id=sidecar.get("task_id")))
     probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
     return _events(it, reuse.candidate, storage, clip_path, sidecar, probed, thumb, results, outcome="reused")
+
+
+async def _write_sidecar(storage: SeedanceStorage, it: Item, sidecar: dict) -> None:
+    data = json.dumps(sidecar, indent=1, sort_keys=True).encode()
+    await asyncio.to_thread(storage.write_bytes, storage.sidecar_path(it.prompt, it.image), data)
 
 
 def _expected(prepared) -> Expected:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from ..errors import (
     AcceptanceUnknown, DownloadFailed, PollTimeout, ProviderError, ProviderUnavailable, SubmitRejected,
 )
-from ..storage_io import atomic_writer
+from ..storage_io import atomic_writer_async
 from ..video import looks_like_mp4
 from .base import ProviderAdapter, WireReply, WireRequest, relative_path
 from .states import TaskSnapshot, TaskState
@@ -416,7 +416,7 @@ class ProviderClient:
         s = self.settings
         size = 0
         head = b""
-        with atomic_writer(fs, path) as fh:
+        async with atomic_writer_async(fs, path) as fh:
             try:
                 async for chunk in resp.aiter_bytes(s.download_chunk_bytes):
                     if len(head) < 12:
