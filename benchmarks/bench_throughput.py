@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,8 @@ import time
 from pathlib import Path
 
 from .common import (
-    SimProcess, ThreadCPU, cpu_s, loadavg, png, postmaster_cpu_s, prompt_yaml, quiet_dagster, report, sim_config,
+    SimProcess, ThreadCPU, cpu_s, die_with_parent, loadavg, png, postmaster_cpu_s, prompt_yaml, quiet_dagster, report,
+    sim_config,
 )
 
 PROVIDER = "novita"  # accepts images as data URIs: no image hosting in the measured path
@@ -133,19 +135,70 @@ def postgres_instance(tmp: str):
         subprocess.run([*as_pg, f"{PG_BIN}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
 
 
-def one_run(n: int, latency: float, cap: int, *, profile: str | None = None, instance_kind: str = "sqlite") -> dict:
+S3_LATENCY_S = 0.03  # added to every S3 request: a real S3 round trip, which a server on loopback lacks
+
+
+@contextlib.contextmanager
+def _storage(kind: str, tmp: str):
+    """``local``: a folder. ``s3``: moto's S3 server behind ``S3FaultProxy`` adding ``S3_LATENCY_S`` to every
+    request, each in a process of its own (their CPU is not ours), stopped afterwards."""
+    from seedance_pipeline.storage import SeedanceStorage
+
+    if kind == "local":
+        yield SeedanceStorage(url=str(Path(tmp) / "storage"))
+        return
+    import boto3
+
+    from .common import free_port
+
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    port = free_port()
+    moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    proxy = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom seedance_pipeline_tests.s3faults import S3FaultProxy\n"
+         "print(S3FaultProxy(sys.argv[1], latency_s=float(sys.argv[2])).url, flush=True)\ntime.sleep(86400)",
+         f"http://127.0.0.1:{port}", str(S3_LATENCY_S)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1], preexec_fn=die_with_parent)
+    try:
+        endpoint = proxy.stdout.readline().strip()
+        deadline = time.monotonic() + 30
+        while True:  # moto's server takes a moment to listen
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
+        yield SeedanceStorage(url="s3://bench/storage", endpoint_url=endpoint)
+    finally:
+        for proc in (proxy, moto):
+            proc.terminate()
+            proc.wait()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def one_run(n: int, latency: float, cap: int, *, profile: str | None = None, instance_kind: str = "sqlite",
+            storage_kind: str = "local") -> dict:
     """N clips in one clips_job run; returns wall, cpu, requests."""
 
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.provider_resource import SeedanceProviders
     from seedance_pipeline.refresh import clip_range_tags, range_tags
-    from seedance_pipeline.storage import SeedanceStorage
 
     with tempfile.TemporaryDirectory(prefix="seedance-bench1-") as tmp, quiet_dagster(), \
             SimProcess(sim_config(latency, max_concurrency=cap, providers=(PROVIDER,))) as sim, \
-            _instance(instance_kind, tmp) as (instance, server_cpu_s):
+            _instance(instance_kind, tmp) as (instance, server_cpu_s), _storage(storage_kind, tmp) as storage:
         root = Path(tmp)
-        storage = SeedanceStorage(url=str(root / "storage"))
         images, _ = _setup(root, n, instance, storage)
         providers = SeedanceProviders(simulator_url=sim.base_url, simulator_latency_s=latency,
                                       max_in_flight={PROVIDER: cap})
@@ -271,24 +324,27 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
     latency, cap = 2.0, 20
     sizes = [50, 200] if quick else [50, 200, 1000]
     print(f"[1] throughput vs ideal N*L/C, L={latency:g} s, C={cap}, one clips_job run per N, SQLite instance "
-          f"(the embedded default) and, full mode, PostgreSQL (production); {loadavg()}", flush=True)
+          f"(the embedded default); full mode also PostgreSQL (production) and S3 storage; {loadavg()}", flush=True)
     cpu_per_clip = []
-    runs = [(n, "sqlite") for n in sizes]
+    runs = [(n, "sqlite", "local") for n in sizes]
     if not quick or diagnostics:
         if postgres_available():
-            runs.append((200, "postgres"))
+            runs.append((200, "postgres", "local"))
         else:
             print("    (PostgreSQL run skipped: needs Debian's postgresql and dagster-postgres)", flush=True)
+        runs.append((100, "sqlite", "s3"))  # the production storage, where round trips matter
     if diagnostics:  # --diagnostics: the same N=200 on Dagster's in-memory instance
-        runs.append((200, "memory"))
-    for n, kind in runs:
-        prof = os.path.join(profile_dir, f"bench1_{kind}_n{n}.txt") if profile_dir else None
-        r = one_run(n, latency, cap, profile=prof, instance_kind=kind)
+        runs.append((200, "memory", "local"))
+    for n, kind, storage_kind in runs:
+        prof = os.path.join(profile_dir, f"bench1_{kind}_{storage_kind}_n{n}.txt") if profile_dir else None
+        r = one_run(n, latency, cap, profile=prof, instance_kind=kind, storage_kind=storage_kind)
         ideal = n * latency / cap
         good = r["ok"] and r["stored"] == n and r["checks_passed"] == 2 * n
         target = ">= 0.85" if n >= 200 and kind != "memory" else None
         label = {"sqlite": f"N={n}", "memory": f"N={n}, in-memory instance (diagnostic)",
                  "postgres": f"N={n}, PostgreSQL instance"}[kind]
+        if storage_kind == "s3":
+            label += f", S3 storage (moto + {S3_LATENCY_S * 1000:.0f} ms per request)"
         report("1", f"ideal/actual {label}", ideal / r["wall"], "", target,
                note=f"wall {r['wall']:.1f} s vs ideal {ideal:.1f} s; {r['stored']}/{n} stored, "
                     f"{r['checks_passed']}/{2 * n} checks passed{'' if good else ' (INCOMPLETE)'}; "

@@ -85,7 +85,7 @@ def sim_config(latency_min_s: float, latency_max_s: float | None = None, *, max_
             "render_cache_dir": cache}
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Linux: the simulator gets SIGTERM when the benchmark process dies (no orphans after a kill)."""
     try:
         import ctypes
@@ -108,7 +108,7 @@ class SimProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from seedance_pipeline.cli import main; main()", "simulate",
              "--host", "127.0.0.1", "--port", str(self.port), "--config", self._config_path],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -237,7 +237,11 @@ class ThreadCPU:
             if cpu is not None:
                 self._last[tid] = cpu
                 self._start.setdefault(tid, cpu if not self._started else 0.0)
-                self._names.setdefault(tid, names.get(tid, "?"))
+                # A new thread can be in /proc before ``threading`` lists it: keep the name once it is known.
+                if tid in names:
+                    self._names[tid] = names[tid]
+                else:
+                    self._names.setdefault(tid, "?")
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):

@@ -63,3 +63,17 @@ def test_one_multi_partition_run_is_measured():
     threads = r["threads"]
     assert threads["dagster"] > 0 and threads["production"] > 0 and threads["workers"] > 0, threads
     assert sum(threads.values()) <= r["cpu"] + 0.1 * len(threads), (threads, r["cpu"])
+
+
+def test_a_run_on_s3_with_round_trips_is_measured():
+    """Benchmark 1's S3 row: moto's server and the latency proxy start in processes of their own, the run
+    stores every clip through them, and both are gone afterwards."""
+    out = _run(["-c", "from benchmarks.bench_throughput import one_run; import json; "
+                      "print(json.dumps(one_run(10, 1.0, 10, storage_kind='s3')))"], timeout=300)
+    import json
+
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["ok"] and r["stored"] == 10 and r["checks_passed"] == 20 and r["submit"] == 10
+    assert r["wall"] >= 10 * 1.0 / 10
+    leftover = subprocess.run(["pgrep", "-f", "moto_server|S3FaultProxy"], capture_output=True, text=True).stdout
+    assert leftover.strip() == "", leftover
