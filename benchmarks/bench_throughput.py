@@ -360,8 +360,9 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
         server = r["server_cpu"] or 0.0
         per = {role: threads.get(role, 0.0) / n * 1000 for role in ("dagster", "production", "workers", "other")}
         parts = (f"Dagster's step thread (run and event storage) {per['dagster']:.1f}, clips production thread "
-                 f"(provider I/O, task records, storage) {per['production']:.1f}, worker threads (probes decoding "
-                 f"every frame, planning) {per['workers']:.1f}, other threads {per['other']:.1f}"
+                 f"(provider I/O) {per['production']:.1f}, worker threads (probes decoding every frame, planning, "
+                 f"task-record and storage writes) {per['workers']:.1f}, other threads (on S3: fsspec's I/O loop) "
+                 f"{per['other']:.1f}"
                  + (f", PostgreSQL server {server / n * 1000:.1f}" if r["server_cpu"] is not None else ""))
         report("3", f"CPU per clip {label}", (ours + server) / n * 1000, "ms", "<= 30" if kind != "memory" else None,
                note=f"ms per clip: {parts}; {ours + server:.1f} s CPU for {n} clips in {r['wall']:.1f} s wall; "
