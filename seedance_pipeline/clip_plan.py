@@ -136,9 +136,10 @@ class ImageLoader:
         if not paths:
             return
         blobs = self.storage.fs.cat(list(paths), on_error="omit")
-        for path, data in blobs.items():
-            with contextlib.suppress(InvalidRequest):  # raised again, naming the field, when the item asks
-                self._loaded[paths[path]] = inspect_image(path, data)
+        for path, key in paths.items():
+            if path in blobs:
+                with contextlib.suppress(InvalidRequest):  # raised again, naming the field, when the item asks
+                    self._loaded[key] = inspect_image(path, blobs[path])
 
     def __call__(self, key: str, field_name: str = "image") -> ImageData:
         if key not in self._loaded:
