@@ -25,12 +25,11 @@ runs, half alive (STARTED) and half finished (FAILURE), so half the records are 
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 import time
 from pathlib import Path
 
-from .common import loadavg, quiet_dagster, report
+from .common import dummy_aws_env, loadavg, quiet_dagster, report
 
 
 def _write_local(root: Path, n_images: int, n_prompts: int) -> None:
@@ -88,11 +87,7 @@ def _tick(sensor, instance, storage, defs, cursor=None):
 def _s3_storage():
     from seedance_pipeline.storage import SeedanceStorage
 
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with dummy_aws_env():
         import logging
 
         import boto3
@@ -108,12 +103,6 @@ def _s3_storage():
             yield SeedanceStorage(url="s3://bench/storage", endpoint_url=endpoint)
         finally:
             server.stop()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def storage_sensor_figures(label: str, storage, n_images: int, n_prompts: int, steady_instance, quick: bool) -> None:

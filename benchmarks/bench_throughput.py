@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 from .common import (
-    SimProcess, ThreadCPU, cpu_s, die_with_parent, loadavg, png, postmaster_cpu_s, prompt_yaml, quiet_dagster, report,
-    sim_config,
+    SimProcess, ThreadCPU, cpu_s, die_with_parent, dummy_aws_env, loadavg, png, postmaster_cpu_s, prompt_yaml,
+    quiet_dagster, report, sim_config,
 )
 
 PROVIDER = "novita"  # accepts images as data URIs: no image hosting in the measured path
@@ -151,40 +151,33 @@ def _storage(kind: str, tmp: str):
 
     from .common import free_port
 
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    port = free_port()
-    moto = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
-    proxy = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom seedance_pipeline_tests.s3faults import S3FaultProxy\n"
-         "print(S3FaultProxy(sys.argv[1], latency_s=float(sys.argv[2])).url, flush=True)\ntime.sleep(86400)",
-         f"http://127.0.0.1:{port}", str(S3_LATENCY_S)],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1], preexec_fn=die_with_parent)
-    try:
-        endpoint = proxy.stdout.readline().strip()
-        deadline = time.monotonic() + 30
-        while True:  # moto's server takes a moment to listen
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
-        yield SeedanceStorage(url="s3://bench/storage", endpoint_url=endpoint)
-    finally:
-        for proc in (proxy, moto):
-            proc.terminate()
-            proc.wait()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with dummy_aws_env():
+        port = free_port()
+        moto = subprocess.Popen(
+            [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+        proxy = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time\nfrom seedance_pipeline_tests.s3faults import S3FaultProxy\n"
+             "print(S3FaultProxy(sys.argv[1], latency_s=float(sys.argv[2])).url, flush=True)\ntime.sleep(86400)",
+             f"http://127.0.0.1:{port}", str(S3_LATENCY_S)],
+            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1], preexec_fn=die_with_parent)
+        try:
+            endpoint = proxy.stdout.readline().strip()
+            deadline = time.monotonic() + 30
+            while True:  # moto's server takes a moment to listen
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
+            yield SeedanceStorage(url="s3://bench/storage", endpoint_url=endpoint)
+        finally:
+            for proc in (proxy, moto):
+                proc.terminate()
+                proc.wait()
 
 
 def one_run(n: int, latency: float, cap: int, *, profile: str | None = None, instance_kind: str = "sqlite",
