@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import dummy_aws_env, loadavg, quiet_dagster, report
+from .common import loadavg, quiet_dagster, report
 
 
 def _write_local(root: Path, n_images: int, n_prompts: int) -> None:
@@ -86,8 +86,9 @@ def _tick(sensor, instance, storage, defs, cursor=None):
 @contextlib.contextmanager
 def _s3_storage():
     from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline_tests.s3server import dummy_aws_environ
 
-    with dummy_aws_env():
+    with dummy_aws_environ():
         import logging
 
         import boto3

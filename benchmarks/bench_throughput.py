@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from .common import (
-    SimProcess, ThreadCPU, cpu_s, die_with_parent, dummy_aws_env, loadavg, png, postmaster_cpu_s, prompt_yaml,
+    SimProcess, ThreadCPU, cpu_s, die_with_parent, loadavg, png, postmaster_cpu_s, prompt_yaml,
     quiet_dagster, report, sim_config,
 )
 
@@ -149,9 +149,11 @@ def _storage(kind: str, tmp: str):
         return
     import boto3
 
+    from seedance_pipeline_tests.s3server import dummy_aws_environ
+
     from .common import free_port
 
-    with dummy_aws_env():
+    with dummy_aws_environ():
         port = free_port()
         moto = subprocess.Popen(
             [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],

@@ -300,19 +300,3 @@ def postmaster_cpu_s(data_dir: str) -> float | None:
         pass
     return total
 
-
-@contextmanager
-def dummy_aws_env():
-    """Dummy credentials for a local S3 server (moto) in this process's environment, restored afterwards."""
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_EC2_METADATA_DISABLED": "true"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v

@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import re
 import tempfile
 import time
@@ -374,26 +373,15 @@ def format_table(r: CampaignResult) -> str:
 @contextlib.contextmanager
 def _s3_storage(cfg: CampaignConfig):
     from .s3faults import S3FaultProxy
-    from .s3server import CLEARED_ENV, DUMMY_ENV, moto_server
+    from .s3server import dummy_aws_environ, moto_server
 
-    saved = {k: os.environ.get(k) for k in (*CLEARED_ENV, *DUMMY_ENV, "AWS_EC2_METADATA_DISABLED")}
-    for k in CLEARED_ENV:
-        os.environ.pop(k, None)
-    os.environ.update({**DUMMY_ENV, "AWS_EC2_METADATA_DISABLED": "true"})
-    try:
-        with moto_server() as url:
-            import boto3
+    with dummy_aws_environ(), moto_server() as url:
+        import boto3
 
-            bucket = f"campaign-{uuid.uuid4().hex[:10]}"
-            boto3.client("s3", endpoint_url=url).create_bucket(Bucket=bucket)
-            with S3FaultProxy(url, burst_probability=0.0, seed=cfg.seed) as proxy:
-                yield SeedanceStorage(url=f"s3://{bucket}/campaign", endpoint_url=proxy.url), proxy
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        bucket = f"campaign-{uuid.uuid4().hex[:10]}"
+        boto3.client("s3", endpoint_url=url).create_bucket(Bucket=bucket)
+        with S3FaultProxy(url, burst_probability=0.0, seed=cfg.seed) as proxy:
+            yield SeedanceStorage(url=f"s3://{bucket}/campaign", endpoint_url=proxy.url), proxy
 
 
 def run_campaign(cfg: CampaignConfig) -> CampaignResult:

@@ -8,6 +8,7 @@ Credentials are dummies set per test, and nothing from the machine's AWS config 
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,25 @@ from seedance_pipeline.storage import SeedanceStorage
 DUMMY_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 CLEARED_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
                "AWS_REGION")
+
+
+@contextmanager
+def dummy_aws_environ() -> Iterator[None]:
+    """This process's environment with dummy credentials for a local S3 server and none of the machine's
+    AWS settings, restored afterwards (for code outside pytest's monkeypatch: the campaign, benchmarks)."""
+    names = (*CLEARED_ENV, *DUMMY_ENV, "AWS_EC2_METADATA_DISABLED")
+    saved = {k: os.environ.get(k) for k in names}
+    for k in CLEARED_ENV:
+        os.environ.pop(k, None)
+    os.environ.update({**DUMMY_ENV, "AWS_EC2_METADATA_DISABLED": "true"})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 @contextmanager
