@@ -181,19 +181,21 @@ async def generate_clip(
     timings: dict[str, float] = {}
     try:
         async with client.slot():
-            # The poll schedule counts from here: time spent waiting for a slot is not task time (counted
-            # from t0, a clip that queued 200 s behind the cap was first polled up to 30 s after submit).
-            t_slot = time.monotonic()
+            # The poll schedule counts from when the task starts: neither the wait for a slot (counted from
+            # t0, a clip that queued 200 s behind the cap was first polled up to 30 s after submit) nor the
+            # intent's write is task time, and the write's jitter would blur the durations it learns.
+            t_start = time.monotonic()
             if resume is None:
                 if journal:
                     await asyncio.to_thread(journal.intent, prepared)  # durable before the POST leaves
+                t_start = time.monotonic()
                 snap = await client.submit(prepared.wire)
                 timings["submit_s"] = time.monotonic() - t0
                 if journal:
                     await asyncio.to_thread(journal.accepted, prepared, snap)
             else:
                 snap = resume
-            snap = await client.wait(snap, started_at=t_slot, on_update=on_update)
+            snap = await client.wait(snap, started_at=t_start, on_update=on_update)
             timings["task_s"] = time.monotonic() - t0
         if snap.state is not TaskState.SUCCEEDED:
             raise TaskFailed(client.provider, client.redact(snap.error or snap.raw_status), task_id=snap.task_id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 
 import pytest
 from PIL import Image
@@ -11,7 +10,7 @@ from seedance_pipeline import pricing
 from seedance_pipeline.errors import InvalidRequest
 from seedance_pipeline.generation import build_request, prepare
 from seedance_pipeline.providers import PROVIDERS, get_adapter
-from seedance_pipeline.providers.engine import ClientSettings, PollSchedule, parse_retry_after
+from seedance_pipeline.providers.engine import parse_retry_after
 
 
 def write_image(path, size=(800, 450), fmt="PNG", color=(200, 120, 40)):
@@ -155,40 +154,3 @@ def test_retry_after_seconds_and_http_date():
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == pytest.approx(10.0)
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
-
-
-def test_poll_schedule_bounds_detection_delay():
-    sched = PollSchedule(ClientSettings(expected_latency_s=60, poll_growth=0.15))
-    assert sched.next_delay(0, None) == pytest.approx(54)
-    assert sched.next_delay(80, None) == pytest.approx(12)  # 15 % of elapsed
-    assert sched.next_delay(30, 20) == 20  # provider ETA wins
-    sched.observe(5.0)
-    assert sched.next_delay(0, None) == pytest.approx(4.5)  # learned from completed tasks
-    sched.observe(4.4, running_at_s=3.6)  # finished somewhere between 3.6 s and 4.4 s: 4.0 is learned
-    assert sched.next_delay(0, None) == pytest.approx(3.6)
-
-
-def test_poll_floor_scales_down_for_short_tasks():
-    """A 1 s floor would add up to 50 % detection delay to 2 s tasks; it never exceeds 15 % of expected."""
-    short = PollSchedule(ClientSettings(expected_latency_s=2.0, poll_growth=0.15, min_poll_interval_s=1.0))
-    assert short.next_delay(1.9, None) == pytest.approx(0.3)
-    assert short.next_delay(0.0, 0.01) == pytest.approx(0.3)  # an ETA of almost nothing still waits the floor
-    minutes = PollSchedule(ClientSettings(expected_latency_s=60, min_poll_interval_s=1.0))
-    assert minutes.next_delay(54.5, None) == pytest.approx(0.15 * 54.5)  # unchanged for minute-long tasks
-    assert minutes.floor_s == 1.0
-
-
-def test_requests_per_task_and_detection_delay_over_realistic_durations():
-    """Walk the schedule over 60..120 s tasks: average polls <= 6, delay <= 15 % of duration."""
-    settings = ClientSettings(expected_latency_s=60)
-    polls, worst = [], 0.0
-    for duration in range(60, 121, 5):
-        sched, t, n = PollSchedule(settings), 0.0, 0
-        while t < duration:
-            t += sched.next_delay(t, None)
-            n += 1
-        polls.append(n)
-        worst = max(worst, (t - duration) / duration)
-    assert sum(polls) / len(polls) <= 6
-    assert worst <= 0.15
-    _ = io  # keep import for image helpers

@@ -9,7 +9,8 @@ Rules (DESIGN.md principle 2, providers.md §8.4-8.6):
 - At most ``max_in_flight`` tasks per provider client are between submit and a terminal state.
 - Polling starts near the expected duration (provider ETA, else what this client has seen, else the
   configured prior) and then polls at a fixed fraction of the elapsed time, so detection delay stays a
-  bounded share of the task's duration and requests per task stay few.
+  bounded share of the task's duration and requests per task stay few. Where the durations seen are
+  tightly clustered, it polls at the cluster's percentiles instead (``PollSchedule``).
 """
 
 from __future__ import annotations
@@ -115,20 +116,43 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 class PollSchedule:
-    """When to ask again. Pure arithmetic; the engine sleeps."""
+    """When to ask again. Pure arithmetic; the engine sleeps.
+
+    Two regimes, chosen from the durations this client has learned (the last 50):
+    - broad (or fewer than ``TIGHT_MIN_SAMPLES`` learned): first poll at 90 % of the shortest duration seen
+      (the configured prior before any), then every ``poll_growth`` of the elapsed time;
+    - tight, when the middle 80 % of the learned durations fits within one growth step of their median
+      (a batch of one shape at one provider): polls at their 10th, 50th and 90th percentiles, then growth.
+      A fixed-duration workload is then noticed within half the cluster's width, in about two polls,
+      where the broad rule lands one poll early and the next a whole growth step late.
+    """
+
+    TIGHT_MIN_SAMPLES = 5
+    TIGHT_QUANTILES = (0.1, 0.5, 0.9)
 
     def __init__(self, settings: ClientSettings):
         self.settings = settings
         self._seen: deque[float] = deque(maxlen=50)
+        self._tight: tuple[float, ...] | None = None
 
     def observe(self, done_by_s: float, running_at_s: float | None = None) -> None:
         """A task was seen finished ``done_by_s`` after it started, and still running at ``running_at_s``.
 
         Its duration lies between the two, so the midpoint is learned: learning ``done_by_s`` (when we
         noticed) would add our own detection delay to every later first poll, which then lands just
-        before the task ends and the next one a whole interval after.
+        before the task ends and the next one a whole interval after. Seen finished at the first poll,
+        it may have taken much less: 90 % of ``done_by_s`` is learned, so a provider that got faster
+        moves the first poll earlier instead of holding it where tasks used to end.
         """
-        self._seen.append(done_by_s if running_at_s is None else (running_at_s + done_by_s) / 2)
+        self._seen.append(0.9 * done_by_s if running_at_s is None else (running_at_s + done_by_s) / 2)
+        self._tight = self._cluster()
+
+    def _cluster(self) -> tuple[float, ...] | None:
+        if len(self._seen) < self.TIGHT_MIN_SAMPLES:
+            return None
+        seen = sorted(self._seen)
+        q = tuple(seen[round(p * (len(seen) - 1))] for p in self.TIGHT_QUANTILES)
+        return q if q[-1] - q[0] <= self.settings.poll_growth * q[1] else None
 
     @property
     def expected_s(self) -> float:
@@ -140,18 +164,20 @@ class PollSchedule:
 
         For minute-long tasks this is ``min_poll_interval_s``; for 2 s tasks a 1 s floor alone would add up
         to 50 % detection delay, so the floor is never more than ``poll_growth`` of the expected duration.
+        Between the percentiles of a tight cluster (three polls at most) it is 2 % of the expected duration.
         """
         s = self.settings
-        return min(s.min_poll_interval_s, s.poll_growth * self.expected_s)
+        return min(s.min_poll_interval_s, (0.02 if self._tight else s.poll_growth) * self.expected_s)
 
     def next_delay(self, elapsed_s: float, eta_s: float | None) -> float:
         s = self.settings
         floor = self.floor_s
         if eta_s is not None and eta_s > 0:
             return min(max(eta_s, floor), s.max_eta_wait_s)
-        first = 0.9 * self.expected_s
-        if elapsed_s < first:
-            return max(first - elapsed_s, floor)
+        marks = self._tight or (0.9 * self.expected_s,)
+        for mark in marks:
+            if elapsed_s < mark:
+                return max(mark - elapsed_s, floor)
         return min(max(s.poll_growth * elapsed_s, floor), s.max_poll_interval_s)
 
 

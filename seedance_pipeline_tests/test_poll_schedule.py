@@ -1,0 +1,103 @@
+"""PollSchedule: when the engine asks a provider again. Pure arithmetic, walked over simulated tasks."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from seedance_pipeline.providers.engine import ClientSettings, PollSchedule
+
+
+def walk(sched: PollSchedule, duration: float) -> tuple[int, float]:
+    """Poll one task of ``duration`` as the engine does (learning from it at the end): (polls, delay)."""
+    t, polls, running_at = 0.0, 0, None
+    while True:
+        t += sched.next_delay(t, None)
+        polls += 1
+        if t >= duration:
+            sched.observe(t, running_at)
+            return polls, t - duration
+        running_at = t
+
+
+def test_poll_schedule_bounds_detection_delay():
+    sched = PollSchedule(ClientSettings(expected_latency_s=60, poll_growth=0.15))
+    assert sched.next_delay(0, None) == pytest.approx(54)
+    assert sched.next_delay(80, None) == pytest.approx(12)  # 15 % of elapsed
+    assert sched.next_delay(30, 20) == 20  # provider ETA wins
+    sched.observe(4.4, running_at_s=3.6)  # finished somewhere between 3.6 s and 4.4 s: 4.0 is learned
+    assert sched.next_delay(0, None) == pytest.approx(3.6)
+    sched.observe(3.0)  # done at the first poll: it may have taken much less than 3 s, 2.7 s is learned
+    assert sched.next_delay(0, None) == pytest.approx(0.9 * 2.7)
+
+
+def test_poll_floor_scales_down_for_short_tasks():
+    """A 1 s floor would add up to 50 % detection delay to 2 s tasks; it never exceeds 15 % of expected."""
+    short = PollSchedule(ClientSettings(expected_latency_s=2.0, poll_growth=0.15, min_poll_interval_s=1.0))
+    assert short.next_delay(1.9, None) == pytest.approx(0.3)
+    assert short.next_delay(0.0, 0.01) == pytest.approx(0.3)  # an ETA of almost nothing still waits the floor
+    minutes = PollSchedule(ClientSettings(expected_latency_s=60, min_poll_interval_s=1.0))
+    assert minutes.next_delay(54.5, None) == pytest.approx(0.15 * 54.5)  # unchanged for minute-long tasks
+    assert minutes.floor_s == 1.0
+
+
+def test_requests_per_task_and_detection_delay_over_realistic_durations():
+    """Walk the schedule over 60..120 s tasks: average polls <= 6, delay <= 15 % of duration."""
+    settings = ClientSettings(expected_latency_s=60)
+    polls, worst = [], 0.0
+    for duration in range(60, 121, 5):
+        n, delay = walk(PollSchedule(settings), duration)
+        polls.append(n)
+        worst = max(worst, delay / duration)
+    assert sum(polls) / len(polls) <= 6
+    assert worst <= 0.15
+
+
+def test_tight_durations_are_polled_at_their_percentiles():
+    """A batch of one shape (75 s +- 2 s at a real provider): once a few tasks are learned the polls gather
+    where tasks end: the delay falls by more than 30 % against the broad rule, for at most 3 polls a task."""
+    rng = random.Random(7)
+    durations = [75 + rng.uniform(-2, 2) for _ in range(200)]
+    learning, broad = PollSchedule(ClientSettings(expected_latency_s=60)), []
+    results = []
+    for d in durations:
+        results.append(walk(learning, d))
+        fresh = PollSchedule(ClientSettings(expected_latency_s=60))  # never learns: the broad rule only
+        fresh.observe(min(durations), running_at_s=min(durations))  # primed, so not judged on its prior
+        broad.append(walk(fresh, d))
+    assert learning.next_delay(0, None) > 0.9 * min(durations)  # first poll at the 10th percentile, not 90 % of the min
+
+    def mean(xs):
+        return sum(xs) / len(xs)
+
+    late = results[10:]  # once learned
+    assert mean([d for _, d in late]) <= 0.04 * 75
+    assert mean([d for _, d in late]) < 0.7 * mean([d for _, d in broad])
+    assert mean([p for p, _ in late]) <= 3
+
+
+def test_broad_durations_keep_the_growth_rule():
+    """60-120 s spread: the middle 80 % does not fit in one growth step, so no percentile polls are added,
+    even after learning from early finishers only (a small sample that is narrower than the truth)."""
+    rng = random.Random(3)
+    sched = PollSchedule(ClientSettings(expected_latency_s=60))
+    for d in sorted(rng.uniform(60, 120) for _ in range(5)):  # the five that finished first
+        walk(sched, d)
+    polls, worst = [], 0.0
+    for d in (rng.uniform(60, 120) for _ in range(200)):
+        n, delay = walk(sched, d)
+        polls.append(n)
+        worst = max(worst, delay / d)
+    assert sum(polls) / len(polls) <= 6
+    assert worst <= 0.15
+
+
+def test_a_provider_that_gets_faster_moves_the_first_poll_earlier():
+    sched = PollSchedule(ClientSettings(expected_latency_s=2.0))
+    for _ in range(20):
+        walk(sched, 2.0)
+    assert sched.next_delay(0, None) >= 1.8
+    for _ in range(20):
+        walk(sched, 1.0)
+    assert sched.next_delay(0, None) <= 1.1  # within 10 % of the new duration, not stuck where tasks used to end
