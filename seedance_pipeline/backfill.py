@@ -20,7 +20,9 @@ from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
 from .assets.clips import PROVIDER_TAG
-from .clip_plan import CLIPS_KEY, Item, Mode, attempts_by_fingerprint, find_reusable, prepare_items, select
+from .clip_plan import (
+    CLIPS_KEY, Item, Mode, StoredClips, attempts_by_fingerprint, find_reusable, prepare_items, select,
+)
 from .partitions import IMAGES, PROMPTS
 from .provider_resource import SeedanceProviders
 from .storage import SeedanceStorage
@@ -77,8 +79,10 @@ def plan(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: Seed
     selection = select(instance, targeted_keys(instance, prompts=prompts, images=images), mode)
     result = Plan(failures=list(selection.failures))
     store = TaskStore(storage)
-    for it in prepare_items(selection.items, storage, providers, result.failures):
-        reuse = find_reusable(storage, it, attempts_by_fingerprint(store, it))
+    items = prepare_items(selection.items, storage, providers, result.failures)
+    stored = StoredClips.for_items(storage, items)
+    for it in items:
+        reuse = find_reusable(storage, it, attempts_by_fingerprint(store, it), stored)
         chosen = reuse.candidate if reuse else it.candidates[0]
         estimate = chosen.prepared.estimate
         result.clips.append(PlannedClip(

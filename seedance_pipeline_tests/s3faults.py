@@ -1,10 +1,10 @@
 """A fault-injecting HTTP proxy in front of a real S3 endpoint (moto's server), on loopback.
 
-Reads (GET/HEAD) always pass through. Writes (PUT/POST) pass through, except during a burst: each
-write starts one with probability ``burst_probability`` (a seeded RNG), and the next ``burst_len``
-writes, this one included, are answered with an S3 error without reaching the store: 500
-InternalError or 503 SlowDown, in S3's XML error format. Bursts model an S3 incident: botocore
-retries each write a few times, so only a burst outlasts its retries.
+Reads (GET/HEAD, listings included) always pass through and are counted. Writes (PUT/POST) pass
+through, except during a burst: each write starts one with probability ``burst_probability`` (a seeded
+RNG), and the next ``burst_len`` writes, this one included, are answered with an S3 error without
+reaching the store: 500 InternalError or 503 SlowDown, in S3's XML error format. Bursts model an S3
+incident: botocore retries each write a few times, so only a burst outlasts its retries.
 
     with S3FaultProxy(moto_url, burst_probability=0.05, burst_len=6, seed=1) as proxy:
         storage = SeedanceStorage(url="s3://bucket/x", endpoint_url=proxy.url)
@@ -34,7 +34,7 @@ class S3FaultProxy:
         self._rng = random.Random(f"{seed}:s3")
         self._lock = threading.Lock()
         self._left = 0
-        self.counts = {"writes": 0, "failed_writes": 0, "bursts": 0}
+        self.counts = {"reads": 0, "writes": 0, "failed_writes": 0, "bursts": 0}
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -61,6 +61,9 @@ class S3FaultProxy:
                 if proxy.latency_s:
                     time.sleep(proxy.latency_s)
                 write = self.command in ("PUT", "POST")
+                if self.command in ("GET", "HEAD"):
+                    with proxy._lock:
+                        proxy.counts["reads"] += 1
                 fault = proxy._fault() if write else None
                 if fault is not None:
                     status, code, message = fault

@@ -338,3 +338,51 @@ def test_task_records_round_trip_on_s3(s3_storage, s3, bucket):
     assert {r.attempt_id for r in store.day_records(first.day)} | {r.attempt_id for r in store.day_records(second.day)} \
         == {first.attempt_id, second.attempt_id}
     assert store.day_records("1999-01-01") == []
+
+
+# -- 5. planning a run's clips: one listing per prompt, not a lookup per clip ----------------------------
+
+
+def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
+    """25 clips of one prompt, 2 already stored and checked: the same reuse decisions with and without the
+    listing, and the 23 new clips cost no read of their own with it (without: a sidecar read per place)."""
+    from seedance_pipeline.clip_plan import Candidate, Item, StoredClips, find_reusable, keep_current_version
+
+    from .s3faults import S3FaultProxy
+
+    with S3FaultProxy(s3_endpoint) as proxy:
+        storage = SeedanceStorage(url=f"s3://{bucket}/team/storage", endpoint_url=proxy.url)
+        items = []
+        for i in range(25):
+            path = storage.path("images", f"img{i:02d}.png")
+            data = png(color=(i, 120, 40))
+            storage.write_bytes(path, data)
+            prepared = prepare(get_adapter("novita"), build_request(prompt="a calm lake", image=path, duration=4,
+                                                                     resolution="480p"),
+                               images={path: inspect_image(path, data)})
+            items.append(Item(f"img{i:02d}", "dawn", None, {}, candidates=[Candidate(prepared, simulated=True)]))
+        for it in items[:2]:
+            clip = storage.clip_path(it.prompt, it.image)
+            storage.write_bytes(clip, b"\0" * 100)
+            storage.write_bytes(clip.removesuffix(".mp4") + ".json", json.dumps(
+                {"fingerprint": it.candidates[0].prepared.fingerprint, "size_bytes": 100,
+                 "checks": {"plays_to_end": True, "matches_request": True}}).encode())
+        assert StoredClips.for_items(storage, items[:StoredClips.LIST_FROM - 1]) is None  # too few to pay off
+
+        def plan(stored):
+            before = proxy.counts["reads"]
+            reused = {it.image for it in items if find_reusable(storage, it, {}, stored)}
+            for it in items[2:]:
+                keep_current_version(storage, it.prompt, it.image, it.candidates[0].prepared.fingerprint, stored)
+            return reused, proxy.counts["reads"] - before
+
+        without, reads_without = plan(None)
+        stored = StoredClips.for_items(storage, items)
+        listed, reads_with = plan(stored)
+        assert without == listed == {"img00", "img01"}
+        assert reads_without >= 3 * 23  # own sidecar, kept version's sidecar, own sidecar again: each a 404
+        before = proxy.counts["reads"]
+        for it in items[:2]:
+            assert find_reusable(storage, it, {}, None) is not None
+        assert reads_with == proxy.counts["reads"] - before  # only what reading the two stored clips costs
+        print(f"\nplanning 25 clips on S3: {reads_without} reads without the listing, {reads_with} + 1 listing with it")

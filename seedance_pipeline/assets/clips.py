@@ -25,8 +25,8 @@ from .. import lineage
 from ..budget import SpendGuard, SpendPolicy
 from ..checks import Expected, evaluate, evaluations
 from ..clip_plan import (
-    CLIPS_CODE_VERSION, CLIPS_KEY, Candidate, Item, Reuse, attempts_by_fingerprint, find_reusable, keep_current_version,
-    prepare_items, select, split_key,
+    CLIPS_CODE_VERSION, CLIPS_KEY, Candidate, Item, Reuse, StoredClips, attempts_by_fingerprint, find_reusable,
+    keep_current_version, prepare_items, select, split_key,
 )
 from ..errors import OverBudget, ProviderError
 from ..generation import generate_clip
@@ -145,7 +145,9 @@ async def _produce_all(ready: list[Item], providers: SeedanceProviders, storage:
     run = _Run(run_id, RelayLog(send))
     used = sorted({c.provider for it in ready for c in it.candidates})
     async with providers.clients(used, logger=run.log) as clients:
-        plans = await asyncio.gather(*(asyncio.to_thread(_plan_production, storage, store, it, run_id) for it in ready))
+        stored = await asyncio.to_thread(StoredClips.for_items, storage, ready)
+        plans = await asyncio.gather(*(asyncio.to_thread(_plan_production, storage, store, it, run_id, stored)
+                                       for it in ready))
         plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
         tasks = [asyncio.ensure_future(_produce(run, plan, clients, storage, store, guard)) for plan in plans]
         try:
@@ -193,10 +195,11 @@ class Production:
     kept: str | None = None  # where the clip a changed request replaces was kept
 
 
-def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item, run_id: str) -> Production:
+def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item, run_id: str,
+                     stored: StoredClips | None) -> Production:
     attempts = attempts_by_fingerprint(store, it)
     if it.record is None:
-        reuse = find_reusable(storage, it, attempts)
+        reuse = find_reusable(storage, it, attempts, stored)
         if reuse is not None:
             return Production(it, reuse=reuse)
     try:
@@ -213,7 +216,8 @@ def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item, run_i
             opened = (opened[0], store.save(opened[1].model_copy(update={"run_id": run_id})))
         except OSError as exc:
             return Production(it, blocked=_storage_error(it, exc))
-    return Production(it, opened=opened, kept=keep_current_version(storage, it.prompt, it.image, first.prepared.fingerprint))
+    kept = keep_current_version(storage, it.prompt, it.image, first.prepared.fingerprint, stored)
+    return Production(it, opened=opened, kept=kept)
 
 
 def _open_attempt(storage: SeedanceStorage, it: Item,
