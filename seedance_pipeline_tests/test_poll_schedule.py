@@ -101,3 +101,14 @@ def test_a_provider_that_gets_faster_moves_the_first_poll_earlier():
     for _ in range(20):
         walk(sched, 1.0)
     assert sched.next_delay(0, None) <= 1.1  # within 10 % of the new duration, not stuck where tasks used to end
+
+
+def test_a_batch_asked_at_the_same_instants_is_not_learned_as_its_midpoint():
+    """20 tasks submitted together, all found running at 1.8 s and done at 2.07 s: the midpoint (1.935 s) is
+    below every real duration, so polling the next tasks there alone would find them running and wait a
+    whole growth step. The bracket's span puts the last poll after them."""
+    sched = PollSchedule(ClientSettings(expected_latency_s=2.0))
+    for _ in range(20):
+        sched.observe(2.07, running_at_s=1.8)
+    polls, delay = walk(sched, 2.03)
+    assert delay <= 0.05 and polls <= 3

@@ -118,45 +118,50 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 class PollSchedule:
     """When to ask again. Pure arithmetic; the engine sleeps.
 
-    Two regimes, chosen from the durations this client has learned (the last 50):
+    Each finished task teaches a bracket: its duration lies between the last poll that found it running and
+    the poll that found it done. Two regimes, chosen from the last 50 brackets:
     - broad (or fewer than ``TIGHT_MIN_SAMPLES`` learned): first poll at 90 % of the shortest duration seen
       (the configured prior before any), then every ``poll_growth`` of the elapsed time;
     - tight, when the middle 80 % of the learned durations fits within one growth step of their median
       (a batch of one shape at one provider): polls at their 10th, 50th and 90th percentiles, then growth.
       A fixed-duration workload is then noticed within half the cluster's width, in about two polls,
       where the broad rule lands one poll early and the next a whole growth step late.
+    The percentiles are those of the brackets taken as spans, not of their midpoints: a batch submitted
+    together is asked at the same instants, and its shared midpoint sits below every real duration.
     """
 
     TIGHT_MIN_SAMPLES = 5
-    TIGHT_QUANTILES = (0.1, 0.5, 0.9)
+    _POINTS = 5  # points spread over each bracket for the percentiles
 
     def __init__(self, settings: ClientSettings):
         self.settings = settings
-        self._seen: deque[float] = deque(maxlen=50)
+        self._seen: deque[tuple[float, float]] = deque(maxlen=50)  # (from, to) brackets of durations
         self._tight: tuple[float, ...] | None = None
 
     def observe(self, done_by_s: float, running_at_s: float | None = None) -> None:
         """A task was seen finished ``done_by_s`` after it started, and still running at ``running_at_s``.
 
-        Its duration lies between the two, so the midpoint is learned: learning ``done_by_s`` (when we
-        noticed) would add our own detection delay to every later first poll, which then lands just
-        before the task ends and the next one a whole interval after. Seen finished at the first poll,
-        it may have taken much less: 90 % of ``done_by_s`` is learned, so a provider that got faster
-        moves the first poll earlier instead of holding it where tasks used to end.
+        Its duration lies between the two: learning ``done_by_s`` alone (when we noticed) would add our own
+        detection delay to every later first poll, which then lands just before the task ends and the next
+        one a whole interval after. Seen finished at the first poll, it may have taken much less: it is
+        learned as 80-100 % of ``done_by_s``, so a provider that got faster moves the first poll earlier
+        instead of holding it where tasks used to end.
         """
-        self._seen.append(0.9 * done_by_s if running_at_s is None else (running_at_s + done_by_s) / 2)
+        self._seen.append((0.8 * done_by_s if running_at_s is None else running_at_s, done_by_s))
         self._tight = self._cluster()
 
     def _cluster(self) -> tuple[float, ...] | None:
         if len(self._seen) < self.TIGHT_MIN_SAMPLES:
             return None
-        seen = sorted(self._seen)
-        q = tuple(seen[round(p * (len(seen) - 1))] for p in self.TIGHT_QUANTILES)
+        n = self._POINTS
+        points = sorted(lo + (hi - lo) * (i + 0.5) / n for lo, hi in self._seen for i in range(n))
+        q = tuple(points[round(p * (len(points) - 1))] for p in (0.1, 0.5, 0.9))
         return q if q[-1] - q[0] <= self.settings.poll_growth * q[1] else None
 
     @property
     def expected_s(self) -> float:
-        return min(self._seen) if self._seen else self.settings.expected_latency_s
+        """The shortest learned duration (each bracket's midpoint), else the configured prior."""
+        return min((lo + hi) / 2 for lo, hi in self._seen) if self._seen else self.settings.expected_latency_s
 
     @property
     def floor_s(self) -> float:
