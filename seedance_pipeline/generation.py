@@ -195,7 +195,7 @@ async def generate_clip(
                     await asyncio.to_thread(journal.accepted, prepared, snap)
             else:
                 snap = resume
-            snap = await client.wait(snap, started_at=t_start, on_update=on_update)
+            snap = await client.wait(snap, started_at=t_start, on_update=on_update, learn=resume is None)
             timings["task_s"] = time.monotonic() - t0
         if snap.state is not TaskState.SUCCEEDED:
             raise TaskFailed(client.provider, client.redact(snap.error or snap.raw_status), task_id=snap.task_id,

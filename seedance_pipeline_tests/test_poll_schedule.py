@@ -1,4 +1,5 @@
-"""PollSchedule: when the engine asks a provider again. Pure arithmetic, walked over simulated tasks."""
+"""PollSchedule: when the engine asks a provider again. Walked over simulated durations, and once over real
+HTTP against the simulator (what the engine teaches it)."""
 
 from __future__ import annotations
 
@@ -112,3 +113,38 @@ def test_a_batch_asked_at_the_same_instants_is_not_learned_as_its_midpoint():
         sched.observe(2.07, running_at_s=1.8)
     polls, delay = walk(sched, 2.03)
     assert delay <= 0.05 and polls <= 3
+
+
+def test_only_tasks_seen_from_their_submit_are_learned(sim, tmp_path):
+    """Over real HTTP: a clip submitted and waited for teaches its duration; the same task resumed (as after a
+    crash, its start unknown) is polled to the end and downloaded, but teaches nothing."""
+    import asyncio
+
+    import fsspec
+
+    from seedance_pipeline.generation import build_request, generate_clip, prepare
+    from seedance_pipeline.providers import get_adapter
+    from seedance_pipeline.providers.engine import ProviderClient
+
+    from .conftest import FAST, png
+
+    image = tmp_path / "cat.png"
+    image.write_bytes(png())
+    prepared = prepare(get_adapter("novita"), build_request(prompt="a cat", image=str(image), duration=4,
+                                                             resolution="480p"))
+    fs = fsspec.filesystem("file")
+
+    async def go():
+        settings = ClientSettings(expected_latency_s=FAST, min_poll_interval_s=0.05)
+        async with ProviderClient(get_adapter("novita"), "k", base_url=sim.provider_url("novita"),
+                                  settings=settings) as client:
+            first = await generate_clip(client, prepared, fs, str(tmp_path / "a.mp4"))
+            learned = client.schedule.learned
+            snap = await client.submit(prepared.wire)
+            resumed = await generate_clip(client, prepared, fs, str(tmp_path / "b.mp4"), resume=snap)
+            return first, learned, resumed, client.schedule.learned
+
+    first, learned, resumed, after = asyncio.run(go())
+    assert first.status == resumed.status == "succeeded" and resumed.task_id != first.task_id
+    assert len(learned) == 1 and learned[0][1] >= FAST  # seen done no sooner than the task's duration
+    assert after == learned  # the resumed task changed nothing

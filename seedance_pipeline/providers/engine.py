@@ -159,6 +159,11 @@ class PollSchedule:
         return q if q[-1] - q[0] <= self.settings.poll_growth * q[1] else None
 
     @property
+    def learned(self) -> tuple[tuple[float, float], ...]:
+        """The (from, to) brackets of the durations learned, oldest first."""
+        return tuple(self._seen)
+
+    @property
     def expected_s(self) -> float:
         """The shortest learned duration (each bracket's midpoint), else the configured prior."""
         return min((lo + hi) / 2 for lo, hi in self._seen) if self._seen else self.settings.expected_latency_s
@@ -351,8 +356,12 @@ class ProviderClient:
         *,
         started_at: float | None = None,
         on_update: Callable[[TaskSnapshot], Any] | None = None,
+        learn: bool = True,
     ) -> TaskSnapshot:
-        """Poll until the task is terminal; facts from earlier answers (cost, poll URL) are kept."""
+        """Poll until the task is terminal; facts from earlier answers (cost, poll URL) are kept.
+
+        ``learn=False`` for a task that started before ``started_at`` (one resumed after a crash): its
+        duration is unknown, and learning the part we saw would pull every later first poll early."""
         start = time.monotonic() if started_at is None else started_at
         snap = snapshot
         running_at = None  # when the task was last asked about and still running
@@ -373,7 +382,7 @@ class ProviderClient:
             if not new.state.terminal:
                 running_at = asked_at
             snap = new
-        if snap.state is TaskState.SUCCEEDED:
+        if snap.state is TaskState.SUCCEEDED and learn:
             self.schedule.observe(time.monotonic() - start, running_at)
         return snap
 
