@@ -386,3 +386,32 @@ def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
             assert find_reusable(storage, it, {}, None) is not None
         assert reads_with == proxy.counts["reads"] - before  # only what reading the two stored clips costs
         print(f"\nplanning 25 clips on S3: {reads_without} reads without the listing, {reads_with} + 1 listing with it")
+
+
+def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, providers, instance, sim):
+    """The listing in the real run path: 20 clips of one prompt made, then all 20 asked for again (mode
+    ``all``): each is found through the prompt folder's listing and reused, and the provider sees nothing."""
+    from seedance_pipeline.clip_plan import StoredClips
+    from seedance_pipeline.refresh import clip_range_tags
+    from seedance_pipeline.runner import _clip_rows
+
+    storage = s3_storage
+    images = [f"img{i:02d}" for i in range(StoredClips.LIST_FROM)]
+    for i, key in enumerate(images):
+        storage.write_bytes(storage.path("images", f"{key}.png"), png(color=(10 * i, 120, 40)))
+    storage.write_bytes(storage.path("prompts", "wave.yaml"),
+                        b'text: "a slow wave"\nprovider: novita\nduration: 4\nresolution: 480p\n')
+    first = run_pipeline(instance, storage, providers)
+    assert first.ok, first.failures
+    assert sorted(r.clip for r in first.clips) == [f"{i}|wave" for i in images]
+    assert all(r.outcome == "generated" for r in first.clips)
+    submits = len(sim.sim.submits())
+
+    result = build_definitions(storage, providers).resolve_job_def("clips_job").execute_in_process(
+        instance=instance, tags=clip_range_tags(images, ["wave"]), raise_on_error=False,
+        run_config={"ops": {"clips": {"config": {"mode": "all"}}}})
+    assert result.success
+    again = _clip_rows(instance, result.run_id)
+    assert sorted(r.clip for r in again) == [f"{i}|wave" for i in images]
+    assert all(r.outcome == "reused" for r in again), [(r.clip, r.outcome) for r in again]
+    assert len(sim.sim.submits()) == submits
