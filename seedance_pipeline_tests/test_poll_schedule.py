@@ -39,12 +39,13 @@ def test_poll_floor_scales_down_for_short_tasks():
     assert short.next_delay(1.9, None) == pytest.approx(0.3)
     assert short.next_delay(0.0, 0.01) == pytest.approx(0.3)  # an ETA of almost nothing still waits the floor
     minutes = PollSchedule(ClientSettings(expected_latency_s=60, min_poll_interval_s=1.0))
-    assert minutes.next_delay(54.5, None) == pytest.approx(0.15 * 54.5)  # unchanged for minute-long tasks
+    assert minutes.next_delay(54.5, None) == pytest.approx(minutes.settings.poll_growth * 54.5)  # no floor here
     assert minutes.floor_s == 1.0
 
 
 def test_requests_per_task_and_detection_delay_over_realistic_durations():
-    """Walk the schedule over 60..120 s tasks: average polls <= 6, delay <= 15 % of duration."""
+    """Walk the schedule over 60..120 s tasks: average polls <= 6, every task noticed within 14 % of its
+    duration (the last point of issue 6's 15 % is left for the poll's own latency)."""
     settings = ClientSettings(expected_latency_s=60)
     polls, worst = [], 0.0
     for duration in range(60, 121, 5):
@@ -52,7 +53,7 @@ def test_requests_per_task_and_detection_delay_over_realistic_durations():
         polls.append(n)
         worst = max(worst, delay / duration)
     assert sum(polls) / len(polls) <= 6
-    assert worst <= 0.15
+    assert worst <= 0.14 + 1e-9
 
 
 def test_tight_durations_are_polled_at_their_percentiles():
