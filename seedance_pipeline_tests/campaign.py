@@ -10,7 +10,7 @@ processed, read timeouts, trickling bodies, moderation, failed and expired tasks
 expire, truncated, corrupted and redirected downloads, a gateway echoing our key, one provider down
 for ``outage_s``); then ``run_pipeline`` (what ``seedance-pipeline run`` does) and recovery the way a
 user gets it: the pending-tasks sensor evaluated and its runs executed, and ``run`` again, until a
-round changes nothing.
+round changes nothing and leaves nothing a rerun would collect (at most ``max_rounds``).
 
 What it reports (and what ``test_campaign.py`` asserts on the small run): clips requested; stored
 and passing both checks (every stored MP4 is probed again); failed, grouped by the reason the user
@@ -206,10 +206,13 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
         result.rounds.append(f"round {n + 1}: sensor requested {len(requests)} collect run(s), {collected} succeeded; "
                              f"run {n + 2}: {len(report.clips)} clip(s) stored, {len(report.failures)} failure line(s) "
                              f"({time.monotonic() - t0:.0f} s)")
-        # A storage error's message says "run again", and a user would: only a round that changed nothing
-        # and was not cut short by storage ends the recovery.
+        # A storage error's message says "run again", and a user would; so would a user whose `tasks list`
+        # still shows an attempt a rerun collects (accepted, or download_failed: paid, kept open for that).
+        # Only a round that changed nothing and left neither ends the recovery (at most max_rounds).
         storage_errors = any("storage error" in line for line in report.failures)
-        if not requests and _state(storage) == before and not storage_errors:
+        after = _state(storage)
+        collectable = any(state in ("accepted", "download_failed") for _, state in after[1])
+        if not requests and after == before and not storage_errors and not collectable:
             break
     result.last_failures = report.failures
 
