@@ -24,11 +24,11 @@ from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.images import inspect_image
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.sensors import storage_sensor
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage import SeedanceStorage, sidecar_of
 from seedance_pipeline.storage_io import atomic_writer
 from seedance_pipeline.tasks import TaskStore
 
-from .conftest import png, requests_total
+from .conftest import png, put, requests_total
 from .s3server import aws_env, bucket, object_keys, s3, s3_endpoint, s3_storage  # noqa: F401 (fixtures)
 
 DEMO_IMAGES = {"mountains", "tiles", "tower"}
@@ -354,9 +354,8 @@ def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
         storage = SeedanceStorage(url=f"s3://{bucket}/team/storage", endpoint_url=proxy.url)
         items = []
         for i in range(25):
-            path = storage.path("images", f"img{i:02d}.png")
             data = png(color=(i, 120, 40))
-            storage.write_bytes(path, data)
+            path = put(storage, f"images/img{i:02d}.png", data)
             prepared = prepare(get_adapter("novita"), build_request(prompt="a calm lake", image=path, duration=4,
                                                                      resolution="480p"),
                                images={path: inspect_image(path, data)})
@@ -364,7 +363,7 @@ def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
         for it in items[:2]:
             clip = storage.clip_path(it.prompt, it.image)
             storage.write_bytes(clip, b"\0" * 100)
-            storage.write_bytes(clip.removesuffix(".mp4") + ".json", json.dumps(
+            storage.write_bytes(sidecar_of(clip), json.dumps(
                 {"fingerprint": it.candidates[0].prepared.fingerprint, "size_bytes": 100,
                  "checks": {"plays_to_end": True, "matches_request": True}}).encode())
         assert StoredClips.for_items(storage, items[:StoredClips.LIST_FROM - 1]) is None  # too few to pay off
@@ -398,9 +397,8 @@ def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, provide
     storage = s3_storage
     images = [f"img{i:02d}" for i in range(StoredClips.LIST_FROM)]
     for i, key in enumerate(images):
-        storage.write_bytes(storage.path("images", f"{key}.png"), png(color=(10 * i, 120, 40)))
-    storage.write_bytes(storage.path("prompts", "wave.yaml"),
-                        b'text: "a slow wave"\nprovider: novita\nduration: 4\nresolution: 480p\n')
+        put(storage, f"images/{key}.png", png(color=(10 * i, 120, 40)))
+    put(storage, "prompts/wave.yaml", 'text: "a slow wave"\nprovider: novita\nduration: 4\nresolution: 480p\n')
     first = run_pipeline(instance, storage, providers)
     assert first.ok, first.failures
     assert sorted(r.clip for r in first.clips) == [f"{i}|wave" for i in images]
