@@ -58,20 +58,12 @@ def _execute(defs, instance, job, **kw):
         instance=instance, raise_on_error=False, run_config={**config, **run_config}, **kw)
 
 
-@contextlib.contextmanager
 def _one_planned_event_per_run():
     """For the untimed setup runs only: Dagster writes one planned event per run instead of one per
     partition (about 10 ms each on SQLite, 10 s of setup at N = 1000). The timed clips run keeps the default."""
-    name = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
-    before = os.environ.get(name)
-    os.environ[name] = "1"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[name]
-        else:
-            os.environ[name] = before
+    from unittest import mock
+
+    return mock.patch.dict(os.environ, {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"})
 
 
 def _checked(instance, run_id: str) -> tuple[int, int]:
