@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from seedance_pipeline.simulator.config import FaultRule
+from seedance_pipeline.runner import ensure_instance_config
 from seedance_pipeline.storage import SeedanceStorage
 from seedance_pipeline.tasks import TaskStore
 from seedance_pipeline.video import probe_video
@@ -38,8 +39,7 @@ PROMPT = "text: a slow pan over the hills\nprovider: novita\nduration: 4\nresolu
 @pytest.fixture
 def world(tmp_path, sim):
     home = tmp_path / "home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    ensure_instance_config(home)  # the embedded default, as `make ui` / `seedance-pipeline run` write it
     storage = SeedanceStorage(url=str(tmp_path / "storage"))
     for n, name in enumerate(IMAGES):
         put(storage, f"images/{name}.png", png(color=(60 * n, 90, 200 - 50 * n)))

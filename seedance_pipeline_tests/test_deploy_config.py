@@ -45,7 +45,13 @@ def _home(tmp_path: Path) -> Path:
 def test_deploy_yaml_passes_dagsters_instance_schema(tmp_path):
     config, custom_class = dagster_instance_config(str(_home(tmp_path)))
     assert custom_class is None
-    pg = config["storage"]["postgres"]["postgres_db"]
+    assert "storage" not in config  # one block per storage, so the event log can be ours
+    parts = ("run_storage", "event_log_storage", "schedule_storage")
+    assert {p: config[p]["class"] for p in parts} == {
+        "run_storage": "PostgresRunStorage", "event_log_storage": "PooledPostgresEventLogStorage",
+        "schedule_storage": "PostgresScheduleStorage"}
+    pg = config["run_storage"]["config"]["postgres_db"]
+    assert all(config[p]["config"] == {"postgres_db": pg} for p in parts)  # one database for all three
     # Every connection setting comes from the environment, none is written in the file.
     assert {k: v for k, v in pg.items() if k != "scheme"} == {
         "hostname": {"env": "DAGSTER_PG_HOST"}, "port": {"env": "DAGSTER_PG_PORT"},
@@ -71,11 +77,14 @@ def test_deploy_yaml_rejects_a_broken_copy(tmp_path):
 def test_instance_from_deploy_yaml_on_live_postgres(tmp_path, pg_server, monkeypatch):  # noqa: F811
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
+    from seedance_pipeline.event_logs.postgres import PooledPostgresEventLogStorage
+
     db = pg_server.create_database("deploy_config")
     for name, value in pg_server.dagster_env(db).items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(_home(tmp_path))) as instance:
         assert isinstance(instance.run_storage, PostgresRunStorage)
+        assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage)
         assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
         assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"

@@ -217,8 +217,14 @@ def test_chart_renders_the_same_instance_settings_as_deploy_yaml(tmp_path):
     for section in ("concurrency", "run_retries", "run_monitoring", "sensors", "backfills", "telemetry"):
         assert rendered[section] == deploy[section], section
     assert rendered["run_coordinator"]["config"] == deploy["run_coordinator"]["config"]
-    # And Dagster's own schema accepts the rendered instance (with the chart's Postgres storage).
-    rendered["storage"] = deploy["storage"]
+    # And Dagster's own schema accepts the rendered instance, with the storage the chart renders: dagster-postgres'
+    # own three classes (the chart has no setting for the event log's class, so on Kubernetes the event log is
+    # the stock one, not deploy/dagster.yaml's pooled one: deploy/k8s/README.md says so).
+    db = deploy["run_storage"]["config"]
+    for part, module, cls in (("run_storage", "run_storage", "PostgresRunStorage"),
+                              ("event_log_storage", "event_log", "PostgresEventLogStorage"),
+                              ("schedule_storage", "schedule_storage", "PostgresScheduleStorage")):
+        rendered[part] = {"module": f"dagster_postgres.{module}", "class": cls, "config": db}
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(rendered))
     config, _ = dagster_instance_config(str(tmp_path))
     assert config["concurrency"]["runs"]["tag_concurrency_limits"][0]["key"] == "seedance/provider"
@@ -242,7 +248,7 @@ def test_values_keep_secrets_in_kubernetes_secrets():
     assert "--from-literal=postgresql-password=" in readme
     assert deployment["env"]["SEEDANCE_STORAGE_URL"].startswith("s3://")
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["postgresql"]["postgresqlScheme"] == _deploy()["storage"]["postgres"]["postgres_db"]["scheme"]
+    assert values["postgresql"]["postgresqlScheme"] == _deploy()["run_storage"]["config"]["postgres_db"]["scheme"]
 
 
 # -- Dockerfile ---------------------------------------------------------------------------------------------

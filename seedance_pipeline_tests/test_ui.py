@@ -23,7 +23,7 @@ import pytest
 from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.jobs import today_utc
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
-from seedance_pipeline.runner import run_pipeline
+from seedance_pipeline.runner import ensure_instance_config, run_pipeline
 from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV
 
 from .dagster_dev import CHROMIUM, CHROMIUM_INSTALL_HINT, DagsterDev, find_chromium, render_until
@@ -168,8 +168,7 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
 
     # 1. A demo run on a file-backed instance (the one dagster dev will serve).
     home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    ensure_instance_config(home)  # the embedded default, as `make ui` / `seedance-pipeline run` write it
     write_demo_data(storage)
     day = today_utc()
     with dg.DagsterInstance.from_config(str(home)) as instance:

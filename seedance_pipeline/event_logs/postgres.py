@@ -1,0 +1,47 @@
+"""The production event log (dagster-postgres) with a connection kept open between events.
+
+Dagster's PostgreSQL event log holds no connection (``NullPool``: "to prevent accumulating connections
+per DagsterInstance"), so every event a run stores costs a new TCP connection, authentication and a
+server backend. Here each process keeps one connection (``pool_size=1``; a thread that finds it in use
+opens another and closes it after) and checks it with a ``SELECT 1`` before use, so a server restart or
+an idle timeout costs one reconnect, not a failed event. The webserver still switches to its own pool
+through ``optimize_for_webserver``, as with the stock class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+
+from . import KnownTables
+
+POOL_RECYCLE_S = 3600  # as Dagster's webserver pool: a connection is replaced after an hour
+
+
+class PooledPostgresEventLogStorage(KnownTables, PostgresEventLogStorage):
+    """``PostgresEventLogStorage`` with one pooled connection per process. Same config as the stock class."""
+
+    def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, inst_data: Any = None,
+                 token_provider: Any = None):
+        super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data, token_provider=token_provider)
+        kwargs: dict[str, Any] = {}
+        if options := self._engine.url.query.get("options"):
+            kwargs["connect_args"] = {"options": options}
+        self._engine.dispose()
+        self._engine = create_pg_engine(self.postgres_url, self._token_provider, isolation_level="AUTOCOMMIT",
+                                        pool_size=1, max_overflow=10, pool_recycle=POOL_RECYCLE_S,
+                                        pool_pre_ping=True, **kwargs)
+
+    @classmethod
+    def from_config_value(cls, inst_data: Any, config_value: Mapping[str, Any]) -> PooledPostgresEventLogStorage:
+        return cls(postgres_url=pg_url_from_config(config_value),
+                   should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+                   inst_data=inst_data, token_provider=get_token_provider_from_config(config_value))
+
+
+    def dispose(self) -> None:
+        super().dispose()
+        self._engine.dispose()

@@ -1,0 +1,108 @@
+"""The embedded default's event log (Dagster's SQLite one, one file per run plus an index file), with
+one engine and one open connection per file instead of a new engine for every statement."""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from dagster import Field, StringSource
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Connection, Engine
+
+from . import KnownTables
+
+# The index file and the run files last used. A run worker writes to two files; a webserver reads
+# whichever runs are open in the UI, so the cache is bounded and the least recently used is closed.
+OPEN_FILES = 8
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
+    """``SqliteEventLogStorage`` that keeps each file's engine (SQLAlchemy's pool of one connection:
+    statements still run one at a time, under the storage's lock, each in its own transaction).
+
+    A file deleted or replaced behind our back (``wipe``, another process) is noticed by its inode on
+    the next statement, and reopened: no event goes into a file nobody reads.
+    ``base_dir`` defaults to where Dagster's default puts the event log: ``$DAGSTER_HOME/history/runs``.
+    """
+
+    def __init__(self, base_dir: str, inst_data: Any = None):
+        self._engines: OrderedDict[str, tuple[Engine, tuple[int, int] | None]] = OrderedDict()
+        super().__init__(base_dir, inst_data=inst_data)
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {"base_dir": Field(StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(cls, inst_data: Any, config_value: dict) -> PooledSqliteEventLogStorage:
+        base_dir = config_value.get("base_dir")
+        if not base_dir:
+            home = os.environ.get("DAGSTER_HOME")
+            if not home:
+                raise ValueError("event_log_storage.config.base_dir: not set, and DAGSTER_HOME is not set either "
+                                 "(the default is $DAGSTER_HOME/history/runs)")
+            base_dir = os.path.join(home, "history", "runs")
+        return cls(base_dir, inst_data=inst_data)
+
+    def _engine_for(self, shard: str) -> Engine:
+        """Called under ``self._db_lock``."""
+        identity = _identity(self.path_for_shard(shard))
+        cached = self._engines.pop(shard, None)
+        if cached is not None:
+            engine, known = cached
+            if known == identity:
+                self._engines[shard] = (engine, identity)
+                return engine
+            engine.dispose()  # the file was deleted or replaced: its tables must be created again
+            self._initialized_dbs.discard(shard)
+        # One connection kept; Dagster's _initdb opens a second one while its first is open (closed after).
+        engine = create_engine(self.conn_string_for_shard(shard), pool_size=1, max_overflow=2,
+                               connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        self._engines[shard] = (engine, identity)
+        while len(self._engines) > OPEN_FILES:
+            _, (oldest, _) = self._engines.popitem(last=False)
+            oldest.dispose()
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engine_for(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            try:
+                with engine.connect() as conn, conn.begin():
+                    yield conn
+            finally:
+                if self._engines[shard][1] is None:  # the first statement created the file: remember which
+                    self._engines[shard] = (engine, _identity(self.path_for_shard(shard)))
+
+
+    def _close_all(self) -> None:
+        with self._db_lock:
+            while self._engines:
+                _, (engine, _) = self._engines.popitem()
+                engine.dispose()
+
+    def wipe(self) -> None:
+        self._close_all()
+        super().wipe()
+
+    def dispose(self) -> None:
+        self._close_all()
+        super().dispose()

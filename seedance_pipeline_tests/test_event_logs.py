@@ -1,0 +1,241 @@
+"""seedance_pipeline/event_logs: Dagster's event logs keeping their connections between events.
+
+Each test runs a real Dagster run of the clips asset's shape (one run over many partitions, a materialization
+and an asset-check result per partition) on a real SQLite file instance or a real PostgreSQL server, and
+counts the database connections the driver opened while the run stored its events. The stock class is
+run beside ours where the difference is the claim, so the count can fail.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from unittest import mock
+
+import dagster as dg
+import psycopg2
+import pytest
+import sqlite3.dbapi2
+import yaml
+from dagster._core.events import DagsterEventType
+
+from seedance_pipeline.event_logs.sqlite import PooledSqliteEventLogStorage
+from seedance_pipeline.runner import embedded_instance_config, ensure_instance_config
+
+from .pg import pg_server  # noqa: F401 (fixture)
+from .test_deploy_config import DEPLOY_YAML
+
+PARTS = dg.StaticPartitionsDefinition([f"p{i:02d}" for i in range(30)])
+THING = dg.AssetKey("thing")
+
+
+@dg.asset(partitions_def=PARTS, output_required=False, backfill_policy=dg.BackfillPolicy.single_run())
+def thing(context):
+    for key in context.partition_keys:
+        yield dg.AssetMaterialization(asset_key=THING, partition=key)
+        yield dg.AssetCheckEvaluation(asset_key=THING, check_name="ok", passed=True, partition=key)
+
+
+@dg.asset_check(asset=THING, name="ok", partitions_def=PARTS)
+def ok(context):  # as the clip checks: defined on its own, its results reported by the asset's step
+    return dg.AssetCheckResult(passed=True)
+
+
+JOB = dg.Definitions(assets=[thing], asset_checks=[ok], jobs=[
+    dg.define_asset_job("thing_job", dg.AssetSelection.assets(THING).without_checks())]).resolve_job_def("thing_job")
+CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
+
+def _run_all_partitions(instance: dg.DagsterInstance, n: int = 30) -> tuple[str, int]:
+    """One run over the first ``n`` partitions; (run id, events the run stored)."""
+    keys = PARTS.get_partition_keys()[:n]
+    result = JOB.execute_in_process(instance=instance, run_config=CONFIG, tags={
+        "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})
+    assert result.success
+    return result.run_id, len(instance.all_logs(result.run_id))
+
+
+def _stored(instance: dg.DagsterInstance, run_id: str) -> tuple[int, int, int]:
+    def count(kind):
+        return len(instance.get_records_for_run(run_id, of_type=kind, limit=10_000).records)
+
+    return (count(DagsterEventType.ASSET_MATERIALIZATION_PLANNED), count(DagsterEventType.ASSET_MATERIALIZATION),
+            count(DagsterEventType.ASSET_CHECK_EVALUATION))
+
+
+def _home(tmp_path: Path, text: str | None) -> Path:
+    home = tmp_path / "home"
+    if text is None:
+        ensure_instance_config(home)
+    else:
+        home.mkdir()
+        (home / "dagster.yaml").write_text(text)
+    return home
+
+
+def _connections_opened(module, run, where=lambda args: True):
+    """How many connections ``module.connect`` (sqlite3.dbapi2 / psycopg2: what SQLAlchemy calls) opened in
+    ``run()``, counting those whose arguments ``where`` accepts."""
+    with mock.patch.object(module, "connect", wraps=module.connect) as connect:
+        out = run()
+    return sum(1 for call in connect.call_args_list if where(call.args)), out
+
+
+# -- SQLite: the embedded default ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config, pooled", [(None, True), ("telemetry:\n  enabled: false\n", False)],
+                         ids=["embedded-default", "dagster-stock"])
+def test_sqlite_run_stores_its_events_over_two_connections(tmp_path, monkeypatch, config, pooled):
+    home = _home(tmp_path, config)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage) is pooled
+        _run_all_partitions(instance)  # first run: files and tables are created
+        event_log = f"{home / 'history' / 'runs'}/"  # history/runs.db (the run storage, Dagster's own class) not counted
+        opened, (run_id, events) = _connections_opened(sqlite3.dbapi2, lambda: _run_all_partitions(instance),
+                                                       where=lambda args: args[0].startswith(event_log))
+        assert _stored(instance, run_id) == (30, 30, 30)
+    assert events >= 90
+    if pooled:  # the new run's file: one connection, and one more while Dagster creates its tables
+        assert opened <= 2, opened
+    else:  # Dagster's own class: at least one per event, the run file and the index each
+        assert opened >= 2 * 90, opened
+
+
+def test_sqlite_events_reach_a_run_file_deleted_and_recreated_behind_the_storage(tmp_path):
+    """Another process deletes a run's file (``wipe``, a clean-up): the next event goes into a new file that
+    everyone reads, not into the deleted one through a connection kept open."""
+    base = tmp_path / "runs"
+    ours = PooledSqliteEventLogStorage(str(base))
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        run_id, _ = _run_all_partitions(instance)
+        entries = instance.all_logs(run_id)[:3]
+    ours.store_event(entries[0])
+    assert len(ours.get_logs_for_run(run_id)) == 1
+    os.unlink(base / f"{run_id}.db")
+    ours.store_event(entries[1])
+    ours.store_event(entries[2])
+    fresh = PooledSqliteEventLogStorage(str(base))  # a reader of its own, as the webserver would be
+    assert [e.message for e in fresh.get_logs_for_run(run_id)] == [e.message for e in entries[1:]]
+    ours.dispose()
+    fresh.dispose()
+
+
+def test_sqlite_two_storages_on_one_folder_see_each_others_events_at_once(tmp_path):
+    """A run worker and the webserver each keep their connections open; neither holds a lock between events
+    (a write is not refused as 'database is locked'), and each sees the other's commits at the next read."""
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        run_id, _ = _run_all_partitions(instance)
+        entries = instance.all_logs(run_id)
+    worker, webserver = (PooledSqliteEventLogStorage(str(tmp_path / "runs")) for _ in range(2))
+    for i, entry in enumerate(entries[:20]):
+        (worker if i % 2 else webserver).store_event(entry)
+        for reader in (worker, webserver):
+            assert len(reader.get_logs_for_run(run_id)) == i + 1
+    planned = [e for e in entries if e.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION_PLANNED]
+    # The index file too: the asset's planned partitions, stored by one, are read by the other.
+    for entry in planned[:10]:
+        worker.store_event(entry)
+    info = webserver.get_latest_planned_materialization_info(THING, planned[9].dagster_event.partition)
+    assert info is not None and info.run_id == run_id
+    worker.dispose()
+    webserver.dispose()
+
+
+def test_sqlite_events_from_many_threads_are_all_stored(tmp_path):
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        run_id, _ = _run_all_partitions(instance)
+        entries = instance.all_logs(run_id)
+    storage = PooledSqliteEventLogStorage(str(tmp_path / "runs"))
+    threads = [threading.Thread(target=lambda part=entries[i::4]: [storage.store_event(e) for e in part])
+               for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(storage.get_logs_for_run(run_id)) == len(entries)
+    storage.dispose()
+
+
+def test_sqlite_wipe_then_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path, None)))
+    with dg.DagsterInstance.get() as instance:
+        first, _ = _run_all_partitions(instance)
+        instance.wipe()
+        assert instance.all_logs(first) == []
+        second, _ = _run_all_partitions(instance)
+        assert _stored(instance, second) == (30, 30, 30)
+
+
+def test_sqlite_default_folder_needs_dagster_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    with pytest.raises(ValueError, match=r"event_log_storage\.config\.base_dir: not set, and DAGSTER_HOME"):
+        PooledSqliteEventLogStorage.from_config_value(None, {})
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    storage = PooledSqliteEventLogStorage.from_config_value(None, {})
+    assert (tmp_path / "history" / "runs" / "index.db").exists()  # where Dagster's own default puts it
+    storage.dispose()
+
+
+def test_embedded_default_is_what_make_and_run_write(tmp_path):
+    config = ensure_instance_config(tmp_path / "h")
+    assert yaml.safe_load(config.read_text()) == embedded_instance_config(tmp_path / "h")
+    with dg.DagsterInstance.from_config(str(tmp_path / "h")) as instance:  # no DAGSTER_HOME needed
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+    assert (tmp_path / "h" / "history" / "runs" / "index.db").exists()
+    config.write_text("telemetry:\n  enabled: true\n")
+    ensure_instance_config(tmp_path / "h")  # an existing file is the user's: kept
+    assert yaml.safe_load(config.read_text()) == {"telemetry": {"enabled": True}}
+
+
+# -- PostgreSQL: deploy/dagster.yaml ---------------------------------------------------------------------------
+
+
+def _pg_home(tmp_path: Path, stock: bool) -> Path:
+    home = tmp_path / ("stock" if stock else "deploy")
+    home.mkdir()
+    config = yaml.safe_load(DEPLOY_YAML.read_text())
+    if stock:  # dagster-postgres' own event log, everything else as deployed
+        config["event_log_storage"].update({"module": "dagster_postgres.event_log", "class": "PostgresEventLogStorage"})
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    return home
+
+
+@pytest.mark.parametrize("stock", [False, True], ids=["deploy-yaml", "dagster-postgres-stock"])
+def test_postgres_connections_do_not_grow_with_the_events_a_run_stores(tmp_path, pg_server, monkeypatch, stock):  # noqa: F811
+    db = pg_server.create_database(f"event_log_{'stock' if stock else 'pooled'}")
+    for name, value in pg_server.dagster_env(db).items():
+        monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.from_config(str(_pg_home(tmp_path, stock))) as instance:
+        _run_all_partitions(instance)
+        # The run storage (dagster-postgres' own class) opens a fixed number per run; the event log's part
+        # is what 20 more partitions (60 more events: planned, materialization, check) add.
+        small, (_, small_events) = _connections_opened(psycopg2, lambda: _run_all_partitions(instance, 10))
+        large, (run_id, large_events) = _connections_opened(psycopg2, lambda: _run_all_partitions(instance, 30))
+        assert _stored(instance, run_id) == (30, 30, 30)
+    assert large_events - small_events >= 60
+    if stock:  # one per event
+        assert large - small >= 60, (small, large)
+    else:
+        assert large - small <= 1, (small, large)
+
+
+def test_postgres_event_log_reconnects_after_the_server_drops_its_connection(tmp_path, pg_server, monkeypatch):  # noqa: F811
+    db = pg_server.create_database("event_log_dropped")
+    for name, value in pg_server.dagster_env(db).items():
+        monkeypatch.setenv(name, value)
+    with dg.DagsterInstance.from_config(str(_pg_home(tmp_path, False))) as instance:
+        _run_all_partitions(instance)  # the pool now holds an open connection
+        admin = pg_server.connect(db)
+        try:
+            admin.autocommit = True
+            with admin.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            "WHERE datname = %s AND pid <> pg_backend_pid()", (db,))
+                assert cur.rowcount >= 1
+        finally:
+            admin.close()
+        run_id, _ = _run_all_partitions(instance)
+        assert _stored(instance, run_id) == (30, 30, 30)
