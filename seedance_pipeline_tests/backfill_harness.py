@@ -41,6 +41,7 @@ from seedance_pipeline.provider_resource import (
     max_in_flight_env,
 )
 from seedance_pipeline.refresh import plan_refresh, range_tags
+from seedance_pipeline.runner import embedded_instance_config
 from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV, SeedanceStorage
 
 from .conftest import png
@@ -305,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
             env_extra.update(pg.dagster_env(pg.create_database("backfill")))
             os.environ.update(env_extra)
         else:
-            deploy.pop("storage")  # the embedded default: SQLite files under DAGSTER_HOME
+            for part in ("run_storage", "event_log_storage", "schedule_storage"):
+                deploy.pop(part)
+            deploy.update(embedded_instance_config(home))  # the embedded default: SQLite files under DAGSTER_HOME
         (home / "dagster.yaml").write_text(yaml.safe_dump(deploy))
         t0 = time.monotonic()
         with dg.DagsterInstance.from_config(str(home)) as instance:
