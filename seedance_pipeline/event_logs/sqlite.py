@@ -92,7 +92,6 @@ class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
                 if self._engines[shard][1] is None:  # the first statement created the file: remember which
                     self._engines[shard] = (engine, _identity(self.path_for_shard(shard)))
 
-
     def _close_all(self) -> None:
         with self._db_lock:
             while self._engines:
