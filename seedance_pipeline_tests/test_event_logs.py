@@ -9,6 +9,7 @@ run beside ours where the difference is the claim, so the count can fail.
 from __future__ import annotations
 
 import os
+import sqlite3.dbapi2
 import threading
 from pathlib import Path
 from unittest import mock
@@ -16,7 +17,6 @@ from unittest import mock
 import dagster as dg
 import psycopg2
 import pytest
-import sqlite3.dbapi2
 import yaml
 from dagster._core.events import DagsterEventType
 
@@ -47,7 +47,7 @@ JOB = dg.Definitions(assets=[thing], asset_checks=[ok], jobs=[
 CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def _run_all_partitions(instance: dg.DagsterInstance, n: int = 30) -> tuple[str, int]:
+def _run_partitions(instance: dg.DagsterInstance, n: int = 30) -> tuple[str, int]:
     """One run over the first ``n`` partitions; (run id, events the run stored)."""
     keys = PARTS.get_partition_keys()[:n]
     result = JOB.execute_in_process(instance=instance, run_config=CONFIG, tags={
@@ -92,9 +92,9 @@ def test_sqlite_run_stores_its_events_over_two_connections(tmp_path, monkeypatch
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
         assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage) is pooled
-        _run_all_partitions(instance)  # first run: files and tables are created
+        _run_partitions(instance)  # first run: files and tables are created
         event_log = f"{home / 'history' / 'runs'}/"  # history/runs.db (the run storage, Dagster's own class) not counted
-        opened, (run_id, events) = _connections_opened(sqlite3.dbapi2, lambda: _run_all_partitions(instance),
+        opened, (run_id, events) = _connections_opened(sqlite3.dbapi2, lambda: _run_partitions(instance),
                                                        where=lambda args: args[0].startswith(event_log))
         assert _stored(instance, run_id) == (30, 30, 30)
     assert events >= 90
@@ -110,7 +110,7 @@ def test_sqlite_events_reach_a_run_file_deleted_and_recreated_behind_the_storage
     base = tmp_path / "runs"
     ours = PooledSqliteEventLogStorage(str(base))
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        run_id, _ = _run_all_partitions(instance)
+        run_id, _ = _run_partitions(instance)
         entries = instance.all_logs(run_id)[:3]
     ours.store_event(entries[0])
     assert len(ours.get_logs_for_run(run_id)) == 1
@@ -127,7 +127,7 @@ def test_sqlite_two_storages_on_one_folder_see_each_others_events_at_once(tmp_pa
     """A run worker and the webserver each keep their connections open; neither holds a lock between events
     (a write is not refused as 'database is locked'), and each sees the other's commits at the next read."""
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        run_id, _ = _run_all_partitions(instance)
+        run_id, _ = _run_partitions(instance)
         entries = instance.all_logs(run_id)
     worker, webserver = (PooledSqliteEventLogStorage(str(tmp_path / "runs")) for _ in range(2))
     for i, entry in enumerate(entries[:20]):
@@ -146,7 +146,7 @@ def test_sqlite_two_storages_on_one_folder_see_each_others_events_at_once(tmp_pa
 
 def test_sqlite_events_from_many_threads_are_all_stored(tmp_path):
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        run_id, _ = _run_all_partitions(instance)
+        run_id, _ = _run_partitions(instance)
         entries = instance.all_logs(run_id)
     storage = PooledSqliteEventLogStorage(str(tmp_path / "runs"))
     threads = [threading.Thread(target=lambda part=entries[i::4]: [storage.store_event(e) for e in part])
@@ -162,10 +162,10 @@ def test_sqlite_events_from_many_threads_are_all_stored(tmp_path):
 def test_sqlite_wipe_then_store(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path, None)))
     with dg.DagsterInstance.get() as instance:
-        first, _ = _run_all_partitions(instance)
+        first, _ = _run_partitions(instance)
         instance.wipe()
         assert instance.all_logs(first) == []
-        second, _ = _run_all_partitions(instance)
+        second, _ = _run_partitions(instance)
         assert _stored(instance, second) == (30, 30, 30)
 
 
@@ -209,11 +209,11 @@ def test_postgres_connections_do_not_grow_with_the_events_a_run_stores(tmp_path,
     for name, value in pg_server.dagster_env(db).items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(_pg_home(tmp_path, stock))) as instance:
-        _run_all_partitions(instance)
+        _run_partitions(instance)
         # The run storage (dagster-postgres' own class) opens a fixed number per run; the event log's part
         # is what 20 more partitions (60 more events: planned, materialization, check) add.
-        small, (_, small_events) = _connections_opened(psycopg2, lambda: _run_all_partitions(instance, 10))
-        large, (run_id, large_events) = _connections_opened(psycopg2, lambda: _run_all_partitions(instance, 30))
+        small, (_, small_events) = _connections_opened(psycopg2, lambda: _run_partitions(instance, 10))
+        large, (run_id, large_events) = _connections_opened(psycopg2, lambda: _run_partitions(instance, 30))
         assert _stored(instance, run_id) == (30, 30, 30)
     assert large_events - small_events >= 60
     if stock:  # one per event
@@ -227,7 +227,7 @@ def test_postgres_event_log_reconnects_after_the_server_drops_its_connection(tmp
     for name, value in pg_server.dagster_env(db).items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_config(str(_pg_home(tmp_path, False))) as instance:
-        _run_all_partitions(instance)  # the pool now holds an open connection
+        _run_partitions(instance)  # the pool now holds an open connection
         admin = pg_server.connect(db)
         try:
             admin.autocommit = True
@@ -237,5 +237,5 @@ def test_postgres_event_log_reconnects_after_the_server_drops_its_connection(tmp
                 assert cur.rowcount >= 1
         finally:
             admin.close()
-        run_id, _ = _run_all_partitions(instance)
+        run_id, _ = _run_partitions(instance)
         assert _stored(instance, run_id) == (30, 30, 30)
