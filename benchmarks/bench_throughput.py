@@ -88,7 +88,7 @@ def _instance(kind: str, tmp: str):
     to show what the orchestration costs apart from the event store."""
     import dagster as dg
 
-    from seedance_pipeline.runner import embedded_instance_config
+    from seedance_pipeline.instance_config import embedded_instance_config
 
     if kind == "memory":
         yield dg.DagsterInstance.ephemeral(), lambda: None

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-import yaml
 from dagster._core.events import DagsterEventType
 
 from .assets.clips import CLIPS_KEY
 from .budget import SpendPolicy
 from .definitions import build_definitions
+from .instance_config import ensure_instance_config
 from .jobs import today_utc
 from .partitions import IMAGES, PROMPTS
 from .provider_resource import SeedanceProviders
@@ -50,24 +50,6 @@ class RunReport:
     @property
     def ok(self) -> bool:
         return not self.failures
-
-
-def embedded_instance_config(home: Path) -> dict:
-    """The embedded default instance in ``home``: Dagster's SQLite files in Dagster's own layout, with the event
-    log keeping its connections between events (seedance_pipeline/event_logs/)."""
-    return {"telemetry": {"enabled": False},
-            "event_log_storage": {"module": "seedance_pipeline.event_logs.sqlite", "class": "PooledSqliteEventLogStorage",
-                                  "config": {"base_dir": str(home.resolve() / "history" / "runs")}}}
-
-
-def ensure_instance_config(home: Path) -> Path:
-    """``home``/dagster.yaml, written with the embedded default if there is none (an existing one is kept)."""
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("# Written by seedance-pipeline for this folder: the embedded default instance.\n"
-                          + yaml.safe_dump(embedded_instance_config(home), sort_keys=False))
-    return config
 
 
 def dagster_instance() -> dg.DagsterInstance:

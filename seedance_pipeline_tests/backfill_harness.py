@@ -32,6 +32,7 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 from seedance_pipeline import backfill
 from seedance_pipeline.assets.clips import PROVIDER_TAG
 from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.instance_config import embedded_instance_config
 from seedance_pipeline.partitions import IMAGES, PROMPTS, clip_key
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
 from seedance_pipeline.provider_resource import (
@@ -41,7 +42,6 @@ from seedance_pipeline.provider_resource import (
     max_in_flight_env,
 )
 from seedance_pipeline.refresh import plan_refresh, range_tags
-from seedance_pipeline.runner import embedded_instance_config
 from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV, SeedanceStorage
 
 from .conftest import png

@@ -21,7 +21,7 @@ import yaml
 from dagster._core.events import DagsterEventType
 
 from seedance_pipeline.event_logs.sqlite import PooledSqliteEventLogStorage
-from seedance_pipeline.runner import embedded_instance_config, ensure_instance_config
+from seedance_pipeline.instance_config import embedded_instance_config, ensure_instance_config
 
 from .pg import pg_server  # noqa: F401 (fixture)
 from .test_deploy_config import DEPLOY_YAML

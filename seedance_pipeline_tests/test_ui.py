@@ -21,9 +21,10 @@ import dagster as dg
 import pytest
 
 from seedance_pipeline.demo import write_demo_data
+from seedance_pipeline.instance_config import ensure_instance_config
 from seedance_pipeline.jobs import today_utc
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
-from seedance_pipeline.runner import ensure_instance_config, run_pipeline
+from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV
 
 from .dagster_dev import CHROMIUM, CHROMIUM_INSTALL_HINT, DagsterDev, find_chromium, render_until
