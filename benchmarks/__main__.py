@@ -15,12 +15,18 @@ from . import common
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
-    ap.add_argument("--quick", action="store_true", help="scaled-down sizes and latencies (CI); figures printed, "
-                                                         "absolute times not judged")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="scaled-down sizes and latencies (CI); figures printed, absolute times not judged",
+    )
     ap.add_argument("--only", default="1,2,3,4,5", help="comma-separated benchmark numbers (1 and 3 run together)")
     ap.add_argument("--profile", default=None, help="folder for pyinstrument profiles of benchmark 1")
-    ap.add_argument("--diagnostics", action="store_true",
-                    help="benchmark 1 also on an in-memory and a PostgreSQL instance (N=200; +1-2 min)")
+    ap.add_argument(
+        "--diagnostics",
+        action="store_true",
+        help="benchmark 1 also on an in-memory and a PostgreSQL instance (N=200; +1-2 min)",
+    )
     args = ap.parse_args(argv)
     only = {int(x) for x in args.only.split(",") if x.strip()}
     t0 = time.monotonic()
@@ -52,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import bench_sensors
 
         bench_sensors.run(args.quick)
-    print(f"\nSUMMARY ({'quick: scaled sizes/latencies, absolute times not judged' if args.quick else 'full'}); "
-          f"{time.monotonic() - t0:.0f} s total; end: {common.loadavg()}")
+    print(
+        f"\nSUMMARY ({'quick: scaled sizes/latencies, absolute times not judged' if args.quick else 'full'}); "
+        f"{time.monotonic() - t0:.0f} s total; end: {common.loadavg()}"
+    )
     for fig in common.FIGURES:
         print(fig.line())
     return 0

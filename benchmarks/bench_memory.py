@@ -62,11 +62,17 @@ print(json.dumps({"baseline_mb": baseline, "peak_mb": status_mb("VmHWM"),
 
 def measure(size_mb: int, n: int = 20) -> dict:
     size = size_mb * 1024 * 1024
-    with SimProcess(sim_config(0.5, output_size_bytes=size, providers=("novita",))) as sim, \
-            tempfile.TemporaryDirectory(prefix="seedance-bench4-") as tmp:
+    with (
+        SimProcess(sim_config(0.5, output_size_bytes=size, providers=("novita",))) as sim,
+        tempfile.TemporaryDirectory(prefix="seedance-bench4-") as tmp,
+    ):
         image_url = sim.put_asset("bench.png", png(3))
-        proc = subprocess.run([sys.executable, "-c", CHILD, sim.url("novita"), image_url, str(n), tmp],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, sim.url("novita"), image_url, str(n), tmp],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-3000:])
         out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -81,15 +87,29 @@ def measure_all(quick: bool = False) -> dict[int, dict]:
 
 
 def report_all(results: dict[int, dict], note: str = "") -> None:
-    print(f"[4] peak RSS of our process while 20 outputs download concurrently into local storage{note}; "
-          f"{loadavg()}", flush=True)
+    print(
+        f"[4] peak RSS of our process while 20 outputs download concurrently into local storage{note}; {loadavg()}",
+        flush=True,
+    )
     for mb, r in results.items():
-        report("4", f"peak RSS, 20 x {mb} MB", r["peak_mb"], "MB", "< 250",
-               note=f"baseline after imports {r['baseline_mb']:.0f} MB; {20 * mb} MB moved in {r['wall']:.1f} s; "
-                    f"all sizes exact: {r['ok']}")
+        report(
+            "4",
+            f"peak RSS, 20 x {mb} MB",
+            r["peak_mb"],
+            "MB",
+            "< 250",
+            note=f"baseline after imports {r['baseline_mb']:.0f} MB; {20 * mb} MB moved in {r['wall']:.1f} s; "
+            f"all sizes exact: {r['ok']}",
+        )
     a, b = results
-    report("4", f"peak RSS growth when the output doubles ({a} -> {b} MB)", results[b]["peak_mb"] - results[a]["peak_mb"],
-           "MB", "<= 25", note="flat = within 10 % of the 250 MB budget")
+    report(
+        "4",
+        f"peak RSS growth when the output doubles ({a} -> {b} MB)",
+        results[b]["peak_mb"] - results[a]["peak_mb"],
+        "MB",
+        "<= 25",
+        note="flat = within 10 % of the 250 MB budget",
+    )
 
 
 def run(quick: bool = False) -> None:

@@ -32,8 +32,16 @@ RUNPOD_ENDPOINT = "seedance-v1-5-pro-i2v"
 
 
 def _input(image_url: str, i: int) -> dict:
-    return {"prompt": f"bench clip {i}", "image": image_url, "duration": 4, "resolution": "480p",
-            "aspect_ratio": "16:9", "generate_audio": False, "camera_fixed": False, "seed": i}
+    return {
+        "prompt": f"bench clip {i}",
+        "image": image_url,
+        "duration": 4,
+        "resolution": "480p",
+        "aspect_ratio": "16:9",
+        "generate_audio": False,
+        "camera_fixed": False,
+        "seed": i,
+    }
 
 
 def run_ours(sim: SimProcess, provider: str, n: int, image_url: str, prior_s: float, scale: float) -> dict[str, float]:
@@ -47,23 +55,37 @@ def run_ours(sim: SimProcess, provider: str, n: int, image_url: str, prior_s: fl
 
     img = inspect_image(image_url, png(1))
     seen: dict[str, float] = {}
-    settings = ClientSettings(expected_latency_s=prior_s, max_in_flight=n, min_poll_interval_s=1.0 * scale,
-                              max_poll_interval_s=30.0 * scale)
+    settings = ClientSettings(
+        expected_latency_s=prior_s, max_in_flight=n, min_poll_interval_s=1.0 * scale, max_poll_interval_s=30.0 * scale
+    )
 
     async def main():
         fs = fsspec.filesystem("file")
         with tempfile.TemporaryDirectory() as tmp:
-            async with ProviderClient(get_adapter(provider), "bench", base_url=sim.url(provider), settings=settings) as client:
+            async with ProviderClient(
+                get_adapter(provider), "bench", base_url=sim.url(provider), settings=settings
+            ) as client:
+
                 async def one(i: int):
-                    req = build_request(prompt=f"bench clip {i}", image=image_url, duration=4, resolution="480p",
-                                        aspect_ratio="16:9", generate_audio=False, camera_fixed=False, seed=i)
+                    req = build_request(
+                        prompt=f"bench clip {i}",
+                        image=image_url,
+                        duration=4,
+                        resolution="480p",
+                        aspect_ratio="16:9",
+                        generate_audio=False,
+                        camera_fixed=False,
+                        seed=i,
+                    )
                     prepared = prepare(get_adapter(provider), req, images={image_url: img})
                     from seedance_pipeline.generation import generate_clip
 
                     def update(snap):
                         if snap.state is TaskState.SUCCEEDED and snap.task_id not in seen:
                             seen[snap.task_id] = time.time()
+
                     await generate_clip(client, prepared, fs, f"{tmp}/{i}.mp4", on_update=update)
+
                 await asyncio.gather(*(one(i) for i in range(n)))
 
     asyncio.run(main())
@@ -163,12 +185,23 @@ def _figures(name: str, sim: SimProcess, provider: str, n: int, seen: dict[str, 
         delays.append(delay)
         shares.append(delay / max(1e-9, t["done_at"] - t["starts_at"]))
     scaled = " (quick: latencies and poll timing scaled x0.1)" if quick else ""
-    report("2", f"{name}: status requests per clip", status / n, "", "<= 6" if targets else None,
-           note=f"{status} status requests for {n} tasks, {len(seen)} seen done{scaled}")
+    report(
+        "2",
+        f"{name}: status requests per clip",
+        status / n,
+        "",
+        "<= 6" if targets else None,
+        note=f"{status} status requests for {n} tasks, {len(seen)} seen done{scaled}",
+    )
     if shares:
-        report("2", f"{name}: detection delay, mean share of task time", 100 * statistics.mean(shares), "%",
-               "<= 15" if targets else None,
-               note=f"max {100 * max(shares):.1f} %, mean {statistics.mean(delays):.2f} s, max {max(delays):.2f} s")
+        report(
+            "2",
+            f"{name}: detection delay, mean share of task time",
+            100 * statistics.mean(shares),
+            "%",
+            "<= 15" if targets else None,
+            note=f"max {100 * max(shares):.1f} %, mean {statistics.mean(delays):.2f} s, max {max(delays):.2f} s",
+        )
 
 
 def run(quick: bool = False) -> None:
@@ -187,14 +220,19 @@ def run(quick: bool = False) -> None:
     scale = 0.1 if quick else 1.0
     lo, hi = 60 * scale, 120 * scale
     prior = 60.0 * scale
-    print(f"[2] status requests per clip and detection delay, N={n}, latency U({lo:g}, {hi:g}) s, all clients "
-          f"concurrently, one simulator process each; {loadavg()}", flush=True)
+    print(
+        f"[2] status requests per clip and detection delay, N={n}, latency U({lo:g}, {hi:g}) s, all clients "
+        f"concurrently, one simulator process each; {loadavg()}",
+        flush=True,
+    )
     names = ["ours/wavespeed", "ours/runpod", "wavespeed SDK", "runpod SDK", f"naive poll every {2 * scale:g} s"]
     sims = {name: SimProcess(sim_config(lo, hi, seed=k)) for k, name in enumerate(names)}
     try:
         urls = {name: sim.put_asset("bench.png", png(1)) for name, sim in sims.items()}
         jobs = {
-            "ours/wavespeed": lambda: run_ours(sims["ours/wavespeed"], "wavespeed", n, urls["ours/wavespeed"], prior, scale),
+            "ours/wavespeed": lambda: run_ours(
+                sims["ours/wavespeed"], "wavespeed", n, urls["ours/wavespeed"], prior, scale
+            ),
             "ours/runpod": lambda: run_ours(sims["ours/runpod"], "runpod", n, urls["ours/runpod"], prior, scale),
             "wavespeed SDK": lambda: run_wavespeed_sdk(sims["wavespeed SDK"], n, urls["wavespeed SDK"], scale),
             "runpod SDK": lambda: run_runpod_sdk(sims["runpod SDK"], n, urls["runpod SDK"], scale),
@@ -205,8 +243,13 @@ def run(quick: bool = False) -> None:
             futures = {name: pool.submit(fn) for name, fn in jobs.items()}
             results = {name: f.result() for name, f in futures.items()}
         print(f"    all clients done in {time.monotonic() - t0:.0f} s; {loadavg()}", flush=True)
-        provider = {"ours/wavespeed": "wavespeed", "ours/runpod": "runpod", "wavespeed SDK": "wavespeed",
-                    "runpod SDK": "runpod", names[4]: "wavespeed"}
+        provider = {
+            "ours/wavespeed": "wavespeed",
+            "ours/runpod": "runpod",
+            "wavespeed SDK": "wavespeed",
+            "runpod SDK": "runpod",
+            names[4]: "wavespeed",
+        }
         for name in names:
             _figures(name, sims[name], provider[name], n, results[name], name.startswith("ours"), quick)
     finally:

@@ -51,7 +51,9 @@ def _write_s3(storage, n_images: int, n_prompts: int) -> None:
     for i in range(n_images):
         backend.put_object(bucket, f"{prefix}/images/img{i:05d}.png", b"\x89PNG" + i.to_bytes(4, "big"))
     for j in range(n_prompts):
-        backend.put_object(bucket, f"{prefix}/prompts/p{j:02d}.yaml", f'text: "prompt {j}"\nprovider: novita\n'.encode())
+        backend.put_object(
+            bucket, f"{prefix}/prompts/p{j:02d}.yaml", f'text: "prompt {j}"\nprovider: novita\n'.encode()
+        )
 
 
 def _seed_steady_state(instance, storage) -> None:
@@ -69,7 +71,8 @@ def _seed_steady_state(instance, storage) -> None:
         for key, files in ((IMAGES_KEY, images), (PROMPTS_KEY, prompts)):
             for f in files:
                 instance.report_runless_asset_event(
-                    lineage.materialization(key, f.key, data_version=f"v-{f.key}", code_version="1", metadata={}))
+                    lineage.materialization(key, f.key, data_version=f"v-{f.key}", code_version="1", metadata={})
+                )
     storage.update_stamps(IMAGES_STAMPS, {f.key: f.stamp for f in images})
     storage.update_stamps(PROMPTS_STAMPS, {f.key: f.stamp for f in prompts})
 
@@ -77,7 +80,9 @@ def _seed_steady_state(instance, storage) -> None:
 def _tick(sensor, instance, storage, defs, cursor=None):
     import dagster as dg
 
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources, definitions=defs) as context:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=defs.resources, definitions=defs
+    ) as context:
         t0 = time.monotonic()
         result = sensor(context)
         return time.monotonic() - t0, result
@@ -116,9 +121,15 @@ def storage_sensor_figures(label: str, storage, n_images: int, n_prompts: int, s
     with dg.instance_for_test() as fresh:
         first_s, first = _tick(storage_sensor, fresh, storage, defs)
     added = sum(len(r.partition_keys) for r in getattr(first, "dynamic_partitions_requests", None) or [])
-    report("5", f"storage sensor first tick, {label}", first_s, "s", "< 10",
-           note=f"{n_images} images + {n_prompts} prompts all new: {added} partitions and "
-                f"{len(getattr(first, 'run_requests', None) or [])} runs requested; {loadavg()}")
+    report(
+        "5",
+        f"storage sensor first tick, {label}",
+        first_s,
+        "s",
+        "< 10",
+        note=f"{n_images} images + {n_prompts} prompts all new: {added} partitions and "
+        f"{len(getattr(first, 'run_requests', None) or [])} runs requested; {loadavg()}",
+    )
     t0 = time.monotonic()
     _seed_steady_state(steady_instance, storage)
     seed_s = time.monotonic() - t0
@@ -131,8 +142,14 @@ def storage_sensor_figures(label: str, storage, n_images: int, n_prompts: int, s
     listing = ""
     if storage.url.startswith("s3://"):
         listing = f"; the S3 server alone takes {_raw_listing_s(storage):.1f} s to list images/ (raw list_objects_v2)"
-    report("5", f"storage sensor steady-state tick, {label}", steady_s, "s", "< 10",
-           note=f"nothing changed -> {what!r}; (untimed seeding {seed_s:.0f} s){listing}; {loadavg()}")
+    report(
+        "5",
+        f"storage sensor steady-state tick, {label}",
+        steady_s,
+        "s",
+        "< 10",
+        note=f"nothing changed -> {what!r}; (untimed seeding {seed_s:.0f} s){listing}; {loadavg()}",
+    )
 
 
 def _raw_listing_s(storage) -> float:
@@ -142,8 +159,9 @@ def _raw_listing_s(storage) -> float:
     bucket, _, prefix = storage.root.partition("/")
     client = boto3.client("s3", endpoint_url=storage.endpoint_url)
     t0 = time.monotonic()
-    for _page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/images/",
-                                                                   Delimiter="/"):
+    for _page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{prefix}/images/", Delimiter="/"
+    ):
         pass
     return time.monotonic() - t0
 
@@ -169,16 +187,32 @@ def pending_sensor_figure(n_tasks: int) -> None:
         for i in range(n_tasks):
             attempt = f"2026-11-22T120000Z-{i:010x}"
             rec = AttemptRecord(
-                attempt_id=attempt, fingerprint=f"{i:064x}", image=f"img{i:05d}", prompt="p00", provider="novita",
-                state="accepted", run_id=runs[i % 100], task_id=f"task-{i}", request={"width": 864, "height": 480},
-                estimated_cost_usd=0.1, created_at=now, updated_at=now)
+                attempt_id=attempt,
+                fingerprint=f"{i:064x}",
+                image=f"img{i:05d}",
+                prompt="p00",
+                provider="novita",
+                state="accepted",
+                run_id=runs[i % 100],
+                task_id=f"task-{i}",
+                request={"width": 864, "height": 480},
+                estimated_cost_usd=0.1,
+                created_at=now,
+                updated_at=now,
+            )
             data = rec.model_dump_json(indent=1)
             (open_dir / f"{attempt}.json").write_text(data)
         defs = build_definitions(storage)
         seconds, result = _tick(pending_tasks_sensor, instance, storage, defs)
         n_runs = len(result) if isinstance(result, list) else 0
-    report("5", f"pending-tasks sensor tick, {n_tasks} tasks in flight, local", seconds, "s", "< 20",
-           note=f"100 runs (50 alive); {n_runs} collect runs requested for the orphaned half; {loadavg()}")
+    report(
+        "5",
+        f"pending-tasks sensor tick, {n_tasks} tasks in flight, local",
+        seconds,
+        "s",
+        "< 20",
+        note=f"100 runs (50 alive); {n_runs} collect runs requested for the orphaned half; {loadavg()}",
+    )
 
 
 def run(quick: bool = False) -> None:
@@ -188,8 +222,10 @@ def run(quick: bool = False) -> None:
 
     n_images, n_prompts, n_tasks = (2000, 50, 500) if quick else (20000, 50, 5000)
     scaled = " (quick: scaled down)" if quick else ""
-    print(f"[5] sensor ticks: {n_images} images + {n_prompts} prompts; {n_tasks} open tasks{scaled}; {loadavg()}",
-          flush=True)
+    print(
+        f"[5] sensor ticks: {n_images} images + {n_prompts} prompts; {n_tasks} open tasks{scaled}; {loadavg()}",
+        flush=True,
+    )
     with quiet_dagster():
         steady = dg.DagsterInstance.ephemeral()
         with tempfile.TemporaryDirectory(prefix="seedance-bench5-") as tmp:
@@ -199,7 +235,9 @@ def run(quick: bool = False) -> None:
         with _s3_storage() as s3:
             t0 = time.monotonic()
             _write_s3(s3, n_images, n_prompts)
-            print(f"    ({n_images + n_prompts} objects uploaded to the S3 server in {time.monotonic() - t0:.0f} s, untimed)",
-                  flush=True)
+            print(
+                f"    ({n_images + n_prompts} objects uploaded to the S3 server in {time.monotonic() - t0:.0f} s, untimed)",
+                flush=True,
+            )
             storage_sensor_figures("S3 (moto server)", s3, n_images, n_prompts, steady, quick)
         pending_sensor_figure(n_tasks)

@@ -30,8 +30,17 @@ import time
 from pathlib import Path
 
 from .common import (
-    SimProcess, ThreadCPU, cpu_s, die_with_parent, loadavg, png, postmaster_cpu_s, prompt_yaml,
-    quiet_dagster, report, sim_config,
+    SimProcess,
+    ThreadCPU,
+    cpu_s,
+    die_with_parent,
+    loadavg,
+    png,
+    postmaster_cpu_s,
+    prompt_yaml,
+    quiet_dagster,
+    report,
+    sim_config,
 )
 
 PROVIDER = "novita"  # accepts images as data URIs: no image hosting in the measured path
@@ -56,7 +65,8 @@ def _execute(defs, instance, job, **kw):
     config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     run_config = kw.pop("run_config", {})
     return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, raise_on_error=False, run_config={**config, **run_config}, **kw)
+        instance=instance, raise_on_error=False, run_config={**config, **run_config}, **kw
+    )
 
 
 def _one_planned_event_per_run():
@@ -135,10 +145,25 @@ def postgres_instance(tmp: str, *, stock: bool = False):
 
     shutil.chown(data, "postgres", "postgres")
     as_pg = ["runuser", "-u", "postgres", "--"]
-    subprocess.run([*as_pg, f"{PG_BIN}/initdb", "-D", data, "-A", "trust", "-U", "postgres"], check=True,
-                   capture_output=True)
-    subprocess.run([*as_pg, f"{PG_BIN}/pg_ctl", "-D", data, "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
-                    "-w", "start", "-l", os.path.join(data, "log")], check=True, capture_output=True)
+    subprocess.run(
+        [*as_pg, f"{PG_BIN}/initdb", "-D", data, "-A", "trust", "-U", "postgres"], check=True, capture_output=True
+    )
+    subprocess.run(
+        [
+            *as_pg,
+            f"{PG_BIN}/pg_ctl",
+            "-D",
+            data,
+            "-o",
+            f"-p {port} -k {data} -c listen_addresses=127.0.0.1",
+            "-w",
+            "start",
+            "-l",
+            os.path.join(data, "log"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         home = os.path.join(tmp, "pg-home")
         os.makedirs(home)
@@ -180,12 +205,24 @@ def _storage(kind: str, tmp: str):
         port = free_port()
         moto = subprocess.Popen(
             [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
         proxy = subprocess.Popen(
-            [sys.executable, "-c", "import sys, time\nfrom seedance_pipeline_tests.s3faults import S3FaultProxy\n"
-             "print(S3FaultProxy(sys.argv[1], latency_s=float(sys.argv[2])).url, flush=True)\ntime.sleep(86400)",
-             f"http://127.0.0.1:{port}", str(S3_LATENCY_S)],
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1], preexec_fn=die_with_parent)
+            [
+                sys.executable,
+                "-c",
+                "import sys, time\nfrom seedance_pipeline_tests.s3faults import S3FaultProxy\n"
+                "print(S3FaultProxy(sys.argv[1], latency_s=float(sys.argv[2])).url, flush=True)\ntime.sleep(86400)",
+                f"http://127.0.0.1:{port}",
+                str(S3_LATENCY_S),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+            preexec_fn=die_with_parent,
+        )
         try:
             endpoint = proxy.stdout.readline().strip()
             deadline = time.monotonic() + 30
@@ -205,28 +242,43 @@ def _storage(kind: str, tmp: str):
                 proc.wait()
 
 
-def one_run(n: int, latency: float, cap: int, *, profile: str | None = None, instance_kind: str = "sqlite",
-            storage_kind: str = "local") -> dict:
+def one_run(
+    n: int,
+    latency: float,
+    cap: int,
+    *,
+    profile: str | None = None,
+    instance_kind: str = "sqlite",
+    storage_kind: str = "local",
+) -> dict:
     """N clips in one clips_job run; returns wall, cpu, requests."""
 
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.provider_resource import SeedanceProviders
     from seedance_pipeline.refresh import clip_range_tags, range_tags
 
-    with tempfile.TemporaryDirectory(prefix="seedance-bench1-") as tmp, quiet_dagster(), \
-            SimProcess(sim_config(latency, max_concurrency=cap, providers=(PROVIDER,))) as sim, \
-            _instance(instance_kind, tmp) as (instance, server_cpu_s), _storage(storage_kind, tmp) as storage:
+    with (
+        tempfile.TemporaryDirectory(prefix="seedance-bench1-") as tmp,
+        quiet_dagster(),
+        SimProcess(sim_config(latency, max_concurrency=cap, providers=(PROVIDER,))) as sim,
+        _instance(instance_kind, tmp) as (instance, server_cpu_s),
+        _storage(storage_kind, tmp) as storage,
+    ):
         root = Path(tmp)
         images, _ = _setup(root, n, instance, storage)
-        providers = SeedanceProviders(simulator_url=sim.base_url, simulator_latency_s=latency,
-                                      max_in_flight={PROVIDER: cap})
+        providers = SeedanceProviders(
+            simulator_url=sim.base_url, simulator_latency_s=latency, max_in_flight={PROVIDER: cap}
+        )
         defs = build_definitions(storage, providers)
         with _one_planned_event_per_run():
             src = _execute(defs, instance, "source_images_job", tags=range_tags(images[0], images[-1]))
             prm = _execute(defs, instance, "prompts_job", partition_key="bench")
         if not (src.success and prm.success):
             from seedance_pipeline.runner import _failure_lines
-            raise RuntimeError(_failure_lines(instance, src.run_id, "src") + _failure_lines(instance, prm.run_id, "prm"))
+
+            raise RuntimeError(
+                _failure_lines(instance, src.run_id, "src") + _failure_lines(instance, prm.run_id, "prm")
+            )
         # warm the simulator's shared render for this shape so the first wave is not a render wait
         # (a real provider has no such cost; the render is a simulator artefact)
         _warm(sim, images[0], storage)
@@ -240,8 +292,13 @@ def one_run(n: int, latency: float, cap: int, *, profile: str | None = None, ins
         server0 = server_cpu_s()
         with ThreadCPU() as threads:
             c0, t0, w0 = cpu_s(), time.monotonic(), time.time()
-            result = _execute(defs, instance, "clips_job", tags=clip_range_tags(images, ["bench"]),
-                              run_config={"ops": {"clips": {"config": {"mode": "all"}}}})
+            result = _execute(
+                defs,
+                instance,
+                "clips_job",
+                tags=clip_range_tags(images, ["bench"]),
+                run_config={"ops": {"clips": {"config": {"mode": "all"}}}},
+            )
             wall, cpu = time.monotonic() - t0, cpu_s() - c0
         server1 = server_cpu_s()
         if profiler:
@@ -256,11 +313,24 @@ def one_run(n: int, latency: float, cap: int, *, profile: str | None = None, ins
         busy = sum(t["done_at"] - t["starts_at"] for t in tasks)
         span = (w0 + wall) - min(t["created_at"] for t in tasks)
         sim_cpu = (sim.cpu_s() or 0) - (sim_cpu0 or 0)
-    return {"n": n, "wall": wall, "cpu": cpu, "ok": result.success, "stored": stored, "checks_passed": passed,
-            "status": stats["status"] - 1, "submit": stats["submit"] - 1, "sim_cpu": sim_cpu,
-            "first_submit_s": first_submit, "last_done_s": last_done, "tail_s": wall - last_done,
-            "slot_use": busy / (cap * max(1e-9, last_done - first_submit)), "span": span,
-            "threads": threads.by_role(), "server_cpu": None if server0 is None else server1 - server0}
+    return {
+        "n": n,
+        "wall": wall,
+        "cpu": cpu,
+        "ok": result.success,
+        "stored": stored,
+        "checks_passed": passed,
+        "status": stats["status"] - 1,
+        "submit": stats["submit"] - 1,
+        "sim_cpu": sim_cpu,
+        "first_submit_s": first_submit,
+        "last_done_s": last_done,
+        "tail_s": wall - last_done,
+        "slot_use": busy / (cap * max(1e-9, last_done - first_submit)),
+        "span": span,
+        "threads": threads.by_role(),
+        "server_cpu": None if server0 is None else server1 - server0,
+    }
 
 
 def _warm(sim: SimProcess, image_key: str, storage) -> None:
@@ -274,13 +344,22 @@ def _warm(sim: SimProcess, image_key: str, storage) -> None:
 
     path = storage.path("images", f"{image_key}.png")
     img = inspect_image(path, storage.read_bytes(path))
-    req = build_request(prompt="warm-up", image=img.ref, duration=4, resolution="480p", aspect_ratio="16:9",
-                        generate_audio=False, camera_fixed=False, seed=1)
+    req = build_request(
+        prompt="warm-up",
+        image=img.ref,
+        duration=4,
+        resolution="480p",
+        aspect_ratio="16:9",
+        generate_audio=False,
+        camera_fixed=False,
+        seed=1,
+    )
     prepared = prepare(get_adapter(PROVIDER), req, images={img.ref: img})
 
     async def go():
-        async with ProviderClient(get_adapter(PROVIDER), "bench", base_url=sim.url(PROVIDER),
-                                  settings=ClientSettings(expected_latency_s=0.5)) as client:
+        async with ProviderClient(
+            get_adapter(PROVIDER), "bench", base_url=sim.url(PROVIDER), settings=ClientSettings(expected_latency_s=0.5)
+        ) as client:
             snap = await client.submit(prepared.wire)
             await client.wait(snap)
 
@@ -297,16 +376,20 @@ def per_partition_runs(k: int, latency: float, cap: int) -> dict:
     from seedance_pipeline.refresh import range_tags
     from seedance_pipeline.storage import SeedanceStorage
 
-    with tempfile.TemporaryDirectory(prefix="seedance-bench1b-") as tmp, quiet_dagster(), \
-            SimProcess(sim_config(latency, max_concurrency=cap, providers=(PROVIDER,))) as sim:
+    with (
+        tempfile.TemporaryDirectory(prefix="seedance-bench1b-") as tmp,
+        quiet_dagster(),
+        SimProcess(sim_config(latency, max_concurrency=cap, providers=(PROVIDER,))) as sim,
+    ):
         home = Path(tmp) / "home"
         home.mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         with dg.DagsterInstance.from_config(str(home)) as instance:
             storage = SeedanceStorage(url=str(Path(tmp) / "storage"))
             images, _ = _setup(Path(tmp), k, instance, storage)
-            providers = SeedanceProviders(simulator_url=sim.base_url, simulator_latency_s=latency,
-                                          max_in_flight={PROVIDER: cap})
+            providers = SeedanceProviders(
+                simulator_url=sim.base_url, simulator_latency_s=latency, max_in_flight={PROVIDER: cap}
+            )
             defs = build_definitions(storage, providers)
             assert _execute(defs, instance, "source_images_job", tags=range_tags(images[0], images[-1])).success
             assert _execute(defs, instance, "prompts_job", partition_key="bench").success
@@ -314,22 +397,52 @@ def per_partition_runs(k: int, latency: float, cap: int) -> dict:
             c0, t0 = cpu_s(), time.monotonic()
             ok = 0
             for key in images:
-                ok += _execute(defs, instance, "clips_job", partition_key=str(clip_key(key, "bench")),
-                               run_config={"ops": {"clips": {"config": {"mode": "all"}}}}).success
+                ok += _execute(
+                    defs,
+                    instance,
+                    "clips_job",
+                    partition_key=str(clip_key(key, "bench")),
+                    run_config={"ops": {"clips": {"config": {"mode": "all"}}}},
+                ).success
             wall, cpu = time.monotonic() - t0, cpu_s() - c0
         # One run as the daemon launches it: a fresh process (`dagster asset materialize`), for a clip
         # already stored (mode all reuses it: no provider request), i.e. the fixed cost of a run.
-        env = {**os.environ, "DAGSTER_HOME": str(home), "SEEDANCE_STORAGE_URL": str(Path(tmp) / "storage"),
-               f"SEEDANCE_{PROVIDER.upper()}_BASE_URL": sim.url(PROVIDER)}
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(home),
+            "SEEDANCE_STORAGE_URL": str(Path(tmp) / "storage"),
+            f"SEEDANCE_{PROVIDER.upper()}_BASE_URL": sim.url(PROVIDER),
+        }
         exe = str(Path(sys.executable).with_name("dagster"))
         t1 = time.monotonic()
         before = _children_cpu()
-        proc = subprocess.run([exe, "asset", "materialize", "-m", "seedance_pipeline.definitions", "--select", "clips",
-                               "--partition", str(clip_key(images[0], "bench"))],
-                              env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                exe,
+                "asset",
+                "materialize",
+                "-m",
+                "seedance_pipeline.definitions",
+                "--select",
+                "clips",
+                "--partition",
+                str(clip_key(images[0], "bench")),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         sub_wall, sub_cpu = time.monotonic() - t1, _children_cpu() - before
-    return {"k": k, "wall": wall, "cpu": cpu, "ok": ok, "sub_wall": sub_wall, "sub_cpu": sub_cpu,
-            "sub_ok": proc.returncode == 0, "sub_err": proc.stderr[-500:]}
+    return {
+        "k": k,
+        "wall": wall,
+        "cpu": cpu,
+        "ok": ok,
+        "sub_wall": sub_wall,
+        "sub_cpu": sub_cpu,
+        "sub_ok": proc.returncode == 0,
+        "sub_err": proc.stderr[-500:],
+    }
 
 
 def _children_cpu() -> float:
@@ -342,8 +455,11 @@ def _children_cpu() -> float:
 def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool = False) -> None:
     latency, cap = 2.0, 20
     sizes = [50, 200] if quick else [50, 200, 1000]
-    print(f"[1] throughput vs ideal N*L/C, L={latency:g} s, C={cap}, one clips_job run per N, SQLite instance "
-          f"(the embedded default); full mode also PostgreSQL (production) and S3 storage; {loadavg()}", flush=True)
+    print(
+        f"[1] throughput vs ideal N*L/C, L={latency:g} s, C={cap}, one clips_job run per N, SQLite instance "
+        f"(the embedded default); full mode also PostgreSQL (production) and S3 storage; {loadavg()}",
+        flush=True,
+    )
     cpu_per_clip = []
     runs = [(n, "sqlite", "local") for n in sizes]
     if not quick or diagnostics:
@@ -364,47 +480,82 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
         good = r["ok"] and r["stored"] == n and r["checks_passed"] == 2 * n
         diagnostic = kind == "memory" or kind.endswith("-stock")
         target = ">= 0.85" if n >= 200 and not diagnostic else None
-        label = {"sqlite": f"N={n}", "memory": f"N={n}, in-memory instance (diagnostic)",
-                 "postgres": f"N={n}, PostgreSQL instance",
-                 "sqlite-stock": f"N={n}, Dagster's own SQLite event log (diagnostic)",
-                 "postgres-stock": f"N={n}, PostgreSQL, dagster-postgres' own event log (diagnostic)"}[kind]
+        label = {
+            "sqlite": f"N={n}",
+            "memory": f"N={n}, in-memory instance (diagnostic)",
+            "postgres": f"N={n}, PostgreSQL instance",
+            "sqlite-stock": f"N={n}, Dagster's own SQLite event log (diagnostic)",
+            "postgres-stock": f"N={n}, PostgreSQL, dagster-postgres' own event log (diagnostic)",
+        }[kind]
         if storage_kind == "s3":
             label += f", S3 storage (moto + {S3_LATENCY_S * 1000:.0f} ms per request)"
-        report("1", f"ideal/actual {label}", ideal / r["wall"], "", target,
-               note=f"wall {r['wall']:.1f} s vs ideal {ideal:.1f} s; {r['stored']}/{n} stored, "
-                    f"{r['checks_passed']}/{2 * n} checks passed{'' if good else ' (INCOMPLETE)'}; "
-                    f"{r['status'] / n:.2f} status req/clip; first submit after {r['first_submit_s']:.1f} s, "
-                    f"provider slots busy {100 * r['slot_use']:.0f} % until the last task finished, then "
-                    f"{r['tail_s']:.1f} s to store/check the last clips and end the run; {loadavg()}")
+        report(
+            "1",
+            f"ideal/actual {label}",
+            ideal / r["wall"],
+            "",
+            target,
+            note=f"wall {r['wall']:.1f} s vs ideal {ideal:.1f} s; {r['stored']}/{n} stored, "
+            f"{r['checks_passed']}/{2 * n} checks passed{'' if good else ' (INCOMPLETE)'}; "
+            f"{r['status'] / n:.2f} status req/clip; first submit after {r['first_submit_s']:.1f} s, "
+            f"provider slots busy {100 * r['slot_use']:.0f} % until the last task finished, then "
+            f"{r['tail_s']:.1f} s to store/check the last clips and end the run; {loadavg()}",
+        )
         cpu_per_clip.append((label, r, diagnostic))
-    print(f"[3] orchestrator CPU per clip (user+sys of this process during the run, plus the PostgreSQL "
-          f"server's where it is the instance, / N; simulator in its own process, excluded); {loadavg()}", flush=True)
+    print(
+        f"[3] orchestrator CPU per clip (user+sys of this process during the run, plus the PostgreSQL "
+        f"server's where it is the instance, / N; simulator in its own process, excluded); {loadavg()}",
+        flush=True,
+    )
     for label, r, diagnostic in cpu_per_clip:
         n, threads = r["n"], r["threads"]
         ours = r["cpu"] - threads.get("sampler", 0.0)  # the per-thread sampler is the benchmark's, not ours
         server = r["server_cpu"] or 0.0
         per = {role: threads.get(role, 0.0) / n * 1000 for role in ("dagster", "production", "workers", "other")}
-        parts = (f"Dagster's step thread (run and event storage) {per['dagster']:.1f}, clips production thread "
-                 f"(provider I/O) {per['production']:.1f}, worker threads (probes decoding every frame, planning, "
-                 f"task-record and storage writes) {per['workers']:.1f}, other threads (on S3: fsspec's I/O loop) "
-                 f"{per['other']:.1f}"
-                 + (f", PostgreSQL server {server / n * 1000:.1f}" if r["server_cpu"] is not None else ""))
-        report("3", f"CPU per clip {label}", (ours + server) / n * 1000, "ms", None if diagnostic else "<= 30",
-               note=f"ms per clip: {parts}; {ours + server:.1f} s CPU for {n} clips in {r['wall']:.1f} s wall; "
-                    f"simulator used {r['sim_cpu']:.1f} s")
-        report("3", f"our code's CPU per clip {label} (production + workers)", per["production"] + per["workers"],
-               "ms", note="the part of figure 3 that is this project's own code (the rest is Dagster and its database)")
+        parts = (
+            f"Dagster's step thread (run and event storage) {per['dagster']:.1f}, clips production thread "
+            f"(provider I/O) {per['production']:.1f}, worker threads (probes decoding every frame, planning, "
+            f"task-record and storage writes) {per['workers']:.1f}, other threads (on S3: fsspec's I/O loop) "
+            f"{per['other']:.1f}"
+            + (f", PostgreSQL server {server / n * 1000:.1f}" if r["server_cpu"] is not None else "")
+        )
+        report(
+            "3",
+            f"CPU per clip {label}",
+            (ours + server) / n * 1000,
+            "ms",
+            None if diagnostic else "<= 30",
+            note=f"ms per clip: {parts}; {ours + server:.1f} s CPU for {n} clips in {r['wall']:.1f} s wall; "
+            f"simulator used {r['sim_cpu']:.1f} s",
+        )
+        report(
+            "3",
+            f"our code's CPU per clip {label} (production + workers)",
+            per["production"] + per["workers"],
+            "ms",
+            note="the part of figure 3 that is this project's own code (the rest is Dagster and its database)",
+        )
     k = 5
     pp = per_partition_runs(k, latency, cap)
     ideal_k = k * latency / cap
-    report("1", f"one run per partition, in-process sequential, K={k}", ideal_k / pp["wall"], "",
-           note=f"{pp['ok']}/{k} runs ok in {pp['wall']:.1f} s ({pp['wall'] / k:.2f} s/run, "
-                f"{pp['cpu'] / k * 1000:.0f} ms CPU/run) vs ideal {ideal_k:.1f} s; measured")
+    report(
+        "1",
+        f"one run per partition, in-process sequential, K={k}",
+        ideal_k / pp["wall"],
+        "",
+        note=f"{pp['ok']}/{k} runs ok in {pp['wall']:.1f} s ({pp['wall'] / k:.2f} s/run, "
+        f"{pp['cpu'] / k * 1000:.0f} ms CPU/run) vs ideal {ideal_k:.1f} s; measured",
+    )
     cores = os.cpu_count() or 1
     for n in sizes:
         ideal = n * latency / cap
         est = max(ideal, n * pp["sub_cpu"] / cores, n * (pp["sub_wall"] + latency) / cap)
-        report("1", f"one run per partition (subprocess runs) N={n}", ideal / est, "",
-               note=f"EXTRAPOLATED from one measured `dagster asset materialize` run: {pp['sub_wall']:.1f} s wall, "
-                    f"{pp['sub_cpu']:.1f} s CPU{'' if pp['sub_ok'] else ' (FAILED: ' + pp['sub_err'] + ')'}; "
-                    f"N runs x CPU / {cores} cores = {n * pp['sub_cpu'] / cores:.0f} s vs ideal {ideal:.0f} s")
+        report(
+            "1",
+            f"one run per partition (subprocess runs) N={n}",
+            ideal / est,
+            "",
+            note=f"EXTRAPOLATED from one measured `dagster asset materialize` run: {pp['sub_wall']:.1f} s wall, "
+            f"{pp['sub_cpu']:.1f} s CPU{'' if pp['sub_ok'] else ' (FAILED: ' + pp['sub_err'] + ')'}; "
+            f"N runs x CPU / {cores} cores = {n * pp['sub_cpu'] / cores:.0f} s vs ideal {ideal:.0f} s",
+        )

@@ -36,7 +36,9 @@ class Figure:
             return "info"
         op, _, num = self.target.partition(" ")
         bound = float(num)
-        ok = {"<=": self.value <= bound, "<": self.value < bound, ">=": self.value >= bound, ">": self.value > bound}[op]
+        ok = {"<=": self.value <= bound, "<": self.value < bound, ">=": self.value >= bound, ">": self.value > bound}[
+            op
+        ]
         return "PASS" if ok else "MISS"
 
     def line(self) -> str:
@@ -46,8 +48,9 @@ class Figure:
         return f"  {self.bench} {self.name}: {value} {self.unit}  {target}  {self.verdict}{note}"
 
 
-def report(bench: str, name: str, value: float | None, unit: str, target: str | None = None, note: str = "",
-           **extra: Any) -> Figure:
+def report(
+    bench: str, name: str, value: float | None, unit: str, target: str | None = None, note: str = "", **extra: Any
+) -> Figure:
     fig = Figure(bench, name, value, unit, target, note, extra)
     FIGURES.append(fig)
     print(fig.line(), flush=True)
@@ -75,14 +78,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def sim_config(latency_min_s: float, latency_max_s: float | None = None, *, max_concurrency: int | None = None,
-               providers: tuple[str, ...] = ("runpod", "wavespeed", "jiekou", "novita", "vibedream"),
-               render_shared: bool = True, output_size_bytes: int | None = None, seed: int = 0) -> dict:
-    timing = {"latency_min_s": latency_min_s, "latency_max_s": latency_min_s if latency_max_s is None else latency_max_s,
-              "max_concurrency": max_concurrency, "output_size_bytes": output_size_bytes}
+def sim_config(
+    latency_min_s: float,
+    latency_max_s: float | None = None,
+    *,
+    max_concurrency: int | None = None,
+    providers: tuple[str, ...] = ("runpod", "wavespeed", "jiekou", "novita", "vibedream"),
+    render_shared: bool = True,
+    output_size_bytes: int | None = None,
+    seed: int = 0,
+) -> dict:
+    timing = {
+        "latency_min_s": latency_min_s,
+        "latency_max_s": latency_min_s if latency_max_s is None else latency_max_s,
+        "max_concurrency": max_concurrency,
+        "output_size_bytes": output_size_bytes,
+    }
     cache = os.path.join(tempfile.gettempdir(), "seedance-bench-render-cache")
-    return {"seed": seed, "providers": {p: timing for p in providers}, "render_shared": render_shared,
-            "render_cache_dir": cache}
+    return {
+        "seed": seed,
+        "providers": {p: timing for p in providers},
+        "render_shared": render_shared,
+        "render_cache_dir": cache,
+    }
 
 
 def die_with_parent() -> None:
@@ -106,9 +124,22 @@ class SimProcess:
         with os.fdopen(fd, "w") as fh:
             json.dump(config, fh)
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from seedance_pipeline.cli import main; main()", "simulate",
-             "--host", "127.0.0.1", "--port", str(self.port), "--config", self._config_path],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent)
+            [
+                sys.executable,
+                "-c",
+                "from seedance_pipeline.cli import main; main()",
+                "simulate",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--config",
+                self._config_path,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=die_with_parent,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -175,11 +206,20 @@ def png(i: int, size: tuple[int, int] = (640, 360)) -> bytes:
     return buf.getvalue()
 
 
-def prompt_yaml(provider: str, *, duration: int = 4, resolution: str = "480p", audio: bool = False,
-                images: str = "*", text: str = "A slow pan across the scene.") -> str:
-    return (f'text: "{text}"\nimages: ["{images}"]\nprovider: {provider}\nduration: {duration}\n'
-            f"resolution: {resolution}\naspect_ratio: \"16:9\"\ngenerate_audio: {'true' if audio else 'false'}\n"
-            "camera_fixed: false\nseed: 1\n")
+def prompt_yaml(
+    provider: str,
+    *,
+    duration: int = 4,
+    resolution: str = "480p",
+    audio: bool = False,
+    images: str = "*",
+    text: str = "A slow pan across the scene.",
+) -> str:
+    return (
+        f'text: "{text}"\nimages: ["{images}"]\nprovider: {provider}\nduration: {duration}\n'
+        f'resolution: {resolution}\naspect_ratio: "16:9"\ngenerate_audio: {"true" if audio else "false"}\n'
+        "camera_fixed: false\nseed: 1\n"
+    )
 
 
 @contextmanager
@@ -299,4 +339,3 @@ def postmaster_cpu_s(data_dir: str) -> float | None:
     except Exception:
         pass
     return total
-

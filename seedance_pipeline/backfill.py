@@ -21,7 +21,14 @@ from dagster._core.utils import make_new_backfill_id
 
 from .assets.clips import PROVIDER_TAG
 from .clip_plan import (
-    CLIPS_KEY, Item, Mode, StoredClips, attempts_by_fingerprint, find_reusable, prepare_items, select,
+    CLIPS_KEY,
+    Item,
+    Mode,
+    StoredClips,
+    attempts_by_fingerprint,
+    find_reusable,
+    prepare_items,
+    select,
 )
 from .partitions import IMAGES, PROMPTS
 from .provider_resource import SeedanceProviders
@@ -62,8 +69,9 @@ class Plan:
         return sum(c.usd for c in self.clips)
 
 
-def targeted_keys(instance: dg.DagsterInstance, *, prompts: list[str] | None = None,
-                  images: list[str] | None = None) -> list[tuple[str, str]]:
+def targeted_keys(
+    instance: dg.DagsterInstance, *, prompts: list[str] | None = None, images: list[str] | None = None
+) -> list[tuple[str, str]]:
     """Every (image, prompt) partition pair, optionally narrowed to some prompts and images (targeting is
     decided by ``select``)."""
     all_images = instance.get_dynamic_partitions(IMAGES)
@@ -74,8 +82,15 @@ def targeted_keys(instance: dg.DagsterInstance, *, prompts: list[str] | None = N
     return [(i, p) for p in (prompts or all_prompts) for i in (images or all_images)]
 
 
-def plan(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: SeedanceProviders, *, mode: Mode,
-         prompts: list[str] | None = None, images: list[str] | None = None) -> Plan:
+def plan(
+    instance: dg.DagsterInstance,
+    storage: SeedanceStorage,
+    providers: SeedanceProviders,
+    *,
+    mode: Mode,
+    prompts: list[str] | None = None,
+    images: list[str] | None = None,
+) -> Plan:
     selection = select(instance, targeted_keys(instance, prompts=prompts, images=images), mode)
     result = Plan(failures=list(selection.failures))
     store = TaskStore(storage)
@@ -85,9 +100,17 @@ def plan(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: Seed
         reuse = find_reusable(storage, it, attempts_by_fingerprint(store, it), stored)
         chosen = reuse.candidate if reuse else it.candidates[0]
         estimate = chosen.prepared.estimate
-        result.clips.append(PlannedClip(
-            item=it, provider=chosen.provider, usd=0.0 if reuse else estimate.usd, seconds=chosen.prepared.request.duration,
-            reused=reuse is not None, simulated=chosen.simulated, assumption=estimate.assumption))
+        result.clips.append(
+            PlannedClip(
+                item=it,
+                provider=chosen.provider,
+                usd=0.0 if reuse else estimate.usd,
+                seconds=chosen.prepared.request.duration,
+                reused=reuse is not None,
+                simulated=chosen.simulated,
+                assumption=estimate.assumption,
+            )
+        )
     return result
 
 
@@ -97,17 +120,25 @@ def format_plan(result: Plan, *, list_clips: bool = True) -> str:
         lines += [f"{'clip':<34} {'provider':<10} {'sec':>3} {'est $':>9}", "-" * 60]
         for c in sorted(result.clips, key=lambda c: c.partition):
             note = "  reused: same request already stored" if c.reused else ""
-            lines.append(f"{c.partition:<34} {c.provider + ('*' if c.simulated else ''):<10} {c.seconds:>3} {c.usd:>9.4f}{note}")
+            lines.append(
+                f"{c.partition:<34} {c.provider + ('*' if c.simulated else ''):<10} {c.seconds:>3} {c.usd:>9.4f}{note}"
+            )
         lines.append("")
     lines += [f"{'provider':<12} {'clips':>6} {'reused':>6} {'seconds':>8} {'USD':>10}", "-" * 46]
     for provider, group in result.by_provider().items():
         flag = " (price assumed)" if any(c.assumption and not c.reused for c in group) else ""
-        lines.append(f"{provider:<12} {len(group):>6} {sum(c.reused for c in group):>6} "
-                     f"{sum(c.seconds for c in group if not c.reused):>8} {sum(c.usd for c in group):>10.4f}{flag}")
-    lines.append(f"{'total':<12} {len(result.clips):>6} {sum(c.reused for c in result.clips):>6} "
-                 f"{sum(c.seconds for c in result.clips if not c.reused):>8} {result.total_usd:>10.4f}")
+        lines.append(
+            f"{provider:<12} {len(group):>6} {sum(c.reused for c in group):>6} "
+            f"{sum(c.seconds for c in group if not c.reused):>8} {sum(c.usd for c in group):>10.4f}{flag}"
+        )
+    lines.append(
+        f"{'total':<12} {len(result.clips):>6} {sum(c.reused for c in result.clips):>6} "
+        f"{sum(c.seconds for c in result.clips if not c.reused):>8} {result.total_usd:>10.4f}"
+    )
     if any(c.simulated for c in result.clips):
-        lines.append("* simulated: these providers go to the built-in simulator (no API key or base URL set); nothing is billed")
+        lines.append(
+            "* simulated: these providers go to the built-in simulator (no API key or base URL set); nothing is billed"
+        )
     for failure in result.failures:
         lines.append(f"cannot be made: {failure}")
     return "\n".join(lines)
@@ -122,17 +153,30 @@ def backfill_tags(provider: str, trigger: str) -> dict[str, str]:
     return {PROVIDER_TAG: provider, TRIGGER_TAG: trigger}
 
 
-def launch(instance: dg.DagsterInstance, defs: dg.Definitions, result: Plan, *, trigger: str = "backfill-cli",
-           title: str = "seedance clips") -> list[tuple[str, str, int]]:
+def launch(
+    instance: dg.DagsterInstance,
+    defs: dg.Definitions,
+    result: Plan,
+    *,
+    trigger: str = "backfill-cli",
+    title: str = "seedance clips",
+) -> list[tuple[str, str, int]]:
     """One asset backfill per provider of exactly the planned partitions; returns (provider, backfill id, clips)."""
     launched = []
     for provider, group in result.by_provider().items():
         partitions = sorted(c.partition for c in group)
         backfill_id = make_new_backfill_id()
-        instance.add_backfill(PartitionBackfill.from_asset_graph_subset(
-            backfill_id=backfill_id, backfill_timestamp=time.time(), tags=backfill_tags(provider, trigger),
-            dynamic_partitions_store=instance, asset_graph_subset=asset_graph_subset(defs, partitions),
-            title=f"{title}: {len(partitions)} clip(s) on {provider}",
-            description=f"{len(partitions)} clip(s), forecast ${sum(c.usd for c in group):.4f}", run_config=None))
+        instance.add_backfill(
+            PartitionBackfill.from_asset_graph_subset(
+                backfill_id=backfill_id,
+                backfill_timestamp=time.time(),
+                tags=backfill_tags(provider, trigger),
+                dynamic_partitions_store=instance,
+                asset_graph_subset=asset_graph_subset(defs, partitions),
+                title=f"{title}: {len(partitions)} clip(s) on {provider}",
+                description=f"{len(partitions)} clip(s), forecast ${sum(c.usd for c in group):.4f}",
+                run_config=None,
+            )
+        )
         launched.append((provider, backfill_id, len(partitions)))
     return launched

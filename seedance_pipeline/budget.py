@@ -58,8 +58,11 @@ class SpendPolicy(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls) -> SpendPolicy:
-        return cls(per_run_usd=_env_usd(PER_RUN_ENV), per_day_usd=_env_usd(PER_DAY_ENV),
-                   auto_backfill_usd=_env_usd(AUTO_BACKFILL_ENV))
+        return cls(
+            per_run_usd=_env_usd(PER_RUN_ENV),
+            per_day_usd=_env_usd(PER_DAY_ENV),
+            auto_backfill_usd=_env_usd(AUTO_BACKFILL_ENV),
+        )
 
 
 class SpendGuard:
@@ -84,7 +87,8 @@ class SpendGuard:
             if self.per_run_usd is not None and self.run_usd + usd > self.per_run_usd + 1e-9:
                 raise OverBudget(
                     f"over the per-run budget: ${usd:.4f} for this clip + ${self.run_usd:.4f} already committed by "
-                    f"this run > ${self.per_run_usd:.2f} ({PER_RUN_ENV} or the run's budget_usd); nothing was sent")
+                    f"this run > ${self.per_run_usd:.2f} ({PER_RUN_ENV} or the run's budget_usd); nothing was sent"
+                )
             if self.per_day_usd is not None:
                 day_usd = self.day_usd(record)
                 if day_usd > self.per_day_usd + 1e-9:
@@ -92,7 +96,8 @@ class SpendGuard:
                     raise OverBudget(
                         f"over the daily budget for {record.day} (UTC): ${day_usd:.4f} committed by {kind} attempts "
                         f"today (in flight or charged, this clip's ${usd:.4f} included) > ${self.per_day_usd:.2f} "
-                        f"({PER_DAY_ENV}); nothing was sent")
+                        f"({PER_DAY_ENV}); nothing was sent"
+                    )
             self.run_usd += usd
 
     def release(self, record: AttemptRecord) -> None:

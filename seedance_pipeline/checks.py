@@ -30,24 +30,40 @@ def evaluate(probe: VideoProbe | None, expected: Expected, error: str | None = N
         return {PLAYS_TO_END: (False, meta), MATCHES_REQUEST: (False, meta)}
     frame = 1 / model_spec.FPS
     plays = {
-        "size_bytes": probe.size_bytes, "frames_decoded": probe.frames, "decoded_to_end": probe.decoded_to_end,
-        "fps": probe.fps, "video_codec": probe.video_codec,
+        "size_bytes": probe.size_bytes,
+        "frames_decoded": probe.frames,
+        "decoded_to_end": probe.decoded_to_end,
+        "fps": probe.fps,
+        "video_codec": probe.video_codec,
     }
-    plays_ok = probe.size_bytes > 0 and probe.frames > 0 and probe.decoded_to_end and abs(probe.fps - model_spec.FPS) < 0.01
+    plays_ok = (
+        probe.size_bytes > 0 and probe.frames > 0 and probe.decoded_to_end and abs(probe.fps - model_spec.FPS) < 0.01
+    )
     matches = {
-        "duration_s": round(probe.duration_s, 4), "expected_duration_s": expected.duration_s,
-        "size": f"{probe.width}x{probe.height}", "expected_size": f"{expected.width}x{expected.height}",
-        "has_audio": probe.has_audio, "expected_audio": expected.audio,
+        "duration_s": round(probe.duration_s, 4),
+        "expected_duration_s": expected.duration_s,
+        "size": f"{probe.width}x{probe.height}",
+        "expected_size": f"{expected.width}x{expected.height}",
+        "has_audio": probe.has_audio,
+        "expected_audio": expected.audio,
     }
-    matches_ok = (abs(probe.duration_s - expected.duration_s) <= frame + 1e-6
-                  and (probe.width, probe.height) == (expected.width, expected.height)
-                  and probe.has_audio == expected.audio)
+    matches_ok = (
+        abs(probe.duration_s - expected.duration_s) <= frame + 1e-6
+        and (probe.width, probe.height) == (expected.width, expected.height)
+        and probe.has_audio == expected.audio
+    )
     return {PLAYS_TO_END: (plays_ok, plays), MATCHES_REQUEST: (matches_ok, matches)}
 
 
 def evaluations(partition: str, results: dict[str, tuple[bool, dict]]) -> list[dg.AssetCheckEvaluation]:
     return [
-        dg.AssetCheckEvaluation(asset_key=CLIPS_KEY, check_name=name, passed=passed, partition=partition,
-                                metadata=meta, severity=dg.AssetCheckSeverity.ERROR)
+        dg.AssetCheckEvaluation(
+            asset_key=CLIPS_KEY,
+            check_name=name,
+            passed=passed,
+            partition=partition,
+            metadata=meta,
+            severity=dg.AssetCheckSeverity.ERROR,
+        )
         for name, (passed, meta) in results.items()
     ]

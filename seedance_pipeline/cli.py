@@ -43,30 +43,67 @@ def _emit(as_json: bool, payload: dict) -> None:
 @click.option("--last-image", default=None, help="Optional last frame (same forms as --image).")
 @click.option("--duration", type=int, default=5, show_default=True, help="Seconds, 4..12.")
 @click.option("--resolution", type=click.Choice([r.value for r in Resolution]), default="720p", show_default=True)
-@click.option("--aspect-ratio", default="adaptive", show_default=True,
-              help=f"One of {', '.join(r.value for r in AspectRatio)}.")
-@click.option("--audio/--no-audio", default=False, show_default=True, help="Sent explicitly: providers' defaults differ.")
+@click.option(
+    "--aspect-ratio", default="adaptive", show_default=True, help=f"One of {', '.join(r.value for r in AspectRatio)}."
+)
+@click.option(
+    "--audio/--no-audio", default=False, show_default=True, help="Sent explicitly: providers' defaults differ."
+)
 @click.option("--camera-fixed", is_flag=True, default=False)
 @click.option("--seed", type=int, default=-1, show_default=True, help="-1 = random.")
 @click.option("--service-tier", type=click.Choice(["default", "flex"]), default=None, help="JieKou and Novita only.")
-@click.option("--base-url", default=None, help="Provider API root; default $SEEDANCE_<PROVIDER>_BASE_URL, else the real API.")
-@click.option("--simulator", is_flag=True, default=False, help="Use the built-in simulator on loopback (no API key needed).")
+@click.option(
+    "--base-url", default=None, help="Provider API root; default $SEEDANCE_<PROVIDER>_BASE_URL, else the real API."
+)
+@click.option(
+    "--simulator", is_flag=True, default=False, help="Use the built-in simulator on loopback (no API key needed)."
+)
 @click.option("--out", "out", required=True, help="Where to store the MP4 (local path or fsspec URL).")
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print one JSON object as the last line.")
-def generate(provider, image, prompt, last_image, duration, resolution, aspect_ratio, audio, camera_fixed, seed,
-             service_tier, base_url, simulator, out, as_json) -> None:
+def generate(
+    provider,
+    image,
+    prompt,
+    last_image,
+    duration,
+    resolution,
+    aspect_ratio,
+    audio,
+    camera_fixed,
+    seed,
+    service_tier,
+    base_url,
+    simulator,
+    out,
+    as_json,
+) -> None:
     """Generate one clip and store it at --out.
 
     Exit 0: stored. Exit 2: rejected before anything was sent. Exit 1: failed after sending.
     """
     adapter = get_adapter(provider)
-    summary = {"provider": provider, "task_id": None, "status": "rejected", "output": None,
-               "estimated_cost_usd": None, "reported_cost_usd": None}
+    summary = {
+        "provider": provider,
+        "task_id": None,
+        "status": "rejected",
+        "output": None,
+        "estimated_cost_usd": None,
+        "reported_cost_usd": None,
+    }
     with ExitStack() as stack:
         try:
-            req = build_request(prompt=prompt, image=image, last_image=last_image, duration=duration,
-                                resolution=resolution, aspect_ratio=aspect_ratio, generate_audio=audio,
-                                camera_fixed=camera_fixed, seed=seed, service_tier=service_tier)
+            req = build_request(
+                prompt=prompt,
+                image=image,
+                last_image=last_image,
+                duration=duration,
+                resolution=resolution,
+                aspect_ratio=aspect_ratio,
+                generate_audio=audio,
+                camera_fixed=camera_fixed,
+                seed=seed,
+                service_tier=service_tier,
+            )
             settings = ClientSettings()
             if simulator:
                 from .simulator.server import SimulatorServer
@@ -96,10 +133,12 @@ def generate(provider, image, prompt, last_image, duration, resolution, aspect_r
             summary.update(status="failed", error=str(exc), task_id=getattr(exc, "task_id", None))
             _emit(as_json, summary)
             sys.exit(EXIT_FAILED)
-    click.echo(f"stored {out} ({result.size_bytes} bytes) from {provider} task {result.task_id}; "
-               f"estimated ${result.estimated_cost_usd:.4f}"
-               + (f", provider reported ${result.reported_cost_usd:.4f}" if result.reported_cost_usd is not None else ""),
-               err=as_json)
+    click.echo(
+        f"stored {out} ({result.size_bytes} bytes) from {provider} task {result.task_id}; "
+        f"estimated ${result.estimated_cost_usd:.4f}"
+        + (f", provider reported ${result.reported_cost_usd:.4f}" if result.reported_cost_usd is not None else ""),
+        err=as_json,
+    )
     summary.update(result.as_dict(), output=out, simulated=simulator)
     _emit(as_json, summary)
 
@@ -116,8 +155,13 @@ async def _generate(adapter, api_key, base_url, settings, prepared, fs, path):
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8765, show_default=True)
-@click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="SimConfig as JSON (latency, faults, caps).")
+@click.option(
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="SimConfig as JSON (latency, faults, caps).",
+)
 def simulate(host: str, port: int, config_file: str | None) -> None:
     """Serve the five providers' APIs under http://HOST:PORT/<provider>."""
     from .simulator.config import SimConfig
@@ -129,7 +173,9 @@ def simulate(host: str, port: int, config_file: str | None) -> None:
 
 
 @main.command("demo-data")
-@click.option("--storage", "storage_url", default=None, help="Storage URL; default $SEEDANCE_STORAGE_URL or ./.seedance/storage.")
+@click.option(
+    "--storage", "storage_url", default=None, help="Storage URL; default $SEEDANCE_STORAGE_URL or ./.seedance/storage."
+)
 def demo_data(storage_url: str | None) -> None:
     """Write three sample images and two prompts into storage (only files that are missing)."""
     from .demo import write_demo_data
@@ -137,11 +183,15 @@ def demo_data(storage_url: str | None) -> None:
 
     storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url)
     written = write_demo_data(storage)
-    click.echo(f"wrote {len(written)} sample file(s) into {storage.url}" + (": " + ", ".join(written) if written else ""))
+    click.echo(
+        f"wrote {len(written)} sample file(s) into {storage.url}" + (": " + ", ".join(written) if written else "")
+    )
 
 
 @main.command("run")
-@click.option("--storage", "storage_url", default=None, help="Storage URL; default $SEEDANCE_STORAGE_URL or ./.seedance/storage.")
+@click.option(
+    "--storage", "storage_url", default=None, help="Storage URL; default $SEEDANCE_STORAGE_URL or ./.seedance/storage."
+)
 def run_command(storage_url: str | None) -> None:
     """Register new images and prompts, make every missing or outdated clip, and today's cost report."""
     import warnings
@@ -151,7 +201,11 @@ def run_command(storage_url: str | None) -> None:
     from .runner import dagster_instance, format_report, run_pipeline
     from .storage import SeedanceStorage
 
-    storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url, endpoint_url=SeedanceStorage.from_env().endpoint_url)
+    storage = (
+        SeedanceStorage.from_env()
+        if storage_url is None
+        else SeedanceStorage(url=storage_url, endpoint_url=SeedanceStorage.from_env().endpoint_url)
+    )
     instance = dagster_instance()
     report = run_pipeline(instance, storage, SeedanceProviders.from_env())
     click.echo(format_report(report))
@@ -168,8 +222,11 @@ def _pipeline_context(storage_url: str | None):
     from .runner import Executor, RunReport, dagster_instance, refresh_sources
     from .storage import SeedanceStorage
 
-    storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(
-        url=storage_url, endpoint_url=SeedanceStorage.from_env().endpoint_url)
+    storage = (
+        SeedanceStorage.from_env()
+        if storage_url is None
+        else SeedanceStorage(url=storage_url, endpoint_url=SeedanceStorage.from_env().endpoint_url)
+    )
     providers = SeedanceProviders.from_env()
     instance = dagster_instance()
     defs = build_definitions(storage, providers)
@@ -196,9 +253,16 @@ def _selection_options(fn):
 
 
 @main.command()
-@click.option("--mode", type=click.Choice(["missing_or_stale", "missing", "stale", "all"]), default="missing_or_stale",
-              show_default=True, help="Which targeted clips: never made, made from outdated inputs, both, or all.")
-@click.option("--list/--no-list", "list_clips", default=True, show_default=True, help="List every clip, not only totals.")
+@click.option(
+    "--mode",
+    type=click.Choice(["missing_or_stale", "missing", "stale", "all"]),
+    default="missing_or_stale",
+    show_default=True,
+    help="Which targeted clips: never made, made from outdated inputs, both, or all.",
+)
+@click.option(
+    "--list/--no-list", "list_clips", default=True, show_default=True, help="List every clip, not only totals."
+)
 @_selection_options
 def forecast(mode: str, list_clips: bool, prompts, images, storage_url) -> None:
     """What producing a selection of clips would cost: clips, seconds and USD per provider (nothing is sent).
@@ -213,7 +277,9 @@ def forecast(mode: str, list_clips: bool, prompts, images, storage_url) -> None:
 
 
 @main.command()
-@click.option("--changed", is_flag=True, help="Clips made from inputs that changed since (an edited prompt, a replaced image).")
+@click.option(
+    "--changed", is_flag=True, help="Clips made from inputs that changed since (an edited prompt, a replaced image)."
+)
 @click.option("--missing", is_flag=True, help="Targeted clips never made.")
 @click.option("--dry-run", is_flag=True, help="Print the clips and the forecast; launch nothing.")
 @click.option("--max-usd", type=float, default=None, help="Refuse to launch when the forecast is over this many USD.")
@@ -232,8 +298,10 @@ def backfill(changed: bool, missing: bool, dry_run: bool, max_usd: float | None,
     instance, storage, providers, defs = _pipeline_context(storage_url)
     result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
     if not result.clips:
-        click.echo("nothing to backfill: every targeted clip is up to date"
-                   + (f" ({len(result.failures)} cannot be made, see above)" if result.failures else ""))
+        click.echo(
+            "nothing to backfill: every targeted clip is up to date"
+            + (f" ({len(result.failures)} cannot be made, see above)" if result.failures else "")
+        )
         for failure in result.failures:
             click.echo(f"cannot be made: {failure}")
         sys.exit(EXIT_OK if not result.failures else EXIT_FAILED)
@@ -242,13 +310,18 @@ def backfill(changed: bool, missing: bool, dry_run: bool, max_usd: float | None,
         click.echo("dry run: nothing launched")
         return
     if max_usd is not None and result.total_usd > max_usd + 1e-9:
-        click.echo(f"error: the forecast ${result.total_usd:.4f} is over --max-usd ${max_usd:.2f}; nothing launched", err=True)
+        click.echo(
+            f"error: the forecast ${result.total_usd:.4f} is over --max-usd ${max_usd:.2f}; nothing launched", err=True
+        )
         sys.exit(EXIT_REJECTED)
     for provider, backfill_id, n in launch(instance, defs, result):
         click.echo(f"launched backfill {backfill_id}: {n} clip(s) on {provider} (Dagster UI: /runs/b/{backfill_id})")
     if not _daemon_running(instance):
-        click.echo("note: no Dagster daemon is running on this instance; the backfill waits until one is "
-                   "(`make ui`, or `dagster-daemon run -w workspace.yaml`)", err=True)
+        click.echo(
+            "note: no Dagster daemon is running on this instance; the backfill waits until one is "
+            "(`make ui`, or `dagster-daemon run -w workspace.yaml`)",
+            err=True,
+        )
 
 
 def _daemon_running(instance) -> bool:
@@ -285,13 +358,17 @@ def tasks_list(storage_url: str | None) -> None:
     click.echo(f"{'attempt':<30} {'clip':<28} {'provider':<10} {'state':<16} {'age':>7} {'est $':>8}  task id")
     for r in records:
         age = f"{time.time() - r.created_at:.0f}s"
-        click.echo(f"{r.attempt_id:<30} {r.image + '|' + r.prompt:<28} {r.provider:<10} {r.state:<16} {age:>7} "
-                   f"{r.estimated_cost_usd:>8.4f}  {r.task_id or '-'}")
+        click.echo(
+            f"{r.attempt_id:<30} {r.image + '|' + r.prompt:<28} {r.provider:<10} {r.state:<16} {age:>7} "
+            f"{r.estimated_cost_usd:>8.4f}  {r.task_id or '-'}"
+        )
     unknown = [r for r in records if r.state in ("intent", "unknown")]
     if unknown:
-        click.echo(f"\n{len(unknown)} attempt(s) may or may not have been accepted (and billed) by the provider; "
-                   "they are never resubmitted automatically. `seedance-pipeline tasks retry ATTEMPT` submits again, "
-                   "`seedance-pipeline tasks abandon ATTEMPT` stops tracking.")
+        click.echo(
+            f"\n{len(unknown)} attempt(s) may or may not have been accepted (and billed) by the provider; "
+            "they are never resubmitted automatically. `seedance-pipeline tasks retry ATTEMPT` submits again, "
+            "`seedance-pipeline tasks abandon ATTEMPT` stops tracking."
+        )
 
 
 def _close(store, attempt_id: str, note: str):
@@ -306,7 +383,8 @@ def _close(store, attempt_id: str, note: str):
     if record.state in ("accepted", "download_failed"):
         raise click.ClickException(
             f"attempt {attempt_id} was accepted as task {record.task_id}: its output is collected by the pending-tasks "
-            "sensor or the next `seedance-pipeline run`, never resubmitted")
+            "sensor or the next `seedance-pipeline run`, never resubmitted"
+        )
     store.save(record.model_copy(update={"state": "abandoned", "error": f"{record.error or ''} [{note}]".strip()}))
     return record
 
@@ -317,9 +395,11 @@ def _close(store, attempt_id: str, note: str):
 def tasks_abandon(attempt_id: str, storage_url: str | None) -> None:
     """Stop tracking an attempt whose acceptance is unknown (the next run makes the clip anew)."""
     record = _close(_task_store(storage_url), attempt_id, "abandoned by the user")
-    click.echo(f"abandoned {attempt_id} ({record.image}|{record.prompt} on {record.provider}). If the provider did accept "
-               f"it, it may already be billed: about ${record.estimated_cost_usd:.4f}. The next `seedance-pipeline run` "
-               "makes this clip again, at about the same cost.")
+    click.echo(
+        f"abandoned {attempt_id} ({record.image}|{record.prompt} on {record.provider}). If the provider did accept "
+        f"it, it may already be billed: about ${record.estimated_cost_usd:.4f}. The next `seedance-pipeline run` "
+        "makes this clip again, at about the same cost."
+    )
 
 
 @tasks.command("retry")
@@ -333,8 +413,10 @@ def tasks_retry(attempt_id: str, storage_url: str | None, yes: bool) -> None:
     warnings.filterwarnings("ignore")
     store = _task_store(storage_url)
     record = store.load(attempt_id)
-    click.echo(f"retrying {record.image}|{record.prompt} on {record.provider} costs about ${record.estimated_cost_usd:.4f} "
-               "more (and the first attempt may have been billed too).")
+    click.echo(
+        f"retrying {record.image}|{record.prompt} on {record.provider} costs about ${record.estimated_cost_usd:.4f} "
+        "more (and the first attempt may have been billed too)."
+    )
     if not yes and not click.confirm("Submit again?", default=False):
         raise click.Abort()
     _close(store, attempt_id, "superseded by a retry")
@@ -345,8 +427,11 @@ def tasks_retry(attempt_id: str, storage_url: str | None, yes: bool) -> None:
 
     defs = build_definitions(store.storage, SeedanceProviders.from_env())
     result = defs.resolve_job_def("clips_job").execute_in_process(
-        instance=dagster_instance(), partition_key=str(clip_key(record.image, record.prompt)), raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+        instance=dagster_instance(),
+        partition_key=str(clip_key(record.image, record.prompt)),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+    )
     click.echo(f"run {result.run_id}: {'stored' if result.success else 'failed (see the Dagster UI)'}")
     sys.exit(EXIT_OK if result.success else EXIT_FAILED)
 

@@ -101,20 +101,27 @@ def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode
     for image, prompt in keys:
         spec = specs.get(prompt)
         if spec is None or prompt not in prompt_versions:
-            selection.failures.append(f"{image}|{prompt}: prompt {prompt!r} has no valid materialization; "
-                                      "materialize prompts first")
+            selection.failures.append(
+                f"{image}|{prompt}: prompt {prompt!r} has no valid materialization; materialize prompts first"
+            )
             continue
         if not spec.targets(image):
             selection.untargeted += 1
             continue
         if image not in image_versions:
-            selection.failures.append(f"{image}|{prompt}: image {image!r} is not materialized; "
-                                      "materialize source_images first")
+            selection.failures.append(
+                f"{image}|{prompt}: image {image!r} is not materialized; materialize source_images first"
+            )
             continue
         inputs = {IMAGES_KEY: image_versions[image], PROMPTS_KEY: prompt_versions[prompt]}
         previous = recorded.get(str(clip_key(image, prompt)))
         stale = previous is not None and lineage.is_stale(previous, inputs, CLIPS_CODE_VERSION)
-        wanted = {"all": True, "missing": previous is None, "stale": stale, "missing_or_stale": previous is None or stale}
+        wanted = {
+            "all": True,
+            "missing": previous is None,
+            "stale": stale,
+            "missing_or_stale": previous is None or stale,
+        }
         if not wanted[mode]:
             selection.left_alone += 1
             continue
@@ -151,8 +158,9 @@ class ImageLoader:
         return self._loaded[key]
 
 
-def prepare_items(items: list[Item], storage: SeedanceStorage, providers: SeedanceProviders,
-                  failures: list[str]) -> list[Item]:
+def prepare_items(
+    items: list[Item], storage: SeedanceStorage, providers: SeedanceProviders, failures: list[str]
+) -> list[Item]:
     """Validate every item before the first request leaves and fill in its candidates; the rest go to ``failures``."""
     image = ImageLoader(storage)
     image.preload({it.image for it in items})
@@ -161,8 +169,12 @@ def prepare_items(items: list[Item], storage: SeedanceStorage, providers: Seedan
         try:
             first = image(it.image)
             if first.sha256 != it.inputs[IMAGES_KEY].data_version:
-                raise InvalidRequest("image", it.image, "the file changed since it was materialized; materialize "
-                                     "source_images again (the storage sensor and `run` do this)")
+                raise InvalidRequest(
+                    "image",
+                    it.image,
+                    "the file changed since it was materialized; materialize "
+                    "source_images again (the storage sensor and `run` do this)",
+                )
             refs = {first.ref: first}
             last_ref = it.spec.last_image
             if last_ref and not is_http_url(last_ref):
@@ -170,11 +182,18 @@ def prepare_items(items: list[Item], storage: SeedanceStorage, providers: Seedan
                 refs[last.ref] = last
                 last_ref = last.ref
             fields = it.spec.request_fields()
-            req = build_request(prompt=fields["text"], image=first.ref, last_image=last_ref,
-                                duration=fields["duration"], resolution=fields["resolution"],
-                                aspect_ratio=fields["aspect_ratio"], generate_audio=fields["generate_audio"],
-                                camera_fixed=fields["camera_fixed"], seed=fields["seed"],
-                                service_tier=fields["service_tier"])
+            req = build_request(
+                prompt=fields["text"],
+                image=first.ref,
+                last_image=last_ref,
+                duration=fields["duration"],
+                resolution=fields["resolution"],
+                aspect_ratio=fields["aspect_ratio"],
+                generate_audio=fields["generate_audio"],
+                camera_fixed=fields["camera_fixed"],
+                seed=fields["seed"],
+                service_tier=fields["service_tier"],
+            )
             it.candidates = candidates(it.spec.provider, req, refs, storage, providers)
         except InvalidRequest as exc:
             failures.append(f"{it.where}: {exc}")
@@ -183,8 +202,9 @@ def prepare_items(items: list[Item], storage: SeedanceStorage, providers: Seedan
     return ready
 
 
-def candidates(choice: str, req, refs: dict[str, ImageData], storage: SeedanceStorage,
-               providers: SeedanceProviders) -> list[Candidate]:
+def candidates(
+    choice: str, req, refs: dict[str, ImageData], storage: SeedanceStorage, providers: SeedanceProviders
+) -> list[Candidate]:
     """The named provider, or for ``auto`` every configured provider that accepts the request, cheapest first."""
     names = providers.configured() if choice == "auto" else [choice]
     options, errors = [], []
@@ -204,8 +224,9 @@ def candidates(choice: str, req, refs: dict[str, ImageData], storage: SeedanceSt
     if not options:
         if len(errors) == 1:
             raise errors[0]
-        raise InvalidRequest("provider", choice, "no configured provider accepts this request: "
-                             + "; ".join(str(e) for e in errors))
+        raise InvalidRequest(
+            "provider", choice, "no configured provider accepts this request: " + "; ".join(str(e) for e in errors)
+        )
     return sorted(options, key=lambda c: (c.prepared.estimate.usd, PROVIDERS.index(c.provider)))
 
 
@@ -221,12 +242,22 @@ def planned_provider(spec: PromptSpec, providers: SeedanceProviders) -> str:
     options = []
     for name in providers.configured():
         caps = ADAPTER_CLASSES[name].capabilities
-        if (spec.resolution not in caps.resolutions or spec.seed > caps.seed_max
-                or (spec.service_tier is not None and "service_tier" not in caps.extras)):
+        if (
+            spec.resolution not in caps.resolutions
+            or spec.seed > caps.seed_max
+            or (spec.service_tier is not None and "service_tier" not in caps.extras)
+        ):
             continue
         try:
-            usd = pricing.estimate(name, resolution=spec.resolution, duration_s=spec.duration, width=width,
-                                   height=height, generate_audio=spec.generate_audio, service_tier=spec.service_tier).usd
+            usd = pricing.estimate(
+                name,
+                resolution=spec.resolution,
+                duration_s=spec.duration,
+                width=width,
+                height=height,
+                generate_audio=spec.generate_audio,
+                service_tier=spec.service_tier,
+            ).usd
         except pricing.NoPrice:
             continue
         options.append((usd, PROVIDERS.index(name), name))
@@ -291,8 +322,9 @@ def attempts_by_fingerprint(store: TaskStore, it: Item) -> dict[str, list[Attemp
     return {c.prepared.fingerprint: store.for_fingerprint(c.prepared.fingerprint) for c in it.candidates}
 
 
-def find_reusable(storage: SeedanceStorage, it: Item, attempts: dict[str, list[AttemptRecord]],
-                  stored: StoredClips | None = None) -> Reuse | None:
+def find_reusable(
+    storage: SeedanceStorage, it: Item, attempts: dict[str, list[AttemptRecord]], stored: StoredClips | None = None
+) -> Reuse | None:
     """A stored, checked clip made from exactly one of the item's candidate requests (same fingerprint).
 
     Looked for in the clip's own file, its kept earlier versions, then any other stored clip with that
@@ -312,8 +344,9 @@ def find_reusable(storage: SeedanceStorage, it: Item, attempts: dict[str, list[A
     return None
 
 
-def keep_current_version(storage: SeedanceStorage, prompt: str, image: str, fingerprint: str,
-                         stored: StoredClips | None = None) -> str | None:
+def keep_current_version(
+    storage: SeedanceStorage, prompt: str, image: str, fingerprint: str, stored: StoredClips | None = None
+) -> str | None:
     """Before a different request replaces a pair's clip, keep a copy of the paid-for one; returns where."""
     own = storage.clip_path(prompt, image)
     sidecar = checked_sidecar(storage, own, stored)

@@ -21,16 +21,20 @@ ASSETS = [source_images, prompts, clips, cost_report]
 CHECKS = [plays_to_end, matches_request]
 
 
-def build_definitions(storage: SeedanceStorage | None = None, providers: SeedanceProviders | None = None,
-                      spend: SpendPolicy | None = None) -> dg.Definitions:
+def build_definitions(
+    storage: SeedanceStorage | None = None, providers: SeedanceProviders | None = None, spend: SpendPolicy | None = None
+) -> dg.Definitions:
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
         sensors=[storage_sensor, pending_tasks_sensor],
         schedules=[daily_cost_report],
         jobs=[source_images_job, prompts_job, clips_job, cost_report_job],
-        resources={"storage": storage or SeedanceStorage.from_env(), "providers": providers or SeedanceProviders.from_env(),
-                   "spend": spend or SpendPolicy.from_env()},
+        resources={
+            "storage": storage or SeedanceStorage.from_env(),
+            "providers": providers or SeedanceProviders.from_env(),
+            "spend": spend or SpendPolicy.from_env(),
+        },
         # Every job is one main step (clips: asynchronous I/O, many partitions at once): run it in the run
         # worker itself. The default multiprocess executor starts a second Python process per run, which on a
         # queued backfill costs more than the step (measured on the Postgres backfill test).

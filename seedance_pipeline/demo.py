@@ -56,7 +56,9 @@ def _tiles(size: tuple[int, int]) -> bytes:
     for i in range(8):
         for j in range(8):
             if (i + j) % 2:
-                d.rectangle([i * w / 8, j * h / 8, (i + 1) * w / 8, (j + 1) * h / 8], fill=(40 + 25 * i, 90, 160 - 12 * j))
+                d.rectangle(
+                    [i * w / 8, j * h / 8, (i + 1) * w / 8, (j + 1) * h / 8], fill=(40 + 25 * i, 90, 160 - 12 * j)
+                )
     d.ellipse([w * 0.3, h * 0.3, w * 0.7, h * 0.7], fill=(250, 200, 40))
     return _png(img)
 

@@ -61,8 +61,16 @@ class AcceptanceUnknown(ProviderError):
 class TaskFailed(ProviderError):
     """The provider accepted the task and it ended without a clip (failed, expired, cancelled)."""
 
-    def __init__(self, provider: str, message: str, *, task_id: str, state: str, moderation: bool = False,
-                 code: str | None = None):
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        task_id: str,
+        state: str,
+        moderation: bool = False,
+        code: str | None = None,
+    ):
         self.task_id, self.state, self.moderation = task_id, state, moderation
         super().__init__(provider, f"task {task_id} {state}: {message}", code=code)
 

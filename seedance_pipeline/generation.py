@@ -33,7 +33,9 @@ Presigner = Callable[[str], "str | None"]
 def build_request(**fields: Any) -> GenerationRequest:
     """A GenerationRequest, or an InvalidRequest naming the first bad field, value and rule."""
     if fields.get("aspect_ratio") == "auto":
-        raise InvalidRequest("aspect_ratio", "auto", "write 'adaptive'; it is sent as 'auto' to the providers that call it so")
+        raise InvalidRequest(
+            "aspect_ratio", "auto", "write 'adaptive'; it is sent as 'auto' to the providers that call it so"
+        )
     try:
         return GenerationRequest(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
@@ -69,21 +71,33 @@ class PreparedRequest:
     def describe(self) -> dict[str, Any]:
         """The request as it may be shown or stored: no image payloads, no secrets."""
         return {
-            **self.request.model_dump(), "provider": self.provider, "model": model_spec.MODEL_NAME,
-            "aspect_ratio_sent": self.aspect_ratio_sent, "width": self.width, "height": self.height,
-            "image_sha256": self.image_sha256, "last_image_sha256": self.last_image_sha256,
+            **self.request.model_dump(),
+            "provider": self.provider,
+            "model": model_spec.MODEL_NAME,
+            "aspect_ratio_sent": self.aspect_ratio_sent,
+            "width": self.width,
+            "height": self.height,
+            "image_sha256": self.image_sha256,
+            "last_image_sha256": self.last_image_sha256,
             "image_sent_as": self.image_wire_kind,
         }
 
 
 def fingerprint(provider: str, req: GenerationRequest, image_sha: str, last_image_sha: str | None) -> str:
     """The idempotency key: image bytes + normalised request + provider + model (DESIGN.md)."""
-    doc = {"model": model_spec.MODEL_NAME, "provider": provider, "request": req.wire_fields(),
-           "image": image_sha, "last_image": last_image_sha}
+    doc = {
+        "model": model_spec.MODEL_NAME,
+        "provider": provider,
+        "request": req.wire_fields(),
+        "image": image_sha,
+        "last_image": last_image_sha,
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _image_for_wire(adapter: ProviderAdapter, field_name: str, img: ImageData, presign: Presigner | None) -> tuple[str, str]:
+def _image_for_wire(
+    adapter: ProviderAdapter, field_name: str, img: ImageData, presign: Presigner | None
+) -> tuple[str, str]:
     if is_http_url(img.ref):
         return img.ref, "url"
     if adapter.capabilities.accepts_data_uri:
@@ -92,14 +106,21 @@ def _image_for_wire(adapter: ProviderAdapter, field_name: str, img: ImageData, p
     if url:
         return url, "presigned-url"
     raise InvalidRequest(
-        field_name, img.ref,
+        field_name,
+        img.ref,
         f"{adapter.name} accepts images only as URLs: pass an http(s) URL, or keep the image in storage "
-        "that can presign URLs (s3://...)", adapter.name,
+        "that can presign URLs (s3://...)",
+        adapter.name,
     )
 
 
-def prepare(adapter: ProviderAdapter, req: GenerationRequest, *, presign: Presigner | None = None,
-            images: dict[str, ImageData] | None = None) -> PreparedRequest:
+def prepare(
+    adapter: ProviderAdapter,
+    req: GenerationRequest,
+    *,
+    presign: Presigner | None = None,
+    images: dict[str, ImageData] | None = None,
+) -> PreparedRequest:
     """Everything that can fail before spending: raises InvalidRequest, sends nothing to the provider.
 
     ``images`` may hold already-loaded images by reference (the pipeline reads each image once).
@@ -117,14 +138,28 @@ def prepare(adapter: ProviderAdapter, req: GenerationRequest, *, presign: Presig
     last_wire = _image_for_wire(adapter, "last_image", last, presign)[0] if last else None
     ratio = wire_aspect_ratio(caps, req.aspect_ratio, first)
     width, height = model_spec.pixel_size(req.aspect_ratio, req.resolution, (first.width, first.height))
-    estimate = pricing.estimate(adapter.name, resolution=req.resolution, duration_s=req.duration,
-                                generate_audio=req.generate_audio, width=width, height=height,
-                                service_tier=req.service_tier)
+    estimate = pricing.estimate(
+        adapter.name,
+        resolution=req.resolution,
+        duration_s=req.duration,
+        generate_audio=req.generate_audio,
+        width=width,
+        height=height,
+        service_tier=req.service_tier,
+    )
     return PreparedRequest(
-        provider=adapter.name, request=req, wire=adapter.build_submit(req, ImageRefs(image_wire, last_wire), ratio),
+        provider=adapter.name,
+        request=req,
+        wire=adapter.build_submit(req, ImageRefs(image_wire, last_wire), ratio),
         fingerprint=fingerprint(adapter.name, req, first.sha256, last.sha256 if last else None),
-        aspect_ratio_sent=ratio, width=width, height=height, estimate=estimate, image_sha256=first.sha256,
-        last_image_sha256=last.sha256 if last else None, warnings=tuple(warnings), image_wire_kind=kind,
+        aspect_ratio_sent=ratio,
+        width=width,
+        height=height,
+        estimate=estimate,
+        image_sha256=first.sha256,
+        last_image_sha256=last.sha256 if last else None,
+        warnings=tuple(warnings),
+        image_wire_kind=kind,
     )
 
 
@@ -161,7 +196,9 @@ class ClipResult:
 def _seed_used(prepared: PreparedRequest, snap: TaskSnapshot) -> int | None:
     reported = snap.extra.get("seed")
     try:
-        return int(reported) if reported is not None else (prepared.request.seed if prepared.request.seed >= 0 else None)
+        return (
+            int(reported) if reported is not None else (prepared.request.seed if prepared.request.seed >= 0 else None)
+        )
     except (TypeError, ValueError):
         return None
 
@@ -198,8 +235,14 @@ async def generate_clip(
             snap = await client.wait(snap, started_at=t_start, on_update=on_update, learn=resume is None)
             timings["task_s"] = time.monotonic() - t0
         if snap.state is not TaskState.SUCCEEDED:
-            raise TaskFailed(client.provider, client.redact(snap.error or snap.raw_status), task_id=snap.task_id,
-                             state=snap.state.value, moderation=snap.moderation, code=snap.error_code)
+            raise TaskFailed(
+                client.provider,
+                client.redact(snap.error or snap.raw_status),
+                task_id=snap.task_id,
+                state=snap.state.value,
+                moderation=snap.moderation,
+                code=snap.error_code,
+            )
         assert snap.output_url is not None
         try:
             dl = await client.download(snap.output_url, fs, dest_path, task_id=snap.task_id)
@@ -214,11 +257,19 @@ async def generate_clip(
             dl = await client.download(snap.output_url, fs, dest_path, task_id=snap.task_id)
         timings["total_s"] = time.monotonic() - t0
         result = ClipResult(
-            provider=client.provider, task_id=snap.task_id, status=snap.state.value, output=dest_path,
-            source_url=snap.output_url, estimated_cost_usd=prepared.estimate.usd,
-            reported_cost_usd=snap.reported_cost_usd, fingerprint=prepared.fingerprint,
-            seed=_seed_used(prepared, snap), size_bytes=dl.size_bytes, url_ttl_s=snap.url_ttl_s,
-            timings={k: round(v, 3) for k, v in timings.items()}, warnings=list(prepared.warnings),
+            provider=client.provider,
+            task_id=snap.task_id,
+            status=snap.state.value,
+            output=dest_path,
+            source_url=snap.output_url,
+            estimated_cost_usd=prepared.estimate.usd,
+            reported_cost_usd=snap.reported_cost_usd,
+            fingerprint=prepared.fingerprint,
+            seed=_seed_used(prepared, snap),
+            size_bytes=dl.size_bytes,
+            url_ttl_s=snap.url_ttl_s,
+            timings={k: round(v, 3) for k, v in timings.items()},
+            warnings=list(prepared.warnings),
         )
     except Exception as exc:
         if journal:

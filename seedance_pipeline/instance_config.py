@@ -12,9 +12,14 @@ import yaml
 def embedded_instance_config(home: Path) -> dict:
     """The embedded default instance in ``home``: Dagster's SQLite files in Dagster's own layout, with the event
     log keeping its connections between events (seedance_pipeline/event_logs/)."""
-    return {"telemetry": {"enabled": False},
-            "event_log_storage": {"module": "seedance_pipeline.event_logs.sqlite", "class": "PooledSqliteEventLogStorage",
-                                  "config": {"base_dir": str(home.resolve() / "history" / "runs")}}}
+    return {
+        "telemetry": {"enabled": False},
+        "event_log_storage": {
+            "module": "seedance_pipeline.event_logs.sqlite",
+            "class": "PooledSqliteEventLogStorage",
+            "config": {"base_dir": str(home.resolve() / "history" / "runs")},
+        },
+    }
 
 
 def ensure_instance_config(home: Path) -> Path:
@@ -22,6 +27,8 @@ def ensure_instance_config(home: Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text("# Written by seedance-pipeline for this folder: the embedded default instance.\n"
-                          + yaml.safe_dump(embedded_instance_config(home), sort_keys=False))
+        config.write_text(
+            "# Written by seedance-pipeline for this folder: the embedded default instance.\n"
+            + yaml.safe_dump(embedded_instance_config(home), sort_keys=False)
+        )
     return config

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-KEY_RULE = ("1-128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit, without '..' "
-            "(so it is a Dagster partition key and a safe file name)")
+KEY_RULE = (
+    "1-128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit, without '..' "
+    "(so it is a Dagster partition key and a safe file name)"
+)
 
 
 def key_problem(key: str) -> str | None:

@@ -20,8 +20,12 @@ from dataclasses import dataclass
 
 import dagster as dg
 from dagster._core.definitions.data_version import (
-    CODE_VERSION_TAG, DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG, compute_logical_data_version,
-    get_input_data_version_tag, get_input_event_pointer_tag,
+    CODE_VERSION_TAG,
+    DATA_VERSION_IS_USER_PROVIDED_TAG,
+    DATA_VERSION_TAG,
+    compute_logical_data_version,
+    get_input_data_version_tag,
+    get_input_event_pointer_tag,
 )
 from dagster._core.definitions.partitions.utils import get_tags_from_multi_partition_key
 from dagster._core.events import DagsterEventType
@@ -35,22 +39,26 @@ class Version:
     storage_id: int
 
 
-def latest_versions(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
-                    partitions: Iterable[str] | None = None) -> dict[str, Version]:
+def latest_versions(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Iterable[str] | None = None
+) -> dict[str, Version]:
     """Latest data version per partition, in two queries whatever the number of partitions."""
     wanted = sorted(set(partitions)) if partitions is not None else None
     store = instance.event_log_storage
     tags = store.get_latest_tags_by_partition(
-        asset_key, DagsterEventType.ASSET_MATERIALIZATION, [DATA_VERSION_TAG], asset_partitions=wanted)
+        asset_key, DagsterEventType.ASSET_MATERIALIZATION, [DATA_VERSION_TAG], asset_partitions=wanted
+    )
     ids = store.get_latest_storage_id_by_partition(
-        asset_key, DagsterEventType.ASSET_MATERIALIZATION, set(wanted) if wanted is not None else None)
+        asset_key, DagsterEventType.ASSET_MATERIALIZATION, set(wanted) if wanted is not None else None
+    )
     return {p: Version(t[DATA_VERSION_TAG], ids[p]) for p, t in tags.items() if DATA_VERSION_TAG in t and p in ids}
 
 
 def logical_version(code_version: str, inputs: Mapping[dg.AssetKey, Version]) -> str:
     """Dagster's own data version for "made by this code from these inputs" (what it computes itself)."""
     return compute_logical_data_version(
-        code_version, {k: dg.DataVersion(v.data_version) for k, v in inputs.items()}).value
+        code_version, {k: dg.DataVersion(v.data_version) for k, v in inputs.items()}
+    ).value
 
 
 def input_version_tag(parent: dg.AssetKey) -> str:
@@ -79,7 +87,9 @@ def materialization(
     if isinstance(partition, dg.MultiPartitionKey):
         all_tags.update(get_tags_from_multi_partition_key(partition))
     all_tags.update(tags or {})
-    return dg.AssetMaterialization(asset_key=asset_key, partition=str(partition), metadata=dict(metadata or {}), tags=all_tags)
+    return dg.AssetMaterialization(
+        asset_key=asset_key, partition=str(partition), metadata=dict(metadata or {}), tags=all_tags
+    )
 
 
 def is_stale(recorded: Version | None, inputs: Mapping[dg.AssetKey, Version], code_version: str) -> bool:

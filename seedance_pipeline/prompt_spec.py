@@ -89,11 +89,17 @@ def parse_prompt(file: str, text: str | bytes) -> PromptSpec:
     except yaml.YAMLError as exc:
         raise PromptError(file, "(file)", None, f"not valid YAML: {exc}") from None
     if not isinstance(doc, dict):
-        raise PromptError(file, "(file)", type(doc).__name__, "must be a mapping of fields (text, images, provider, ...)")
+        raise PromptError(
+            file, "(file)", type(doc).__name__, "must be a mapping of fields (text, images, provider, ...)"
+        )
     try:
         return PromptSpec.model_validate(doc)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(file)"
-        rule = "unknown field; allowed: " + ", ".join(PromptSpec.model_fields) if err["type"] == "extra_forbidden" else err["msg"]
+        rule = (
+            "unknown field; allowed: " + ", ".join(PromptSpec.model_fields)
+            if err["type"] == "extra_forbidden"
+            else err["msg"]
+        )
         raise PromptError(file, field, err.get("input"), rule) from None

@@ -83,13 +83,24 @@ class SeedanceProviders(dg.ConfigurableResource):
 
     @classmethod
     def from_env(cls, **overrides) -> SeedanceProviders:
-        keys = {f"{p}_api_key": dg.EnvVar(ADAPTER_CLASSES[p].env_key)
-                for p in PROVIDERS if os.environ.get(ADAPTER_CLASSES[p].env_key)}
+        keys = {
+            f"{p}_api_key": dg.EnvVar(ADAPTER_CLASSES[p].env_key)
+            for p in PROVIDERS
+            if os.environ.get(ADAPTER_CLASSES[p].env_key)
+        }
         urls = {p: os.environ[base_url_env(p)] for p in PROVIDERS if os.environ.get(base_url_env(p))}
         simulator = {"simulator_url": os.environ[SIMULATOR_URL_ENV]} if os.environ.get(SIMULATOR_URL_ENV) else {}
         caps = {p: _env_cap(max_in_flight_env(p)) for p in PROVIDERS if os.environ.get(max_in_flight_env(p))}
-        return cls(**{**keys, "base_urls": urls, **simulator, "max_in_flight": caps, **expected_latency_from_env(),
-                      **overrides})
+        return cls(
+            **{
+                **keys,
+                "base_urls": urls,
+                **simulator,
+                "max_in_flight": caps,
+                **expected_latency_from_env(),
+                **overrides,
+            }
+        )
 
     def api_key(self, provider: str) -> str | None:
         return getattr(self, f"{provider}_api_key") or None
@@ -127,9 +138,13 @@ class SeedanceProviders(dg.ConfigurableResource):
 
     def settings_for(self, route: Route) -> ClientSettings:
         latency = self.simulator_latency_s if route.simulated else self.expected_latency_s
-        return ClientSettings(**{"expected_latency_s": latency,
-                                 "max_in_flight": self.max_in_flight.get(route.provider, DEFAULT_MAX_IN_FLIGHT),
-                                 **self.client_settings})
+        return ClientSettings(
+            **{
+                "expected_latency_s": latency,
+                "max_in_flight": self.max_in_flight.get(route.provider, DEFAULT_MAX_IN_FLIGHT),
+                **self.client_settings,
+            }
+        )
 
     def simulator_base(self) -> str:
         return (self.simulator_url or self.simulator.base_url).rstrip("/")

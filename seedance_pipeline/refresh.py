@@ -52,8 +52,9 @@ def plan_refresh(instance: dg.DagsterInstance, storage: SeedanceStorage) -> Refr
     return plan
 
 
-def _changed(instance: dg.DagsterInstance, storage: SeedanceStorage, asset_key: dg.AssetKey, index: str,
-             files: list[StoredFile]) -> dict[str, str]:
+def _changed(
+    instance: dg.DagsterInstance, storage: SeedanceStorage, asset_key: dg.AssetKey, index: str, files: list[StoredFile]
+) -> dict[str, str]:
     """Files that are new, changed since materialized, or not materialized in this instance."""
     recorded = storage.read_stamps(index)
     materialized = lineage.latest_versions(instance, asset_key)

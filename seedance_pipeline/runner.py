@@ -70,7 +70,8 @@ class Executor:
     def __call__(self, step: str, job_name: str, run_config: dict | None = None, **kw) -> dg.ExecuteInProcessResult:
         config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": self.log_level}}}}
         result = self.defs.resolve_job_def(job_name).execute_in_process(
-            instance=self.instance, raise_on_error=False, run_config=config, **kw)
+            instance=self.instance, raise_on_error=False, run_config=config, **kw
+        )
         self.report.runs[step] = result.run_id
         if not result.success:
             self.report.failures.extend(_failure_lines(self.instance, result.run_id, step))
@@ -86,23 +87,41 @@ def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, exec
     if plan.new_prompts:
         instance.add_dynamic_partitions(PROMPTS, plan.new_prompts)
     if plan.changed_images:
-        execute("source_images", "source_images_job", tags=range_tags(plan.images[0], plan.images[-1]),
-                run_config={"ops": {"source_images": {"config": {"only_changed": True}}}})
+        execute(
+            "source_images",
+            "source_images_job",
+            tags=range_tags(plan.images[0], plan.images[-1]),
+            run_config={"ops": {"source_images": {"config": {"only_changed": True}}}},
+        )
     if plan.changed_prompts:
-        execute("prompts", "prompts_job", tags=range_tags(plan.prompts[0], plan.prompts[-1]),
-                run_config={"ops": {"prompts": {"config": {"only_changed": True}}}})
+        execute(
+            "prompts",
+            "prompts_job",
+            tags=range_tags(plan.prompts[0], plan.prompts[-1]),
+            run_config={"ops": {"prompts": {"config": {"only_changed": True}}}},
+        )
     return plan
 
 
-def run_pipeline(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: SeedanceProviders, *,
-                 log_level: str = "CRITICAL", spend: SpendPolicy | None = None) -> RunReport:
+def run_pipeline(
+    instance: dg.DagsterInstance,
+    storage: SeedanceStorage,
+    providers: SeedanceProviders,
+    *,
+    log_level: str = "CRITICAL",
+    spend: SpendPolicy | None = None,
+) -> RunReport:
     defs = build_definitions(storage, providers, spend)
     report = RunReport()
     execute = Executor(instance, defs, report, log_level)
     plan = refresh_sources(instance, storage, execute)
     if plan.images and plan.prompts:
-        result = execute("clips", "clips_job", tags=clip_range_tags(plan.images, plan.prompts),
-                         run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale"}}}})
+        result = execute(
+            "clips",
+            "clips_job",
+            tags=clip_range_tags(plan.images, plan.prompts),
+            run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale"}}}},
+        )
         report.clips = _clip_rows(instance, result.run_id)
     day = today_utc()
     execute("cost_report", "cost_report_job", partition_key=day)
@@ -117,12 +136,17 @@ def _clip_rows(instance: dg.DagsterInstance, run_id: str) -> list[ClipRow]:
         if mat is None or mat.asset_key != CLIPS_KEY:
             continue
         meta = {k: v.value for k, v in mat.metadata.items()}
-        rows.append(ClipRow(
-            clip=mat.partition or "", provider=str(meta.get("provider")), outcome=str(meta.get("outcome")),
-            seconds=int(round(meta["duration_s"])) if "duration_s" in meta else None,
-            cost_usd=float(meta.get("estimated_cost_usd") or 0.0), path=str(meta.get("path")),
-            simulated=bool(meta.get("simulated")),
-        ))
+        rows.append(
+            ClipRow(
+                clip=mat.partition or "",
+                provider=str(meta.get("provider")),
+                outcome=str(meta.get("outcome")),
+                seconds=int(round(meta["duration_s"])) if "duration_s" in meta else None,
+                cost_usd=float(meta.get("estimated_cost_usd") or 0.0),
+                path=str(meta.get("path")),
+                simulated=bool(meta.get("simulated")),
+            )
+        )
     return sorted(rows, key=lambda r: r.clip)
 
 
@@ -131,9 +155,12 @@ def _failure_lines(instance: dg.DagsterInstance, run_id: str, step: str) -> list
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
         data = record.event_log_entry.dagster_event.step_failure_data
         user = data.user_failure_data
-        text = (user.description if user and user.description else data.error.message if data.error else "failed")
-        lines.extend(f"{step}: {line[2:] if line.startswith('- ') else line}" for line in text.strip().splitlines()
-                     if line.startswith("- ") or not user)
+        text = user.description if user and user.description else data.error.message if data.error else "failed"
+        lines.extend(
+            f"{step}: {line[2:] if line.startswith('- ') else line}"
+            for line in text.strip().splitlines()
+            if line.startswith("- ") or not user
+        )
     return lines or [f"{step}: run {run_id} failed (see the Dagster UI)"]
 
 
@@ -147,9 +174,14 @@ def format_report(report: RunReport) -> str:
             seconds = "" if r.seconds is None else str(r.seconds)
             out.append(f"{r.clip:<28} {provider:<10} {r.outcome:<10} {seconds:>3} {r.cost_usd:>8.4f}  {r.path}")
         total = sum(r.cost_usd for r in report.clips)
-        out.append(f"{len(report.clips)} clip(s), estimated ${total:.4f}"
-                   + ("  (* simulated: the built-in simulator, not a real provider; nothing billed)"
-                      if any(r.simulated for r in report.clips) else ""))
+        out.append(
+            f"{len(report.clips)} clip(s), estimated ${total:.4f}"
+            + (
+                "  (* simulated: the built-in simulator, not a real provider; nothing billed)"
+                if any(r.simulated for r in report.clips)
+                else ""
+            )
+        )
     else:
         out.append("no clip needed producing: every targeted clip is up to date")
     for line in report.ignored:

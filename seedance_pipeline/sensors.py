@@ -1,6 +1,5 @@
 """Sensors: one watches storage, one watches provider tasks still in flight."""
 
-
 import json
 import time
 from collections import Counter
@@ -29,30 +28,44 @@ def _refresh_config(asset: str) -> dict:
 
 
 @dg.sensor(
-    name="storage_sensor", minimum_interval_seconds=SENSOR_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING,
+    name="storage_sensor",
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
     jobs=[source_images_job, prompts_job, clips_job],
     description="Watches images/ and prompts/: adds partitions, refreshes changed files, and requests the clips "
-                "that new images or prompts target, one run per prompt tagged with its provider. It never "
-                "regenerates outdated clips by itself unless an automatic-backfill budget is configured "
-                "(SEEDANCE_AUTO_BACKFILL_BUDGET_USD) and the forecast fits in it.",
+    "that new images or prompts target, one run per prompt tagged with its provider. It never "
+    "regenerates outdated clips by itself unless an automatic-backfill budget is configured "
+    "(SEEDANCE_AUTO_BACKFILL_BUDGET_USD) and the forecast fits in it.",
 )
-def storage_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage, providers: SeedanceProviders,
-                   spend: SpendPolicy):
+def storage_sensor(
+    context: dg.SensorEvaluationContext, storage: SeedanceStorage, providers: SeedanceProviders, spend: SpendPolicy
+):
     plan = plan_refresh(context.instance, storage)
     cursor = json.loads(context.cursor) if context.cursor else {}
     runs: list[dg.RunRequest] = []
-    for name, keys, changed, job in (("source_images", plan.images, plan.changed_images, source_images_job),
-                                     ("prompts", plan.prompts, plan.changed_prompts, prompts_job)):
+    for name, keys, changed, job in (
+        ("source_images", plan.images, plan.changed_images, source_images_job),
+        ("prompts", plan.prompts, plan.changed_prompts, prompts_job),
+    ):
         if changed:
-            runs.append(dg.RunRequest(
-                run_key=f"{name}:{plan.digest(changed)}", job_name=job.name, run_config=_refresh_config(name),
-                tags={**range_tags(keys[0], keys[-1]), TRIGGER_TAG: "storage_sensor"}))
+            runs.append(
+                dg.RunRequest(
+                    run_key=f"{name}:{plan.digest(changed)}",
+                    job_name=job.name,
+                    run_config=_refresh_config(name),
+                    tags={**range_tags(keys[0], keys[-1]), TRIGGER_TAG: "storage_sensor"},
+                )
+            )
 
     # Clips for sources materialized since the last tick (their refresh runs have finished by then).
     store = context.instance.event_log_storage
     after_i, after_p = cursor.get("images_sid", 0), cursor.get("prompts_sid", 0)
-    fresh_i = store.get_latest_storage_id_by_partition(IMAGES_KEY, DagsterEventType.ASSET_MATERIALIZATION, after_cursor=after_i)
-    fresh_p = store.get_latest_storage_id_by_partition(PROMPTS_KEY, DagsterEventType.ASSET_MATERIALIZATION, after_cursor=after_p)
+    fresh_i = store.get_latest_storage_id_by_partition(
+        IMAGES_KEY, DagsterEventType.ASSET_MATERIALIZATION, after_cursor=after_i
+    )
+    fresh_p = store.get_latest_storage_id_by_partition(
+        PROMPTS_KEY, DagsterEventType.ASSET_MATERIALIZATION, after_cursor=after_p
+    )
     new_cursor = {"images_sid": max([after_i, *fresh_i.values()]), "prompts_sid": max([after_p, *fresh_p.values()])}
     new_i, new_p = set(plan.new_images), set(plan.new_prompts)  # sets: 20,000 images x a list was O(n^2)
     known_i = [k for k in plan.images if k not in new_i]
@@ -66,23 +79,42 @@ def storage_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage
         specs = load_specs(context.instance, set(prompts))
         for prompt in prompts:
             if images and prompt in specs:
-                runs.append(dg.RunRequest(
-                    run_key=f"clips:{prompt}:{new_cursor['images_sid']}:{new_cursor['prompts_sid']}",
-                    job_name=clips_job.name, run_config={"ops": {"clips": {"config": {"mode": "missing"}}}},
-                    tags={**clip_range_tags(images, [prompt]), TRIGGER_TAG: "storage_sensor",
-                          PROVIDER_TAG: planned_provider(specs[prompt], providers)}))
+                runs.append(
+                    dg.RunRequest(
+                        run_key=f"clips:{prompt}:{new_cursor['images_sid']}:{new_cursor['prompts_sid']}",
+                        job_name=clips_job.name,
+                        run_config={"ops": {"clips": {"config": {"mode": "missing"}}}},
+                        tags={
+                            **clip_range_tags(images, [prompt]),
+                            TRIGGER_TAG: "storage_sensor",
+                            PROVIDER_TAG: planned_provider(specs[prompt], providers),
+                        },
+                    )
+                )
         runs += _outdated(context, storage, providers, spend, images, prompts)
     for rejected in plan.rejected:
         context.log.warning(f"ignored {rejected.name}: {rejected.reason}")
     if not runs and not plan.new_images and not plan.new_prompts:
-        return dg.SensorResult(cursor=json.dumps(new_cursor), skip_reason=dg.SkipReason(
-            f"no change: {len(plan.images)} images, {len(plan.prompts)} prompts"
-            + (f", {len(plan.rejected)} file(s) ignored (see logs)" if plan.rejected else "")))
-    return dg.SensorResult(run_requests=runs, dynamic_partitions_requests=add_requests(plan), cursor=json.dumps(new_cursor))
+        return dg.SensorResult(
+            cursor=json.dumps(new_cursor),
+            skip_reason=dg.SkipReason(
+                f"no change: {len(plan.images)} images, {len(plan.prompts)} prompts"
+                + (f", {len(plan.rejected)} file(s) ignored (see logs)" if plan.rejected else "")
+            ),
+        )
+    return dg.SensorResult(
+        run_requests=runs, dynamic_partitions_requests=add_requests(plan), cursor=json.dumps(new_cursor)
+    )
 
 
-def _outdated(context, storage: SeedanceStorage, providers: SeedanceProviders, spend: SpendPolicy,
-              images: list[str], prompts: list[str]) -> list[dg.RunRequest]:
+def _outdated(
+    context,
+    storage: SeedanceStorage,
+    providers: SeedanceProviders,
+    spend: SpendPolicy,
+    images: list[str],
+    prompts: list[str],
+) -> list[dg.RunRequest]:
     """Clips that changed sources made outdated: a backfill per provider if the forecast fits the automatic
     budget, else a note saying why it waits (``seedance-pipeline backfill --changed`` launches it)."""
     result = backfill.plan(context.instance, storage, providers, mode="stale", prompts=prompts, images=images)
@@ -91,23 +123,31 @@ def _outdated(context, storage: SeedanceStorage, providers: SeedanceProviders, s
     summary = f"{len(result.clips)} clip(s) outdated by an edit, forecast ${result.total_usd:.4f}"
     budget = spend.auto_backfill_usd
     if budget is None or result.total_usd > budget + 1e-9:
-        why = ("automatic backfills are off (SEEDANCE_AUTO_BACKFILL_BUDGET_USD)" if budget is None
-               else f"over the automatic-backfill budget ${budget:.2f}")
+        why = (
+            "automatic backfills are off (SEEDANCE_AUTO_BACKFILL_BUDGET_USD)"
+            if budget is None
+            else f"over the automatic-backfill budget ${budget:.2f}"
+        )
         context.log.info(f"{summary}: waiting, {why}; `seedance-pipeline backfill --changed` launches it")
         return []
     context.log.info(f"{summary}: within the automatic-backfill budget ${budget:.2f}; launching")
     graph = context.repository_def.asset_graph
-    return [dg.RunRequest.for_asset_graph_subset(
-                backfill.asset_graph_subset(graph, sorted(c.partition for c in group)),
-                tags=backfill.backfill_tags(provider, "storage_sensor"))
-            for provider, group in result.by_provider().items()]
+    return [
+        dg.RunRequest.for_asset_graph_subset(
+            backfill.asset_graph_subset(graph, sorted(c.partition for c in group)),
+            tags=backfill.backfill_tags(provider, "storage_sensor"),
+        )
+        for provider, group in result.by_provider().items()
+    ]
 
 
 @dg.sensor(
-    name="pending_tasks_sensor", minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING, job=clips_job,
+    name="pending_tasks_sensor",
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    job=clips_job,
     description="Tracks every provider task still in flight. When the run that submitted a task has died, requests "
-                "a run that collects the task's output without submitting it again.",
+    "a run that collects the task's output without submitting it again.",
 )
 def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage):
     records = TaskStore(storage).open_records()
@@ -125,29 +165,45 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
         if not dead[(rec.owner, rec.run_id)] and rec.state != "unknown":
             continue
         if rec.state in ("accepted", "download_failed") and rec.task_id:
-            runs.append(dg.RunRequest(
-                run_key=f"collect:{rec.attempt_id}:{rec.updated_at:.0f}",
-                partition_key=str(clip_key(rec.image, rec.prompt)),
-                run_config={"ops": {"clips": {"config": {"collect": [rec.attempt_id]}}}},
-                tags={TRIGGER_TAG: "pending_tasks_sensor", PROVIDER_TAG: rec.provider}))
+            runs.append(
+                dg.RunRequest(
+                    run_key=f"collect:{rec.attempt_id}:{rec.updated_at:.0f}",
+                    partition_key=str(clip_key(rec.image, rec.prompt)),
+                    run_config={"ops": {"clips": {"config": {"collect": [rec.attempt_id]}}}},
+                    tags={TRIGGER_TAG: "pending_tasks_sensor", PROVIDER_TAG: rec.provider},
+                )
+            )
             continue
-        stuck.append(f"{rec.image}|{rec.prompt} on {rec.provider} ({rec.state}, attempt {rec.attempt_id}, "
-                     f"{now - rec.created_at:.0f} s old)")
+        stuck.append(
+            f"{rec.image}|{rec.prompt} on {rec.provider} ({rec.state}, attempt {rec.attempt_id}, "
+            f"{now - rec.created_at:.0f} s old)"
+        )
         if rec.attempt_id not in cursor.get("shown", []):
             # Once per attempt, on the clip partition itself, so the UI shows it where people look.
-            notices.append(dg.AssetObservation(
-                asset_key=CLIPS_KEY, partition=str(clip_key(rec.image, rec.prompt)),
-                metadata={"needs_decision": "acceptance unknown: the provider may have taken (and may bill) this "
-                                            "request; it is never resubmitted automatically",
-                          "attempt_id": rec.attempt_id, "provider": rec.provider,
-                          "estimated_cost_usd": dg.MetadataValue.float(rec.estimated_cost_usd),
-                          "resolve_with": f"seedance-pipeline tasks retry {rec.attempt_id}  |  "
-                                          f"seedance-pipeline tasks abandon {rec.attempt_id}"}))
+            notices.append(
+                dg.AssetObservation(
+                    asset_key=CLIPS_KEY,
+                    partition=str(clip_key(rec.image, rec.prompt)),
+                    metadata={
+                        "needs_decision": "acceptance unknown: the provider may have taken (and may bill) this "
+                        "request; it is never resubmitted automatically",
+                        "attempt_id": rec.attempt_id,
+                        "provider": rec.provider,
+                        "estimated_cost_usd": dg.MetadataValue.float(rec.estimated_cost_usd),
+                        "resolve_with": f"seedance-pipeline tasks retry {rec.attempt_id}  |  "
+                        f"seedance-pipeline tasks abandon {rec.attempt_id}",
+                    },
+                )
+            )
     summary = "; ".join(f"{p} {s}: {n}" for (p, s), n in sorted(states.items()))
     context.log.info(f"{len(records)} open attempt(s): {summary}")
     for line in stuck:
         context.log.warning(f"needs a decision (acceptance unknown): {line}; see `seedance-pipeline tasks`")
     open_ids = {r.attempt_id for r in records}
-    shown = sorted({*(a for a in cursor.get("shown", []) if a in open_ids), *(n.metadata["attempt_id"].value for n in notices)})
+    shown = sorted(
+        {*(a for a in cursor.get("shown", []) if a in open_ids), *(n.metadata["attempt_id"].value for n in notices)}
+    )
     skip = None if runs else dg.SkipReason(f"{len(records)} open attempt(s), none orphaned: {summary}")
-    return dg.SensorResult(run_requests=runs, asset_events=notices, skip_reason=skip, cursor=json.dumps({"shown": shown}))
+    return dg.SensorResult(
+        run_requests=runs, asset_events=notices, skip_reason=skip, cursor=json.dumps({"shown": shown})
+    )

@@ -56,7 +56,9 @@ def sidecar_of(clip_path: str) -> str:
 
 def file_stamp(info: dict) -> str:
     """Changes whenever a file's content may have changed: size + mtime or ETag."""
-    marker = info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created")
+    marker = (
+        info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created")
+    )
     return f"{info.get('size')}:{marker}"
 
 
@@ -72,8 +74,11 @@ class SeedanceStorage(dg.ConfigurableResource):
     @classmethod
     def from_env(cls) -> SeedanceStorage:
         expiry = os.environ.get(PRESIGN_EXPIRY_ENV)
-        return cls(url=default_storage_url(), endpoint_url=os.environ.get(S3_ENDPOINT_ENV) or None,
-                   **({"presign_expiry_s": int(expiry)} if expiry else {}))
+        return cls(
+            url=default_storage_url(),
+            endpoint_url=os.environ.get(S3_ENDPOINT_ENV) or None,
+            **({"presign_expiry_s": int(expiry)} if expiry else {}),
+        )
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
@@ -132,7 +137,9 @@ class SeedanceStorage(dg.ConfigurableResource):
             if problem:
                 rejected.append(Rejected(name, f"file name {stem!r} cannot be a partition key: {problem}"))
             elif stem in files:
-                rejected.append(Rejected(name, f"key {stem!r} is already taken by {files[stem].path.rsplit('/', 1)[-1]}"))
+                rejected.append(
+                    Rejected(name, f"key {stem!r} is already taken by {files[stem].path.rsplit('/', 1)[-1]}")
+                )
             else:
                 files[stem] = StoredFile(stem, full, int(info.get("size") or 0), file_stamp(info))
         return list(files.values()), rejected
@@ -200,4 +207,6 @@ class SeedanceStorage(dg.ConfigurableResource):
 
     def update_stamps(self, asset: str, stamps: dict[str, str]) -> None:
         if stamps:
-            self.write_bytes(self._stamps_path(asset), json.dumps({**self.read_stamps(asset), **stamps}, sort_keys=True).encode())
+            self.write_bytes(
+                self._stamps_path(asset), json.dumps({**self.read_stamps(asset), **stamps}, sort_keys=True).encode()
+            )

@@ -35,8 +35,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-State = Literal["intent", "accepted", "succeeded", "failed", "rejected", "unknown", "download_failed", "reused",
-                "abandoned", "blocked"]
+State = Literal[
+    "intent",
+    "accepted",
+    "succeeded",
+    "failed",
+    "rejected",
+    "unknown",
+    "download_failed",
+    "reused",
+    "abandoned",
+    "blocked",
+]
 OPEN_STATES = frozenset({"intent", "accepted", "unknown", "download_failed"})
 
 
@@ -102,14 +112,33 @@ class TaskStore:
                 self.storage.fs.rm(open_path)
         return record
 
-    def create(self, prepared: PreparedRequest, *, image: str, prompt: str, run_id: str | None,
-               simulated: bool, state: State = "intent", **fields: Any) -> AttemptRecord:
+    def create(
+        self,
+        prepared: PreparedRequest,
+        *,
+        image: str,
+        prompt: str,
+        run_id: str | None,
+        simulated: bool,
+        state: State = "intent",
+        **fields: Any,
+    ) -> AttemptRecord:
         now = time.time()
         record = AttemptRecord(
-            attempt_id=new_attempt_id(now), fingerprint=prepared.fingerprint, image=image, prompt=prompt,
-            provider=prepared.provider, state=state, simulated=simulated, run_id=run_id,
-            request=prepared.describe(), estimated_cost_usd=prepared.estimate.usd,
-            estimate_is_assumption=prepared.estimate.assumption, created_at=now, updated_at=now, **fields,
+            attempt_id=new_attempt_id(now),
+            fingerprint=prepared.fingerprint,
+            image=image,
+            prompt=prompt,
+            provider=prepared.provider,
+            state=state,
+            simulated=simulated,
+            run_id=run_id,
+            request=prepared.describe(),
+            estimated_cost_usd=prepared.estimate.usd,
+            estimate_is_assumption=prepared.estimate.assumption,
+            created_at=now,
+            updated_at=now,
+            **fields,
         )
         self.storage.write_bytes(self._marker_path(record.fingerprint, record.attempt_id), b"")
         try:
@@ -143,8 +172,10 @@ class TaskStore:
             return records
         blobs = self.storage.fs.cat([self._open_path(r.attempt_id) for r in intents], on_error="omit")
         copies = {c.attempt_id: c for c in map(AttemptRecord.model_validate_json, blobs.values())}
-        return [copies[r.attempt_id] if r.attempt_id in copies and copies[r.attempt_id].updated_at > r.updated_at
-                else r for r in records]
+        return [
+            copies[r.attempt_id] if r.attempt_id in copies and copies[r.attempt_id].updated_at > r.updated_at else r
+            for r in records
+        ]
 
     def open_records(self) -> list[AttemptRecord]:
         try:
@@ -185,8 +216,17 @@ class AttemptJournal:
     """The ``generation.Journal`` for one clip partition: writes each step before moving on (only the task
     id's write may fail without stopping the clip: the id is kept and recorded with the outcome)."""
 
-    def __init__(self, store: TaskStore, *, image: str, prompt: str, run_id: str | None, simulated: bool,
-                 record: AttemptRecord | None = None, guard: SpendGuard | None = None):
+    def __init__(
+        self,
+        store: TaskStore,
+        *,
+        image: str,
+        prompt: str,
+        run_id: str | None,
+        simulated: bool,
+        record: AttemptRecord | None = None,
+        guard: SpendGuard | None = None,
+    ):
         self.store, self.image, self.prompt, self.run_id, self.simulated = store, image, prompt, run_id, simulated
         self.record = record  # set when resuming an existing attempt
         self.guard = guard
@@ -197,16 +237,22 @@ class AttemptJournal:
         # of the run, and none that is still being written.
         limited = self.guard is not None and self.guard.limited
         with self.guard.lock if limited else contextlib.nullcontext():
-            self.record = self.store.create(prepared, image=self.image, prompt=self.prompt, run_id=self.run_id,
-                                            simulated=self.simulated)
+            self.record = self.store.create(
+                prepared, image=self.image, prompt=self.prompt, run_id=self.run_id, simulated=self.simulated
+            )
             if self.guard is not None:
                 self.guard.admit(self.record)
 
     def accepted(self, prepared: PreparedRequest, snapshot: TaskSnapshot) -> None:
         assert self.record is not None
-        record = self.record.model_copy(update={
-            "state": "accepted", "task_id": snapshot.task_id, "poll_url": snapshot.poll_url,
-            "reported_cost_usd": snapshot.reported_cost_usd})
+        record = self.record.model_copy(
+            update={
+                "state": "accepted",
+                "task_id": snapshot.task_id,
+                "poll_url": snapshot.poll_url,
+                "reported_cost_usd": snapshot.reported_cost_usd,
+            }
+        )
         try:
             self.record = self.store.save(record)
         except OSError as exc:
@@ -214,16 +260,27 @@ class AttemptJournal:
             # write records the id. Until then readers find it in the open copy if that write got through
             # (``_newest``), else the record says "intent", which is never resubmitted.
             self.record = record
-            log.warning("attempt %s: recording task %s failed (%s: %s); continuing, the outcome will record it",
-                        record.attempt_id, snapshot.task_id, type(exc).__name__, exc)
+            log.warning(
+                "attempt %s: recording task %s failed (%s: %s); continuing, the outcome will record it",
+                record.attempt_id,
+                snapshot.task_id,
+                type(exc).__name__,
+                exc,
+            )
 
     def finished(self, prepared: PreparedRequest, result: ClipResult | None, error: Exception | None) -> None:
         if self.record is None:  # failed before the intent was written: nothing was sent
             return
         update: dict[str, Any] = {"run_id": self.run_id}
         if result is not None:
-            update.update(state="succeeded", output=result.output, source_url=result.source_url,
-                          reported_cost_usd=result.reported_cost_usd, task_id=result.task_id, error=None)
+            update.update(
+                state="succeeded",
+                output=result.output,
+                source_url=result.source_url,
+                reported_cost_usd=result.reported_cost_usd,
+                task_id=result.task_id,
+                error=None,
+            )
         else:
             state = _state_for(error, accepted=self.record.state != "intent")
             update.update(state=state, error=str(error), moderation=bool(getattr(error, "moderation", False)))
@@ -270,9 +327,19 @@ def prepared_from_record(record: AttemptRecord) -> PreparedRequest:
     return PreparedRequest(
         provider=record.provider,
         request=GenerationRequest(**{k: req[k] for k in GenerationRequest.model_fields if k in req}),
-        wire=WireRequest("POST", "(submitted earlier)"), fingerprint=record.fingerprint,
-        aspect_ratio_sent=req.get("aspect_ratio_sent", req.get("aspect_ratio")), width=req["width"],
-        height=req["height"], image_sha256=req.get("image_sha256", ""), last_image_sha256=req.get("last_image_sha256"),
-        estimate=pricing.CostEstimate(usd=record.estimated_cost_usd, unit="recorded", rate_usd=0.0, quantity=0.0,
-                                      assumption=record.estimate_is_assumption, source="task record"),
+        wire=WireRequest("POST", "(submitted earlier)"),
+        fingerprint=record.fingerprint,
+        aspect_ratio_sent=req.get("aspect_ratio_sent", req.get("aspect_ratio")),
+        width=req["width"],
+        height=req["height"],
+        image_sha256=req.get("image_sha256", ""),
+        last_image_sha256=req.get("last_image_sha256"),
+        estimate=pricing.CostEstimate(
+            usd=record.estimated_cost_usd,
+            unit="recorded",
+            rate_usd=0.0,
+            quantity=0.0,
+            assumption=record.estimate_is_assumption,
+            source="task record",
+        ),
     )

@@ -190,10 +190,7 @@ def _probe_container(container: Any, size_bytes: int, preview_width: int | None)
             audio_duration = demuxed if demuxed is not None else (0.0 if declared_audio else None)
             audio_complete = declared_audio is None
     decoded_to_end = (
-        not errored
-        and audio_complete
-        and frames > 0
-        and (declared_frames == 0 or frames >= declared_frames)
+        not errored and audio_complete and frames > 0 and (declared_frames == 0 or frames >= declared_frames)
     )
     if decoded_to_end and declared_frames == 0 and duration and fps:
         decoded_to_end = frames >= round(duration * fps) - 1

@@ -50,10 +50,18 @@ from .dagster_dev import DagsterDev, _default_signals
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "seedance_pipeline"
 SENSORS = ("storage_sensor", "pending_tasks_sensor")
-STORAGE_ERRORS = re.compile(r"database is locked|OperationalError|DatabaseError|InterfaceError|psycopg2\.|"
-                            r"sqlalchemy\.exc|unable to open database|could not connect to server", re.I)
-FINISHED_BACKFILL = {BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS,
-                     BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
+STORAGE_ERRORS = re.compile(
+    r"database is locked|OperationalError|DatabaseError|InterfaceError|psycopg2\.|"
+    r"sqlalchemy\.exc|unable to open database|could not connect to server",
+    re.I,
+)
+FINISHED_BACKFILL = {
+    BulkActionStatus.COMPLETED,
+    BulkActionStatus.COMPLETED_SUCCESS,
+    BulkActionStatus.COMPLETED_FAILED,
+    BulkActionStatus.FAILED,
+    BulkActionStatus.CANCELED,
+}
 
 PROMPT_TEMPLATE = """\
 text: "Backfill {name}: a slow push-in, soft light."
@@ -97,8 +105,10 @@ def write_catalog(storage: SeedanceStorage, catalog: Catalog) -> None:
     for n, image in enumerate(catalog.images):
         storage.write_bytes(storage.path("images", f"{image}.png"), png((640, 360), (40 + 30 * n % 200, 120, 90)))
     for n, (prompt, prov) in enumerate(catalog.prompts.items()):
-        storage.write_bytes(storage.path("prompts", f"{prompt}.yaml"),
-                            PROMPT_TEMPLATE.format(name=prompt, provider=prov, seed=n + 1).encode())
+        storage.write_bytes(
+            storage.path("prompts", f"{prompt}.yaml"),
+            PROMPT_TEMPLATE.format(name=prompt, provider=prov, seed=n + 1).encode(),
+        )
 
 
 def materialize_sources(instance: dg.DagsterInstance, storage: SeedanceStorage) -> None:
@@ -110,14 +120,20 @@ def materialize_sources(instance: dg.DagsterInstance, storage: SeedanceStorage) 
     instance.add_dynamic_partitions(PROMPTS, plan.new_prompts)
     for asset, keys in (("source_images", plan.images), ("prompts", plan.prompts)):
         result = defs.resolve_job_def(f"{asset}_job").execute_in_process(
-            instance=instance, tags=range_tags(keys[0], keys[-1]), raise_on_error=False,
-            run_config={"ops": {asset: {"config": {"only_changed": True}}},
-                        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+            instance=instance,
+            tags=range_tags(keys[0], keys[-1]),
+            raise_on_error=False,
+            run_config={
+                "ops": {asset: {"config": {"only_changed": True}}},
+                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+            },
+        )
         assert result.success, f"{asset} materialization failed"
 
 
-def launch_provider_backfills(instance: dg.DagsterInstance, storage: SeedanceStorage, providers: SeedanceProviders,
-                              catalog: Catalog) -> dict[str, str]:
+def launch_provider_backfills(
+    instance: dg.DagsterInstance, storage: SeedanceStorage, providers: SeedanceProviders, catalog: Catalog
+) -> dict[str, str]:
     """``seedance-pipeline backfill --missing``'s path: plan every missing clip, then one asset backfill of the
     clips asset per provider, tagged ``seedance/provider``; returns provider -> backfill id."""
     result = backfill.plan(instance, storage, providers, mode="missing")
@@ -135,9 +151,12 @@ def stop_sensors(instance: dg.DagsterInstance) -> None:
     from dagster._core.workspace.context import WorkspaceProcessContext
 
     # The same location name as workspace.yaml: sensor states are keyed by (location, repository, sensor).
-    origin = InProcessCodeLocationOrigin(LoadableTargetOrigin(
-        executable_path=sys.executable, module_name="seedance_pipeline.definitions", working_directory=str(REPO)),
-        location_name=LOCATION)
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            executable_path=sys.executable, module_name="seedance_pipeline.definitions", working_directory=str(REPO)
+        ),
+        location_name=LOCATION,
+    )
     with WorkspaceProcessContext(instance, InProcessTestWorkspaceLoadTarget(origin)) as context:
         repo = context.create_request_context().get_code_location(LOCATION).get_repository("__repository__")
         for name in SENSORS:
@@ -154,8 +173,16 @@ class DagsterDaemon(DagsterDev):
         exe = Path(sys.executable).with_name("dagster-daemon")
         cmd = [str(exe) if exe.exists() else "dagster-daemon", "run", "-w", str(self.workspace)]
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_signals)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_signals,
+        )
 
     def wait_ready(self, instance: dg.DagsterInstance, timeout_s: float = 90.0) -> float:
         """Until the backfill and run-queue daemons have sent a heartbeat since this start."""
@@ -195,10 +222,12 @@ class Figures:
 
     def line(self, label: str) -> str:
         runs = {p: len(r) for p, r in sorted(self.runs.items())}
-        return (f"{label}: wall {self.wall_s:.1f} s; runs per provider {runs}; peak concurrent runs per provider "
-                f"(records) {dict(sorted(self.peak_from_records.items()))}, (sampled) "
-                f"{dict(sorted(self.peak_sampled.items()))}; backfills {self.backfill_status}; "
-                f"storage errors {len(self.storage_errors)}")
+        return (
+            f"{label}: wall {self.wall_s:.1f} s; runs per provider {runs}; peak concurrent runs per provider "
+            f"(records) {dict(sorted(self.peak_from_records.items()))}, (sampled) "
+            f"{dict(sorted(self.peak_sampled.items()))}; backfills {self.backfill_status}; "
+            f"storage errors {len(self.storage_errors)}"
+        )
 
 
 def peak_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -211,8 +240,9 @@ def peak_overlap(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
-def wait_for_backfills(instance: dg.DagsterInstance, ids: dict[str, str], daemon: DagsterDaemon, figures: Figures,
-                       timeout_s: float) -> None:
+def wait_for_backfills(
+    instance: dg.DagsterInstance, ids: dict[str, str], daemon: DagsterDaemon, figures: Figures, timeout_s: float
+) -> None:
     start = time.monotonic()
     sampled: dict[str, int] = defaultdict(int)
     statuses = {}
@@ -244,8 +274,17 @@ def scan_storage_errors(*texts: str) -> list[str]:
     return [line.strip() for text in texts for line in text.splitlines() if STORAGE_ERRORS.search(line)]
 
 
-def run_backfill(*, instance: dg.DagsterInstance, home: Path, storage: SeedanceStorage, catalog: Catalog,
-                 sim_url: str, env_extra: dict[str, str], log_path: Path, timeout_s: float = 300.0) -> Figures:
+def run_backfill(
+    *,
+    instance: dg.DagsterInstance,
+    home: Path,
+    storage: SeedanceStorage,
+    catalog: Catalog,
+    sim_url: str,
+    env_extra: dict[str, str],
+    log_path: Path,
+    timeout_s: float = 300.0,
+) -> Figures:
     """Steps 1-6 of the module docstring on ``instance`` (whose config is ``home``/dagster.yaml)."""
     write_catalog(storage, catalog)
     materialize_sources(instance, storage)
@@ -299,8 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     deploy = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
     caps = {max_in_flight_env(p): str(args.in_run_cap) for p in catalog.by_provider()}
     timing = ProviderSimConfig(latency_min_s=args.latency, latency_max_s=args.latency)
-    with SimulatorServer(SimConfig(providers={p: timing for p in PROVIDERS})) as sim, \
-            (PgCluster(find_pg_bin()) if args.instance == "postgres" else _nothing()) as pg:
+    with (
+        SimulatorServer(SimConfig(providers={p: timing for p in PROVIDERS})) as sim,
+        PgCluster(find_pg_bin()) if args.instance == "postgres" else _nothing() as pg,
+    ):
         env_extra = dict(caps)
         if pg is not None:
             env_extra.update(pg.dagster_env(pg.create_database("backfill")))
@@ -312,16 +353,28 @@ def main(argv: list[str] | None = None) -> int:
         (home / "dagster.yaml").write_text(yaml.safe_dump(deploy))
         t0 = time.monotonic()
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            figures = run_backfill(instance=instance, home=home, storage=storage, catalog=catalog,
-                                   sim_url=sim.base_url, env_extra=env_extra, log_path=root / "daemon.log")
-            stored = sum(1 for key in catalog.clips if storage.fs.exists(
-                storage.clip_path(key.split("|")[1], key.split("|")[0])))
+            figures = run_backfill(
+                instance=instance,
+                home=home,
+                storage=storage,
+                catalog=catalog,
+                sim_url=sim.base_url,
+                env_extra=env_extra,
+                log_path=root / "daemon.log",
+            )
+            stored = sum(
+                1 for key in catalog.clips if storage.fs.exists(storage.clip_path(key.split("|")[1], key.split("|")[0]))
+            )
         tasks = sim.sim.task_objects()
-        provider_peak = {p: peak_overlap([(t.created_mono, t.done_mono) for t in tasks if t.provider == p])
-                         for p in catalog.by_provider()}
+        provider_peak = {
+            p: peak_overlap([(t.created_mono, t.done_mono) for t in tasks if t.provider == p])
+            for p in catalog.by_provider()
+        }
     print(figures.line(f"{args.instance}: backfill of {len(catalog.clips)} clips"))
-    print(f"{args.instance}: clips stored {stored}/{len(catalog.clips)}; peak tasks in flight at the provider "
-          f"{provider_peak}; total incl. daemon start {time.monotonic() - t0:.1f} s; daemon log {root / 'daemon.log'}")
+    print(
+        f"{args.instance}: clips stored {stored}/{len(catalog.clips)}; peak tasks in flight at the provider "
+        f"{provider_peak}; total incl. daemon start {time.monotonic() - t0:.1f} s; daemon log {root / 'daemon.log'}"
+    )
     for line in figures.storage_errors[:20]:
         print(f"  storage error: {line[:300]}")
     shutil.rmtree(root / "storage", ignore_errors=True)

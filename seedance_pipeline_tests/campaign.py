@@ -112,16 +112,22 @@ def write_inputs(storage: SeedanceStorage, clips: int) -> tuple[list[str], dict[
     images = []
     for i in range(n_images):
         buf = io.BytesIO()
-        Image.new("RGB", sizes[i % len(sizes)], ((37 * i) % 256, (91 * i + 40) % 256, (53 * i + 90) % 256)).save(buf, "PNG")
+        Image.new("RGB", sizes[i % len(sizes)], ((37 * i) % 256, (91 * i + 40) % 256, (53 * i + 90) % 256)).save(
+            buf, "PNG"
+        )
         key = f"img{i:03d}"
         storage.write_bytes(storage.path("images", f"{key}.png"), buf.getvalue())
         images.append(key)
     texts = {}
     for key, provider in prompts:
         texts[key] = f"campaign shot {key}: a slow pan across the scene"
-        storage.write_bytes(storage.path("prompts", f"{key}.yaml"), (
-            f'text: "{texts[key]}"\nimages: ["*"]\nprovider: {provider}\nduration: 4\nresolution: 480p\n'
-            "generate_audio: false\nseed: 7\n").encode())
+        storage.write_bytes(
+            storage.path("prompts", f"{key}.yaml"),
+            (
+                f'text: "{texts[key]}"\nimages: ["*"]\nprovider: {provider}\nduration: 4\nresolution: 480p\n'
+                "generate_audio: false\nseed: 7\n"
+            ).encode(),
+        )
     return images, texts
 
 
@@ -161,14 +167,27 @@ def fault_rules(cfg: CampaignConfig) -> list[FaultRule]:
 
 def sim_config(cfg: CampaignConfig) -> SimConfig:
     timing = ProviderSimConfig(latency_min_s=cfg.latency_s, latency_max_s=cfg.latency_s * 2)
-    return SimConfig(seed=cfg.seed, providers=dict.fromkeys(PROVIDERS, timing), faults=fault_rules(cfg),
-                     render_cache_dir=cfg.render_cache_dir)
+    return SimConfig(
+        seed=cfg.seed,
+        providers=dict.fromkeys(PROVIDERS, timing),
+        faults=fault_rules(cfg),
+        render_cache_dir=cfg.render_cache_dir,
+    )
 
 
 def providers_for(cfg: CampaignConfig, sim_url: str) -> SeedanceProviders:
-    return SeedanceProviders(simulator_url=sim_url, simulator_latency_s=cfg.latency_s, client_settings={
-        "read_timeout_s": cfg.read_timeout_s, "submit_read_timeout_s": 2 * cfg.read_timeout_s,
-        "backoff_base_s": 0.2, "backoff_max_s": 4.0, "retry_after_cap_s": 2.0, "min_poll_interval_s": 0.3})
+    return SeedanceProviders(
+        simulator_url=sim_url,
+        simulator_latency_s=cfg.latency_s,
+        client_settings={
+            "read_timeout_s": cfg.read_timeout_s,
+            "submit_read_timeout_s": 2 * cfg.read_timeout_s,
+            "backoff_base_s": 0.2,
+            "backoff_max_s": 4.0,
+            "retry_after_cap_s": 2.0,
+            "min_poll_interval_s": 0.3,
+        },
+    )
 
 
 # -- the runs ------------------------------------------------------------------------------------------
@@ -186,8 +205,10 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
     launched: set[str] = set()
     t0 = time.monotonic()
     report = run_pipeline(instance, storage, providers)
-    result.rounds.append(f"run 1: {len(report.clips)} clip(s) stored, {len(report.failures)} failure line(s) "
-                         f"({time.monotonic() - t0:.0f} s)")
+    result.rounds.append(
+        f"run 1: {len(report.clips)} clip(s) stored, {len(report.failures)} failure line(s) "
+        f"({time.monotonic() - t0:.0f} s)"
+    )
     for n in range(cfg.max_rounds):
         before = _state(storage)
         t0 = time.monotonic()
@@ -199,13 +220,20 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
         collected = 0
         for req in requests:
             job = defs.resolve_job_def(req.job_name or "clips_job")
-            res = job.execute_in_process(instance=instance, tags=req.tags, run_config=req.run_config,
-                                         partition_key=req.partition_key, raise_on_error=False)
+            res = job.execute_in_process(
+                instance=instance,
+                tags=req.tags,
+                run_config=req.run_config,
+                partition_key=req.partition_key,
+                raise_on_error=False,
+            )
             collected += res.success
         report = run_pipeline(instance, storage, providers)
-        result.rounds.append(f"round {n + 1}: sensor requested {len(requests)} collect run(s), {collected} succeeded; "
-                             f"run {n + 2}: {len(report.clips)} clip(s) stored, {len(report.failures)} failure line(s) "
-                             f"({time.monotonic() - t0:.0f} s)")
+        result.rounds.append(
+            f"round {n + 1}: sensor requested {len(requests)} collect run(s), {collected} succeeded; "
+            f"run {n + 2}: {len(report.clips)} clip(s) stored, {len(report.failures)} failure line(s) "
+            f"({time.monotonic() - t0:.0f} s)"
+        )
         # A storage error's message says "run again", and a user would; so would a user whose `tasks list`
         # still shows an attempt a rerun collects (accepted, or download_failed: paid, kept open for that).
         # Only a round that changed nothing and left neither ends the recovery (at most max_rounds).
@@ -229,8 +257,14 @@ def _reason(text: str) -> str:
     return text[:160]
 
 
-def measure(cfg, storage: SeedanceStorage, sim: SimulatorServer, images: list[str], texts: dict[str, str],
-            result: CampaignResult) -> None:
+def measure(
+    cfg,
+    storage: SeedanceStorage,
+    sim: SimulatorServer,
+    images: list[str],
+    texts: dict[str, str],
+    result: CampaignResult,
+) -> None:
     from seedance_pipeline.providers.images import inspect_image
 
     pairs = [(i, p) for p in texts for i in images]
@@ -256,7 +290,9 @@ def measure(cfg, storage: SeedanceStorage, sim: SimulatorServer, images: list[st
                 continue
             meta = json.loads(storage.read_bytes(sidecar))
             if storage.fs.size(clip) != meta.get("size_bytes"):
-                result.half_written.append(f"{name}: clip is {storage.fs.size(clip)} bytes, its sidecar says {meta.get('size_bytes')}")
+                result.half_written.append(
+                    f"{name}: clip is {storage.fs.size(clip)} bytes, its sidecar says {meta.get('size_bytes')}"
+                )
                 continue
             req = meta["request"]
             try:
@@ -296,8 +332,9 @@ def measure(cfg, storage: SeedanceStorage, sim: SimulatorServer, images: list[st
         if len(tasks) > 1:
             earlier = tasks[:-1]
             if all(t["outcome"] in TERMINAL_FAILURES for t in earlier):
-                result.resubmits_after_failure.append(f"{name}: {len(tasks)} tasks, earlier ended "
-                                                      + ", ".join(t["outcome"] for t in earlier))
+                result.resubmits_after_failure.append(
+                    f"{name}: {len(tasks)} tasks, earlier ended " + ", ".join(t["outcome"] for t in earlier)
+                )
             else:
                 result.double_paid.append(f"{name}: tasks {[(t['id'], t['outcome']) for t in tasks]}")
         unknown = [r for r in by_pair.get(pair, []) if r.state in ("intent", "unknown")]
@@ -328,19 +365,27 @@ def measure(cfg, storage: SeedanceStorage, sim: SimulatorServer, images: list[st
     result.faults_applied = dict(Counter({f"{f['kind']}": 0 for f in stats["faults"]}))
     for f in stats["faults"]:
         result.faults_applied[f["kind"]] = result.faults_applied.get(f["kind"], 0) + f["applied"]
-    result.requests = {ep: sum(per[ep] for per in stats["requests"].values()) for ep in ("submit", "status", "download")}
+    result.requests = {
+        ep: sum(per[ep] for per in stats["requests"].values()) for ep in ("submit", "status", "download")
+    }
 
 
 def format_table(r: CampaignResult) -> str:
     c = r.config
-    out = [f"fault campaign: {c.clips} clips, seed {c.seed}, storage {c.storage}, outage {c.outage_s:.0f} s, "
-           f"wall {r.wall_s:.0f} s", ""]
+    out = [
+        f"fault campaign: {c.clips} clips, seed {c.seed}, storage {c.storage}, outage {c.outage_s:.0f} s, "
+        f"wall {r.wall_s:.0f} s",
+        "",
+    ]
     rows = [
         ("clips requested", r.requested),
         ("clips stored and passing both checks", r.stored_passing),
         ("clips stored but failing a check", len(r.stored_failing_checks)),
         ("clips failed, with a reason", sum(len(v) for v in r.failed.values())),
-        ("provider tasks per clip fingerprint", ", ".join(f"{k}: {v}" for k, v in sorted(r.submits_per_fingerprint.items()))),
+        (
+            "provider tasks per clip fingerprint",
+            ", ".join(f"{k}: {v}" for k, v in sorted(r.submits_per_fingerprint.items())),
+        ),
         ("  second task after the provider failed the first", len(r.resubmits_after_failure)),
         ("  second task otherwise (paid twice)", len(r.double_paid)),
         ("acceptance unknown (needs a decision; tracked)", len(r.acceptance_unknown)),
@@ -356,10 +401,16 @@ def format_table(r: CampaignResult) -> str:
         out += ["", "failed clips by reason:"]
         for reason, clips in sorted(r.failed.items(), key=lambda kv: -len(kv[1])):
             out.append(f"  {len(clips):>4}  {reason}")
-    for title, items in (("stored but failing a check", r.stored_failing_checks), ("paid twice", r.double_paid),
-                         ("acceptance unknown", r.acceptance_unknown), ("still open", r.tracked_open),
-                         ("missing from tasks/open", r.missing_from_open_index),
-                         ("orphaned", r.orphaned), ("half-written", r.half_written), ("key leaks", r.key_leaks)):
+    for title, items in (
+        ("stored but failing a check", r.stored_failing_checks),
+        ("paid twice", r.double_paid),
+        ("acceptance unknown", r.acceptance_unknown),
+        ("still open", r.tracked_open),
+        ("missing from tasks/open", r.missing_from_open_index),
+        ("orphaned", r.orphaned),
+        ("half-written", r.half_written),
+        ("key leaks", r.key_leaks),
+    ):
         if items:
             out += ["", f"{title}:"] + [f"  {x}" for x in items[:20]]
     out += ["", "faults applied: " + ", ".join(f"{k} {v}" for k, v in sorted(r.faults_applied.items()))]
@@ -419,8 +470,10 @@ def violations(r: CampaignResult, min_stored_share: float = 0.0) -> list[str]:
     """The campaign's invariants, each one that does not hold as a line (empty: all hold)."""
     failed = sum(len(v) for v in r.failed.values())
     rules = [
-        (r.stored_passing + len(r.stored_failing_checks) + failed == r.requested,
-         "every requested clip is stored or failed with a reason"),
+        (
+            r.stored_passing + len(r.stored_failing_checks) + failed == r.requested,
+            "every requested clip is stored or failed with a reason",
+        ),
         (not r.stored_failing_checks, "no stored clip fails a check"),
         ("no attempt recorded and no failure reported" not in r.failed, "every failed clip has a reason"),
         (not r.double_paid, "no clip fingerprint paid twice"),
@@ -450,8 +503,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--s3-burst-probability", type=float, default=0.03)
     ap.add_argument("--workdir", default=None, help="keep storage and the Dagster instance here (default: a temp dir)")
     args = ap.parse_args(argv)
-    cfg = CampaignConfig(clips=args.clips, seed=args.seed, storage=args.storage, outage_s=args.outage_s,
-                         s3_burst_probability=args.s3_burst_probability, workdir=args.workdir)
+    cfg = CampaignConfig(
+        clips=args.clips,
+        seed=args.seed,
+        storage=args.storage,
+        outage_s=args.outage_s,
+        s3_burst_probability=args.s3_burst_probability,
+        workdir=args.workdir,
+    )
     result = run_campaign(cfg)
     print(format_table(result))
     broken = violations(result)

@@ -25,8 +25,14 @@ class DagsterDaemon:
         daemon = str(Path(sys.executable).with_name("dagster-daemon"))
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [daemon, "run", "-w", str(self.cwd / "workspace.yaml")], cwd=self.cwd, env=self.env,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_default_signals)
+            [daemon, "run", "-w", str(self.cwd / "workspace.yaml")],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_signals,
+        )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -50,7 +56,10 @@ class DagsterDaemon:
             if condition():
                 return
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"dagster-daemon exited ({self.proc.returncode}) while waiting for {what}:\n"
-                                     + self.log()[-4000:])
+                raise AssertionError(
+                    f"dagster-daemon exited ({self.proc.returncode}) while waiting for {what}:\n" + self.log()[-4000:]
+                )
             time.sleep(every_s)
-        raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}; daemon log tail:\n" + self.log()[-4000:])
+        raise AssertionError(
+            f"timed out after {timeout_s:.0f} s waiting for {what}; daemon log tail:\n" + self.log()[-4000:]
+        )

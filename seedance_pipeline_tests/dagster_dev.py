@@ -24,11 +24,20 @@ from pathlib import Path
 import httpx
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_INSTALL_HINT = ("install Debian's chromium: `sudo apt-get update && sudo apt-get install -y chromium`"
-                         " (or `make sysdeps`)")
+CHROMIUM_INSTALL_HINT = (
+    "install Debian's chromium: `sudo apt-get update && sudo apt-get install -y chromium` (or `make sysdeps`)"
+)
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--no-proxy-server", "--hide-scrollbars",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--no-proxy-server",
+    "--hide-scrollbars",
     "--mute-audio",
 ]
 
@@ -73,12 +82,27 @@ class DagsterDev:
 
     def start(self) -> None:
         dagster = Path(sys.executable).with_name("dagster")
-        cmd = [str(dagster) if dagster.exists() else "dagster", "dev", "-w", str(self.workspace),
-               "-h", "127.0.0.1", "-p", str(self.port)]
+        cmd = [
+            str(dagster) if dagster.exists() else "dagster",
+            "dev",
+            "-w",
+            str(self.workspace),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+        ]
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True,
-                                     preexec_fn=_default_signals)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.cwd,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_signals,
+        )
 
     def tail(self, lines: int = 40) -> str:
         try:
@@ -93,13 +117,16 @@ class DagsterDev:
         last = "no answer yet"
         while time.monotonic() - start < timeout_s:
             if self.proc.poll() is not None:
-                raise AssertionError(f"dagster dev exited with code {self.proc.returncode} before answering;"
-                                     f" last output:\n{self.tail()}")
+                raise AssertionError(
+                    f"dagster dev exited with code {self.proc.returncode} before answering; last output:\n{self.tail()}"
+                )
             try:
                 if self._http.get(f"{self.base_url}/server_info", timeout=2).status_code == 200:
-                    data = self.graphql("{ workspaceOrError { ... on Workspace { locationEntries {"
-                                        " name loadStatus locationOrLoadError { __typename"
-                                        " ... on PythonError { message } } } } } }")
+                    data = self.graphql(
+                        "{ workspaceOrError { ... on Workspace { locationEntries {"
+                        " name loadStatus locationOrLoadError { __typename"
+                        " ... on PythonError { message } } } } } }"
+                    )
                     entries = data["workspaceOrError"]["locationEntries"]
                     last = f"locations: {entries}"
                     if entries and all(e["loadStatus"] == "LOADED" for e in entries):
@@ -110,12 +137,15 @@ class DagsterDev:
             except (httpx.HTTPError, KeyError, TypeError) as exc:
                 last = repr(exc)
             time.sleep(0.25)
-        raise AssertionError(f"dagster dev did not answer on {self.base_url} within {timeout_s:.0f} s ({last});"
-                             f" last output:\n{self.tail()}")
+        raise AssertionError(
+            f"dagster dev did not answer on {self.base_url} within {timeout_s:.0f} s ({last});"
+            f" last output:\n{self.tail()}"
+        )
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        resp = self._http.post(f"{self.base_url}/graphql", json={"query": query, "variables": variables or {}},
-                               timeout=30)
+        resp = self._http.post(
+            f"{self.base_url}/graphql", json={"query": query, "variables": variables or {}}, timeout=30
+        )
         resp.raise_for_status()
         body = resp.json()
         if body.get("errors"):
@@ -182,22 +212,36 @@ class DagsterDev:
         self._http.close()
 
 
-def chromium(url: str, profile_dir: Path, *, screenshot: Path | None = None, dump_dom: bool = False,
-             window: tuple[int, int] = (1600, 1000), budget_ms: int = 10000, timeout_s: float = 60.0) -> str:
+def chromium(
+    url: str,
+    profile_dir: Path,
+    *,
+    screenshot: Path | None = None,
+    dump_dom: bool = False,
+    window: tuple[int, int] = (1600, 1000),
+    budget_ms: int = 10000,
+    timeout_s: float = 60.0,
+) -> str:
     """Headless Chromium once on ``url``: a PNG screenshot and/or the rendered DOM (returned)."""
     exe = find_chromium()
     if exe is None:
         raise AssertionError(f"chromium not found at {CHROMIUM}: {CHROMIUM_INSTALL_HINT}")
-    cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", f"--window-size={window[0]},{window[1]}",
-           f"--virtual-time-budget={budget_ms}"]
+    cmd = [
+        exe,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile_dir}",
+        f"--window-size={window[0]},{window[1]}",
+        f"--virtual-time-budget={budget_ms}",
+    ]
     if screenshot is not None:
         cmd.append(f"--screenshot={screenshot}")
     if dump_dom:
         cmd.append("--dump-dom")
     cmd.append(url)
     # Own process group, so a hung browser is killed with all its helper processes.
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -212,8 +256,15 @@ def chromium(url: str, profile_dir: Path, *, screenshot: Path | None = None, dum
     return out.decode(errors="replace")
 
 
-def render_until(url: str, profile_dir: Path, screenshot: Path, ready: Callable[[list[str]], bool], *,
-                 deadline_s: float = 40.0, window: tuple[int, int] = (1600, 1000)) -> tuple[list[str], int]:
+def render_until(
+    url: str,
+    profile_dir: Path,
+    screenshot: Path,
+    ready: Callable[[list[str]], bool],
+    *,
+    deadline_s: float = 40.0,
+    window: tuple[int, int] = (1600, 1000),
+) -> tuple[list[str], int]:
     """Screenshot + rendered DOM of ``url`` until ``ready(visible texts)``; return (texts, attempts).
 
     ``--virtual-time-budget`` runs the page on a virtual clock, and the UI loads its live data
@@ -225,8 +276,9 @@ def render_until(url: str, profile_dir: Path, screenshot: Path, ready: Callable[
     while True:
         attempt += 1
         profile = profile_dir.with_name(f"{profile_dir.name}-{attempt}")
-        html = chromium(url, profile, screenshot=screenshot, dump_dom=True, window=window,
-                        budget_ms=10000 + 5000 * (attempt - 1))
+        html = chromium(
+            url, profile, screenshot=screenshot, dump_dom=True, window=window, budget_ms=10000 + 5000 * (attempt - 1)
+        )
         shutil.rmtree(profile, ignore_errors=True)
         texts = visible_texts(html)
         if ready(texts) or time.monotonic() - start > deadline_s:

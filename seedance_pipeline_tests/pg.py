@@ -28,14 +28,19 @@ import pytest
 
 from .dagster_dev import free_port
 
-INSTALL_HINT = "install Debian's PostgreSQL: `sudo apt-get update && sudo apt-get install -y postgresql` (or `make sysdeps`)"
+INSTALL_HINT = (
+    "install Debian's PostgreSQL: `sudo apt-get update && sudo apt-get install -y postgresql` (or `make sysdeps`)"
+)
 SUPERUSER = "seedance"
 
 
 def find_pg_bin() -> Path | None:
     """The newest ``/usr/lib/postgresql/<v>/bin`` with initdb and pg_ctl, else the ones on PATH."""
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
-                        if Path(p).parent.name.isdigit() else 0, reverse=True)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"),
+        key=lambda p: int(Path(p).parent.name) if Path(p).parent.name.isdigit() else 0,
+        reverse=True,
+    )
     for cand in candidates:
         if all(os.access(Path(cand) / tool, os.X_OK) for tool in ("initdb", "pg_ctl", "postgres")):
             return Path(cand)
@@ -56,8 +61,9 @@ class PgServer:
     def connect(self, db: str = "postgres"):
         import psycopg2
 
-        return psycopg2.connect(host=self.host, port=self.port, user=self.user, password=self.password, dbname=db,
-                                connect_timeout=10)
+        return psycopg2.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password, dbname=db, connect_timeout=10
+        )
 
     def create_database(self, name: str) -> str:
         """A fresh, empty database (dropped first if a previous test left one)."""
@@ -73,8 +79,13 @@ class PgServer:
 
     def dagster_env(self, db: str) -> dict[str, str]:
         """The environment ``deploy/dagster.yaml`` reads its Postgres connection from."""
-        return {"DAGSTER_PG_HOST": self.host, "DAGSTER_PG_PORT": str(self.port), "DAGSTER_PG_USER": self.user,
-                "DAGSTER_PG_PASSWORD": self.password, "DAGSTER_PG_DB": db}
+        return {
+            "DAGSTER_PG_HOST": self.host,
+            "DAGSTER_PG_PORT": str(self.port),
+            "DAGSTER_PG_USER": self.user,
+            "DAGSTER_PG_PASSWORD": self.password,
+            "DAGSTER_PG_DB": db,
+        }
 
 
 class PgCluster:
@@ -92,17 +103,30 @@ class PgCluster:
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         kw = {}
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8",
-               "HOME": str(self.root)}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LC_ALL": "C.UTF-8",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.root),
+        }
         if self.run_as:
             kw["user"] = self.run_as
             kw["group"] = pwd.getpwnam(self.run_as).pw_gid
             kw["extra_groups"] = []
-        proc = subprocess.run([str(self.bin_dir / args[0]), *args[1:]], cwd=self.root, env=env, capture_output=True,
-                              text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+        proc = subprocess.run(
+            [str(self.bin_dir / args[0]), *args[1:]],
+            cwd=self.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            **kw,
+        )
         if proc.returncode != 0:
-            raise AssertionError(f"{' '.join(args[:2])} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}\n"
-                                 f"{self._log_tail()}")
+            raise AssertionError(
+                f"{' '.join(args[:2])} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}\n{self._log_tail()}"
+            )
         return proc
 
     def _log_tail(self) -> str:
@@ -121,14 +145,28 @@ class PgCluster:
         if self.run_as:
             os.chown(pwfile, pwd.getpwnam(self.run_as).pw_uid, -1)
         try:
-            self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, f"--pwfile={pwfile}", "--auth-local=trust",
-                      "--auth-host=scram-sha-256", "-E", "UTF8", "--no-instructions")
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            )
         finally:
             pwfile.unlink(missing_ok=True)
-        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start",
-                  timeout=90)
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start", timeout=90
+        )
         self.started = True
         version = self._run("postgres", "--version").stdout.strip()
         return PgServer(host="127.0.0.1", port=self.port, user=SUPERUSER, password=self.password, version=version)
@@ -157,8 +195,11 @@ def pg_server() -> Iterator[PgServer]:
     """A PostgreSQL server of this test session (per xdist worker), started in about a second."""
     bin_dir = find_pg_bin()
     if bin_dir is None:
-        pytest.fail(f"PostgreSQL binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin or on PATH: "
-                    f"{INSTALL_HINT}", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin or on PATH: "
+            f"{INSTALL_HINT}",
+            pytrace=False,
+        )
     t0 = time.monotonic()
     with PgCluster(bin_dir) as server:
         print(f"\n{server.version} on {server.host}:{server.port} up in {time.monotonic() - t0:.1f} s")

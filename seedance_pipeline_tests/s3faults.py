@@ -19,14 +19,23 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-ERRORS = ((500, "InternalError", "We encountered an internal error. Please try again."),
-          (503, "SlowDown", "Please reduce your request rate."))
+ERRORS = (
+    (500, "InternalError", "We encountered an internal error. Please try again."),
+    (503, "SlowDown", "Please reduce your request rate."),
+)
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
 class S3FaultProxy:
-    def __init__(self, upstream: str, *, burst_probability: float = 0.0, burst_len: int = 6, seed: int = 0,
-                 latency_s: float = 0.0):
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        burst_probability: float = 0.0,
+        burst_len: int = 6,
+        seed: int = 0,
+        latency_s: float = 0.0,
+    ):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port or 80)
         self.burst_probability, self.burst_len = burst_probability, burst_len
@@ -67,8 +76,10 @@ class S3FaultProxy:
                 fault = proxy._fault() if write else None
                 if fault is not None:
                     status, code, message = fault
-                    xml = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-                           f"<Message>{message}</Message><RequestId>proxy</RequestId></Error>").encode()
+                    xml = (
+                        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                        f"<Message>{message}</Message><RequestId>proxy</RequestId></Error>"
+                    ).encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(xml)))

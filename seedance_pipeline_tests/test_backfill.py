@@ -31,8 +31,11 @@ def env(tmp_path, monkeypatch, sim) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    values = {"DAGSTER_HOME": str(home), "SEEDANCE_STORAGE_URL": str(tmp_path / "storage"),
-              "SEEDANCE_SIMULATOR_URL": sim.base_url}
+    values = {
+        "DAGSTER_HOME": str(home),
+        "SEEDANCE_STORAGE_URL": str(tmp_path / "storage"),
+        "SEEDANCE_SIMULATOR_URL": sim.base_url,
+    }
     for name in list(os.environ):
         if name.endswith("_API_KEY") or (name.startswith("SEEDANCE_") and name not in values):
             monkeypatch.delenv(name)
@@ -76,8 +79,10 @@ def test_prompt_edit_backfills_exactly_its_clips_through_the_daemon(env, sim, tm
     assert targeted == QUICK_PAN
 
     with DagsterDaemon(env, tmp_path / "daemon.log") as daemon:
-        daemon.wait_for(lambda: instance.get_backfill(backfill.backfill_id).status
-                        not in (BulkActionStatus.REQUESTED,), "the backfill to finish")
+        daemon.wait_for(
+            lambda: instance.get_backfill(backfill.backfill_id).status not in (BulkActionStatus.REQUESTED,),
+            "the backfill to finish",
+        )
     assert instance.get_backfill(backfill.backfill_id).status == BulkActionStatus.COMPLETED_SUCCESS
     runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
     assert runs and all(r.tags[PROVIDER_TAG] == "runpod" and r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
@@ -118,7 +123,11 @@ def test_forecast_matches_the_cost_report_to_the_cent(env, sim):
     storage = SeedanceStorage(url=env["SEEDANCE_STORAGE_URL"])
     write_demo_data(storage)
     forecast = cli("forecast", "--no-list")
-    rows = {line.split()[0]: line.split() for line in forecast.splitlines() if line.split() and line.split()[0] in ("runpod", "novita")}
+    rows = {
+        line.split()[0]: line.split()
+        for line in forecast.splitlines()
+        if line.split() and line.split()[0] in ("runpod", "novita")
+    }
     assert int(rows["runpod"][1]) == 2 and int(rows["novita"][1]) == 3
     cli("run")
     df = pd.read_parquet(storage.path("reports", _today(), "cost_report.parquet"))

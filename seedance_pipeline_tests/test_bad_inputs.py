@@ -35,8 +35,15 @@ def image(size=(800, 450), fmt="PNG") -> bytes:
 
 
 def prompt(provider="novita", images="[good]", **fields) -> str:
-    body = {"text": "a slow pan", "images": images, "provider": provider, "duration": 4, "resolution": "480p",
-            "seed": 1, **fields}
+    body = {
+        "text": "a slow pan",
+        "images": images,
+        "provider": provider,
+        "duration": 4,
+        "resolution": "480p",
+        "seed": 1,
+        **fields,
+    }
     return "".join(f"{k}: {v}\n" for k, v in body.items() if v is not None)
 
 
@@ -65,8 +72,13 @@ TOO_BIG = b"\x89PNG\r\n\x1a\n" + b"\0" * (31 * 1024 * 1024)
 ROWS = [
     # -- prompt files: unknown keys, wrong types, ranges ---------------------------------------------
     Row("unknown-key", {"prompts/bad.yaml": GOOD_PROMPT + "colour: blue\n"}, "colour", "'blue'", "unknown field"),
-    Row("unknown-key-typo", {"prompts/bad.yaml": GOOD_PROMPT.replace("duration", "durations")}, "durations", "4",
-        "unknown field"),
+    Row(
+        "unknown-key-typo",
+        {"prompts/bad.yaml": GOOD_PROMPT.replace("duration", "durations")},
+        "durations",
+        "4",
+        "unknown field",
+    ),
     bad_prompt("duration-wrong-type", "duration", "'five'", "valid integer", duration="five"),
     bad_prompt("duration-3", "duration", "3", "greater than or equal to 4", duration=3),
     bad_prompt("duration-13", "duration", "13", "less than or equal to 12", duration=13),
@@ -87,8 +99,13 @@ ROWS = [
     bad_prompt("flex-on-runpod", "service_tier", "'flex'", "runpod", provider="runpod", service_tier="flex"),
     bad_prompt("text-blank", "text", "'   '", "must not be blank", text="'   '"),
     bad_prompt("images-empty", "images", "[]", "at least 1 item", images="[]"),
-    bad_prompt("last-image-escapes-prefix", "last_image", "'../../etc/passwd'", "must be an http(s) URL or an image key",
-               last_image="'../../etc/passwd'"),
+    bad_prompt(
+        "last-image-escapes-prefix",
+        "last_image",
+        "'../../etc/passwd'",
+        "must be an http(s) URL or an image key",
+        last_image="'../../etc/passwd'",
+    ),
     bad_prompt("last-image-missing", "last_image", "'nowhere'", "no such image in storage", last_image="nowhere"),
     Row("not-a-mapping", {"prompts/bad.yaml": "- text: a\n- text: b\n"}, "(file)", "'list'", "must be a mapping"),
     Row("not-yaml", {"prompts/bad.yaml": "text: [unclosed\n"}, "(file)", "None", "not valid YAML"),
@@ -99,18 +116,51 @@ ROWS = [
     Row("not-an-image", on_image("notes.png", b"hello, I am text"), "image", "notes.png", "not a readable image"),
     Row("png-renamed-jpg", on_image("photo.jpg", image()), "image", "photo.jpg", "says JPEG but the content is PNG"),
     Row("31-mb-file", on_image("huge.png", TOO_BIG), "image", "huge.png", "30 MB"),
-    Row("bmp-on-vibedream", on_image("scan.bmp", image(fmt="BMP"), "vibedream"), "image", "scan.bmp",
-        "BMP is not accepted"),
+    Row(
+        "bmp-on-vibedream",
+        on_image("scan.bmp", image(fmt="BMP"), "vibedream"),
+        "image",
+        "scan.bmp",
+        "BMP is not accepted",
+    ),
     # -- file names that cannot be partition keys (or would escape the storage prefix) ----------------
-    *[Row(f"name-{label}", {f"images/{name}": image()}, "file name", repr(name.rsplit(".", 1)[0]),
-          "cannot be a partition key", ignored=True)
-      for label, name in [("pipe", "a|b.png"), ("comma", "a,b.png"), ("dotdot", "a..b.png"),
-                          ("only-dots", "...png"), ("unicode", "ünïcödé.png"), ("space", "two words.png"),
-                          ("leading-dash", "-x.png"), ("leading-dot", ".hidden.png"), ("too-long", "k" * 129 + ".png")]],
-    Row("prompt-name-pipe", {"prompts/x|y.yaml": GOOD_PROMPT.replace("good", "*")}, "file name", "'x|y'",
-        "cannot be a partition key", ignored=True),
-    Row("image-wrong-extension", {"images/clip.mp4": b"\0\0\0\x18ftypmp42"}, "clip.mp4", "clip.mp4",
-        "not one of .png", ignored=True),
+    *[
+        Row(
+            f"name-{label}",
+            {f"images/{name}": image()},
+            "file name",
+            repr(name.rsplit(".", 1)[0]),
+            "cannot be a partition key",
+            ignored=True,
+        )
+        for label, name in [
+            ("pipe", "a|b.png"),
+            ("comma", "a,b.png"),
+            ("dotdot", "a..b.png"),
+            ("only-dots", "...png"),
+            ("unicode", "ünïcödé.png"),
+            ("space", "two words.png"),
+            ("leading-dash", "-x.png"),
+            ("leading-dot", ".hidden.png"),
+            ("too-long", "k" * 129 + ".png"),
+        ]
+    ],
+    Row(
+        "prompt-name-pipe",
+        {"prompts/x|y.yaml": GOOD_PROMPT.replace("good", "*")},
+        "file name",
+        "'x|y'",
+        "cannot be a partition key",
+        ignored=True,
+    ),
+    Row(
+        "image-wrong-extension",
+        {"images/clip.mp4": b"\0\0\0\x18ftypmp42"},
+        "clip.mp4",
+        "clip.mp4",
+        "not one of .png",
+        ignored=True,
+    ),
 ]
 
 
@@ -141,7 +191,9 @@ def test_bad_input_is_named_and_never_sent(row: Row, server, storage, instance):
 
     lines = report.ignored if row.ignored else report.failures
     named = [line for line in lines if row.field in line and row.value in line and row.rule in line]
-    assert named, f"no line names {row.field} / {row.value} / {row.rule}:\n" + "\n".join(report.failures + report.ignored)
+    assert named, f"no line names {row.field} / {row.value} / {row.rule}:\n" + "\n".join(
+        report.failures + report.ignored
+    )
     if row.ignored:
         assert report.ok, report.failures
     # Only the good clip's requests reached a provider: one submit, all to Novita.

@@ -22,8 +22,14 @@ pytest.importorskip("runpod")
 
 
 def _run(args: list[str], timeout: int) -> str:
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
 
@@ -51,8 +57,10 @@ def test_quick_benchmarks_print_every_figure():
 
 
 def test_one_multi_partition_run_is_measured():
-    out = _run(["-c", "from benchmarks.bench_throughput import one_run; import json; "
-                      "print(json.dumps(one_run(20, 1.0, 10)))"], timeout=300)
+    out = _run(
+        ["-c", "from benchmarks.bench_throughput import one_run; import json; print(json.dumps(one_run(20, 1.0, 10)))"],
+        timeout=300,
+    )
     import json
 
     r = json.loads(out.strip().splitlines()[-1])
@@ -68,8 +76,14 @@ def test_one_multi_partition_run_is_measured():
 def test_a_run_on_s3_with_round_trips_is_measured():
     """Benchmark 1's S3 row: moto's server and the latency proxy start in processes of their own, the run
     stores every clip through them, and both are gone afterwards."""
-    out = _run(["-c", "from benchmarks.bench_throughput import one_run; import json; "
-                      "print(json.dumps(one_run(10, 1.0, 10, storage_kind='s3')))"], timeout=300)
+    out = _run(
+        [
+            "-c",
+            "from benchmarks.bench_throughput import one_run; import json; "
+            "print(json.dumps(one_run(10, 1.0, 10, storage_kind='s3')))",
+        ],
+        timeout=300,
+    )
     import json
 
     r = json.loads(out.strip().splitlines()[-1])

@@ -31,8 +31,7 @@ def test_campaign_local(tmp_path):
 
 
 def test_campaign_s3_write_errors(tmp_path):
-    cfg = CampaignConfig(clips=12, seed=5, storage="s3", outage_s=3.0, s3_burst_probability=0.05,
-                         workdir=str(tmp_path))
+    cfg = CampaignConfig(clips=12, seed=5, storage="s3", outage_s=3.0, s3_burst_probability=0.05, workdir=str(tmp_path))
     result = run_campaign(cfg)
     check_invariants(result, 0.6)
     assert result.s3_counts["failed_writes"] > 0  # S3 did fail writes, and nothing was lost to it

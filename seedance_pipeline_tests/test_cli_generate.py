@@ -29,8 +29,7 @@ URL_ONLY = frozenset({"runpod", "wavespeed", "vibedream"})
 SUMMARY_KEYS = {"provider", "task_id", "status", "output", "estimated_cost_usd", "reported_cost_usd"}
 API_KEY = "sk-cli-test-0123456789abcdef"
 # 4 s / 480p / silent from a 16:9 frame (prices.yaml); reported only by RunPod and VibeDream.
-ESTIMATED_USD = {"runpod": 0.096, "wavespeed": 0.0482112, "jiekou": 0.0482112, "novita": 0.0482112,
-                 "vibedream": 0.29}
+ESTIMATED_USD = {"runpod": 0.096, "wavespeed": 0.0482112, "jiekou": 0.0482112, "novita": 0.0482112, "vibedream": 0.29}
 REPORTED_USD = {"runpod": 0.096, "wavespeed": None, "jiekou": None, "novita": None, "vibedream": 0.29}
 TIMEOUT_S = 60
 
@@ -57,14 +56,23 @@ def png(size: tuple[int, int] = (800, 450)) -> bytes:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment minus any provider key or base URL the developer's shell may carry."""
-    env = {k: v for k, v in os.environ.items()
-           if not (k.endswith("_API_KEY") or (k.startswith("SEEDANCE_") and k.endswith("_BASE_URL")))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.endswith("_API_KEY") or (k.startswith("SEEDANCE_") and k.endswith("_BASE_URL")))
+    }
     return {**env, **extra}
 
 
 def run_generate(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, "generate", *args], capture_output=True, text=True, cwd=tmp_path,
-                          env=env or clean_env(), timeout=TIMEOUT_S)
+    return subprocess.run(
+        [*CLI, "generate", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env or clean_env(),
+        timeout=TIMEOUT_S,
+    )
 
 
 def last_json(proc: subprocess.CompletedProcess) -> dict[str, Any]:
@@ -85,8 +93,24 @@ def image_for(provider: str, asset_host: SimulatorServer, tmp_path: Path) -> str
 
 
 def clip_args(provider: str, image: str, out: Path, *extra: str) -> list[str]:
-    return ["--provider", provider, "--image", image, "--prompt", "a calm lake at dawn", "--duration", "4",
-            "--resolution", "480p", "--seed", "7", "--out", str(out), "--json", *extra]
+    return [
+        "--provider",
+        provider,
+        "--image",
+        image,
+        "--prompt",
+        "a calm lake at dawn",
+        "--duration",
+        "4",
+        "--resolution",
+        "480p",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        "--json",
+        *extra,
+    ]
 
 
 def assert_mp4(path: Path) -> None:
@@ -143,8 +167,17 @@ def test_simulator_flag_generates_a_clip_with_each_provider(tmp_path, server):
     for provider in PROVIDERS:
         out = tmp_path / "clips" / f"{provider}.mp4"
         args = clip_args(provider, image_for(provider, server, tmp_path), out, "--simulator")
-        runs[provider] = (out, subprocess.Popen([*CLI, "generate", *args], stdout=subprocess.PIPE,
-                                                stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=clean_env()))
+        runs[provider] = (
+            out,
+            subprocess.Popen(
+                [*CLI, "generate", *args],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
+                env=clean_env(),
+            ),
+        )
     done = {}
     try:
         for provider, (out, popen) in runs.items():
@@ -225,4 +258,3 @@ def test_moderation_after_sending_exits_1_with_the_providers_reason(tmp_path, se
     assert summary["status"] == "failed" and summary["task_id"] == task["id"]
     assert sim_vibedream.MODERATION_ERROR in summary["error"]
     assert server.sim.stats()["requests"][provider]["submit"] == 1 and not out.exists()
-

@@ -51,13 +51,17 @@ SEED = 7  # within every provider's range (VibeDream: -1..1000)
 # What a 4 s 480p silent clip from an 800x450 (16:9) frame is estimated to cost (prices.yaml):
 # RunPod $0.024/s; WaveSpeed/JieKou/Novita ByteDance's silent online rate, 864*496*24*4/1024 tokens
 # at $1.2/M; VibeDream scaled from its one documented price point, 29 cents.
-ESTIMATED_USD = {"runpod": 0.096, "wavespeed": 0.0482112, "jiekou": 0.0482112, "novita": 0.0482112,
-                 "vibedream": 0.29}
+ESTIMATED_USD = {"runpod": 0.096, "wavespeed": 0.0482112, "jiekou": 0.0482112, "novita": 0.0482112, "vibedream": 0.29}
 # Only RunPod (output.cost) and VibeDream (costCents at submit) report a charge.
 REPORTED_USD = {"runpod": 0.096, "wavespeed": None, "jiekou": None, "novita": None, "vibedream": 0.29}
 # Each provider's documented seed maximum (providers.md §0.1).
-SEED_MAX = {"runpod": 4294967295, "wavespeed": 2147483647, "jiekou": 4294967295, "novita": 4294967295,
-            "vibedream": 1000}
+SEED_MAX = {
+    "runpod": 4294967295,
+    "wavespeed": 2147483647,
+    "jiekou": 4294967295,
+    "novita": 4294967295,
+    "vibedream": 1000,
+}
 
 
 def png(size: tuple[int, int] = (800, 450), color: tuple[int, int, int] = (40, 120, 200)) -> bytes:
@@ -71,8 +75,15 @@ FRAME = png()
 
 def expected_wire_body(provider: str, image: str) -> dict[str, Any]:
     """The exact submit body each provider must receive (images as the simulator records them)."""
-    common = {"prompt": PROMPT, "image": image, "duration": 4, "resolution": "480p", "seed": SEED,
-              "camera_fixed": False, "generate_audio": False}
+    common = {
+        "prompt": PROMPT,
+        "image": image,
+        "duration": 4,
+        "resolution": "480p",
+        "seed": SEED,
+        "camera_fixed": False,
+        "generate_audio": False,
+    }
     if provider == "runpod":  # {"input": {...}}, no adaptive: the nearest explicit ratio (§1.2)
         return {"input": {**common, "aspect_ratio": "16:9"}}
     if provider == "wavespeed":  # flat, no adaptive/auto in the parameter table (§2.1)
@@ -90,9 +101,16 @@ def sim_config(*faults: FaultRule, **provider_fields: Any) -> SimConfig:
 
 def settings(**overrides: Any) -> ClientSettings:
     base: dict[str, Any] = dict(
-        expected_latency_s=LATENCY_S * 1.5, min_poll_interval_s=0.05, max_poll_interval_s=0.5,
-        backoff_base_s=0.02, backoff_max_s=0.2, max_retries=3,
-        connect_timeout_s=2.0, read_timeout_s=2.0, write_timeout_s=2.0, submit_read_timeout_s=5.0,
+        expected_latency_s=LATENCY_S * 1.5,
+        min_poll_interval_s=0.05,
+        max_poll_interval_s=0.5,
+        backoff_base_s=0.02,
+        backoff_max_s=0.2,
+        max_retries=3,
+        connect_timeout_s=2.0,
+        read_timeout_s=2.0,
+        write_timeout_s=2.0,
+        submit_read_timeout_s=5.0,
     )
     base.update(overrides)
     return ClientSettings(**base)
@@ -128,9 +146,19 @@ class Contract:
         path.write_bytes(data)
         return str(path)
 
-    def prepare(self, adapter: ProviderAdapter | None = None, *, image: str | None = None, **fields: Any) -> PreparedRequest:
-        req = build_request(**{"prompt": PROMPT, "image": image or self.image_ref(), "duration": 4,
-                               "resolution": "480p", "seed": SEED, **fields})
+    def prepare(
+        self, adapter: ProviderAdapter | None = None, *, image: str | None = None, **fields: Any
+    ) -> PreparedRequest:
+        req = build_request(
+            **{
+                "prompt": PROMPT,
+                "image": image or self.image_ref(),
+                "duration": 4,
+                "resolution": "480p",
+                "seed": SEED,
+                **fields,
+            }
+        )
         return prepare(adapter or get_adapter(self.provider), req)
 
     # -- running --------------------------------------------------------------------------------
@@ -139,15 +167,21 @@ class Contract:
         await asyncio.sleep(min(delay, SLEEP_CAP_S))
 
     def client(self, adapter: ProviderAdapter | None = None, **overrides: Any) -> ProviderClient:
-        return ProviderClient(adapter or get_adapter(self.provider), API_KEY,
-                              base_url=self.server.provider_url(self.provider), settings=settings(**overrides),
-                              sleep=self._sleep, rng=self.rng)
+        return ProviderClient(
+            adapter or get_adapter(self.provider),
+            API_KEY,
+            base_url=self.server.provider_url(self.provider),
+            settings=settings(**overrides),
+            sleep=self._sleep,
+            rng=self.rng,
+        )
 
     def dest(self, name: str = "clip.mp4") -> str:
         return str(self.out_dir / name)
 
-    def run(self, prepared: PreparedRequest | None = None, *, adapter: ProviderAdapter | None = None,
-            **overrides: Any) -> ClipResult:
+    def run(
+        self, prepared: PreparedRequest | None = None, *, adapter: ProviderAdapter | None = None, **overrides: Any
+    ) -> ClipResult:
         prepared = prepared or self.prepare(adapter)
 
         async def go() -> ClipResult:
@@ -241,8 +275,14 @@ def test_success_stores_the_mp4_and_sends_the_documented_body(make_contract, pro
     assert c.server.sim.submits_by_key(provider=provider) == {c.submit_key_for(prepared): 1}
     # The simulated model made what we asked for.
     assert {k: task[k] for k in ("width", "height", "duration_s", "audio", "seed", "resolution", "ratio")} == {
-        "width": 864, "height": 496, "duration_s": 4, "audio": False, "seed": SEED, "resolution": "480p",
-        "ratio": "16:9"}
+        "width": 864,
+        "height": 496,
+        "duration_s": 4,
+        "audio": False,
+        "seed": SEED,
+        "resolution": "480p",
+        "ratio": "16:9",
+    }
     counts = c.requests()
     assert counts["submit"] == 1 and counts["download"] == 1 and 1 <= counts["status"] <= 10
     assert counts["cancel"] == counts["other"] == 0
@@ -277,8 +317,10 @@ def test_status_429_without_retry_after_backs_off(make_contract, provider):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_status_500_and_503_are_retried(make_contract, provider):
-    faults = [FaultRule(provider=provider, endpoint="status", kind="http_status", status=500, times=1),
-              FaultRule(provider=provider, endpoint="status", kind="http_status", status=503, times=1)]
+    faults = [
+        FaultRule(provider=provider, endpoint="status", kind="http_status", status=500, times=1),
+        FaultRule(provider=provider, endpoint="status", kind="http_status", status=503, times=1),
+    ]
     c = make_contract(provider, sim_config(*faults))
     result = c.run()
     assert_stored_mp4(c, result)
@@ -300,8 +342,10 @@ def test_status_answer_slower_than_the_read_timeout_is_retried(make_contract, pr
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_status_connection_dropped_before_or_after_the_answer_is_retried(make_contract, provider):
-    faults = [FaultRule(provider=provider, endpoint="status", kind="drop_before", times=1),
-              FaultRule(provider=provider, endpoint="status", kind="drop_after", times=1)]
+    faults = [
+        FaultRule(provider=provider, endpoint="status", kind="drop_before", times=1),
+        FaultRule(provider=provider, endpoint="status", kind="drop_after", times=1),
+    ]
     c = make_contract(provider, sim_config(*faults))
     result = c.run()
     assert_stored_mp4(c, result)
@@ -384,8 +428,14 @@ def test_submit_connection_refused_is_retried_and_creates_one_task(make_contract
         await asyncio.sleep(min(delay, SLEEP_CAP_S))
 
     async def go() -> ClipResult:
-        async with ProviderClient(get_adapter(provider), API_KEY, base_url=f"http://127.0.0.1:{port}/{provider}",
-                                  settings=settings(), sleep=sleep, rng=host.rng) as client:
+        async with ProviderClient(
+            get_adapter(provider),
+            API_KEY,
+            base_url=f"http://127.0.0.1:{port}/{provider}",
+            settings=settings(),
+            sleep=sleep,
+            rng=host.rng,
+        ) as client:
             result = await generate_clip(client, prepared, fsspec.filesystem("file"), host.dest())
             assert client.requests_sent["submit"] == 2  # the refused attempt and the accepted one
             return result
@@ -512,8 +562,13 @@ def _rejections() -> list[Any]:
             pytest.param(p, "seed", {"seed": SEED_MAX[p] + 1}, f"0..{SEED_MAX[p]}", id=f"{p}-seed-over-max"),
             pytest.param(p, "image", {"image_bytes": png((100, 100))}, "300..6000 px", id=f"{p}-image-too-small"),
             pytest.param(p, "image", {"image_bytes": png((1500, 400))}, "0.4..2.5", id=f"{p}-image-aspect"),
-            pytest.param(p, "image", {"image_bytes": b"<html>not an image</html>"}, "not a readable image",
-                         id=f"{p}-image-not-an-image"),
+            pytest.param(
+                p,
+                "image",
+                {"image_bytes": b"<html>not an image</html>"},
+                "not a readable image",
+                id=f"{p}-image-not-an-image",
+            ),
         ]
     for p in ("runpod", "wavespeed"):
         cases.append(pytest.param(p, "resolution", {"resolution": "1080p"}, "480p, 720p", id=f"{p}-1080p"))
@@ -591,8 +646,9 @@ def test_at_most_max_in_flight_tasks_at_the_provider(make_contract, provider):
     async def go() -> list[ClipResult]:
         async with c.client(max_in_flight=2) as client:
             fs = fsspec.filesystem("file")
-            return await asyncio.gather(*(generate_clip(client, prepared, fs, c.dest(f"clip{i}.mp4"))
-                                          for i in range(5)))
+            return await asyncio.gather(
+                *(generate_clip(client, prepared, fs, c.dest(f"clip{i}.mp4")) for i in range(5))
+            )
 
     results = asyncio.run(go())
     assert len({r.task_id for r in results}) == 5 and c.stored_files() == [f"clip{i}.mp4" for i in range(5)]
@@ -620,8 +676,12 @@ def test_figures_requests_and_wall_time_per_clip_at_default_latency(tmp_path):
 
         async def one(p: str) -> tuple[str, float, ClipResult]:
             t0 = time.monotonic()
-            async with ProviderClient(get_adapter(p), API_KEY, base_url=server.provider_url(p),
-                                      settings=ClientSettings(expected_latency_s=latency)) as client:
+            async with ProviderClient(
+                get_adapter(p),
+                API_KEY,
+                base_url=server.provider_url(p),
+                settings=ClientSettings(expected_latency_s=latency),
+            ) as client:
                 result = await generate_clip(client, prepared[p], fsspec.filesystem("file"), contracts[p].dest())
             return p, time.monotonic() - t0, result
 
@@ -630,11 +690,15 @@ def test_figures_requests_and_wall_time_per_clip_at_default_latency(tmp_path):
 
         rows = asyncio.run(all_of())
         requests = server.sim.stats()["requests"]
-    print(f"\nper clip at the simulator's default latency ({latency:.1f} s), ClientSettings(expected_latency_s={latency}):")
+    print(
+        f"\nper clip at the simulator's default latency ({latency:.1f} s), ClientSettings(expected_latency_s={latency}):"
+    )
     for p, wall, result in rows:
         r = requests[p]
-        print(f"  {p:<10} submit={r['submit']} status={r['status']} download={r['download']} "
-              f"wall={wall:.2f}s task={result.timings['task_s']:.2f}s")
+        print(
+            f"  {p:<10} submit={r['submit']} status={r['status']} download={r['download']} "
+            f"wall={wall:.2f}s task={result.timings['task_s']:.2f}s"
+        )
     for p, wall, result in rows:
         r = requests[p]
         # Exact poll counts and wall times depend on machine load; these hold on any machine.

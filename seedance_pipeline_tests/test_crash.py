@@ -33,7 +33,9 @@ from seedance_pipeline.video import probe_video
 from .conftest import fast_config, png, put
 
 IMAGES = ("a", "b", "c")
-PROMPT = "text: a slow pan over the hills\nprovider: novita\nduration: 4\nresolution: 480p\naspect_ratio: '16:9'\nseed: 5\n"
+PROMPT = (
+    "text: a slow pan over the hills\nprovider: novita\nduration: 4\nresolution: 480p\naspect_ratio: '16:9'\nseed: 5\n"
+)
 
 
 @pytest.fixture
@@ -45,8 +47,12 @@ def world(tmp_path, sim):
         put(storage, f"images/{name}.png", png(color=(60 * n, 90, 200 - 50 * n)))
     put(storage, "prompts/hills.yaml", PROMPT)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("SEEDANCE_")}
-    env.update(DAGSTER_HOME=str(home), SEEDANCE_STORAGE_URL=storage.url, SEEDANCE_SIMULATOR_URL=sim.base_url,
-               SEEDANCE_MAX_IN_FLIGHT_NOVITA="1")
+    env.update(
+        DAGSTER_HOME=str(home),
+        SEEDANCE_STORAGE_URL=storage.url,
+        SEEDANCE_SIMULATOR_URL=sim.base_url,
+        SEEDANCE_MAX_IN_FLIGHT_NOVITA="1",
+    )
     # The first task takes 12 s, so it is still running when the second run resumes it; later ones take 1 s.
     sim.configure(fast_config().model_copy(update={"providers": {"novita": _timing(12.0)}}))
     return storage, env, tmp_path
@@ -60,8 +66,9 @@ def _timing(latency_s: float):
 
 def _start(env, log: Path) -> subprocess.Popen:
     cli = str(Path(sys.executable).with_name("seedance-pipeline"))
-    return subprocess.Popen([cli, "run"], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [cli, "run"], env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def _kill_when(proc: subprocess.Popen, condition, what: str, timeout_s: float = 120) -> None:
@@ -109,12 +116,24 @@ def test_kill_9_at_four_points_then_resume_stores_every_clip_once_with_one_submi
     # 3. mid-download: the first task's output trickles in over 20 s; kill once part of it is on disk. The slot
     #    is free during a download, so the next clip may be submitted meanwhile: kill when no attempt is
     #    between its intent and the provider's answer (that instant is "acceptance unknown" by design).
-    sim.configure(sim.sim.config.model_copy(update={"faults": [
-        FaultRule(provider="novita", endpoint="download", kind="trickle", delay_s=20.0, times=1)]}))
+    sim.configure(
+        sim.sim.config.model_copy(
+            update={
+                "faults": [FaultRule(provider="novita", endpoint="download", kind="trickle", delay_s=20.0, times=1)]
+            }
+        )
+    )
     proc = _start(env, tmp / "run3.log")
     clips_dir = Path(storage.path("clips"))
-    _kill_when(proc, lambda: (_counts(sim)["download"] >= 1 and any(clips_dir.rglob("*.part-*"))
-                              and all(r["state"] == "accepted" for r in _records(storage))), "a partial download")
+    _kill_when(
+        proc,
+        lambda: (
+            _counts(sim)["download"] >= 1
+            and any(clips_dir.rglob("*.part-*"))
+            and all(r["state"] == "accepted" for r in _records(storage))
+        ),
+        "a partial download",
+    )
     assert not any(clips_dir.rglob("*.mp4"))
     assert {r["state"] for r in _records(storage)} == {"accepted"} and _counts(sim)["submit"] == len(_records(storage))
 
@@ -129,12 +148,15 @@ def test_kill_9_at_four_points_then_resume_stores_every_clip_once_with_one_submi
     for image in IMAGES:
         assert probe_video(storage.clip_path("hills", image)).decoded_to_end
         assert json.loads(storage.read_bytes(storage.sidecar_path("hills", image)))["checks"] == {
-            "plays_to_end": True, "matches_request": True}
+            "plays_to_end": True,
+            "matches_request": True,
+        }
     assert not any(clips_dir.rglob("*.part-*"))
     # one submit per request fingerprint, and each attempt ended once, succeeded
     submits = Counter(s["key"] for s in sim.sim.submits())
     assert len(submits) == len(IMAGES) and set(submits.values()) == {1}
     records = _records(storage)
     assert Counter(r["fingerprint"] for r in records if r["state"] == "succeeded") == Counter(
-        {r["fingerprint"]: 1 for r in records})
+        {r["fingerprint"]: 1 for r in records}
+    )
     assert len(records) == len(IMAGES) and TaskStore(storage).open_records() == []

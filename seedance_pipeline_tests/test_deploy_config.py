@@ -48,15 +48,20 @@ def test_deploy_yaml_passes_dagsters_instance_schema(tmp_path):
     assert "storage" not in config  # one block per storage, so the event log can be ours
     parts = ("run_storage", "event_log_storage", "schedule_storage")
     assert {p: config[p]["class"] for p in parts} == {
-        "run_storage": "PostgresRunStorage", "event_log_storage": "PooledPostgresEventLogStorage",
-        "schedule_storage": "PostgresScheduleStorage"}
+        "run_storage": "PostgresRunStorage",
+        "event_log_storage": "PooledPostgresEventLogStorage",
+        "schedule_storage": "PostgresScheduleStorage",
+    }
     pg = config["run_storage"]["config"]["postgres_db"]
     assert all(config[p]["config"] == {"postgres_db": pg} for p in parts)  # one database for all three
     # Every connection setting comes from the environment, none is written in the file.
     assert {k: v for k, v in pg.items() if k != "scheme"} == {
-        "hostname": {"env": "DAGSTER_PG_HOST"}, "port": {"env": "DAGSTER_PG_PORT"},
-        "username": {"env": "DAGSTER_PG_USER"}, "password": {"env": "DAGSTER_PG_PASSWORD"},
-        "db_name": {"env": "DAGSTER_PG_DB"}}
+        "hostname": {"env": "DAGSTER_PG_HOST"},
+        "port": {"env": "DAGSTER_PG_PORT"},
+        "username": {"env": "DAGSTER_PG_USER"},
+        "password": {"env": "DAGSTER_PG_PASSWORD"},
+        "db_name": {"env": "DAGSTER_PG_DB"},
+    }
     assert pg["scheme"] == "postgresql+psycopg2"
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     # The tag the limits key on is the one the pipeline puts on its runs.
@@ -94,7 +99,8 @@ def test_instance_from_deploy_yaml_on_live_postgres(tmp_path, pg_server, monkeyp
         queue = concurrency.run_queue_config  # what the run-queue daemon reads
         assert queue.max_concurrent_runs == MAX_CONCURRENT_RUNS
         assert queue.tag_concurrency_limits == [
-            {"key": PROVIDER_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": RUNS_PER_PROVIDER}]
+            {"key": PROVIDER_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": RUNS_PER_PROVIDER}
+        ]
         assert concurrency.pool_config.default_pool_limit == POOL_DEFAULT_LIMIT
         assert concurrency.pool_config.pool_granularity.value == "op"
         # An unconfigured pool gets the default limit the moment a step first claims it.

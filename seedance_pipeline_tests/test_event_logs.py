@@ -42,16 +42,22 @@ def ok(context):  # as the clip checks: defined on its own, its results reported
     return dg.AssetCheckResult(passed=True)
 
 
-JOB = dg.Definitions(assets=[thing], asset_checks=[ok], jobs=[
-    dg.define_asset_job("thing_job", dg.AssetSelection.assets(THING).without_checks())]).resolve_job_def("thing_job")
+JOB = dg.Definitions(
+    assets=[thing],
+    asset_checks=[ok],
+    jobs=[dg.define_asset_job("thing_job", dg.AssetSelection.assets(THING).without_checks())],
+).resolve_job_def("thing_job")
 CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _run_partitions(instance: dg.DagsterInstance, n: int = 30) -> tuple[str, int]:
     """One run over the first ``n`` partitions; (run id, events the run stored)."""
     keys = PARTS.get_partition_keys()[:n]
-    result = JOB.execute_in_process(instance=instance, run_config=CONFIG, tags={
-        "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})
+    result = JOB.execute_in_process(
+        instance=instance,
+        run_config=CONFIG,
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+    )
     assert result.success
     return result.run_id, len(instance.all_logs(result.run_id))
 
@@ -60,8 +66,11 @@ def _stored(instance: dg.DagsterInstance, run_id: str) -> tuple[int, int, int]:
     def count(kind):
         return len(instance.get_records_for_run(run_id, of_type=kind, limit=10_000).records)
 
-    return (count(DagsterEventType.ASSET_MATERIALIZATION_PLANNED), count(DagsterEventType.ASSET_MATERIALIZATION),
-            count(DagsterEventType.ASSET_CHECK_EVALUATION))
+    return (
+        count(DagsterEventType.ASSET_MATERIALIZATION_PLANNED),
+        count(DagsterEventType.ASSET_MATERIALIZATION),
+        count(DagsterEventType.ASSET_CHECK_EVALUATION),
+    )
 
 
 def _home(tmp_path: Path, text: str | None) -> Path:
@@ -85,17 +94,23 @@ def _connections_opened(module, run, where=lambda args: True):
 # -- SQLite: the embedded default ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config, pooled", [(None, True), ("telemetry:\n  enabled: false\n", False)],
-                         ids=["embedded-default", "dagster-stock"])
+@pytest.mark.parametrize(
+    "config, pooled",
+    [(None, True), ("telemetry:\n  enabled: false\n", False)],
+    ids=["embedded-default", "dagster-stock"],
+)
 def test_sqlite_run_stores_its_events_over_two_connections(tmp_path, monkeypatch, config, pooled):
     home = _home(tmp_path, config)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
         assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage) is pooled
         _run_partitions(instance)  # first run: files and tables are created
-        event_log = f"{home / 'history' / 'runs'}/"  # history/runs.db (the run storage, Dagster's own class) not counted
-        opened, (run_id, events) = _connections_opened(sqlite3.dbapi2, lambda: _run_partitions(instance),
-                                                       where=lambda args: args[0].startswith(event_log))
+        event_log = (
+            f"{home / 'history' / 'runs'}/"  # history/runs.db (the run storage, Dagster's own class) not counted
+        )
+        opened, (run_id, events) = _connections_opened(
+            sqlite3.dbapi2, lambda: _run_partitions(instance), where=lambda args: args[0].startswith(event_log)
+        )
         assert _stored(instance, run_id) == (30, 30, 30)
     assert events >= 90
     if pooled:  # the new run's file: one connection, and one more while Dagster creates its tables
@@ -149,8 +164,9 @@ def test_sqlite_events_from_many_threads_are_all_stored(tmp_path):
         run_id, _ = _run_partitions(instance)
         entries = instance.all_logs(run_id)
     storage = PooledSqliteEventLogStorage(str(tmp_path / "runs"))
-    threads = [threading.Thread(target=lambda part=entries[i::4]: [storage.store_event(e) for e in part])
-               for i in range(4)]
+    threads = [
+        threading.Thread(target=lambda part=entries[i::4]: [storage.store_event(e) for e in part]) for i in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -232,8 +248,11 @@ def test_postgres_event_log_reconnects_after_the_server_drops_its_connection(tmp
         try:
             admin.autocommit = True
             with admin.cursor() as cur:
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()", (db,))
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (db,),
+                )
                 assert cur.rowcount >= 1
         finally:
             admin.close()

@@ -37,64 +37,114 @@ _BOOL = {"type": "boolean"}
 _OBJ = {"type": "object"}
 _NAMED = {"type": "object", "properties": {"name": _STR}, "required": ["name"]}  # SecretEnvSource / ConfigMapEnvSource
 PULL_POLICY = {"enum": ["Always", "IfNotPresent", "Never"], "type": "string"}
-IMAGE = {"type": "object", "properties": {"repository": _STR, "tag": {"type": ["string", "integer", "null"]},
-                                          "pullPolicy": PULL_POLICY}, "required": ["repository", "pullPolicy"]}
+IMAGE = {
+    "type": "object",
+    "properties": {"repository": _STR, "tag": {"type": ["string", "integer", "null"]}, "pullPolicy": PULL_POLICY},
+    "required": ["repository", "pullPolicy"],
+}
 ENV = {"anyOf": [{"type": "object", "additionalProperties": _STR}, {"type": "array", "items": _OBJ}]}
 
 CHART_SUBSCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema#",
     "type": "object",
     "properties": {
-        "global": {"type": "object", "properties": {"postgresqlSecretName": _STR, "dagsterHome": _STR,
-                                                    "serviceAccountName": _STR, "celeryConfigSecretName": _STR}},
+        "global": {
+            "type": "object",
+            "properties": {
+                "postgresqlSecretName": _STR,
+                "dagsterHome": _STR,
+                "serviceAccountName": _STR,
+                "celeryConfigSecretName": _STR,
+            },
+        },
         "generatePostgresqlPasswordSecret": _BOOL,
         "dagster-user-deployments": {
             "type": "object",
             "properties": {
-                "enabled": _BOOL, "enableSubchart": _BOOL, "imagePullSecrets": {"type": "array"},
-                "deployments": {"type": "array", "items": {
-                    "type": "object",
-                    "properties": {
-                        "name": _STR, "image": IMAGE, "dagsterApiGrpcArgs": {"type": "array", "items": _STR},
-                        "codeServerArgs": {"type": "array", "items": _STR},
-                        "includeConfigInLaunchedRuns": {"type": "object", "properties": {"enabled": _BOOL},
-                                                        "required": ["enabled"]},
-                        "deploymentNamespace": _STR, "port": _INT, "env": ENV,
-                        "envConfigMaps": {"type": "array", "items": _NAMED},
-                        "envSecrets": {"type": "array", "items": _NAMED},
-                        "annotations": _OBJ, "nodeSelector": _OBJ, "affinity": _OBJ, "tolerations": {"type": "array"},
-                        "podSecurityContext": _OBJ, "securityContext": _OBJ, "resources": _OBJ,
-                        "livenessProbe": _OBJ, "readinessProbe": _OBJ, "startupProbe": _OBJ,
-                        "labels": {"type": "object", "additionalProperties": _STR},
-                        "volumeMounts": {"type": "array"}, "volumes": {"type": "array"}, "schedulerName": _STR,
-                        "initContainers": {"type": "array"}, "sidecarContainers": {"type": "array"},
+                "enabled": _BOOL,
+                "enableSubchart": _BOOL,
+                "imagePullSecrets": {"type": "array"},
+                "deployments": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "name": _STR,
+                            "image": IMAGE,
+                            "dagsterApiGrpcArgs": {"type": "array", "items": _STR},
+                            "codeServerArgs": {"type": "array", "items": _STR},
+                            "includeConfigInLaunchedRuns": {
+                                "type": "object",
+                                "properties": {"enabled": _BOOL},
+                                "required": ["enabled"],
+                            },
+                            "deploymentNamespace": _STR,
+                            "port": _INT,
+                            "env": ENV,
+                            "envConfigMaps": {"type": "array", "items": _NAMED},
+                            "envSecrets": {"type": "array", "items": _NAMED},
+                            "annotations": _OBJ,
+                            "nodeSelector": _OBJ,
+                            "affinity": _OBJ,
+                            "tolerations": {"type": "array"},
+                            "podSecurityContext": _OBJ,
+                            "securityContext": _OBJ,
+                            "resources": _OBJ,
+                            "livenessProbe": _OBJ,
+                            "readinessProbe": _OBJ,
+                            "startupProbe": _OBJ,
+                            "labels": {"type": "object", "additionalProperties": _STR},
+                            "volumeMounts": {"type": "array"},
+                            "volumes": {"type": "array"},
+                            "schedulerName": _STR,
+                            "initContainers": {"type": "array"},
+                            "sidecarContainers": {"type": "array"},
+                        },
+                        "required": ["name", "image", "port"],
                     },
-                    "required": ["name", "image", "port"],
-                }},
+                },
             },
         },
         "runLauncher": {
             "type": "object",
             "properties": {
                 "type": {"enum": ["CeleryK8sRunLauncher", "K8sRunLauncher", "CustomRunLauncher"]},
-                "config": {"type": "object", "properties": {"k8sRunLauncher": {
+                "config": {
                     "type": "object",
                     "properties": {
-                        "image": {"anyOf": [IMAGE, {"type": "null"}]}, "imagePullPolicy": PULL_POLICY,
-                        "jobNamespace": {"type": ["string", "null"]}, "loadInclusterConfig": _BOOL,
-                        "kubeconfigFile": {"type": ["string", "null"]},
-                        "envConfigMaps": {"type": "array", "items": _NAMED},
-                        "envSecrets": {"type": "array", "items": _NAMED},
-                        "envVars": {"type": "array", "items": _STR},
-                        "volumeMounts": {"type": "array"}, "volumes": {"type": "array"},
-                        "labels": {"type": ["object", "null"]}, "failPodOnRunFailure": {"type": ["boolean", "null"]},
-                        "resources": {"type": ["object", "null"]}, "schedulerName": {"type": ["string", "null"]},
-                        "securityContext": {"type": ["object", "null"]}, "runK8sConfig": {"type": ["object", "null"]},
+                        "k8sRunLauncher": {
+                            "type": "object",
+                            "properties": {
+                                "image": {"anyOf": [IMAGE, {"type": "null"}]},
+                                "imagePullPolicy": PULL_POLICY,
+                                "jobNamespace": {"type": ["string", "null"]},
+                                "loadInclusterConfig": _BOOL,
+                                "kubeconfigFile": {"type": ["string", "null"]},
+                                "envConfigMaps": {"type": "array", "items": _NAMED},
+                                "envSecrets": {"type": "array", "items": _NAMED},
+                                "envVars": {"type": "array", "items": _STR},
+                                "volumeMounts": {"type": "array"},
+                                "volumes": {"type": "array"},
+                                "labels": {"type": ["object", "null"]},
+                                "failPodOnRunFailure": {"type": ["boolean", "null"]},
+                                "resources": {"type": ["object", "null"]},
+                                "schedulerName": {"type": ["string", "null"]},
+                                "securityContext": {"type": ["object", "null"]},
+                                "runK8sConfig": {"type": ["object", "null"]},
+                            },
+                            "required": [
+                                "imagePullPolicy",
+                                "loadInclusterConfig",
+                                "envConfigMaps",
+                                "envSecrets",
+                                "envVars",
+                                "volumeMounts",
+                                "volumes",
+                            ],
+                            "additionalProperties": False,
+                        }
                     },
-                    "required": ["imagePullPolicy", "loadInclusterConfig", "envConfigMaps", "envSecrets", "envVars",
-                                 "volumeMounts", "volumes"],
-                    "additionalProperties": False,
-                }}},
+                },
             },
             "required": ["type", "config"],
             "additionalProperties": False,
@@ -103,42 +153,77 @@ CHART_SUBSCHEMA = {
         },
         "postgresql": {
             "type": "object",
-            "properties": {"image": _OBJ, "enabled": _BOOL, "postgresqlHost": _STR, "postgresqlUsername": _STR,
-                           "postgresqlPassword": _STR, "postgresqlDatabase": _STR, "postgresqlParams": _OBJ,
-                           "postgresqlScheme": _STR,
-                           "service": {"type": "object", "properties": {"port": _INT}, "required": ["port"]}},
+            "properties": {
+                "image": _OBJ,
+                "enabled": _BOOL,
+                "postgresqlHost": _STR,
+                "postgresqlUsername": _STR,
+                "postgresqlPassword": _STR,
+                "postgresqlDatabase": _STR,
+                "postgresqlParams": _OBJ,
+                "postgresqlScheme": _STR,
+                "service": {"type": "object", "properties": {"port": _INT}, "required": ["port"]},
+            },
         },
         "dagsterDaemon": {
             "type": "object",
             "properties": {
-                "enabled": _BOOL, "image": IMAGE, "heartbeatTolerance": _INT, "env": ENV,
-                "envConfigMaps": {"type": "array"}, "envSecrets": {"type": "array"}, "deploymentLabels": _OBJ,
-                "labels": _OBJ, "nodeSelector": _OBJ, "affinity": _OBJ, "tolerations": {"type": "array"},
-                "podSecurityContext": _OBJ, "securityContext": _OBJ, "resources": _OBJ, "livenessProbe": _OBJ,
-                "readinessProbe": _OBJ, "startupProbe": _OBJ, "annotations": _OBJ, "runMonitoring": _OBJ,
-                "runRetries": _OBJ, "schedulerName": {"type": ["string", "null"]},
-                "volumeMounts": {"type": ["array", "null"]}, "volumes": {"type": ["array", "null"]},
+                "enabled": _BOOL,
+                "image": IMAGE,
+                "heartbeatTolerance": _INT,
+                "env": ENV,
+                "envConfigMaps": {"type": "array"},
+                "envSecrets": {"type": "array"},
+                "deploymentLabels": _OBJ,
+                "labels": _OBJ,
+                "nodeSelector": _OBJ,
+                "affinity": _OBJ,
+                "tolerations": {"type": "array"},
+                "podSecurityContext": _OBJ,
+                "securityContext": _OBJ,
+                "resources": _OBJ,
+                "livenessProbe": _OBJ,
+                "readinessProbe": _OBJ,
+                "startupProbe": _OBJ,
+                "annotations": _OBJ,
+                "runMonitoring": _OBJ,
+                "runRetries": _OBJ,
+                "schedulerName": {"type": ["string", "null"]},
+                "volumeMounts": {"type": ["array", "null"]},
+                "volumes": {"type": ["array", "null"]},
                 "initContainerResources": {"type": ["object", "null"]},
-                "sensors": {"type": "object", "properties": {"useThreads": _BOOL, "numWorkers": {"type": ["integer", "null"]},
-                                                             "numSubmitWorkers": {"type": ["integer", "null"]}},
-                            "required": ["useThreads"]},
+                "sensors": {
+                    "type": "object",
+                    "properties": {
+                        "useThreads": _BOOL,
+                        "numWorkers": {"type": ["integer", "null"]},
+                        "numSubmitWorkers": {"type": ["integer", "null"]},
+                    },
+                    "required": ["useThreads"],
+                },
                 "schedules": {"type": "object", "required": ["useThreads"]},
                 "runCoordinator": {
                     "type": "object",
                     "properties": {
-                        "enabled": _BOOL, "type": {"enum": ["QueuedRunCoordinator", "CustomRunCoordinator"]},
-                        "config": {"type": "object", "properties": {"queuedRunCoordinator": {
+                        "enabled": _BOOL,
+                        "type": {"enum": ["QueuedRunCoordinator", "CustomRunCoordinator"]},
+                        "config": {
                             "type": "object",
                             "properties": {
-                                "maxConcurrentRuns": {"type": ["integer", "object", "null"]},
-                                "tagConcurrencyLimits": {"type": ["array", "null"]},
-                                "dequeueIntervalSeconds": {"type": ["integer", "object", "null"]},
-                                "dequeueNumWorkers": {"type": ["integer", "object", "null"]},
-                                "dequeueUseThreads": {"type": ["boolean", "null"]},
-                                "blockOpConcurrencyLimitedRuns": {"type": ["object", "null"]},
+                                "queuedRunCoordinator": {
+                                    "type": "object",
+                                    "properties": {
+                                        "maxConcurrentRuns": {"type": ["integer", "object", "null"]},
+                                        "tagConcurrencyLimits": {"type": ["array", "null"]},
+                                        "dequeueIntervalSeconds": {"type": ["integer", "object", "null"]},
+                                        "dequeueNumWorkers": {"type": ["integer", "object", "null"]},
+                                        "dequeueUseThreads": {"type": ["boolean", "null"]},
+                                        "blockOpConcurrencyLimitedRuns": {"type": ["object", "null"]},
+                                    },
+                                    "additionalProperties": False,
+                                }
                             },
-                            "additionalProperties": False,
-                        }}},
+                        },
                     },
                     "required": ["enabled", "type", "config"],
                     "additionalProperties": False,
@@ -146,16 +231,29 @@ CHART_SUBSCHEMA = {
             },
             "additionalProperties": False,
         },
-        "telemetry": {"type": "object", "properties": {"enabled": _BOOL}, "required": ["enabled"],
-                      "additionalProperties": False},
+        "telemetry": {
+            "type": "object",
+            "properties": {"enabled": _BOOL},
+            "required": ["enabled"],
+            "additionalProperties": False,
+        },
         "additionalInstanceConfig": _OBJ,
     },
 }
 
 # The top-level keys the chart's instance template writes itself, given these values (so additionalInstanceConfig
 # must not repeat them: YAML would carry the key twice).
-CHART_RENDERED = {"scheduler", "schedule_storage", "run_launcher", "run_storage", "event_log_storage", "run_coordinator",
-                  "compute_logs", "python_logs", "telemetry"}
+CHART_RENDERED = {
+    "scheduler",
+    "schedule_storage",
+    "run_launcher",
+    "run_storage",
+    "event_log_storage",
+    "run_coordinator",
+    "compute_logs",
+    "python_logs",
+    "telemetry",
+}
 
 
 def _values() -> dict:
@@ -171,12 +269,15 @@ def test_values_validate_against_the_charts_schema():
     jsonschema.validate(_values(), CHART_SUBSCHEMA)
 
 
-@pytest.mark.parametrize("path, bad", [
-    (("runLauncher", "type"), "K8sLauncher"),
-    (("runLauncher", "config", "k8sRunLauncher", "envSecrets"), "seedance-provider-keys"),
-    (("dagsterDaemon", "runCoordinator", "config", "queuedRunCoordinator", "tagLimits"), []),
-    (("dagster-user-deployments", "deployments", 0, "port"), "3030"),
-])
+@pytest.mark.parametrize(
+    "path, bad",
+    [
+        (("runLauncher", "type"), "K8sLauncher"),
+        (("runLauncher", "config", "k8sRunLauncher", "envSecrets"), "seedance-provider-keys"),
+        (("dagsterDaemon", "runCoordinator", "config", "queuedRunCoordinator", "tagLimits"), []),
+        (("dagster-user-deployments", "deployments", 0, "port"), "3030"),
+    ],
+)
 def test_schema_check_catches_a_broken_copy(path, bad):
     values = copy.deepcopy(_values())
     node = values
@@ -191,12 +292,19 @@ def _rendered_instance(values: dict) -> dict:
     """What the chart's configmap-instance template makes of the parts these values set (storage aside)."""
     daemon = values["dagsterDaemon"]
     qrc = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
-    names = {"maxConcurrentRuns": "max_concurrent_runs", "tagConcurrencyLimits": "tag_concurrency_limits",
-             "dequeueIntervalSeconds": "dequeue_interval_seconds", "dequeueUseThreads": "dequeue_use_threads",
-             "dequeueNumWorkers": "dequeue_num_workers"}
+    names = {
+        "maxConcurrentRuns": "max_concurrent_runs",
+        "tagConcurrencyLimits": "tag_concurrency_limits",
+        "dequeueIntervalSeconds": "dequeue_interval_seconds",
+        "dequeueUseThreads": "dequeue_use_threads",
+        "dequeueNumWorkers": "dequeue_num_workers",
+    }
     rendered = {
-        "run_coordinator": {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator",
-                            "config": {names[k]: v for k, v in qrc.items()}},
+        "run_coordinator": {
+            "module": "dagster.core.run_coordinator",
+            "class": "QueuedRunCoordinator",
+            "config": {names[k]: v for k, v in qrc.items()},
+        },
         "telemetry": {"enabled": values["telemetry"]["enabled"]},
     }
     if daemon["sensors"]["useThreads"]:
@@ -221,9 +329,11 @@ def test_chart_renders_the_same_instance_settings_as_deploy_yaml(tmp_path):
     # own three classes (the chart has no setting for the event log's class, so on Kubernetes the event log is
     # the stock one, not deploy/dagster.yaml's pooled one: deploy/k8s/README.md says so).
     db = deploy["run_storage"]["config"]
-    for part, module, cls in (("run_storage", "run_storage", "PostgresRunStorage"),
-                              ("event_log_storage", "event_log", "PostgresEventLogStorage"),
-                              ("schedule_storage", "schedule_storage", "PostgresScheduleStorage")):
+    for part, module, cls in (
+        ("run_storage", "run_storage", "PostgresRunStorage"),
+        ("event_log_storage", "event_log", "PostgresEventLogStorage"),
+        ("schedule_storage", "schedule_storage", "PostgresScheduleStorage"),
+    ):
         rendered[part] = {"module": f"dagster_postgres.{module}", "class": cls, "config": db}
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(rendered))
     config, _ = dagster_instance_config(str(tmp_path))

@@ -56,7 +56,9 @@ def test_run_materializes_every_asset(demo, providers, instance, sim):
     # the cost report has every attempt
     day = report.cost_report.rsplit("/", 2)[-2]
     df = pd.read_parquet(demo.path("reports", day, "cost_report.parquet"))
-    assert sorted(df["prompt"] + "|" + df["image"]) == sorted(f"{c.split('|')[1]}|{c.split('|')[0]}" for c in DEMO_CLIPS)
+    assert sorted(df["prompt"] + "|" + df["image"]) == sorted(
+        f"{c.split('|')[1]}|{c.split('|')[0]}" for c in DEMO_CLIPS
+    )
     assert (df["outcome"] == "succeeded").all()
     runpod = df[df["provider"] == "runpod"]
     assert runpod["reported_usd"].tolist() == pytest.approx(runpod["estimated_usd"].tolist())  # documented price
@@ -80,8 +82,13 @@ def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instan
     plan = plan_refresh(instance, demo)
     assert list(plan.changed_prompts) == ["quick-pan"] and not plan.changed_images
     defs_assets = [*ASSETS, *CHECKS]
-    dg.materialize(defs_assets, selection=["prompts"], partition_key="quick-pan", instance=instance,
-                   resources={"storage": demo, "providers": providers, "spend": SpendPolicy()})
+    dg.materialize(
+        defs_assets,
+        selection=["prompts"],
+        partition_key="quick-pan",
+        instance=instance,
+        resources={"storage": demo, "providers": providers, "spend": SpendPolicy()},
+    )
     resolver = get_stale_status_resolver(instance, defs_assets)
     status = {c: resolver.get_status(CLIPS, c) for c in DEMO_CLIPS}
     assert {c for c, s in status.items() if s == StaleStatus.STALE} == {"mountains|quick-pan", "tower|quick-pan"}
@@ -109,17 +116,25 @@ def test_malformed_prompt_leaves_everything_else_untouched(demo, providers, inst
     put(demo, "prompts/broken.yaml", "text: hello\nduration: 5\ncolour: blue\n")
     before = requests_total(sim)
     report = run_pipeline(instance, demo, providers)
-    assert any("prompts/broken.yaml" in f and "colour" in f and "unknown field" in f for f in report.failures), report.failures
+    assert any("prompts/broken.yaml" in f and "colour" in f and "unknown field" in f for f in report.failures), (
+        report.failures
+    )
     assert requests_total(sim) == before
     assert {p: demo.read_bytes(p) for p in demo.fs.find(demo.path("clips"))} == stored
-    assert "broken" not in {r.partition_key for r in instance.fetch_materializations(dg.AssetKey("prompts"), limit=100).records}
+    assert "broken" not in {
+        r.partition_key for r in instance.fetch_materializations(dg.AssetKey("prompts"), limit=100).records
+    }
 
 
 def test_failed_clips_do_not_lose_the_others(storage, providers, instance, sim):
     put(storage, "images/a.png", conftest_png((800, 450)))
     put(storage, "images/b.png", conftest_png((450, 800), (20, 90, 200)))
     put(storage, "prompts/ok.yaml", "text: a calm scene\nprovider: novita\nduration: 4\nresolution: 480p\n")
-    put(storage, "prompts/bad.yaml", "text: a scene [sim:moderation]\nprovider: vibedream\nduration: 4\nresolution: 480p\nseed: 5\n")
+    put(
+        storage,
+        "prompts/bad.yaml",
+        "text: a scene [sim:moderation]\nprovider: vibedream\nduration: 4\nresolution: 480p\nseed: 5\n",
+    )
     report = run_pipeline(instance, storage, providers)
     assert {r.clip for r in report.clips} == {"a|ok", "b|ok"}
     assert len(report.failures) == 2 and all("moderation" in f.lower() for f in report.failures), report.failures

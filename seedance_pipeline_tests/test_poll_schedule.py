@@ -131,14 +131,16 @@ def test_only_tasks_seen_from_their_submit_are_learned(sim, tmp_path):
 
     image = tmp_path / "cat.png"
     image.write_bytes(png())
-    prepared = prepare(get_adapter("novita"), build_request(prompt="a cat", image=str(image), duration=4,
-                                                             resolution="480p"))
+    prepared = prepare(
+        get_adapter("novita"), build_request(prompt="a cat", image=str(image), duration=4, resolution="480p")
+    )
     fs = fsspec.filesystem("file")
 
     async def go():
         settings = ClientSettings(expected_latency_s=FAST, min_poll_interval_s=0.05)
-        async with ProviderClient(get_adapter("novita"), "k", base_url=sim.provider_url("novita"),
-                                  settings=settings) as client:
+        async with ProviderClient(
+            get_adapter("novita"), "k", base_url=sim.provider_url("novita"), settings=settings
+        ) as client:
             first = await generate_clip(client, prepared, fs, str(tmp_path / "a.mp4"))
             learned = client.schedule.learned
             snap = await client.submit(prepared.wire)

@@ -38,8 +38,9 @@ def _materialized_clips(instance: dg.DagsterInstance) -> dict[str, dg.AssetMater
     return {r.asset_materialization.partition: r.asset_materialization for r in records}
 
 
-def assert_backfill_outcome(instance: dg.DagsterInstance, storage: SeedanceStorage, catalog: Catalog,
-                            figures: Figures) -> None:
+def assert_backfill_outcome(
+    instance: dg.DagsterInstance, storage: SeedanceStorage, catalog: Catalog, figures: Figures
+) -> None:
     """What both instances must show: every clip stored and recorded, per-provider limits kept."""
     assert set(figures.backfill_status.values()) == {"COMPLETED_SUCCESS"}, figures.backfill_status
     for prov, runs in figures.runs.items():
@@ -64,16 +65,21 @@ def assert_backfill_outcome(instance: dg.DagsterInstance, storage: SeedanceStora
     # Each clip was made by a run tagged with its own provider.
     for record in instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=CLIPS_KEY), limit=1000).records:
         assert run_provider[record.run_id] == catalog.clips[record.asset_materialization.partition]
-    failures = [r for p in figures.runs for run in figures.runs[p]
-                for r in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_FAILURE).records]
+    failures = [
+        r
+        for p in figures.runs
+        for run in figures.runs[p]
+        for r in instance.get_records_for_run(run.run_id, of_type=DagsterEventType.STEP_FAILURE).records
+    ]
     assert not failures
 
 
 @pytest.fixture
 def simulator():
     timing = ProviderSimConfig(latency_min_s=LATENCY_S, latency_max_s=LATENCY_S)
-    with SimulatorServer(SimConfig(providers={p: timing for p in ("runpod", "wavespeed", "jiekou", "novita",
-                                                                   "vibedream")})) as server:
+    with SimulatorServer(
+        SimConfig(providers={p: timing for p in ("runpod", "wavespeed", "jiekou", "novita", "vibedream")})
+    ) as server:
         yield server
 
 
@@ -90,11 +96,20 @@ def test_backfill_through_the_queue_on_postgres(tmp_path, pg_server, simulator, 
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         caps = {max_in_flight_env(p): str(IN_RUN_CAP) for p in ROUTED}
-        figures = run_backfill(instance=instance, home=home, storage=storage, catalog=CATALOG,
-                               sim_url=simulator.base_url, env_extra={**pg_env, **caps},
-                               log_path=tmp_path / "daemon.log")
-        print("\n" + figures.line(f"Postgres backfill of {len(CATALOG.clips)} clips")
-              + f"; test total {time.monotonic() - t_start:.1f} s")
+        figures = run_backfill(
+            instance=instance,
+            home=home,
+            storage=storage,
+            catalog=CATALOG,
+            sim_url=simulator.base_url,
+            env_extra={**pg_env, **caps},
+            log_path=tmp_path / "daemon.log",
+        )
+        print(
+            "\n"
+            + figures.line(f"Postgres backfill of {len(CATALOG.clips)} clips")
+            + f"; test total {time.monotonic() - t_start:.1f} s"
+        )
         assert_backfill_outcome(instance, storage, CATALOG, figures)
         assert not figures.storage_errors, figures.storage_errors[:10]
 
@@ -102,7 +117,8 @@ def test_backfill_through_the_queue_on_postgres(tmp_path, pg_server, simulator, 
     # runs per provider (tag limit) x tasks in flight per run (in-run cap).
     submits = {p: counts.get("submit", 0) for p, counts in simulator.sim.stats()["requests"].items()}
     assert {p: submits.get(p, 0) for p in ROUTED} == {
-        p: sum(1 for prov in CATALOG.clips.values() if prov == p) for p in ROUTED}
+        p: sum(1 for prov in CATALOG.clips.values() if prov == p) for p in ROUTED
+    }
     tasks = simulator.sim.task_objects()
     provider_peak = {p: peak_overlap([(t.created_mono, t.done_mono) for t in tasks if t.provider == p]) for p in ROUTED}
     print(f"peak tasks in flight at the provider: {provider_peak} (cap {RUNS_PER_PROVIDER} x {IN_RUN_CAP})")
@@ -113,11 +129,17 @@ def test_backfill_through_the_queue_on_postgres(tmp_path, pg_server, simulator, 
     conn = pg_server.connect(db)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT partition FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
-                        "AND asset_key = %s", (CLIPS_KEY.to_string(),))
+            cur.execute(
+                "SELECT partition FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION' "
+                "AND asset_key = %s",
+                (CLIPS_KEY.to_string(),),
+            )
             rows = [r[0] for r in cur.fetchall()]
-            cur.execute("SELECT count(*) FROM event_logs WHERE dagster_event_type IN "
-                        "('STEP_FAILURE', 'RUN_FAILURE', 'ENGINE_EVENT') AND event LIKE %s", ("%database is locked%",))
+            cur.execute(
+                "SELECT count(*) FROM event_logs WHERE dagster_event_type IN "
+                "('STEP_FAILURE', 'RUN_FAILURE', 'ENGINE_EVENT') AND event LIKE %s",
+                ("%database is locked%",),
+            )
             locked = cur.fetchone()[0]
             cur.execute("SELECT count(*) FROM runs")
             runs = cur.fetchone()[0]

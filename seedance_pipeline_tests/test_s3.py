@@ -134,12 +134,15 @@ def image_fetches(monkeypatch):
 
 
 def test_pipeline_on_s3_presigns_images_for_the_url_only_provider(
-        s3_storage, s3, bucket, s3_endpoint, providers, instance, sim, image_fetches):
+    s3_storage, s3, bucket, s3_endpoint, providers, instance, sim, image_fetches
+):
     storage = s3_storage
     write_demo_data(storage)
     root = prefix(storage)
-    image_sha = {k: hashlib.sha256(s3.get_object(Bucket=bucket, Key=f"{root}images/{k}.png")["Body"].read()).hexdigest()
-                 for k in DEMO_IMAGES}
+    image_sha = {
+        k: hashlib.sha256(s3.get_object(Bucket=bucket, Key=f"{root}images/{k}.png")["Body"].read()).hexdigest()
+        for k in DEMO_IMAGES
+    }
 
     started = time.monotonic()
     report = run_pipeline(instance, storage, providers)
@@ -187,10 +190,13 @@ def test_pipeline_on_s3_presigns_images_for_the_url_only_provider(
     # ... and the submits it recorded carry those bytes (images are recorded as their sha256)
     runpod_submits = [s for s in sim.sim.submits() if s["provider"] == "runpod"]
     assert sorted(s["body"]["input"]["image"] for s in runpod_submits) == sorted(
-        f"sha256:{image_sha[k]}" for k in ("mountains", "tower"))
+        f"sha256:{image_sha[k]}" for k in ("mountains", "tower")
+    )
     assert all(s["accepted"] for s in runpod_submits)
     assert {t["image_sha256"] for t in sim.sim.tasks() if t["provider"] == "runpod"} == {
-        image_sha["mountains"], image_sha["tower"]}
+        image_sha["mountains"],
+        image_sha["tower"],
+    }
 
     # Nothing to do the second time: not one provider request.
     before = requests_total(sim)
@@ -228,14 +234,17 @@ def presigned_url_leaks(instance, run_ids, s3, bucket: str, root: str) -> list[s
 
 
 def tick(instance, storage, defs, cursor=None):
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources, definitions=defs) as context:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=defs.resources, definitions=defs
+    ) as context:
         return storage_sensor(context)
 
 
 def run_requested(defs, instance, request: dg.RunRequest) -> bool:
     job = defs.resolve_job_def(request.job_name)
-    return job.execute_in_process(instance=instance, tags=request.tags, run_config=request.run_config,
-                                  raise_on_error=False).success
+    return job.execute_in_process(
+        instance=instance, tags=request.tags, run_config=request.run_config, raise_on_error=False
+    ).success
 
 
 def apply_partitions(instance, result: dg.SensorResult) -> None:
@@ -252,17 +261,23 @@ def test_storage_sensor_on_s3(s3_storage, s3, bucket, providers, instance, sim):
     added = {r.partitions_def_name: sorted(r.partition_keys) for r in first.dynamic_partitions_requests}
     assert added == {IMAGES: sorted(DEMO_IMAGES), PROMPTS: sorted(DEMO_PROMPTS)}
     assert sorted(r.job_name for r in first.run_requests) == ["prompts_job", "source_images_job"]
-    assert all(r.run_config["ops"][r.job_name.removesuffix("_job")]["config"]["only_changed"] for r in first.run_requests)
+    assert all(
+        r.run_config["ops"][r.job_name.removesuffix("_job")]["config"]["only_changed"] for r in first.run_requests
+    )
     apply_partitions(instance, first)
     for request in first.run_requests:
         assert run_requested(defs, instance, request)
-    stamps = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix(storage)}state/stamps/source_images.json")["Body"].read())
+    stamps = json.loads(
+        s3.get_object(Bucket=bucket, Key=f"{prefix(storage)}state/stamps/source_images.json")["Body"].read()
+    )
     assert set(stamps) == DEMO_IMAGES  # the refresh run recorded the ETag stamps in S3
 
     second = tick(instance, storage, defs, cursor=first.cursor)
     # one clips run per prompt, tagged with the prompt's provider
     assert sorted((r.job_name, r.tags["seedance/provider"]) for r in second.run_requests) == [
-        ("clips_job", "novita"), ("clips_job", "runpod")]
+        ("clips_job", "novita"),
+        ("clips_job", "runpod"),
+    ]
     assert not second.dynamic_partitions_requests
     assert requests_total(sim) == 0  # the sensor never calls a provider
 
@@ -302,7 +317,7 @@ def test_atomic_writer_on_s3(s3_storage, s3, bucket, size):
     data = bytes(range(256)) * (size // 256 + 1)
     with atomic_writer(storage.fs, fresh) as fh:
         fh.write(data[: len(data) // 2])
-        fh.write(data[len(data) // 2:])
+        fh.write(data[len(data) // 2 :])
     assert s3.get_object(Bucket=bucket, Key=f"{root}out/fresh.bin")["Body"].read() == data
     assert storage.read_bytes(fresh) == data
 
@@ -313,8 +328,11 @@ def test_task_records_round_trip_on_s3(s3_storage, s3, bucket):
     data = png()
     storage.write_bytes(path, data)
     image = inspect_image(path, data)
-    prepared = prepare(get_adapter("novita"), build_request(prompt="a calm lake", image=path, duration=4,
-                                                             resolution="480p"), images={path: image})
+    prepared = prepare(
+        get_adapter("novita"),
+        build_request(prompt="a calm lake", image=path, duration=4, resolution="480p"),
+        images={path: image},
+    )
     store = TaskStore(storage)
     assert store.open_records() == [] and store.for_fingerprint(prepared.fingerprint) == []
 
@@ -335,8 +353,9 @@ def test_task_records_round_trip_on_s3(s3_storage, s3, bucket):
     by_id = {r.attempt_id: r for r in by_fp}  # ids sort by start second, then at random
     assert by_id[first.attempt_id] == done and by_id[second.attempt_id] == second
     assert done.request == prepared.describe()
-    assert {r.attempt_id for r in store.day_records(first.day)} | {r.attempt_id for r in store.day_records(second.day)} \
-        == {first.attempt_id, second.attempt_id}
+    assert {r.attempt_id for r in store.day_records(first.day)} | {
+        r.attempt_id for r in store.day_records(second.day)
+    } == {first.attempt_id, second.attempt_id}
     assert store.day_records("1999-01-01") == []
 
 
@@ -356,17 +375,26 @@ def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
         for i in range(25):
             data = png(color=(i, 120, 40))
             path = put(storage, f"images/img{i:02d}.png", data)
-            prepared = prepare(get_adapter("novita"), build_request(prompt="a calm lake", image=path, duration=4,
-                                                                     resolution="480p"),
-                               images={path: inspect_image(path, data)})
+            prepared = prepare(
+                get_adapter("novita"),
+                build_request(prompt="a calm lake", image=path, duration=4, resolution="480p"),
+                images={path: inspect_image(path, data)},
+            )
             items.append(Item(f"img{i:02d}", "dawn", None, {}, candidates=[Candidate(prepared, simulated=True)]))
         for it in items[:2]:
             clip = storage.clip_path(it.prompt, it.image)
             storage.write_bytes(clip, b"\0" * 100)
-            storage.write_bytes(sidecar_of(clip), json.dumps(
-                {"fingerprint": it.candidates[0].prepared.fingerprint, "size_bytes": 100,
-                 "checks": {"plays_to_end": True, "matches_request": True}}).encode())
-        assert StoredClips.for_items(storage, items[:StoredClips.LIST_FROM - 1]) is None  # too few to pay off
+            storage.write_bytes(
+                sidecar_of(clip),
+                json.dumps(
+                    {
+                        "fingerprint": it.candidates[0].prepared.fingerprint,
+                        "size_bytes": 100,
+                        "checks": {"plays_to_end": True, "matches_request": True},
+                    }
+                ).encode(),
+            )
+        assert StoredClips.for_items(storage, items[: StoredClips.LIST_FROM - 1]) is None  # too few to pay off
 
         def plan(stored):
             before = proxy.counts["reads"]
@@ -405,9 +433,16 @@ def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, provide
     assert all(r.outcome == "generated" for r in first.clips)
     submits = len(sim.sim.submits())
 
-    result = build_definitions(storage, providers).resolve_job_def("clips_job").execute_in_process(
-        instance=instance, tags=clip_range_tags(images, ["wave"]), raise_on_error=False,
-        run_config={"ops": {"clips": {"config": {"mode": "all"}}}})
+    result = (
+        build_definitions(storage, providers)
+        .resolve_job_def("clips_job")
+        .execute_in_process(
+            instance=instance,
+            tags=clip_range_tags(images, ["wave"]),
+            raise_on_error=False,
+            run_config={"ops": {"clips": {"config": {"mode": "all"}}}},
+        )
+    )
     assert result.success
     again = _clip_rows(instance, result.run_id)
     assert sorted(r.clip for r in again) == [f"{i}|wave" for i in images]

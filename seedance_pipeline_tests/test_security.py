@@ -36,17 +36,23 @@ SIGNATURE_MARKERS = ("X-Amz-Signature", "X-Amz-Credential", "Signature=")
 
 
 def _client(srv: SimulatorServer, provider: str, **settings) -> ProviderClient:
-    return ProviderClient(get_adapter(provider), KEY, base_url=srv.provider_url(provider),
-                          settings=ClientSettings(max_retries=1, backoff_base_s=0.01, expected_latency_s=0.2,
-                                                          min_poll_interval_s=0.05, **settings))
+    return ProviderClient(
+        get_adapter(provider),
+        KEY,
+        base_url=srv.provider_url(provider),
+        settings=ClientSettings(
+            max_retries=1, backoff_base_s=0.01, expected_latency_s=0.2, min_poll_interval_s=0.05, **settings
+        ),
+    )
 
 
 def _prepared(srv: SimulatorServer, provider: str, tmp_path: Path):
     path = tmp_path / "frame.png"
     path.write_bytes(png())
     image = srv.put_asset("frame.png", png()) if not get_adapter(provider).capabilities.accepts_data_uri else str(path)
-    return prepare(get_adapter(provider), build_request(prompt="a calm lake", image=image, duration=4,
-                                                        resolution="480p", seed=7))
+    return prepare(
+        get_adapter(provider), build_request(prompt="a calm lake", image=image, duration=4, resolution="480p", seed=7)
+    )
 
 
 # -- 1. the engine --------------------------------------------------------------------------------------
@@ -135,14 +141,17 @@ def test_a_simulated_output_on_loopback_is_refused_when_private_hosts_are_not_al
     assert sent["download"] == 0
 
 
-@pytest.mark.parametrize("url,rule", [
-    ("file:///etc/passwd", "non-http(s) URL (file scheme)"),
-    ("s3://bucket/clip.mp4", "non-http(s) URL (s3 scheme)"),
-    ("http://169.254.169.254/latest/meta-data/", "private or loopback host (169.254.169.254)"),
-    ("http://10.1.2.3/clip.mp4", "private or loopback host (10.1.2.3)"),
-    ("http://localhost:8080/clip.mp4", "private or loopback host (localhost)"),
-    ("http://[::1]/clip.mp4", "private or loopback host (::1)"),
-])
+@pytest.mark.parametrize(
+    "url,rule",
+    [
+        ("file:///etc/passwd", "non-http(s) URL (file scheme)"),
+        ("s3://bucket/clip.mp4", "non-http(s) URL (s3 scheme)"),
+        ("http://169.254.169.254/latest/meta-data/", "private or loopback host (169.254.169.254)"),
+        ("http://10.1.2.3/clip.mp4", "private or loopback host (10.1.2.3)"),
+        ("http://localhost:8080/clip.mp4", "private or loopback host (localhost)"),
+        ("http://[::1]/clip.mp4", "private or loopback host (::1)"),
+    ],
+)
 def test_a_real_provider_client_refuses_private_and_non_http_urls(url, rule):
     for provider in PROVIDERS:  # real base URLs: private hosts are not allowed by default
         client = ProviderClient(get_adapter(provider), KEY)
@@ -153,10 +162,11 @@ def test_a_real_provider_client_refuses_private_and_non_http_urls(url, rule):
 
 
 def test_scrub_removes_keys_tokens_and_url_queries():
-    presigned = ("https://bucket.s3.amazonaws.com/team/images/a.png?X-Amz-Algorithm=AWS4-HMAC-SHA256"
-                 "&X-Amz-Credential=AKIA%2F20250101&X-Amz-Expires=3600&X-Amz-Signature=0123abcd")
-    text = (f'image {presigned} could not be fetched; headers {{"authorization": "Bearer other-token"}} '
-            f"key={KEY}")
+    presigned = (
+        "https://bucket.s3.amazonaws.com/team/images/a.png?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIA%2F20250101&X-Amz-Expires=3600&X-Amz-Signature=0123abcd"
+    )
+    text = f'image {presigned} could not be fetched; headers {{"authorization": "Bearer other-token"}} key={KEY}'
     out = scrub(text, (KEY,))
     assert KEY not in out and "other-token" not in out
     assert not any(m in out for m in SIGNATURE_MARKERS) and "X-Amz-Expires" not in out
@@ -194,10 +204,17 @@ def test_full_demo_with_sentinel_keys_leaks_nothing(tmp_path, s3, s3_endpoint, b
     with SimulatorServer(config) as srv:
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("SEEDANCE_")}
         env.update(DUMMY_ENV)
-        env.update({"DAGSTER_HOME": str(home), "SEEDANCE_STORAGE_URL": f"s3://{bucket}/demo",
-                    "SEEDANCE_S3_ENDPOINT_URL": s3_endpoint, "SEEDANCE_EXPECTED_LATENCY_S": "0.3",
-                    "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": str(tmp_path / "none"),
-                    "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
+        env.update(
+            {
+                "DAGSTER_HOME": str(home),
+                "SEEDANCE_STORAGE_URL": f"s3://{bucket}/demo",
+                "SEEDANCE_S3_ENDPOINT_URL": s3_endpoint,
+                "SEEDANCE_EXPECTED_LATENCY_S": "0.3",
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            }
+        )
         for p in PROVIDERS:
             env[ADAPTER_CLASSES[p].env_key] = keys[p]
             env[base_url_env(p)] = srv.provider_url(p)
@@ -207,8 +224,14 @@ def test_full_demo_with_sentinel_keys_leaks_nothing(tmp_path, s3, s3_endpoint, b
         for name, text in EXTRA_PROMPTS.items():
             s3.put_object(Bucket=bucket, Key=f"demo/prompts/{name}.yaml", Body=text.encode())
         run = subprocess.run([cli, "run"], env=env, cwd=tmp_path, capture_output=True, timeout=300)
-        outputs.update({"demo-data stdout": data.stdout, "demo-data stderr": data.stderr,
-                        "run stdout": run.stdout, "run stderr": run.stderr})
+        outputs.update(
+            {
+                "demo-data stdout": data.stdout,
+                "demo-data stderr": data.stderr,
+                "run stdout": run.stdout,
+                "run stderr": run.stderr,
+            }
+        )
         stats = srv.sim.stats()
     stdout = run.stdout.decode()
     # Every provider was reached with its sentinel key (the simulator accepts only those), and made clips.
@@ -223,7 +246,9 @@ def test_full_demo_with_sentinel_keys_leaks_nothing(tmp_path, s3, s3_endpoint, b
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     blobs.update({str(p): p.read_bytes() for p in files})
     assert any(name.endswith(".db") for name in blobs), "the SQLite event log was scanned"
-    assert any("/tasks/days/" in name for name in blobs) and any(name.endswith(".json") and "/clips/" in name for name in blobs)
+    assert any("/tasks/days/" in name for name in blobs) and any(
+        name.endswith(".json") and "/clips/" in name for name in blobs
+    )
     assert any(b"image_sent_as" in d and b"presigned-url" in d for d in blobs.values())  # RunPod got a presigned URL
     hits = _scan(blobs, [*keys.values(), *SIGNATURE_MARKERS])
     assert hits == [], hits

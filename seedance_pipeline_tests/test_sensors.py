@@ -23,14 +23,21 @@ PROMPT = "text: a calm lake at dawn\nprovider: novita\nduration: 4\nresolution: 
 
 
 def tick(sensor, instance, storage, defs, cursor=None):
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=defs.resources, definitions=defs) as context:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=defs.resources, definitions=defs
+    ) as context:
         return sensor(context), context
 
 
 def execute(defs, instance, request: dg.RunRequest):
     job = defs.resolve_job_def(request.job_name or "clips_job")
-    return job.execute_in_process(instance=instance, tags=request.tags, run_config=request.run_config,
-                                  partition_key=request.partition_key, raise_on_error=False)
+    return job.execute_in_process(
+        instance=instance,
+        tags=request.tags,
+        run_config=request.run_config,
+        partition_key=request.partition_key,
+        raise_on_error=False,
+    )
 
 
 def apply_partitions(instance, result: dg.SensorResult):
@@ -103,8 +110,10 @@ def test_storage_sensor_runs_one_prompt_per_run_tagged_with_its_provider(storage
     for request in first.run_requests:
         assert execute(defs, instance, request).success
     second, _ = tick(storage_sensor, instance, storage, defs, cursor=first.cursor)
-    tags = {r.tags["dagster/asset_partition_range_start"].split("|")[1]: r.tags["seedance/provider"]
-            for r in second.run_requests}
+    tags = {
+        r.tags["dagster/asset_partition_range_start"].split("|")[1]: r.tags["seedance/provider"]
+        for r in second.run_requests
+    }
     # auto: the cheapest provider for 480p, 4 s, silent (ByteDance's token rate; WaveSpeed first on a tie)
     assert tags == {"dawn": "novita", "dusk": "runpod", "noon": "wavespeed"}
 
@@ -157,8 +166,12 @@ def test_pending_sensor_collects_an_orphaned_task_without_resubmitting(storage, 
         assert defs.resolve_job_def(job).execute_in_process(instance=instance, partition_key=key).success
 
     # A run submitted the task, recorded it, and died before collecting it.
-    prepared = prepare(get_adapter("novita"), build_request(
-        prompt="a calm lake at dawn", image=storage.path("images", "lake.png"), duration=4, resolution="480p"))
+    prepared = prepare(
+        get_adapter("novita"),
+        build_request(
+            prompt="a calm lake at dawn", image=storage.path("images", "lake.png"), duration=4, resolution="480p"
+        ),
+    )
     store = TaskStore(storage)
     record = store.create(prepared, image="lake", prompt="dawn", run_id="run-that-died", simulated=True)
 
@@ -192,11 +205,13 @@ def test_pending_sensor_leaves_live_runs_alone(storage, providers, instance, sim
     defs = build_definitions(storage, providers)
     put(storage, "images/lake.png", png())
     prepared = prepare(get_adapter("novita"), build_request(prompt="p", image=storage.path("images", "lake.png")))
-    run = instance.create_run_for_job(defs.resolve_job_def("clips_job"), run_id=str(uuid.uuid4()),
-                                      status=dg.DagsterRunStatus.STARTED)
+    run = instance.create_run_for_job(
+        defs.resolve_job_def("clips_job"), run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED
+    )
     store = TaskStore(storage)
-    record = store.create(prepared, image="lake", prompt="dawn", run_id=run.run_id, simulated=True,
-                          state="accepted", task_id="t-1")
+    record = store.create(
+        prepared, image="lake", prompt="dawn", run_id=run.run_id, simulated=True, state="accepted", task_id="t-1"
+    )
     _owned_by(store, record, "another-host:4242:777")
     result, _ = tick(pending_tasks_sensor, instance, storage, defs)
     assert not result.run_requests and "none orphaned" in result.skip_reason.skip_message

@@ -29,7 +29,9 @@ RUNPOD = "/v2/seedance-v1-5-pro-i2v"
 
 def _submit(client, srv, provider, **overrides):
     url = srv.put_asset("frame.png", image_bytes())
-    return client.post(srv.provider_url(provider) + SUBMIT_PATHS[provider], json=submit_body(provider, url, **overrides))
+    return client.post(
+        srv.provider_url(provider) + SUBMIT_PATHS[provider], json=submit_body(provider, url, **overrides)
+    )
 
 
 def _one_provider(provider: str, **kw) -> SimConfig:
@@ -60,7 +62,9 @@ def test_states_follow_the_clock(make_server, client):
 def test_concurrency_cap_queues_tasks(make_server, client):
     srv = make_server(_one_provider("wavespeed", latency_min_s=0.3, latency_max_s=0.3, max_concurrency=1))
     ids = [_submit(client, srv, "wavespeed", seed=i).json()["data"]["id"] for i in range(3)]
-    statuses = [client.get(srv.provider_url("wavespeed") + poll_path("wavespeed", i)).json()["data"]["status"] for i in ids]
+    statuses = [
+        client.get(srv.provider_url("wavespeed") + poll_path("wavespeed", i)).json()["data"]["status"] for i in ids
+    ]
     assert statuses == ["processing", "created", "created"]
     tasks = {t["id"]: t for t in srv.sim.tasks()}
     starts = [tasks[i]["starts_at"] for i in ids]

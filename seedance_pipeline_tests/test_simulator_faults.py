@@ -27,7 +27,9 @@ from .test_simulator_support import (
 
 def _submit(client, srv, provider, **overrides):
     url = srv.put_asset("frame.png", image_bytes())
-    return client.post(srv.provider_url(provider) + SUBMIT_PATHS[provider], json=submit_body(provider, url, **overrides))
+    return client.post(
+        srv.provider_url(provider) + SUBMIT_PATHS[provider], json=submit_body(provider, url, **overrides)
+    )
 
 
 def _completed_video_url(client, srv, provider):
@@ -96,7 +98,9 @@ def test_probability_is_seeded(make_server, client):
     def codes() -> list[int]:
         rule = FaultRule(provider="wavespeed", endpoint="status", kind="http_status", status=500, probability=0.5)
         srv = make_server(fast_config(faults=[rule]))
-        return [client.get(srv.provider_url("wavespeed") + "/api/v3/predictions/x/result").status_code for _ in range(20)]
+        return [
+            client.get(srv.provider_url("wavespeed") + "/api/v3/predictions/x/result").status_code for _ in range(20)
+        ]
 
     first, second = codes(), codes()
     assert first == second
@@ -108,7 +112,9 @@ def test_probability_is_seeded(make_server, client):
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_drop_before_gives_transport_error_and_no_task(make_server, client, provider):
-    srv = make_server(fast_config(faults=[FaultRule(provider=provider, endpoint="submit", kind="drop_before", times=1)]))
+    srv = make_server(
+        fast_config(faults=[FaultRule(provider=provider, endpoint="submit", kind="drop_before", times=1)])
+    )
     with pytest.raises(httpx.TransportError) as info:
         _submit(client, srv, provider)
     assert isinstance(info.value, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
@@ -150,7 +156,9 @@ def test_drop_on_status_and_raw_socket_sees_no_response(make_server, client):
 
 
 def test_delay_and_timed_out_submit_still_creates_task(make_server, client):
-    srv = make_server(fast_config(faults=[FaultRule(provider="wavespeed", endpoint="submit", kind="delay", delay_s=0.4, times=2)]))
+    srv = make_server(
+        fast_config(faults=[FaultRule(provider="wavespeed", endpoint="submit", kind="delay", delay_s=0.4, times=2)])
+    )
     t0 = time.monotonic()
     assert _submit(client, srv, "wavespeed").status_code == 200
     assert time.monotonic() - t0 >= 0.4
@@ -170,7 +178,9 @@ def test_delay_and_timed_out_submit_still_creates_task(make_server, client):
 
 
 def test_trickle_spreads_the_body(make_server, client):
-    srv = make_server(fast_config(faults=[FaultRule(provider="runpod", endpoint="status", kind="trickle", delay_s=0.5)]))
+    srv = make_server(
+        fast_config(faults=[FaultRule(provider="runpod", endpoint="status", kind="trickle", delay_s=0.5)])
+    )
     job_id = _submit(client, srv, "runpod").json()["id"]
     t0 = time.monotonic()
     chunks = []
@@ -209,7 +219,9 @@ def test_truncate_announces_full_length(make_server, client):
 
 
 def test_corrupt_download(make_server, client):
-    srv = make_server(fast_config(faults=[FaultRule(provider="wavespeed", endpoint="download", kind="corrupt", times=1)]))
+    srv = make_server(
+        fast_config(faults=[FaultRule(provider="wavespeed", endpoint="download", kind="corrupt", times=1)])
+    )
     url = _completed_video_url(client, srv, "wavespeed")
     bad = httpx.get(url, trust_env=False)
     good = httpx.get(url, trust_env=False)
@@ -219,7 +231,9 @@ def test_corrupt_download(make_server, client):
 
 
 def test_expire_url_fault_and_configured_url_ttl(make_server, client):
-    srv = make_server(fast_config(faults=[FaultRule(provider="runpod", endpoint="download", kind="expire_url", times=1)]))
+    srv = make_server(
+        fast_config(faults=[FaultRule(provider="runpod", endpoint="download", kind="expire_url", times=1)])
+    )
     url = _completed_video_url(client, srv, "runpod")
     r = httpx.get(url, trust_env=False)
     assert r.status_code == 403 and b"AccessDenied" in r.content
@@ -377,8 +391,10 @@ def test_echo_auth_puts_the_authorization_header_in_the_error_body(make_server, 
 
 
 def test_redirect_download_to_a_file_url_and_back_to_itself(make_server, client):
-    faults = [FaultRule(provider="jiekou", endpoint="download", kind="redirect", location="file:///etc/passwd", times=1),
-              FaultRule(provider="novita", endpoint="download", kind="redirect", times=2)]
+    faults = [
+        FaultRule(provider="jiekou", endpoint="download", kind="redirect", location="file:///etc/passwd", times=1),
+        FaultRule(provider="novita", endpoint="download", kind="redirect", times=2),
+    ]
     srv = make_server(fast_config(faults=faults))
     url = _completed_video_url(client, srv, "jiekou")
     r = httpx.get(url, trust_env=False)

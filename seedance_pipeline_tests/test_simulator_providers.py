@@ -107,7 +107,12 @@ def test_v3async_submit_poll_download(make_server, client, render_cache, provide
     result = poll_until_terminal(client, srv, provider, task_id)
     assert set(result) == {"extra", "task", "images", "videos", "audios"}
     assert result["extra"]["seed"] == "7"
-    assert set(result["extra"]["debug_info"]) == {"request_info", "submit_time_ms", "execute_time_ms", "complete_time_ms"}
+    assert set(result["extra"]["debug_info"]) == {
+        "request_info",
+        "submit_time_ms",
+        "execute_time_ms",
+        "complete_time_ms",
+    }
     task = result["task"]
     assert set(task) == {"task_id", "status", "reason", "task_type", "eta", "progress_percent"}
     assert task["status"] == "TASK_STATUS_SUCCEED" and task["task_id"] == task_id and task["reason"] == ""
@@ -189,7 +194,8 @@ def test_pixel_size_and_defaults(make_server, client, provider, extra, size):
 
 
 @pytest.mark.parametrize(
-    ("provider", "audio"), [("runpod", False), ("wavespeed", True), ("jiekou", True), ("novita", True), ("vibedream", False)]
+    ("provider", "audio"),
+    [("runpod", False), ("wavespeed", True), ("jiekou", True), ("novita", True), ("vibedream", False)],
 )
 def test_generate_audio_defaults(make_server, client, provider, audio):
     srv = make_server()

@@ -62,7 +62,12 @@ def image_bytes(width: int = 640, height: int = 480, fmt: str = "PNG") -> bytes:
 
 def submit_body(provider: str, image_url: str, **overrides: Any) -> dict[str, Any]:
     """A minimal 480p / 4 s request in the provider's own vocabulary."""
-    fields: dict[str, Any] = {"prompt": "a slow pan over a gradient", "image": image_url, "resolution": "480p", "duration": 4}
+    fields: dict[str, Any] = {
+        "prompt": "a slow pan over a gradient",
+        "image": image_url,
+        "resolution": "480p",
+        "duration": 4,
+    }
     fields.update(overrides)
     fields = {k: v for k, v in fields.items() if v is not None}
     return {"input": fields} if provider == "runpod" else fields
@@ -103,7 +108,9 @@ def video_url_of(provider: str, reply: dict[str, Any]) -> str:
     return reply["outputs"][0]
 
 
-def wait_for(fn: Callable[[], Any], pred: Callable[[Any], bool], timeout_s: float = 15.0, interval_s: float = 0.02) -> Any:
+def wait_for(
+    fn: Callable[[], Any], pred: Callable[[Any], bool], timeout_s: float = 15.0, interval_s: float = 0.02
+) -> Any:
     """Call fn until pred(result) holds; bounded. Returns the last result."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -115,7 +122,9 @@ def wait_for(fn: Callable[[], Any], pred: Callable[[Any], bool], timeout_s: floa
         time.sleep(interval_s)
 
 
-def poll_until_terminal(client: httpx.Client, srv: SimulatorServer, provider: str, task_id: str, timeout_s: float = 20.0) -> dict:
+def poll_until_terminal(
+    client: httpx.Client, srv: SimulatorServer, provider: str, task_id: str, timeout_s: float = 20.0
+) -> dict:
     url = srv.provider_url(provider) + poll_path(provider, task_id)
 
     def get() -> dict:
@@ -126,7 +135,9 @@ def poll_until_terminal(client: httpx.Client, srv: SimulatorServer, provider: st
     return wait_for(get, lambda body: status_of(provider, body) in TERMINAL[provider], timeout_s)
 
 
-def fake_render(image: bytes, width: int, height: int, duration_s: int, audio: bool, seed: int, cache_dir=None) -> bytes:
+def fake_render(
+    image: bytes, width: int, height: int, duration_s: int, audio: bool, seed: int, cache_dir=None
+) -> bytes:
     """A stand-in for render_clip in protocol-shape tests: an ftyp box plus a deterministic payload."""
     digest = hashlib.sha256(image + f"{width}x{height}|{duration_s}|{audio}|{seed}".encode()).digest()
     return b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2" + digest * 64

@@ -59,7 +59,9 @@ def test_acceptance_unknown_is_never_resubmitted_until_a_person_decides(storage,
     [notice] = shown.asset_events
     assert notice.partition == "lake|dawn" and notice.metadata["attempt_id"].value == record.attempt_id
     assert "acceptance unknown" in notice.metadata["needs_decision"].value and not shown.run_requests
-    with dg.build_sensor_context(instance=instance, cursor=shown.cursor, resources=defs.resources, definitions=defs) as context:
+    with dg.build_sensor_context(
+        instance=instance, cursor=shown.cursor, resources=defs.resources, definitions=defs
+    ) as context:
         assert pending_tasks_sensor(context).asset_events == []
 
     monkeypatch.setenv("SEEDANCE_STORAGE_URL", storage.url)
@@ -75,7 +77,6 @@ def test_acceptance_unknown_is_never_resubmitted_until_a_person_decides(storage,
 
 
 THREE_NOVITA = "text: a calm lake\nprovider: novita\nduration: 5\nresolution: 720p\naspect_ratio: '16:9'\nseed: 3\n"
-
 
 
 def _three_images(storage):
@@ -124,9 +125,15 @@ def test_daily_budget_counts_earlier_runs_and_blocks_before_sending(storage, pro
 
 def test_auto_fails_over_only_before_acceptance(storage, providers, sim, instance):
     put(storage, "images/a.png", png())
-    put(storage, "prompts/cheap.yaml", "text: waves\nprovider: auto\nduration: 4\nresolution: 480p\naspect_ratio: '16:9'\n")
+    put(
+        storage,
+        "prompts/cheap.yaml",
+        "text: waves\nprovider: auto\nduration: 4\nresolution: 480p\naspect_ratio: '16:9'\n",
+    )
     # WaveSpeed is the cheapest here and keeps answering 429: it never takes the task -> next cheapest (JieKou).
-    sim.configure(fast_config(faults=[FaultRule(provider="wavespeed", endpoint="submit", kind="http_429", retry_after="0")]))
+    sim.configure(
+        fast_config(faults=[FaultRule(provider="wavespeed", endpoint="submit", kind="http_429", retry_after="0")])
+    )
     report = run_pipeline(instance, storage, providers)
     assert report.ok, report.failures
     assert [(r.clip, r.provider) for r in report.clips] == [("a|cheap", "jiekou")]
@@ -136,10 +143,16 @@ def test_auto_fails_over_only_before_acceptance(storage, providers, sim, instanc
     assert stats["wavespeed"]["submit"] == 7 and stats["jiekou"]["submit"] == 1  # 1 + 6 retries, then one submit
     day = report.cost_report.rsplit("/", 2)[-2]
     assert sorted((r.provider, r.state) for r in TaskStore(storage).day_records(day)) == [
-        ("jiekou", "succeeded"), ("wavespeed", "rejected")]
+        ("jiekou", "succeeded"),
+        ("wavespeed", "rejected"),
+    ]
 
     # Accepted, then failed at the provider: never re-bought elsewhere.
-    put(storage, "prompts/cheap.yaml", "text: waves crash\nprovider: auto\nduration: 4\nresolution: 480p\naspect_ratio: '16:9'\n")
+    put(
+        storage,
+        "prompts/cheap.yaml",
+        "text: waves crash\nprovider: auto\nduration: 4\nresolution: 480p\naspect_ratio: '16:9'\n",
+    )
     sim.configure(fast_config(faults=[FaultRule(provider="wavespeed", endpoint="submit", kind="fail")]))
     failed = run_pipeline(instance, storage, providers)
     assert failed.clips == [] and len(failed.failures) == 1 and "failed" in failed.failures[0]
@@ -147,14 +160,19 @@ def test_auto_fails_over_only_before_acceptance(storage, providers, sim, instanc
     assert stats["wavespeed"]["submit"] == 8 and stats["jiekou"]["submit"] == 1 and stats["novita"]["submit"] == 0
 
 
-def test_a_renamed_prompt_reuses_the_stored_clips_and_a_reverted_edit_reuses_the_kept_version(storage, providers, sim, instance):
+def test_a_renamed_prompt_reuses_the_stored_clips_and_a_reverted_edit_reuses_the_kept_version(
+    storage, providers, sim, instance
+):
     write_demo_data(storage)
     run_pipeline(instance, storage, providers)
     assert requests_total(sim, "submit") == 5
     quick = storage.read_bytes(storage.path("prompts", "quick-pan.yaml")).decode()
     put(storage, "prompts/quick-pan-copy.yaml", quick)  # same request, another name
     copied = run_pipeline(instance, storage, providers)
-    assert {(r.clip, r.outcome) for r in copied.clips} == {("mountains|quick-pan-copy", "reused"), ("tower|quick-pan-copy", "reused")}
+    assert {(r.clip, r.outcome) for r in copied.clips} == {
+        ("mountains|quick-pan-copy", "reused"),
+        ("tower|quick-pan-copy", "reused"),
+    }
     assert requests_total(sim, "submit") == 5
     assert storage.exists(storage.clip_path("quick-pan-copy", "tower"))
     import pandas as pd
@@ -167,5 +185,8 @@ def test_a_renamed_prompt_reuses_the_stored_clips_and_a_reverted_edit_reuses_the
     assert {r.outcome for r in edited.clips} == {"generated"} and requests_total(sim, "submit") == 7
     put(storage, "prompts/quick-pan.yaml", quick)  # changed our mind: the first clips come back for free
     reverted = run_pipeline(instance, storage, providers)
-    assert {(r.clip, r.outcome) for r in reverted.clips} == {("mountains|quick-pan", "reused"), ("tower|quick-pan", "reused")}
+    assert {(r.clip, r.outcome) for r in reverted.clips} == {
+        ("mountains|quick-pan", "reused"),
+        ("tower|quick-pan", "reused"),
+    }
     assert requests_total(sim, "submit") == 7

@@ -64,7 +64,9 @@ def test_an_attempt_needing_attention_is_listed_even_if_its_record_write_fails(f
     flaky.fail("/tasks/days/")
     with pytest.raises(OSError):
         store.save(record.model_copy(update={"state": "accepted", "task_id": "t-1"}))
-    assert [(r.attempt_id, r.state, r.task_id) for r in store.open_records()] == [(record.attempt_id, "accepted", "t-1")]
+    assert [(r.attempt_id, r.state, r.task_id) for r in store.open_records()] == [
+        (record.attempt_id, "accepted", "t-1")
+    ]
 
 
 @pytest.mark.parametrize("failing", ["/tasks/open/", "/tasks/days/"])
@@ -83,9 +85,12 @@ def test_a_failed_write_of_the_task_id_does_not_lose_the_task(flaky, sim, failin
     journal.accepted = accepted_with_failing_write
 
     async def go():
-        async with ProviderClient(get_adapter("novita"), "sk-records-0123456789",
-                                  base_url=sim.provider_url("novita"),
-                                  settings=ClientSettings(expected_latency_s=FAST, min_poll_interval_s=0.05)) as client:
+        async with ProviderClient(
+            get_adapter("novita"),
+            "sk-records-0123456789",
+            base_url=sim.provider_url("novita"),
+            settings=ClientSettings(expected_latency_s=FAST, min_poll_interval_s=0.05),
+        ) as client:
             return await generate_clip(client, prepared, flaky.fs, flaky.clip_path("p", "cat"), journal=journal)
 
     result = asyncio.run(go())

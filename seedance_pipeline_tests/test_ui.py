@@ -90,7 +90,7 @@ def _materialized(node: dict) -> set[str]:
         out = set()
         for r in status["ranges"]:
             if r["status"] == "MATERIALIZED":
-                out.update(keys[keys.index(r["startKey"]):keys.index(r["endKey"]) + 1])
+                out.update(keys[keys.index(r["startKey"]) : keys.index(r["endKey"]) + 1])
         return out
     assert kind == "MultiPartitionStatuses", kind
     dims = {d["name"]: d["partitionKeys"] for d in node["partitionKeysByDimension"]}
@@ -99,7 +99,7 @@ def _materialized(node: dict) -> set[str]:
     keys = dims[primary]
     out = set()
     for r in status["ranges"]:
-        for p in keys[keys.index(r["primaryDimStartKey"]):keys.index(r["primaryDimEndKey"]) + 1]:
+        for p in keys[keys.index(r["primaryDimStartKey"]) : keys.index(r["primaryDimEndKey"]) + 1]:
             for s in r["secondaryDim"]["materializedPartitions"]:
                 # Dagster joins multi-partition keys in dimension-name order: "<image>|<prompt>".
                 out.add("|".join(v for _, v in sorted({primary: p, secondary: s}.items())))
@@ -114,8 +114,9 @@ def _wait_settled(dev: DagsterDev, timeout_s: float = 40.0) -> float:
     run is in progress the UI shows clips as materializing, so screenshots and counts wait for it.
     """
     start = time.monotonic()
-    variables = {"sensor": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY,
-                            "sensorName": "storage_sensor"}}
+    variables = {
+        "sensor": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": "storage_sensor"}
+    }
     state = None
     while time.monotonic() - start < timeout_s:
         state = dev.graphql(SETTLED_QUERY, variables)
@@ -125,8 +126,9 @@ def _wait_settled(dev: DagsterDev, timeout_s: float = 40.0) -> float:
         if ticks and ticks[0]["status"] != "STARTED" and not active:
             return time.monotonic() - start
         time.sleep(0.5)
-    raise AssertionError(f"runs still in progress (or no finished sensor tick) after {timeout_s:.0f} s: {state}\n"
-                         f"{dev.tail()}")
+    raise AssertionError(
+        f"runs still in progress (or no finished sensor tick) after {timeout_s:.0f} s: {state}\n{dev.tail()}"
+    )
 
 
 def _card(texts: list[str], name: str) -> list[str]:
@@ -194,8 +196,9 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
         assert dev.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
 
         # 4. GraphQL: the four assets in the code location, with the demo's partitions.
-        data = dev.graphql(ASSET_NODES_QUERY, {"selector": {"repositoryLocationName": LOCATION,
-                                                             "repositoryName": REPOSITORY}})
+        data = dev.graphql(
+            ASSET_NODES_QUERY, {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}}
+        )
         repo = data["repositoryOrError"]
         assert repo["__typename"] == "Repository", repo
         nodes = {"/".join(n["assetKey"]["path"]): n for n in repo["assetNodes"]}
@@ -209,13 +212,21 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
         assert day in dims["cost_report"]["default"]
         days = len(dims["cost_report"]["default"])
         materialized = {k: _materialized(n) for k, n in nodes.items()}
-        assert materialized == {"source_images": set(IMAGES), "prompts": set(PROMPTS), "clips": DEMO_CLIPS,
-                                "cost_report": {day}}
+        assert materialized == {
+            "source_images": set(IMAGES),
+            "prompts": set(PROMPTS),
+            "clips": DEMO_CLIPS,
+            "cost_report": {day},
+        }
         stats = {k: n["partitionStats"] for k, n in nodes.items()}
         expected_stats = {"source_images": (3, 3), "prompts": (2, 2), "clips": (5, 6), "cost_report": (1, days)}
         for key, (done, total) in expected_stats.items():
-            assert stats[key] == {"numMaterialized": done, "numPartitions": total, "numFailed": 0,
-                                  "numMaterializing": 0}, (key, stats[key])
+            assert stats[key] == {
+                "numMaterialized": done,
+                "numPartitions": total,
+                "numFailed": 0,
+                "numMaterializing": 0,
+            }, (key, stats[key])
         timings["graphql"] = time.monotonic() - t
 
         # 5. Headless Chromium, both pages at once: a screenshot and the rendered DOM of each.
@@ -229,17 +240,30 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
             # The clips partitions tab with one partition selected: the 2-D grid, the counts, the key.
             "clips_partitions": f"{dev.base_url}/assets/clips?{urlencode(partition_query, quote_via=quote)}",
         }
-        partition_texts = ["6 Partitions Selected", "Materialized (5)", "Missing (1)", "Failed (0)",
-                           "Materializing (0)", *IMAGES, *PROMPTS, "mountains|dusk-dolly", "clips_job"]
+        partition_texts = [
+            "6 Partitions Selected",
+            "Materialized (5)",
+            "Missing (1)",
+            "Failed (0)",
+            "Materializing (0)",
+            *IMAGES,
+            *PROMPTS,
+            "mountains|dusk-dolly",
+            "clips_job",
+        ]
         ready = {
-            "lineage": lambda texts: _loaded(texts) and all(f"{total:,} partitions" in texts
-                                                            for _, total in expected_stats.values()),
+            "lineage": lambda texts: (
+                _loaded(texts) and all(f"{total:,} partitions" in texts for _, total in expected_stats.values())
+            ),
             "clips_partitions": lambda texts: _loaded(texts) and all(x in texts for x in partition_texts),
         }
         with ThreadPoolExecutor(len(pages)) as pool:
-            futures = {name: pool.submit(render_until, url, tmp_path / f"chromium-{name}", shots / f"{name}.png",
-                                         ready[name], deadline_s=40)
-                       for name, url in pages.items()}
+            futures = {
+                name: pool.submit(
+                    render_until, url, tmp_path / f"chromium-{name}", shots / f"{name}.png", ready[name], deadline_s=40
+                )
+                for name, url in pages.items()
+            }
             rendered = {name: f.result() for name, f in futures.items()}
         kept.extend(_keep(shots / f"{name}.png") for name in pages)
         timings["chromium (2 pages)"] = time.monotonic() - t
@@ -264,16 +288,20 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
         for text in partition_texts:
             assert text in texts, (text, page)
         # The selected partition's panel: its key, its status, and the metadata of the demo's clip.
-        panel = texts[texts.index("mountains|dusk-dolly"):]
+        panel = texts[texts.index("mountains|dusk-dolly") :]
         assert "Materialized" in panel[:4], panel[:10]
         assert str(storage.path("clips", "dusk-dolly", "mountains.mp4")) in panel, panel
     finally:
         dev.stop()
         timings["stop dagster dev"] = dev.stop_seconds or 0.0
         timings["total"] = time.monotonic() - t0
-        print("\nUI test timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
-              + f"; chromium attempts: {attempts}; SIGKILL needed: {dev.killed}"
-              + f"; screenshots: {', '.join(map(str, kept)) or 'none'}")
+        print(
+            "\nUI test timings (s): "
+            + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+            + f"; chromium attempts: {attempts}; SIGKILL needed: {dev.killed}"
+            + f"; screenshots: {', '.join(map(str, kept)) or 'none'}"
+        )
     if dev.killed:  # cleanup only: worth a look, not a UI failure
-        warnings.warn(f"dagster dev needed SIGKILL after {dev.stop_seconds:.0f} s; still running: {dev.leftovers}",
-                      stacklevel=1)
+        warnings.warn(
+            f"dagster dev needed SIGKILL after {dev.stop_seconds:.0f} s; still running: {dev.leftovers}", stacklevel=1
+        )

@@ -42,8 +42,9 @@ def test_duration_range(duration, image):
     assert err.field == "duration" and err.value == duration and "4 to 12" in err.rule
 
 
-@pytest.mark.parametrize("provider,limit", [("wavespeed", 2147483647), ("jiekou", 4294967295),
-                                            ("novita", 4294967295), ("vibedream", 1000)])
+@pytest.mark.parametrize(
+    "provider,limit", [("wavespeed", 2147483647), ("jiekou", 4294967295), ("novita", 4294967295), ("vibedream", 1000)]
+)
 def test_seed_ranges(provider, limit, image, tmp_path):
     err = rejects(provider, image, seed=limit + 1)
     assert err.field == "seed" and str(limit) in err.rule
@@ -63,8 +64,10 @@ def test_wrong_type_names_the_field(image):
     assert info.value.field == "duration" and info.value.value == "five"
 
 
-@pytest.mark.parametrize("size,needle", [((299, 400), "width is 299"), ((400, 6001), "height is 6001"),
-                                         ((1000, 300), "aspect"), ((300, 800), "aspect")])
+@pytest.mark.parametrize(
+    "size,needle",
+    [((299, 400), "width is 299"), ((400, 6001), "height is 6001"), ((1000, 300), "aspect"), ((300, 800), "aspect")],
+)
 def test_image_sides_and_aspect(size, needle, tmp_path):
     err = rejects("jiekou", write_image(tmp_path / "x.png", size=size))
     assert err.field == "image" and needle in err.rule
@@ -105,8 +108,11 @@ def test_flex_only_where_it_exists(provider, image):
 
 
 def test_adaptive_resolves_locally_for_runpod(image):
-    prepared = prepare(get_adapter("runpod"), build_request(prompt="p", image=image, resolution="480p"),
-                       presign=lambda ref: "https://bucket.example/img.png?sig=1")
+    prepared = prepare(
+        get_adapter("runpod"),
+        build_request(prompt="p", image=image, resolution="480p"),
+        presign=lambda ref: "https://bucket.example/img.png?sig=1",
+    )
     assert prepared.aspect_ratio_sent == "16:9"  # 800x450
     assert prepared.wire.json["input"]["aspect_ratio"] == "16:9"
     assert (prepared.width, prepared.height) == (864, 496)
@@ -143,10 +149,14 @@ def test_flex_is_half_price_and_unknown_prices_are_assumptions():
 
 def test_price_override_file(tmp_path, monkeypatch):
     f = tmp_path / "prices.yaml"
-    f.write_text("providers:\n  runpod:\n    unit: usd_per_second\n    assumption: false\n    source: contract\n"
-                 "    rates:\n      - {resolution: 480p, usd: 0.02}\n      - {resolution: 720p, usd: 0.04}\n")
+    f.write_text(
+        "providers:\n  runpod:\n    unit: usd_per_second\n    assumption: false\n    source: contract\n"
+        "    rates:\n      - {resolution: 480p, usd: 0.02}\n      - {resolution: 720p, usd: 0.04}\n"
+    )
     monkeypatch.setenv(pricing.PRICES_FILE_ENV, str(f))
-    assert pricing.estimate("runpod", resolution="720p", duration_s=5, generate_audio=False, width=1, height=1).usd == pytest.approx(0.2)
+    assert pricing.estimate(
+        "runpod", resolution="720p", duration_s=5, generate_audio=False, width=1, height=1
+    ).usd == pytest.approx(0.2)
 
 
 def test_retry_after_seconds_and_http_date():

@@ -27,14 +27,22 @@ def _probe_stored(context, storage: SeedanceStorage, name: str) -> dg.AssetCheck
     return dg.AssetCheckResult(passed=passed, metadata=meta)
 
 
-@dg.asset_check(asset=CLIPS_KEY, name=PLAYS_TO_END, partitions_def=clip_partitions,
-                description="The stored MP4 is non-empty, 24 fps, and every frame decodes to the end.")
+@dg.asset_check(
+    asset=CLIPS_KEY,
+    name=PLAYS_TO_END,
+    partitions_def=clip_partitions,
+    description="The stored MP4 is non-empty, 24 fps, and every frame decodes to the end.",
+)
 def plays_to_end(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
     return _probe_stored(context, storage, PLAYS_TO_END)
 
 
-@dg.asset_check(asset=CLIPS_KEY, name=MATCHES_REQUEST, partitions_def=clip_partitions,
-                description="Duration within one frame of the request, pixel size per the ratio/resolution table, "
-                            "and an audio stream exactly when audio was requested.")
+@dg.asset_check(
+    asset=CLIPS_KEY,
+    name=MATCHES_REQUEST,
+    partitions_def=clip_partitions,
+    description="Duration within one frame of the request, pixel size per the ratio/resolution table, "
+    "and an audio stream exactly when audio was requested.",
+)
 def matches_request(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
     return _probe_stored(context, storage, MATCHES_REQUEST)

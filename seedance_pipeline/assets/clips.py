@@ -9,7 +9,6 @@ resubmit), refuse an attempt whose acceptance is unknown, else submit once withi
 ``provider: auto`` fail over to the next cheapest provider only if the previous one never accepted.
 """
 
-
 import asyncio
 import base64
 import functools
@@ -25,8 +24,18 @@ from .. import lineage
 from ..budget import SpendGuard, SpendPolicy
 from ..checks import Expected, evaluate, evaluations
 from ..clip_plan import (
-    CLIPS_CODE_VERSION, CLIPS_KEY, Candidate, Item, Reuse, StoredClips, attempts_by_fingerprint, find_reusable,
-    keep_current_version, prepare_items, select, split_key,
+    CLIPS_CODE_VERSION,
+    CLIPS_KEY,
+    Candidate,
+    Item,
+    Reuse,
+    StoredClips,
+    attempts_by_fingerprint,
+    find_reusable,
+    keep_current_version,
+    prepare_items,
+    select,
+    split_key,
 )
 from ..errors import OverBudget, ProviderError
 from ..generation import generate_clip
@@ -85,11 +94,16 @@ class ItemFailed(Exception):
     # caps are run tags + in-run caps, since a pool is per op, not per provider.
     pool="seedance_clips",
     description="Seedance 1.5 Pro image-to-video clips, one per (image, prompt) the prompt targets, stored at "
-                "clips/<prompt>/<image>.mp4 with a JSON sidecar. The request fingerprint (image bytes + request "
-                "+ provider + model) is never paid for twice.",
+    "clips/<prompt>/<image>.mp4 with a JSON sidecar. The request fingerprint (image bytes + request "
+    "+ provider + model) is never paid for twice.",
 )
-def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: SeedanceStorage,
-          providers: SeedanceProviders, spend: SpendPolicy):
+def clips(
+    context: dg.AssetExecutionContext,
+    config: ClipsConfig,
+    storage: SeedanceStorage,
+    providers: SeedanceProviders,
+    spend: SpendPolicy,
+):
     started = time.monotonic()
     keys = [split_key(k) for k in context.partition_keys]
     store = TaskStore(storage)
@@ -98,15 +112,20 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: Seeda
     else:
         selection = select(context.instance, keys, config.mode)
         failures = selection.failures
-        context.log.info(f"{len(keys)} partitions in this run: {len(selection.items)} to produce, "
-                         f"{selection.untargeted} not targeted by their prompt, {selection.left_alone} left as they "
-                         f"are (mode {config.mode})")
+        context.log.info(
+            f"{len(keys)} partitions in this run: {len(selection.items)} to produce, "
+            f"{selection.untargeted} not targeted by their prompt, {selection.left_alone} left as they "
+            f"are (mode {config.mode})"
+        )
         ready = prepare_items(selection.items, storage, providers, failures)
         for it in ready:
             for warning in it.candidates[0].prepared.warnings:
                 context.log.warning(f"{it.where}: {warning}")
-    guard = SpendGuard(store, per_run_usd=config.budget_usd if config.budget_usd is not None else spend.per_run_usd,
-                       per_day_usd=spend.per_day_usd)
+    guard = SpendGuard(
+        store,
+        per_run_usd=config.budget_usd if config.budget_usd is not None else spend.per_run_usd,
+        per_day_usd=spend.per_day_usd,
+    )
     production = functools.partial(_produce_all, ready, providers, storage, store, guard, context.run.run_id)
     stored = 0
     # Produced on a thread of its own (see background.py): Dagster writes each event yielded here while
@@ -126,7 +145,7 @@ def clips(context: dg.AssetExecutionContext, config: ClipsConfig, storage: Seeda
     if failures:
         raise dg.Failure(
             description=f"{len(failures)} clip(s) failed; every other clip of this run was stored and recorded:\n"
-                        + "\n".join(f"- {f}" for f in failures),
+            + "\n".join(f"- {f}" for f in failures),
             allow_retries=False,
         )
 
@@ -139,15 +158,23 @@ class _Run:
     log: RelayLog
 
 
-async def _produce_all(ready: list[Item], providers: SeedanceProviders, storage: SeedanceStorage, store: TaskStore,
-                       guard: SpendGuard, run_id: str, send: Send) -> None:
+async def _produce_all(
+    ready: list[Item],
+    providers: SeedanceProviders,
+    storage: SeedanceStorage,
+    store: TaskStore,
+    guard: SpendGuard,
+    run_id: str,
+    send: Send,
+) -> None:
     """Every item, concurrently; sends ``("stored", events)`` or ``("failed", message)`` per item as it ends."""
     run = _Run(run_id, RelayLog(send))
     used = sorted({c.provider for it in ready for c in it.candidates})
     async with providers.clients(used, logger=run.log) as clients:
         stored = await asyncio.to_thread(StoredClips.for_items, storage, ready)
-        plans = await asyncio.gather(*(asyncio.to_thread(_plan_production, storage, store, it, run_id, stored)
-                                       for it in ready))
+        plans = await asyncio.gather(
+            *(asyncio.to_thread(_plan_production, storage, store, it, run_id, stored) for it in ready)
+        )
         plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
         tasks = [asyncio.ensure_future(_produce(run, plan, clients, storage, store, guard)) for plan in plans]
         try:
@@ -177,10 +204,21 @@ def _collect_items(context, attempt_ids: list[str], store: TaskStore, keys) -> l
             continue
         if (rec.image, rec.prompt) not in keys:
             raise dg.Failure(f"attempt {attempt_id} belongs to {rec.image}|{rec.prompt}, not to this run's partitions")
-        inputs = {k: v for k, v in ((IMAGES_KEY, image_versions.get(rec.image)),
-                                    (PROMPTS_KEY, prompt_versions.get(rec.prompt))) if v}
-        items.append(Item(rec.image, rec.prompt, spec=None, inputs=inputs,
-                          candidates=[Candidate(prepared_from_record(rec), rec.simulated)], record=rec))
+        inputs = {
+            k: v
+            for k, v in ((IMAGES_KEY, image_versions.get(rec.image)), (PROMPTS_KEY, prompt_versions.get(rec.prompt)))
+            if v
+        }
+        items.append(
+            Item(
+                rec.image,
+                rec.prompt,
+                spec=None,
+                inputs=inputs,
+                candidates=[Candidate(prepared_from_record(rec), rec.simulated)],
+                record=rec,
+            )
+        )
     return items
 
 
@@ -195,8 +233,9 @@ class Production:
     kept: str | None = None  # where the clip a changed request replaces was kept
 
 
-def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item, run_id: str,
-                     stored: StoredClips | None) -> Production:
+def _plan_production(
+    storage: SeedanceStorage, store: TaskStore, it: Item, run_id: str, stored: StoredClips | None
+) -> Production:
     attempts = attempts_by_fingerprint(store, it)
     if it.record is None:
         reuse = find_reusable(storage, it, attempts, stored)
@@ -220,8 +259,9 @@ def _plan_production(storage: SeedanceStorage, store: TaskStore, it: Item, run_i
     return Production(it, opened=opened, kept=kept)
 
 
-def _open_attempt(storage: SeedanceStorage, it: Item,
-                  attempts: dict[str, list[AttemptRecord]]) -> tuple[Candidate, AttemptRecord] | None:
+def _open_attempt(
+    storage: SeedanceStorage, it: Item, attempts: dict[str, list[AttemptRecord]]
+) -> tuple[Candidate, AttemptRecord] | None:
     """An earlier attempt of one of the item's requests that the provider has, or may have, taken."""
     if it.record is not None:
         return it.candidates[0], it.record
@@ -234,14 +274,17 @@ def _open_attempt(storage: SeedanceStorage, it: Item,
                 # task's output again rather than paying for the same request twice.
                 return candidate, rec
             if rec.state in ("intent", "unknown"):
-                raise ItemFailed(f"{it.where}: attempt {rec.attempt_id} on {rec.provider} may have been accepted "
-                                 "(acceptance unknown); it is not resubmitted automatically. Resolve it with "
-                                 "`seedance-pipeline tasks`.")
+                raise ItemFailed(
+                    f"{it.where}: attempt {rec.attempt_id} on {rec.provider} may have been accepted "
+                    "(acceptance unknown); it is not resubmitted automatically. Resolve it with "
+                    "`seedance-pipeline tasks`."
+                )
     return None
 
 
-async def _produce(run: _Run, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
-                   guard: SpendGuard) -> list:
+async def _produce(
+    run: _Run, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore, guard: SpendGuard
+) -> list:
     """Reuse, resume or submit one item. Runs without awaiting before the provider slot, so slots are taken
     in the order the productions start (tasks already at the provider first). A storage error fails this
     item only (its task record keeps what is known), never the other clips of the run."""
@@ -255,8 +298,9 @@ def _storage_error(it: Item, exc: OSError) -> str:
     return f"{it.where}: storage error ({type(exc).__name__}: {exc}); its task record keeps what is known; run again"
 
 
-async def _produce_one(run: _Run, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore,
-                       guard: SpendGuard) -> list:
+async def _produce_one(
+    run: _Run, plan: Production, clients: dict, storage: SeedanceStorage, store: TaskStore, guard: SpendGuard
+) -> list:
     it, opened = plan.item, plan.opened
     if plan.blocked:
         raise ItemFailed(plan.blocked)
@@ -269,14 +313,17 @@ async def _produce_one(run: _Run, plan: Production, clients: dict, storage: Seed
     passed_over: list[str] = []
     for n, candidate in enumerate(order):
         prepared, provider = candidate.prepared, candidate.provider
-        journal = AttemptJournal(store, image=it.image, prompt=it.prompt, run_id=run.run_id, simulated=candidate.simulated,
-                                 guard=guard)
+        journal = AttemptJournal(
+            store, image=it.image, prompt=it.prompt, run_id=run.run_id, simulated=candidate.simulated, guard=guard
+        )
         resume = None
         if opened:  # taken over by this process and run when it was planned
             journal.record = opened[1]
             resume = TaskSnapshot(task_id=opened[1].task_id, state=TaskState.RUNNING, poll_url=opened[1].poll_url)
-            run.log.info(f"{it.where}: resuming {provider} task {opened[1].task_id} from attempt "
-                             f"{opened[1].attempt_id} (no new submit)")
+            run.log.info(
+                f"{it.where}: resuming {provider} task {opened[1].task_id} from attempt "
+                f"{opened[1].attempt_id} (no new submit)"
+            )
 
         def progress(snap: TaskSnapshot, _provider=provider) -> None:
             # Python's logger, not run.log: every run.log line becomes an event stored in the run's event
@@ -285,39 +332,66 @@ async def _produce_one(run: _Run, plan: Production, clients: dict, storage: Seed
             log.debug("%s: %s task %s %s%s", it.where, _provider, snap.task_id, snap.state.value, pct)
 
         try:
-            result = await generate_clip(clients[provider], prepared, storage.fs, clip_path, journal=journal,
-                                         on_update=progress, resume=resume)
+            result = await generate_clip(
+                clients[provider], prepared, storage.fs, clip_path, journal=journal, on_update=progress, resume=resume
+            )
         except OverBudget as exc:
             raise ItemFailed(f"{it.where}: {exc}") from None
         except ProviderError as exc:
             never_taken = journal.record is not None and journal.record.state == "rejected"
             if never_taken and n + 1 < len(order):
                 passed_over.append(f"{provider}: {exc}")
-                run.log.warning(f"{it.where}: {provider} did not take the task ({exc}); trying "
-                                    f"{order[n + 1].provider}, the next cheapest provider that accepts the request")
+                run.log.warning(
+                    f"{it.where}: {provider} did not take the task ({exc}); trying "
+                    f"{order[n + 1].provider}, the next cheapest provider that accepts the request"
+                )
                 continue
-            raise ItemFailed(f"{it.where}: {exc}" + (f" (after {'; '.join(passed_over)})" if passed_over else "")) from None
+            raise ItemFailed(
+                f"{it.where}: {exc}" + (f" (after {'; '.join(passed_over)})" if passed_over else "")
+            ) from None
         return await _store(it, candidate, storage, result, journal, clients[provider], passed_over)
     raise AssertionError("unreachable")
 
 
-async def _store(it: Item, candidate: Candidate, storage: SeedanceStorage, result, journal, client,
-                 passed_over: list[str]) -> list:
+async def _store(
+    it: Item, candidate: Candidate, storage: SeedanceStorage, result, journal, client, passed_over: list[str]
+) -> list:
     prepared = candidate.prepared
     clip_path = storage.clip_path(it.prompt, it.image)
     probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
     sidecar = {
-        "image": it.image, "prompt": it.prompt, "request": prepared.describe(), "fingerprint": prepared.fingerprint,
-        "provider": result.provider, "task_id": result.task_id, "seed": result.seed, "simulated": candidate.simulated,
-        "estimated_cost_usd": result.estimated_cost_usd, "estimate_is_assumption": prepared.estimate.assumption,
-        "reported_cost_usd": result.reported_cost_usd, "source_url_expires_at": _url_expiry(result, client),
-        "timings_s": result.timings, "size_bytes": result.size_bytes, "created_at": time.time(),
+        "image": it.image,
+        "prompt": it.prompt,
+        "request": prepared.describe(),
+        "fingerprint": prepared.fingerprint,
+        "provider": result.provider,
+        "task_id": result.task_id,
+        "seed": result.seed,
+        "simulated": candidate.simulated,
+        "estimated_cost_usd": result.estimated_cost_usd,
+        "estimate_is_assumption": prepared.estimate.assumption,
+        "reported_cost_usd": result.reported_cost_usd,
+        "source_url_expires_at": _url_expiry(result, client),
+        "timings_s": result.timings,
+        "size_bytes": result.size_bytes,
+        "created_at": time.time(),
         "attempt_id": journal.record.attempt_id if journal.record else None,
-        "checks": {name: passed for name, (passed, _) in results.items()}, "passed_over": passed_over,
+        "checks": {name: passed for name, (passed, _) in results.items()},
+        "passed_over": passed_over,
     }
     await _write_sidecar(storage, it, sidecar)
-    return _events(it, candidate, storage, clip_path, sidecar, probed, thumb, results, outcome="generated",
-                   source_url=result.source_url)
+    return _events(
+        it,
+        candidate,
+        storage,
+        clip_path,
+        sidecar,
+        probed,
+        thumb,
+        results,
+        outcome="generated",
+        source_url=result.source_url,
+    )
 
 
 async def _reuse(run: _Run, it: Item, storage: SeedanceStorage, store: TaskStore, reuse) -> list:
@@ -325,15 +399,29 @@ async def _reuse(run: _Run, it: Item, storage: SeedanceStorage, store: TaskStore
     clip_path = storage.clip_path(it.prompt, it.image)
     sidecar = dict(reuse.sidecar)
     if reuse.copy_from is not None:
-        await asyncio.to_thread(keep_current_version, storage, it.prompt, it.image, reuse.candidate.prepared.fingerprint)
-        run.log.info(f"{it.where}: same request as the stored {storage.ref(reuse.copy_from)}; copying it (no provider request)")
+        await asyncio.to_thread(
+            keep_current_version, storage, it.prompt, it.image, reuse.candidate.prepared.fingerprint
+        )
+        run.log.info(
+            f"{it.where}: same request as the stored {storage.ref(reuse.copy_from)}; copying it (no provider request)"
+        )
         await asyncio.to_thread(storage.copy, reuse.copy_from, clip_path)
         sidecar.update(image=it.image, prompt=it.prompt, copied_from=storage.ref(reuse.copy_from))
         await _write_sidecar(storage, it, sidecar)
     prepared = reuse.candidate.prepared
-    await asyncio.to_thread(functools.partial(
-        store.create, prepared, image=it.image, prompt=it.prompt, run_id=run.run_id,
-        simulated=reuse.candidate.simulated, state="reused", output=clip_path, task_id=sidecar.get("task_id")))
+    await asyncio.to_thread(
+        functools.partial(
+            store.create,
+            prepared,
+            image=it.image,
+            prompt=it.prompt,
+            run_id=run.run_id,
+            simulated=reuse.candidate.simulated,
+            state="reused",
+            output=clip_path,
+            task_id=sidecar.get("task_id"),
+        )
+    )
     probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
     return _events(it, reuse.candidate, storage, clip_path, sidecar, probed, thumb, results, outcome="reused")
 
@@ -366,23 +454,42 @@ async def _probe(storage: SeedanceStorage, clip_path: str, expected: Expected):
         return None, None, evaluate(None, expected, str(exc))
 
 
-def _events(it: Item, candidate: Candidate, storage: SeedanceStorage, clip_path: str, sidecar: dict, probed, thumb,
-            results, *, outcome: str, source_url: str | None = None) -> list:
+def _events(
+    it: Item,
+    candidate: Candidate,
+    storage: SeedanceStorage,
+    clip_path: str,
+    sidecar: dict,
+    probed,
+    thumb,
+    results,
+    *,
+    outcome: str,
+    source_url: str | None = None,
+) -> list:
     prepared = candidate.prepared
     reused = outcome == "reused"
     metadata = {
-        "outcome": outcome, "provider": prepared.provider,
-        "simulated": bool(sidecar.get("simulated")), "task_id": str(sidecar.get("task_id")),
-        "seed": str(sidecar.get("seed")), "fingerprint": prepared.fingerprint,
+        "outcome": outcome,
+        "provider": prepared.provider,
+        "simulated": bool(sidecar.get("simulated")),
+        "task_id": str(sidecar.get("task_id")),
+        "seed": str(sidecar.get("seed")),
+        "fingerprint": prepared.fingerprint,
         "estimated_cost_usd": dg.MetadataValue.float(0.0 if reused else float(sidecar["estimated_cost_usd"])),
         "reported_cost_usd": dg.MetadataValue.float(float(sidecar["reported_cost_usd"]))
-        if sidecar.get("reported_cost_usd") is not None and not reused else dg.MetadataValue.text("not reported"),
+        if sidecar.get("reported_cost_usd") is not None and not reused
+        else dg.MetadataValue.text("not reported"),
         "path": dg.MetadataValue.path(storage.ref(clip_path)),
-        "wall_time_s": dg.MetadataValue.float(0.0 if reused else float((sidecar.get("timings_s") or {}).get("total_s", 0.0))),
+        "wall_time_s": dg.MetadataValue.float(
+            0.0 if reused else float((sidecar.get("timings_s") or {}).get("total_s", 0.0))
+        ),
         "aspect_ratio_sent": prepared.aspect_ratio_sent,
     }
     if reused:
-        metadata["saved_usd"] = dg.MetadataValue.float(float(sidecar.get("reported_cost_usd") or sidecar["estimated_cost_usd"]))
+        metadata["saved_usd"] = dg.MetadataValue.float(
+            float(sidecar.get("reported_cost_usd") or sidecar["estimated_cost_usd"])
+        )
     if sidecar.get("passed_over"):
         metadata["passed_over"] = "; ".join(sidecar["passed_over"])
     if source_url:
@@ -390,14 +497,26 @@ def _events(it: Item, candidate: Candidate, storage: SeedanceStorage, clip_path:
     if sidecar.get("source_url_expires_at"):
         metadata["source_url_expires_at"] = dg.MetadataValue.timestamp(float(sidecar["source_url_expires_at"]))
     if probed is not None:
-        metadata.update({"duration_s": round(probed.duration_s, 3), "fps": probed.fps,
-                         "size": f"{probed.width}x{probed.height}", "has_audio": probed.has_audio,
-                         "size_bytes": probed.size_bytes})
+        metadata.update(
+            {
+                "duration_s": round(probed.duration_s, 3),
+                "fps": probed.fps,
+                "size": f"{probed.width}x{probed.height}",
+                "has_audio": probed.has_audio,
+                "size_bytes": probed.size_bytes,
+            }
+        )
     if thumb:
-        metadata["first_frame"] = dg.MetadataValue.md(f"![first frame](data:image/jpeg;base64,{base64.b64encode(thumb).decode()})")
+        metadata["first_frame"] = dg.MetadataValue.md(
+            f"![first frame](data:image/jpeg;base64,{base64.b64encode(thumb).decode()})"
+        )
     event = lineage.materialization(
-        CLIPS_KEY, it.partition, data_version=None, code_version=CLIPS_CODE_VERSION,
-        inputs=it.inputs, metadata=metadata,
+        CLIPS_KEY,
+        it.partition,
+        data_version=None,
+        code_version=CLIPS_CODE_VERSION,
+        inputs=it.inputs,
+        metadata=metadata,
         tags={PROVIDER_TAG: prepared.provider, OUTCOME_TAG: outcome},
     )
     return [event, *evaluations(str(it.partition), results)]

@@ -1,6 +1,5 @@
 """``source_images`` and ``prompts``: Dagster's record of what is in storage, one partition per file."""
 
-
 import base64
 import io
 
@@ -31,7 +30,8 @@ def load_specs(instance: dg.DagsterInstance, prompt_keys: set[str]) -> dict[str,
     specs = {}
     for key in sorted(prompt_keys):
         records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=PROMPTS_KEY, asset_partitions=[key]), limit=1).records
+            dg.AssetRecordsFilter(asset_key=PROMPTS_KEY, asset_partitions=[key]), limit=1
+        ).records
         if records:
             spec_meta = records[0].asset_materialization.metadata.get("spec")
             if spec_meta is not None:
@@ -48,8 +48,9 @@ def thumbnail_markdown(data: bytes, max_side: int = 240) -> str:
     return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()})"
 
 
-def _unchanged(context, storage: SeedanceStorage, asset_key: dg.AssetKey, keys: list[str], stamps: dict[str, str],
-               enabled: bool) -> set[str]:
+def _unchanged(
+    context, storage: SeedanceStorage, asset_key: dg.AssetKey, keys: list[str], stamps: dict[str, str], enabled: bool
+) -> set[str]:
     """Keys whose file has the stamp it had when this instance last materialized it."""
     if not enabled:
         return set()
@@ -60,15 +61,22 @@ def _unchanged(context, storage: SeedanceStorage, asset_key: dg.AssetKey, keys: 
 
 def _fail_if(failures: list[str], what: str) -> None:
     if failures:
-        raise dg.Failure(description=f"{len(failures)} {what} could not be read; every other partition was recorded:\n"
-                         + "\n".join(f"- {f}" for f in failures), allow_retries=False)
+        raise dg.Failure(
+            description=f"{len(failures)} {what} could not be read; every other partition was recorded:\n"
+            + "\n".join(f"- {f}" for f in failures),
+            allow_retries=False,
+        )
 
 
 @dg.asset(
-    partitions_def=image_partitions, output_required=False, group_name=SOURCES_GROUP, owners=OWNERS,
-    kinds={"image"}, code_version=SOURCES_CODE_VERSION,
+    partitions_def=image_partitions,
+    output_required=False,
+    group_name=SOURCES_GROUP,
+    owners=OWNERS,
+    kinds={"image"},
+    code_version=SOURCES_CODE_VERSION,
     description="Source still images, one partition per file under images/ (key = file name stem). "
-                "Data version = sha256 of the bytes, so a replaced image marks exactly its clips outdated.",
+    "Data version = sha256 of the bytes, so a replaced image marks exactly its clips outdated.",
 )
 def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, storage: SeedanceStorage):
     files = {f.key: f for f in storage.scan_images()[0]}
@@ -90,10 +98,18 @@ def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, stor
             continue
         seen[key] = stored.stamp
         yield lineage.materialization(
-            IMAGES_KEY, key, data_version=img.sha256, code_version=SOURCES_CODE_VERSION,
+            IMAGES_KEY,
+            key,
+            data_version=img.sha256,
+            code_version=SOURCES_CODE_VERSION,
             metadata={
-                "path": dg.MetadataValue.path(storage.ref(stored.path)), "stamp": stored.stamp, "format": img.format,
-                "width": img.width, "height": img.height, "size_bytes": len(data), "sha256": img.sha256,
+                "path": dg.MetadataValue.path(storage.ref(stored.path)),
+                "stamp": stored.stamp,
+                "format": img.format,
+                "width": img.width,
+                "height": img.height,
+                "size_bytes": len(data),
+                "sha256": img.sha256,
                 "preview": dg.MetadataValue.md(thumbnail_markdown(data)),
             },
         )
@@ -102,12 +118,16 @@ def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, stor
 
 
 @dg.asset(
-    partitions_def=prompt_partitions, output_required=False, group_name=SOURCES_GROUP, owners=OWNERS,
-    kinds={"yaml"}, code_version=SOURCES_CODE_VERSION,
+    partitions_def=prompt_partitions,
+    output_required=False,
+    group_name=SOURCES_GROUP,
+    owners=OWNERS,
+    kinds={"yaml"},
+    code_version=SOURCES_CODE_VERSION,
     description="Prompt specs, one partition per prompts/<key>.yaml, validated on load (unknown keys are "
-                "errors). Data version = hash of the normalised request fields: editing the text or a "
-                "generation parameter marks exactly this prompt's clips outdated; comments change nothing, and "
-                "a change of image globs is recorded (new targets) without outdating any clip.",
+    "errors). Data version = hash of the normalised request fields: editing the text or a "
+    "generation parameter marks exactly this prompt's clips outdated; comments change nothing, and "
+    "a change of image globs is recorded (new targets) without outdating any clip.",
 )
 def prompts(context: dg.AssetExecutionContext, config: RefreshConfig, storage: SeedanceStorage):
     files = {f.key: f for f in storage.scan_prompts()[0]}
@@ -130,12 +150,21 @@ def prompts(context: dg.AssetExecutionContext, config: RefreshConfig, storage: S
         if recorded.get(key) == spec:
             continue  # same spec as recorded (e.g. only a comment changed): nothing to record
         yield lineage.materialization(
-            PROMPTS_KEY, key, data_version=spec.data_version, code_version=SOURCES_CODE_VERSION,
+            PROMPTS_KEY,
+            key,
+            data_version=spec.data_version,
+            code_version=SOURCES_CODE_VERSION,
             metadata={
-                "path": dg.MetadataValue.path(storage.ref(stored.path)), "stamp": stored.stamp, "text": spec.text,
-                "provider": spec.provider, "images": ", ".join(spec.images), "duration_s": spec.duration,
-                "resolution": spec.resolution, "aspect_ratio": spec.aspect_ratio,
-                "generate_audio": spec.generate_audio, "seed": spec.seed,
+                "path": dg.MetadataValue.path(storage.ref(stored.path)),
+                "stamp": stored.stamp,
+                "text": spec.text,
+                "provider": spec.provider,
+                "images": ", ".join(spec.images),
+                "duration_s": spec.duration,
+                "resolution": spec.resolution,
+                "aspect_ratio": spec.aspect_ratio,
+                "generate_audio": spec.generate_audio,
+                "seed": spec.seed,
                 "spec": dg.MetadataValue.json(spec.model_dump(mode="json")),
             },
         )

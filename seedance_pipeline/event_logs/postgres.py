@@ -24,19 +24,33 @@ POOL_RECYCLE_S = 3600  # as Dagster's webserver pool: a connection is replaced a
 class PooledPostgresEventLogStorage(KnownTables, PostgresEventLogStorage):
     """``PostgresEventLogStorage`` with one pooled connection per process. Same config as the stock class."""
 
-    def __init__(self, postgres_url: str, should_autocreate_tables: bool = True, inst_data: Any = None,
-                 token_provider: Any = None):
+    def __init__(
+        self,
+        postgres_url: str,
+        should_autocreate_tables: bool = True,
+        inst_data: Any = None,
+        token_provider: Any = None,
+    ):
         super().__init__(postgres_url, should_autocreate_tables, inst_data=inst_data, token_provider=token_provider)
         self._engine.dispose()  # the stock NullPool engine, replaced by a pooled one on the same URL
-        self._engine = create_pg_engine(self.postgres_url, self._token_provider, isolation_level="AUTOCOMMIT",
-                                        pool_size=1, max_overflow=10, pool_recycle=POOL_RECYCLE_S,
-                                        pool_pre_ping=True)
+        self._engine = create_pg_engine(
+            self.postgres_url,
+            self._token_provider,
+            isolation_level="AUTOCOMMIT",
+            pool_size=1,
+            max_overflow=10,
+            pool_recycle=POOL_RECYCLE_S,
+            pool_pre_ping=True,
+        )
 
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Mapping[str, Any]) -> PooledPostgresEventLogStorage:
-        return cls(postgres_url=pg_url_from_config(config_value),
-                   should_autocreate_tables=config_value.get("should_autocreate_tables", True),
-                   inst_data=inst_data, token_provider=get_token_provider_from_config(config_value))
+        return cls(
+            postgres_url=pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            inst_data=inst_data,
+            token_provider=get_token_provider_from_config(config_value),
+        )
 
     def dispose(self) -> None:
         super().dispose()

@@ -53,8 +53,10 @@ class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
         if not base_dir:
             home = os.environ.get("DAGSTER_HOME")
             if not home:
-                raise ValueError("event_log_storage.config.base_dir: not set, and DAGSTER_HOME is not set either "
-                                 "(the default is $DAGSTER_HOME/history/runs)")
+                raise ValueError(
+                    "event_log_storage.config.base_dir: not set, and DAGSTER_HOME is not set either "
+                    "(the default is $DAGSTER_HOME/history/runs)"
+                )
             base_dir = os.path.join(home, "history", "runs")
         return cls(base_dir, inst_data=inst_data)
 
@@ -70,8 +72,12 @@ class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
             engine.dispose()  # the file was deleted or replaced: its tables must be created again
             self._initialized_dbs.discard(shard)
         # One connection kept; Dagster's _initdb opens a second one while its first is open (closed after).
-        engine = create_engine(self.conn_string_for_shard(shard), pool_size=1, max_overflow=2,
-                               connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+        engine = create_engine(
+            self.conn_string_for_shard(shard),
+            pool_size=1,
+            max_overflow=2,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        )
         self._engines[shard] = (engine, identity)
         while len(self._engines) > OPEN_FILES:
             _, (oldest, _) = self._engines.popitem(last=False)

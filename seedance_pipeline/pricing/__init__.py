@@ -69,16 +69,27 @@ def price_table() -> PriceTable:
     return _load(os.environ.get(PRICES_FILE_ENV) or None)
 
 
-def estimate(provider: str, *, resolution: str, duration_s: int, generate_audio: bool,
-             width: int, height: int, service_tier: str | None = None) -> CostEstimate:
+def estimate(
+    provider: str,
+    *,
+    resolution: str,
+    duration_s: int,
+    generate_audio: bool,
+    width: int,
+    height: int,
+    service_tier: str | None = None,
+) -> CostEstimate:
     prices = price_table().providers.get(provider)
     if prices is None:
         raise NoPrice(f"no prices for provider {provider}")
     tier = service_tier or "default"
 
     def matches(rate: Rate) -> bool:
-        return ((rate.resolution in (None, resolution)) and (rate.audio in (None, generate_audio))
-                and (rate.tier in (None, tier)))
+        return (
+            (rate.resolution in (None, resolution))
+            and (rate.audio in (None, generate_audio))
+            and (rate.tier in (None, tier))
+        )
 
     rate = next((r for r in prices.rates if matches(r)), None)
     if rate is None:
@@ -86,6 +97,10 @@ def estimate(provider: str, *, resolution: str, duration_s: int, generate_audio:
     quantity = float(duration_s) if prices.unit == "usd_per_second" else tokens(width, height, duration_s)
     divisor = 1.0 if prices.unit == "usd_per_second" else 1e6
     return CostEstimate(
-        usd=round(rate.usd * quantity / divisor, 6), unit=prices.unit, rate_usd=rate.usd, quantity=quantity,
-        assumption=prices.assumption, source=prices.source,
+        usd=round(rate.usd * quantity / divisor, 6),
+        unit=prices.unit,
+        rate_usd=rate.usd,
+        quantity=quantity,
+        assumption=prices.assumption,
+        source=prices.source,
     )

@@ -106,7 +106,7 @@ def relative_path(url: str | None, base_url: str) -> str | None:
         return None
     base = base_url.rstrip("/")
     if url.startswith(base + "/"):
-        return url[len(base):]
+        return url[len(base) :]
     return None
 
 

@@ -33,7 +33,12 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import (
-    AcceptanceUnknown, DownloadFailed, PollTimeout, ProviderError, ProviderUnavailable, SubmitRejected,
+    AcceptanceUnknown,
+    DownloadFailed,
+    PollTimeout,
+    ProviderError,
+    ProviderUnavailable,
+    SubmitRejected,
 )
 from ..storage_io import atomic_writer_async
 from ..video import looks_like_mp4
@@ -226,7 +231,9 @@ class ProviderClient:
         # Submits go out on a fresh connection: a stale pooled connection could fail after the
         # request left, and we could not tell a provider-side drop from our own reuse.
         self._submit = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, transport=transport,
+            base_url=self.base_url,
+            headers=headers,
+            transport=transport,
             timeout=httpx.Timeout(s.submit_read_timeout_s, connect=s.connect_timeout_s, write=s.write_timeout_s),
             limits=httpx.Limits(max_keepalive_connections=0),
         )
@@ -289,7 +296,10 @@ class ProviderClient:
                 reply = await self._send(self._submit, wire)
             except _NOT_SENT as exc:
                 if last:
-                    raise self._error(ProviderUnavailable, f"could not connect ({type(exc).__name__}) after {attempt + 1} attempts; nothing was submitted") from None
+                    raise self._error(
+                        ProviderUnavailable,
+                        f"could not connect ({type(exc).__name__}) after {attempt + 1} attempts; nothing was submitted",
+                    ) from None
                 await self._sleep(self._backoff(attempt))
                 continue
             except httpx.TransportError as exc:
@@ -305,7 +315,12 @@ class ProviderClient:
             status = reply.status_code
             if status in NOT_TAKEN_STATUSES:
                 if last:
-                    raise self._error(ProviderUnavailable, f"{message} (still HTTP {status} after {attempt + 1} attempts; nothing was submitted)", status_code=status, code=code)
+                    raise self._error(
+                        ProviderUnavailable,
+                        f"{message} (still HTTP {status} after {attempt + 1} attempts; nothing was submitted)",
+                        status_code=status,
+                        code=code,
+                    )
                 wait = self._backoff(attempt, parse_retry_after(reply.headers.get("retry-after")))
                 self.log.info("%s submit answered HTTP %s; retrying in %.1f s", self.provider, status, wait)
                 await self._sleep(wait)
@@ -315,7 +330,8 @@ class ProviderClient:
             raise self._error(
                 AcceptanceUnknown,
                 f"HTTP {status} without a task id ({message}); a task may exist, so it is not resubmitted automatically",
-                status_code=status, code=code,
+                status_code=status,
+                code=code,
             )
         raise AssertionError("unreachable")
 
@@ -329,7 +345,10 @@ class ProviderClient:
                 reply = await self._send(client, wire)
             except httpx.TransportError as exc:
                 if last:
-                    raise self._error(ProviderUnavailable, f"{what} request failed ({type(exc).__name__}) after {attempt + 1} attempts") from None
+                    raise self._error(
+                        ProviderUnavailable,
+                        f"{what} request failed ({type(exc).__name__}) after {attempt + 1} attempts",
+                    ) from None
                 await self._sleep(self._backoff(attempt))
                 continue
             if reply.status_code in RETRYABLE_STATUSES and not last:
@@ -343,8 +362,13 @@ class ProviderClient:
         reply = await self._get(self._api, wire, "status")
         if reply.status_code == 404:
             code, message = self._message(reply)
-            return TaskSnapshot(task_id=task_id, state=TaskState.EXPIRED, raw_status="HTTP 404", error_code=code,
-                                error=f"the provider no longer has this task ({message})")
+            return TaskSnapshot(
+                task_id=task_id,
+                state=TaskState.EXPIRED,
+                raw_status="HTTP 404",
+                error_code=code,
+                error=f"the provider no longer has this task ({message})",
+            )
         if not 200 <= reply.status_code < 300:
             code, message = self._message(reply)
             cls = ProviderUnavailable if reply.status_code in RETRYABLE_STATUSES else ProviderError
@@ -370,14 +394,19 @@ class ProviderClient:
         while not snap.state.terminal:
             elapsed = time.monotonic() - start
             if elapsed > self.settings.task_deadline_s:
-                raise self._error(PollTimeout, f"task {snap.task_id} still {snap.raw_status or snap.state.value} after {elapsed:.0f} s (deadline {self.settings.task_deadline_s:.0f} s)")
+                raise self._error(
+                    PollTimeout,
+                    f"task {snap.task_id} still {snap.raw_status or snap.state.value} after {elapsed:.0f} s (deadline {self.settings.task_deadline_s:.0f} s)",
+                )
             await self._sleep(self.schedule.next_delay(elapsed, snap.eta_s))
             asked_at = time.monotonic() - start
             new = await self.poll(snap.task_id, snap.poll_url)
             new = replace(
                 new,
                 poll_url=new.poll_url or snap.poll_url,
-                reported_cost_usd=new.reported_cost_usd if new.reported_cost_usd is not None else snap.reported_cost_usd,
+                reported_cost_usd=new.reported_cost_usd
+                if new.reported_cost_usd is not None
+                else snap.reported_cost_usd,
             )
             if on_update is not None and (new.state, new.progress) != (snap.state, snap.progress):
                 on_update(new)
@@ -402,7 +431,9 @@ class ProviderClient:
         if _is_private(parts.hostname) and not self._allow_private:
             raise self._error(DownloadFailed, f"refusing to {what} a private or loopback host ({parts.hostname})")
 
-    async def download(self, url: str, fs: fsspec.AbstractFileSystem, path: str, *, task_id: str | None = None) -> DownloadResult:
+    async def download(
+        self, url: str, fs: fsspec.AbstractFileSystem, path: str, *, task_id: str | None = None
+    ) -> DownloadResult:
         """Stream ``url`` into ``path`` in chunks; the file appears only complete and MP4-shaped.
 
         Redirects are followed here, not by httpx: at most ``MAX_REDIRECTS`` hops, each target checked
@@ -415,12 +446,18 @@ class ProviderClient:
                 outcome = await self._download_once(url, fs, path, task_id, retry=not last)
             except _Truncated as exc:
                 if last:
-                    raise self._error(DownloadFailed, f"output truncated ({exc}) on every attempt", task_id=task_id) from None
+                    raise self._error(
+                        DownloadFailed, f"output truncated ({exc}) on every attempt", task_id=task_id
+                    ) from None
                 await self._sleep(self._backoff(attempt))
                 continue
             except httpx.TransportError as exc:
                 if last:
-                    raise self._error(DownloadFailed, f"download failed ({type(exc).__name__}) after {attempt + 1} attempts", task_id=task_id) from None
+                    raise self._error(
+                        DownloadFailed,
+                        f"download failed ({type(exc).__name__}) after {attempt + 1} attempts",
+                        task_id=task_id,
+                    ) from None
                 await self._sleep(self._backoff(attempt))
                 continue
             if isinstance(outcome, int):
@@ -439,18 +476,33 @@ class ProviderClient:
                 if resp.status_code in REDIRECT_STATUSES:
                     location = resp.headers.get("location")
                     if not location:
-                        raise self._error(DownloadFailed, f"output URL answered HTTP {resp.status_code} without a Location", task_id=task_id)
+                        raise self._error(
+                            DownloadFailed,
+                            f"output URL answered HTTP {resp.status_code} without a Location",
+                            task_id=task_id,
+                        )
                     current = urljoin(current, location)
                     continue
                 if resp.status_code in EXPIRED_URL_STATUSES:
-                    raise self._error(DownloadFailed, f"output URL answered HTTP {resp.status_code} (expired or gone)", task_id=task_id, url_expired=True)
+                    raise self._error(
+                        DownloadFailed,
+                        f"output URL answered HTTP {resp.status_code} (expired or gone)",
+                        task_id=task_id,
+                        url_expired=True,
+                    )
                 if resp.status_code in RETRYABLE_STATUSES and retry:
                     return parse_retry_after(resp.headers.get("retry-after"))
                 if resp.status_code != 200:
                     raise self._error(DownloadFailed, f"output URL answered HTTP {resp.status_code}", task_id=task_id)
-                expected = int(resp.headers["content-length"]) if resp.headers.get("content-length", "").isdigit() else None
+                expected = (
+                    int(resp.headers["content-length"]) if resp.headers.get("content-length", "").isdigit() else None
+                )
                 if expected is not None and expected > s.download_max_bytes:
-                    raise self._error(DownloadFailed, f"output is {expected} bytes, over the {s.download_max_bytes}-byte limit", task_id=task_id)
+                    raise self._error(
+                        DownloadFailed,
+                        f"output is {expected} bytes, over the {s.download_max_bytes}-byte limit",
+                        task_id=task_id,
+                    )
                 return await self._stream_to(resp, fs, path, expected, task_id)
         raise self._error(DownloadFailed, f"output URL redirected more than {MAX_REDIRECTS} times", task_id=task_id)
 
@@ -467,7 +519,9 @@ class ProviderClient:
                             raise self._error(DownloadFailed, "output is not an MP4 (no ftyp box)", task_id=task_id)
                     size += len(chunk)
                     if size > s.download_max_bytes:
-                        raise self._error(DownloadFailed, f"output exceeds the {s.download_max_bytes}-byte limit", task_id=task_id)
+                        raise self._error(
+                            DownloadFailed, f"output exceeds the {s.download_max_bytes}-byte limit", task_id=task_id
+                        )
                     fh.write(chunk)
             except httpx.TransportError as exc:
                 raise _Truncated(f"{size} bytes then {type(exc).__name__}") from None

@@ -23,8 +23,14 @@ MAX_IMAGE_BYTES = 30 * 1024 * 1024  # "< 30 MB" (providers.md §3.1, §6.1)
 
 # File name extensions and the decoded format they promise.
 _EXTENSION_FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".gif": "GIF",
-    ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".gif": "GIF",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
 }
 
 
@@ -59,7 +65,9 @@ def read_image_bytes(ref: str, field: str = "image", *, http: httpx.Client | Non
         try:
             with client.stream("GET", ref) as resp:
                 if resp.status_code != 200:
-                    raise InvalidRequest(field, ref, f"the image URL answered HTTP {resp.status_code}; it must be reachable")
+                    raise InvalidRequest(
+                        field, ref, f"the image URL answered HTTP {resp.status_code}; it must be reachable"
+                    )
                 chunks, total = [], 0
                 for chunk in resp.iter_bytes():
                     total += len(chunk)
@@ -99,7 +107,9 @@ def inspect_image(ref: str, data: bytes, field: str = "image") -> ImageData:
         suffix = PurePosixPath(ref.split("?", 1)[0]).suffix.lower()
         promised = _EXTENSION_FORMATS.get(suffix)
         if promised and promised != fmt:
-            raise InvalidRequest(field, ref, f"the file name says {promised} but the content is {fmt}; rename it or convert it")
+            raise InvalidRequest(
+                field, ref, f"the file name says {promised} but the content is {fmt}; rename it or convert it"
+            )
     return ImageData(ref=ref, data=data, format=fmt, width=width, height=height)
 
 

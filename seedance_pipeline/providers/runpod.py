@@ -12,8 +12,16 @@ import json
 import re
 
 from .base import (
-    BYTEDANCE_IMAGE_FORMATS, Capabilities, ImageRefs, ProviderAdapter, WireReply, WireRequest, as_float,
-    body_dict, looks_like_moderation, map_status,
+    BYTEDANCE_IMAGE_FORMATS,
+    Capabilities,
+    ImageRefs,
+    ProviderAdapter,
+    WireReply,
+    WireRequest,
+    as_float,
+    body_dict,
+    looks_like_moderation,
+    map_status,
 )
 from .request import GenerationRequest
 from .states import TaskSnapshot, TaskState
@@ -57,8 +65,12 @@ class RunPodAdapter(ProviderAdapter):
         if images.last_image:
             body["last_image"] = images.last_image
         body.update(
-            duration=req.duration, resolution=req.resolution, aspect_ratio=aspect_ratio,
-            camera_fixed=req.camera_fixed, generate_audio=req.generate_audio, seed=req.seed,
+            duration=req.duration,
+            resolution=req.resolution,
+            aspect_ratio=aspect_ratio,
+            camera_fixed=req.camera_fixed,
+            generate_audio=req.generate_audio,
+            seed=req.seed,
         )
         if self.use_runsync:
             params = {"wait": str(self.runsync_wait_ms)} if self.runsync_wait_ms else {}
@@ -96,8 +108,13 @@ class RunPodAdapter(ProviderAdapter):
         elif state in (TaskState.FAILED, TaskState.EXPIRED, TaskState.CANCELLED):
             code, error = _unwrap_upstream(str(body.get("error") or raw))
         return TaskSnapshot(
-            task_id=str(body.get("id")), state=state, raw_status=raw, output_url=url, error=error,
-            error_code=code, moderation=state is TaskState.FAILED and looks_like_moderation(error, code),
+            task_id=str(body.get("id")),
+            state=state,
+            raw_status=raw,
+            output_url=url,
+            error=error,
+            error_code=code,
+            moderation=state is TaskState.FAILED and looks_like_moderation(error, code),
             reported_cost_usd=as_float(output.get("cost")),
             extra={k: body[k] for k in ("delayTime", "executionTime", "workerId") if k in body},
         )

@@ -8,8 +8,16 @@ Same body (``ratio`` not ``aspect_ratio``, ``adaptive``, ``fps`` 24, ``service_t
 from __future__ import annotations
 
 from .base import (
-    BYTEDANCE_IMAGE_FORMATS, Capabilities, ImageRefs, ProviderAdapter, WireReply, WireRequest, as_float,
-    body_dict, looks_like_moderation, map_status,
+    BYTEDANCE_IMAGE_FORMATS,
+    Capabilities,
+    ImageRefs,
+    ProviderAdapter,
+    WireReply,
+    WireRequest,
+    as_float,
+    body_dict,
+    looks_like_moderation,
+    map_status,
 )
 from .request import GenerationRequest
 from .states import TaskSnapshot, TaskState
@@ -45,9 +53,15 @@ class V3AsyncAdapter(ProviderAdapter):
         if images.last_image:
             body["last_image"] = images.last_image
         body.update(
-            ratio=aspect_ratio, duration=req.duration, resolution=req.resolution, fps=24,
-            seed=req.seed, camera_fixed=req.camera_fixed, generate_audio=req.generate_audio,
-            watermark=bool(req.watermark), service_tier=req.service_tier or "default",
+            ratio=aspect_ratio,
+            duration=req.duration,
+            resolution=req.resolution,
+            fps=24,
+            seed=req.seed,
+            camera_fixed=req.camera_fixed,
+            generate_audio=req.generate_audio,
+            watermark=bool(req.watermark),
+            service_tier=req.service_tier or "default",
         )
         if req.execution_expires_after is not None:
             body["execution_expires_after"] = req.execution_expires_after
@@ -80,10 +94,14 @@ class V3AsyncAdapter(ProviderAdapter):
             error = raw
         extra = body.get("extra") if isinstance(body.get("extra"), dict) else {}
         return TaskSnapshot(
-            task_id=str(task.get("task_id") or ""), state=state, raw_status=raw, output_url=url,
+            task_id=str(task.get("task_id") or ""),
+            state=state,
+            raw_status=raw,
+            output_url=url,
             error=error if state is not TaskState.SUCCEEDED else None,
             moderation=state is TaskState.FAILED and looks_like_moderation(error),
-            eta_s=_soonest(as_float(task.get("eta"))), progress=as_float(task.get("progress_percent")),
+            eta_s=_soonest(as_float(task.get("eta"))),
+            progress=as_float(task.get("progress_percent")),
             url_ttl_s=as_float(videos[0].get("video_url_ttl")) if videos else None,
             extra={"seed": extra.get("seed")} if extra.get("seed") is not None else {},
         )

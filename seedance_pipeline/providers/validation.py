@@ -29,7 +29,11 @@ def validate_request(provider: str, caps: Capabilities, req: GenerationRequest) 
     if len(req.prompt) > PROMPT_SOFT_LIMIT:
         warnings.append(f"prompt is {len(req.prompt)} characters; providers recommend at most {PROMPT_SOFT_LIMIT}")
     if not model_spec.MIN_DURATION_S <= req.duration <= model_spec.MAX_DURATION_S:
-        reject("duration", req.duration, f"an integer number of seconds from {model_spec.MIN_DURATION_S} to {model_spec.MAX_DURATION_S}")
+        reject(
+            "duration",
+            req.duration,
+            f"an integer number of seconds from {model_spec.MIN_DURATION_S} to {model_spec.MAX_DURATION_S}",
+        )
     if req.resolution not in caps.resolutions:
         reject("resolution", req.resolution, f"supported: {', '.join(sorted(caps.resolutions))}")
     if req.aspect_ratio != model_spec.ADAPTIVE and req.aspect_ratio not in caps.ratios:
@@ -39,8 +43,15 @@ def validate_request(provider: str, caps: Capabilities, req: GenerationRequest) 
     for extra in ("service_tier", "execution_expires_after", "watermark"):
         if getattr(req, extra) is not None and extra not in caps.extras:
             reject(extra, getattr(req, extra), "this provider has no such option (JieKou and Novita do)")
-    if req.execution_expires_after is not None and not EXPIRES_RANGE[0] <= req.execution_expires_after <= EXPIRES_RANGE[1]:
-        reject("execution_expires_after", req.execution_expires_after, f"seconds from {EXPIRES_RANGE[0]} to {EXPIRES_RANGE[1]}")
+    if (
+        req.execution_expires_after is not None
+        and not EXPIRES_RANGE[0] <= req.execution_expires_after <= EXPIRES_RANGE[1]
+    ):
+        reject(
+            "execution_expires_after",
+            req.execution_expires_after,
+            f"seconds from {EXPIRES_RANGE[0]} to {EXPIRES_RANGE[1]}",
+        )
     return warnings
 
 
@@ -55,7 +66,9 @@ def validate_image(provider: str, caps: Capabilities, field: str, img: ImageData
             reject(f"image {side_name} is {side} px; each side must be {MIN_SIDE}..{MAX_SIDE} px")
     aspect = img.width / img.height
     if not MIN_ASPECT <= aspect <= MAX_ASPECT:
-        reject(f"image aspect (width/height) is {aspect:.3f} ({img.width}x{img.height}); it must be {MIN_ASPECT}..{MAX_ASPECT}")
+        reject(
+            f"image aspect (width/height) is {aspect:.3f} ({img.width}x{img.height}); it must be {MIN_ASPECT}..{MAX_ASPECT}"
+        )
 
 
 def wire_aspect_ratio(caps: Capabilities, requested: str, first_frame: ImageData) -> str:

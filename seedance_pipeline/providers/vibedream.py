@@ -11,7 +11,14 @@ import re
 from dataclasses import replace
 
 from .base import (
-    Capabilities, ImageRefs, ProviderAdapter, WireReply, WireRequest, body_dict, looks_like_moderation, map_status,
+    Capabilities,
+    ImageRefs,
+    ProviderAdapter,
+    WireReply,
+    WireRequest,
+    body_dict,
+    looks_like_moderation,
+    map_status,
 )
 from .request import GenerationRequest
 from .states import TaskSnapshot, TaskState
@@ -41,8 +48,12 @@ class VibeDreamAdapter(ProviderAdapter):
         if images.last_image:
             body["last_image"] = images.last_image
         body.update(
-            duration=req.duration, resolution=req.resolution, aspect_ratio=aspect_ratio,
-            camera_fixed=req.camera_fixed, seed=req.seed, generate_audio=req.generate_audio,
+            duration=req.duration,
+            resolution=req.resolution,
+            aspect_ratio=aspect_ratio,
+            camera_fixed=req.camera_fixed,
+            seed=req.seed,
+            generate_audio=req.generate_audio,
         )
         return WireRequest("POST", SUBMIT_PATH, json=body)
 
@@ -84,7 +95,10 @@ class VibeDreamAdapter(ProviderAdapter):
         if state is TaskState.FAILED and not error:
             error = raw
         return TaskSnapshot(
-            task_id=str(body.get("id")), state=state, raw_status=raw, output_url=url,
+            task_id=str(body.get("id")),
+            state=state,
+            raw_status=raw,
+            output_url=url,
             error=error if state is not TaskState.SUCCEEDED else None,
             moderation=state is TaskState.FAILED and looks_like_moderation(error),
             extra={k: body[k] for k in ("createdAt", "completedAt") if body.get(k)},

@@ -10,8 +10,16 @@ task id, which we keep polling.
 from __future__ import annotations
 
 from .base import (
-    BYTEDANCE_IMAGE_FORMATS, Capabilities, ImageRefs, ProviderAdapter, WireReply, WireRequest, as_float,
-    body_dict, looks_like_moderation, map_status,
+    BYTEDANCE_IMAGE_FORMATS,
+    Capabilities,
+    ImageRefs,
+    ProviderAdapter,
+    WireReply,
+    WireRequest,
+    as_float,
+    body_dict,
+    looks_like_moderation,
+    map_status,
 )
 from .request import GenerationRequest
 from .states import TaskSnapshot, TaskState
@@ -53,8 +61,12 @@ class WaveSpeedAdapter(ProviderAdapter):
         if images.last_image:
             body["last_image"] = images.last_image
         body.update(
-            aspect_ratio=aspect_ratio, duration=req.duration, resolution=req.resolution,
-            generate_audio=req.generate_audio, camera_fixed=req.camera_fixed, seed=req.seed,
+            aspect_ratio=aspect_ratio,
+            duration=req.duration,
+            resolution=req.resolution,
+            generate_audio=req.generate_audio,
+            camera_fixed=req.camera_fixed,
+            seed=req.seed,
         )
         if self.enable_sync_mode:
             body["enable_sync_mode"] = True
@@ -101,9 +113,15 @@ class WaveSpeedAdapter(ProviderAdapter):
         urls = data.get("urls") if isinstance(data.get("urls"), dict) else {}
         timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
         return TaskSnapshot(
-            task_id=str(data.get("id")), state=state, raw_status=raw, output_url=url, error=error,
-            moderation=state is TaskState.FAILED and (looks_like_moderation(error) or any(data.get("has_nsfw_contents") or [])),
-            poll_url=urls.get("get"), extra={"inference_ms": as_float(timings.get("inference"))},
+            task_id=str(data.get("id")),
+            state=state,
+            raw_status=raw,
+            output_url=url,
+            error=error,
+            moderation=state is TaskState.FAILED
+            and (looks_like_moderation(error) or any(data.get("has_nsfw_contents") or [])),
+            poll_url=urls.get("get"),
+            extra={"inference_ms": as_float(timings.get("inference"))},
         )
 
 

@@ -48,7 +48,9 @@ def iso(ts: float | None) -> str | None:
     """ISO 8601 UTC with milliseconds and a Z, e.g. 2025-01-15T12:00:00.000Z."""
     if ts is None:
         return None
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+    return (
+        dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
+    )
 
 
 def replace_images(body: dict[str, Any], images: dict[str, str]) -> dict[str, Any]:

@@ -55,8 +55,10 @@ def route(sim: Simulator, provider: str) -> Route:
         size = sim.provider_config(provider).output_size_bytes
         if size is not None and size > len(video):
             return StreamingResponse(
-                _padded(video, size), media_type="video/mp4",
-                headers={"Accept-Ranges": "none", "Content-Length": str(size)})
+                _padded(video, size),
+                media_type="video/mp4",
+                headers={"Accept-Ranges": "none", "Content-Length": str(size)},
+            )
         return Response(video, media_type="video/mp4", headers={"Accept-Ranges": "none"})
 
     return Route(PATH, download, methods=["GET"])

@@ -135,7 +135,9 @@ async def _submit(sim: Simulator, request: Request, sync: bool) -> tuple[Respons
         sim.record_submit(NAME, body, accepted=False)
         return error_response(400, f"Invalid input: {exc}"), None
     try:
-        images = await load_images(params["image"], params["last_image"], allow_data_uri=False, formats=BYTEDANCE_FORMATS)
+        images = await load_images(
+            params["image"], params["last_image"], allow_data_uri=False, formats=BYTEDANCE_FORMATS
+        )
     except ImageProblem as exc:
         sim.record_submit(NAME, body, accepted=False)
         return error_response(400, _upstream_error(400, str(exc))), None
@@ -143,7 +145,9 @@ async def _submit(sim: Simulator, request: Request, sync: bool) -> tuple[Respons
     kept = {k: body[k] for k in ("input", "webhook", "policy") if k in body}
     kept["input"] = replace_images(inp, images.shas())
     cfg = sim.provider_config(NAME)
-    record_ttl = cfg.record_ttl_s if cfg.record_ttl_s is not None else (RUNSYNC_RECORD_TTL_S if sync else RUN_RECORD_TTL_S)
+    record_ttl = (
+        cfg.record_ttl_s if cfg.record_ttl_s is not None else (RUNSYNC_RECORD_TTL_S if sync else RUN_RECORD_TTL_S)
+    )
     task = start_task(
         sim,
         NAME,

@@ -1,10 +1,10 @@
 """Run the simulator over real HTTP: ``SimulatorServer`` (a daemon thread, for tests) and ``serve``.
 
-    with SimulatorServer(SimConfig(...)) as srv:
-        base = srv.provider_url("runpod")      # http://127.0.0.1:PORT/runpod
-        image_url = srv.put_asset("a.png", png_bytes)
-        ...
-        srv.sim.stats()
+with SimulatorServer(SimConfig(...)) as srv:
+    base = srv.provider_url("runpod")      # http://127.0.0.1:PORT/runpod
+    image_url = srv.put_asset("a.png", png_bytes)
+    ...
+    srv.sim.stats()
 """
 
 from __future__ import annotations

@@ -77,7 +77,12 @@ def classify(method: str, path: str) -> str:
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None, reason: str | None = None
 ) -> Response:
-    body = {"code": status, "reason": reason or REASONS.get(status, "INTERNAL_ERROR"), "message": message, "metadata": {}}
+    body = {
+        "code": status,
+        "reason": reason or REASONS.get(status, "INTERNAL_ERROR"),
+        "message": message,
+        "metadata": {},
+    }
     return JSONResponse(body, status_code=status, headers=headers)
 
 
