@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from . import common
+from benchmarks import common
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     print(f"seedance-pipeline benchmarks ({'quick' if args.quick else 'full'}); start: {common.loadavg()}", flush=True)
     if only & {1, 3}:
-        from . import bench_throughput
+        from benchmarks import bench_throughput
 
         bench_throughput.run(args.quick, args.profile, args.diagnostics)
     if 2 in only and 4 in only:
@@ -40,22 +40,22 @@ def main(argv: list[str] | None = None) -> int:
         # which that wait does not change. Run together, they save benchmark 4's minute; 4 prints after 2.
         from concurrent.futures import ThreadPoolExecutor
 
-        from . import bench_memory, bench_requests
+        from benchmarks import bench_memory, bench_requests
 
         with ThreadPoolExecutor(1) as pool:
             memory = pool.submit(bench_memory.measure_all, args.quick)
             bench_requests.run(args.quick)
             bench_memory.report_all(memory.result(), note=" (measured while benchmark 2 waited)")
     elif 2 in only:
-        from . import bench_requests
+        from benchmarks import bench_requests
 
         bench_requests.run(args.quick)
     elif 4 in only:
-        from . import bench_memory
+        from benchmarks import bench_memory
 
         bench_memory.run(args.quick)
     if 5 in only:
-        from . import bench_sensors
+        from benchmarks import bench_sensors
 
         bench_sensors.run(args.quick)
     print(

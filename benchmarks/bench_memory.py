@@ -3,7 +3,8 @@
 A fresh Python process (so the figure is not the benchmark runner's own peak) imports the engine, runs
 20 tasks on the simulator (its own process, ``output_size_bytes`` = S MB: the real MP4's ftyp head, then
 zero padding, streamed with a Content-Length), and streams every output with ``ProviderClient.download``
-(through ``generate_clip``) into local storage. Peak RSS = that process's ``VmHWM`` (its own peak; ``ru_maxrss`` would include its parent's, carried across exec); also printed:
+(through ``generate_clip``) into local storage. Peak RSS = that process's ``VmHWM`` (its own peak; ``ru_maxrss``
+would include its parent's, carried across exec); also printed:
 its RSS after imports, before any download (the baseline). Done for S and 2 S (full: 100 and 200 MB).
 """
 
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-from .common import SimProcess, loadavg, png, report, sim_config
+from benchmarks.common import SimProcess, loadavg, png, report, sim_config
 
 CHILD = r"""
 import asyncio, json, os, sys, tempfile, time

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from .common import SimProcess, loadavg, png, report, sim_config
+from benchmarks.common import SimProcess, loadavg, png, report, sim_config
 
 WS_MODEL = "bytedance/seedance-v1.5-pro/image-to-video"
 RUNPOD_ENDPOINT = "seedance-v1-5-pro-i2v"
@@ -45,13 +45,15 @@ def _input(image_url: str, i: int) -> dict:
 
 
 def run_ours(sim: SimProcess, provider: str, n: int, image_url: str, prior_s: float, scale: float) -> dict[str, float]:
+    import tempfile
+
+    import fsspec
+
     from seedance_pipeline.generation import build_request, prepare
     from seedance_pipeline.providers import get_adapter
     from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
     from seedance_pipeline.providers.images import inspect_image
     from seedance_pipeline.providers.states import TaskState
-    import fsspec
-    import tempfile
 
     img = inspect_image(image_url, png(1))
     seen: dict[str, float] = {}

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import loadavg, quiet_dagster, report
+from benchmarks.common import loadavg, quiet_dagster, report
 
 
 def _write_local(root: Path, n_images: int, n_prompts: int) -> None:
@@ -236,7 +236,8 @@ def run(quick: bool = False) -> None:
             t0 = time.monotonic()
             _write_s3(s3, n_images, n_prompts)
             print(
-                f"    ({n_images + n_prompts} objects uploaded to the S3 server in {time.monotonic() - t0:.0f} s, untimed)",
+                f"    ({n_images + n_prompts} objects uploaded to the S3 server"
+                f" in {time.monotonic() - t0:.0f} s, untimed)",
                 flush=True,
             )
             storage_sensor_figures("S3 (moto server)", s3, n_images, n_prompts, steady, quick)

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import (
+from benchmarks.common import (
     SimProcess,
     ThreadCPU,
     cpu_s,
@@ -136,7 +136,7 @@ def postgres_instance(tmp: str, *, stock: bool = False):
     import dagster as dg
     import yaml
 
-    from .common import free_port
+    from benchmarks.common import free_port
 
     data, port = os.path.join(tmp, "pg"), free_port()
     os.makedirs(data)
@@ -197,9 +197,8 @@ def _storage(kind: str, tmp: str):
         return
     import boto3
 
+    from benchmarks.common import free_port
     from seedance_pipeline_tests.s3server import dummy_aws_environ
-
-    from .common import free_port
 
     with dummy_aws_environ():
         port = free_port()

@@ -149,7 +149,7 @@ class SimProcess:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     err = self.proc.stderr.read().decode() if self.proc.stderr else ""
                     self.stop()
-                    raise RuntimeError(f"the simulator did not start: {err[-2000:]}")
+                    raise RuntimeError(f"the simulator did not start: {err[-2000:]}") from None
                 time.sleep(0.1)
 
     def url(self, provider: str) -> str:
@@ -185,10 +185,8 @@ class SimProcess:
                 self.proc.wait()
         if self.proc.stderr:
             self.proc.stderr.close()
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(self._config_path)
-        except FileNotFoundError:
-            pass
 
     def __enter__(self) -> SimProcess:
         return self

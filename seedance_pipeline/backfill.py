@@ -14,13 +14,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.utils import make_new_backfill_id
 
-from .assets.clips import PROVIDER_TAG
-from .clip_plan import (
+from seedance_pipeline.assets.clips import PROVIDER_TAG
+from seedance_pipeline.clip_plan import (
     CLIPS_KEY,
     Item,
     Mode,
@@ -30,10 +30,10 @@ from .clip_plan import (
     prepare_items,
     select,
 )
-from .partitions import IMAGES, PROMPTS
-from .provider_resource import SeedanceProviders
-from .storage import SeedanceStorage
-from .tasks import TaskStore
+from seedance_pipeline.partitions import IMAGES, PROMPTS
+from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.tasks import TaskStore
 
 TRIGGER_TAG = "seedance/trigger"
 

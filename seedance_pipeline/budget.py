@@ -17,8 +17,8 @@ import threading
 
 import dagster as dg
 
-from .errors import OverBudget, SeedanceError
-from .tasks import AttemptRecord, TaskStore
+from seedance_pipeline.errors import OverBudget, SeedanceError
+from seedance_pipeline.tasks import AttemptRecord, TaskStore
 
 PER_RUN_ENV = "SEEDANCE_BUDGET_PER_RUN_USD"
 PER_DAY_ENV = "SEEDANCE_BUDGET_PER_DAY_USD"

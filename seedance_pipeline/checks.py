@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from . import model_spec
-from .video import VideoProbe
+from seedance_pipeline import model_spec
+from seedance_pipeline.video import VideoProbe
 
 CLIPS_KEY = dg.AssetKey("clips")
 PLAYS_TO_END = "plays_to_end"

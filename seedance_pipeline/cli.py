@@ -8,15 +8,16 @@ import os
 import sys
 from contextlib import ExitStack
 from importlib import resources
+from pathlib import Path
 
 import click
 import fsspec
 
-from .errors import InvalidRequest, MissingApiKey, ProviderError, SeedanceError
-from .generation import build_request, default_presigner, generate_clip, prepare
-from .providers import PROVIDERS, base_url_env, get_adapter
-from .providers.engine import ClientSettings, ProviderClient
-from .providers.request import AspectRatio, Resolution
+from seedance_pipeline.errors import InvalidRequest, MissingApiKey, ProviderError, SeedanceError
+from seedance_pipeline.generation import build_request, default_presigner, generate_clip, prepare
+from seedance_pipeline.providers import PROVIDERS, base_url_env, get_adapter
+from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
+from seedance_pipeline.providers.request import AspectRatio, Resolution
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 SIMULATOR_KEY = "simulator-key"  # the built-in simulator accepts any non-empty key
@@ -106,7 +107,7 @@ def generate(
             )
             settings = ClientSettings()
             if simulator:
-                from .simulator.server import SimulatorServer
+                from seedance_pipeline.simulator.server import SimulatorServer
 
                 server = stack.enter_context(SimulatorServer())
                 base_url, api_key = server.provider_url(provider), SIMULATOR_KEY
@@ -164,10 +165,10 @@ async def _generate(adapter, api_key, base_url, settings, prepared, fs, path):
 )
 def simulate(host: str, port: int, config_file: str | None) -> None:
     """Serve the five providers' APIs under http://HOST:PORT/<provider>."""
-    from .simulator.config import SimConfig
-    from .simulator.server import serve
+    from seedance_pipeline.simulator.config import SimConfig
+    from seedance_pipeline.simulator.server import serve
 
-    config = SimConfig.model_validate_json(open(config_file).read()) if config_file else SimConfig()
+    config = SimConfig.model_validate_json(Path(config_file).read_text()) if config_file else SimConfig()
     click.echo(f"simulator on http://{host}:{port}/<{'|'.join(PROVIDERS)}>", err=True)
     serve(host, port, config)
 
@@ -178,8 +179,8 @@ def simulate(host: str, port: int, config_file: str | None) -> None:
 )
 def demo_data(storage_url: str | None) -> None:
     """Write three sample images and two prompts into storage (only files that are missing)."""
-    from .demo import write_demo_data
-    from .storage import SeedanceStorage
+    from seedance_pipeline.demo import write_demo_data
+    from seedance_pipeline.storage import SeedanceStorage
 
     storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url)
     written = write_demo_data(storage)
@@ -197,9 +198,9 @@ def run_command(storage_url: str | None) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    from .provider_resource import SeedanceProviders
-    from .runner import dagster_instance, format_report, run_pipeline
-    from .storage import SeedanceStorage
+    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.runner import dagster_instance, format_report, run_pipeline
+    from seedance_pipeline.storage import SeedanceStorage
 
     storage = (
         SeedanceStorage.from_env()
@@ -217,10 +218,10 @@ def _pipeline_context(storage_url: str | None):
     import warnings
 
     warnings.filterwarnings("ignore")
-    from .definitions import build_definitions
-    from .provider_resource import SeedanceProviders
-    from .runner import Executor, RunReport, dagster_instance, refresh_sources
-    from .storage import SeedanceStorage
+    from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.runner import Executor, RunReport, dagster_instance, refresh_sources
+    from seedance_pipeline.storage import SeedanceStorage
 
     storage = (
         SeedanceStorage.from_env()
@@ -269,7 +270,7 @@ def forecast(mode: str, list_clips: bool, prompts, images, storage_url) -> None:
 
     Refreshes the sources from storage first (as the storage sensor would), so edits are counted.
     """
-    from .backfill import format_plan, plan
+    from seedance_pipeline.backfill import format_plan, plan
 
     instance, storage, providers, _ = _pipeline_context(storage_url)
     result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
@@ -290,7 +291,7 @@ def backfill(changed: bool, missing: bool, dry_run: bool, max_usd: float | None,
     Launches one Dagster backfill per provider (tagged seedance/provider for the run queue's limits); the
     Dagster daemon runs it (`make ui`, or `dagster-daemon run`). Unchanged clips are not touched.
     """
-    from .backfill import format_plan, launch, plan
+    from seedance_pipeline.backfill import format_plan, launch, plan
 
     if not (changed or missing):
         raise click.UsageError("say what to backfill: --changed, --missing, or both")
@@ -338,8 +339,8 @@ def tasks() -> None:
 
 
 def _task_store(storage_url: str | None):
-    from .storage import SeedanceStorage
-    from .tasks import TaskStore
+    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.tasks import TaskStore
 
     storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url)
     return TaskStore(storage)
@@ -372,7 +373,7 @@ def tasks_list(storage_url: str | None) -> None:
 
 
 def _close(store, attempt_id: str, note: str):
-    from .tasks import OPEN_STATES
+    from seedance_pipeline.tasks import OPEN_STATES
 
     try:
         record = store.load(attempt_id)
@@ -420,10 +421,10 @@ def tasks_retry(attempt_id: str, storage_url: str | None, yes: bool) -> None:
     if not yes and not click.confirm("Submit again?", default=False):
         raise click.Abort()
     _close(store, attempt_id, "superseded by a retry")
-    from .definitions import build_definitions
-    from .partitions import clip_key
-    from .provider_resource import SeedanceProviders
-    from .runner import dagster_instance
+    from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.partitions import clip_key
+    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.runner import dagster_instance
 
     defs = build_definitions(store.storage, SeedanceProviders.from_env())
     result = defs.resolve_job_def("clips_job").execute_in_process(

@@ -14,17 +14,17 @@ from typing import Literal
 
 import dagster as dg
 
-from . import lineage, model_spec, pricing
-from .assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
-from .errors import InvalidRequest
-from .generation import PreparedRequest, build_request, prepare
-from .partitions import clip_key
-from .prompt_spec import PromptSpec
-from .provider_resource import SeedanceProviders
-from .providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
-from .providers.images import ImageData, inspect_image, is_http_url
-from .storage import SeedanceStorage, sidecar_of
-from .tasks import AttemptRecord, TaskStore
+from seedance_pipeline import lineage, model_spec, pricing
+from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
+from seedance_pipeline.errors import InvalidRequest
+from seedance_pipeline.generation import PreparedRequest, build_request, prepare
+from seedance_pipeline.partitions import clip_key
+from seedance_pipeline.prompt_spec import PromptSpec
+from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
+from seedance_pipeline.providers.images import ImageData, inspect_image, is_http_url
+from seedance_pipeline.storage import SeedanceStorage, sidecar_of
+from seedance_pipeline.tasks import AttemptRecord, TaskStore
 
 CLIPS_KEY = dg.AssetKey("clips")
 CLIPS_CODE_VERSION = "1"  # bump when the request mapping or the model changes

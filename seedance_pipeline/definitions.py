@@ -7,15 +7,15 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
-from .assets.clip_checks import matches_request, plays_to_end  # noqa: E402
-from .assets.clips import clips  # noqa: E402
-from .assets.reports import cost_report  # noqa: E402
-from .assets.sources import prompts, source_images  # noqa: E402
-from .jobs import clips_job, cost_report_job, daily_cost_report, prompts_job, source_images_job  # noqa: E402
-from .budget import SpendPolicy  # noqa: E402
-from .provider_resource import SeedanceProviders  # noqa: E402
-from .sensors import pending_tasks_sensor, storage_sensor  # noqa: E402
-from .storage import SeedanceStorage  # noqa: E402
+from seedance_pipeline.assets.clip_checks import matches_request, plays_to_end  # noqa: E402
+from seedance_pipeline.assets.clips import clips  # noqa: E402
+from seedance_pipeline.assets.reports import cost_report  # noqa: E402
+from seedance_pipeline.assets.sources import prompts, source_images  # noqa: E402
+from seedance_pipeline.budget import SpendPolicy  # noqa: E402
+from seedance_pipeline.jobs import clips_job, cost_report_job, daily_cost_report, prompts_job, source_images_job  # noqa: E402
+from seedance_pipeline.provider_resource import SeedanceProviders  # noqa: E402
+from seedance_pipeline.sensors import pending_tasks_sensor, storage_sensor  # noqa: E402
+from seedance_pipeline.storage import SeedanceStorage  # noqa: E402
 
 ASSETS = [source_images, prompts, clips, cost_report]
 CHECKS = [plays_to_end, matches_request]

@@ -7,7 +7,7 @@ from importlib import resources
 
 from PIL import Image, ImageDraw
 
-from .storage import SeedanceStorage
+from seedance_pipeline.storage import SeedanceStorage
 
 PROMPTS = {
     "dusk-dolly": """\

@@ -18,14 +18,14 @@ from typing import Any, Protocol
 import fsspec
 from pydantic import ValidationError
 
-from . import model_spec, pricing
-from .errors import DownloadFailed, InvalidRequest, TaskFailed
-from .providers.base import ImageRefs, ProviderAdapter, WireRequest
-from .providers.engine import ProviderClient
-from .providers.images import ImageData, is_http_url, load_image
-from .providers.request import GenerationRequest
-from .providers.states import TaskSnapshot, TaskState
-from .providers.validation import validate_image, validate_request, wire_aspect_ratio
+from seedance_pipeline import model_spec, pricing
+from seedance_pipeline.errors import DownloadFailed, InvalidRequest, TaskFailed
+from seedance_pipeline.providers.base import ImageRefs, ProviderAdapter, WireRequest
+from seedance_pipeline.providers.engine import ProviderClient
+from seedance_pipeline.providers.images import ImageData, is_http_url, load_image
+from seedance_pipeline.providers.request import GenerationRequest
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.validation import validate_image, validate_request, wire_aspect_ratio
 
 Presigner = Callable[[str], "str | None"]
 

@@ -1,13 +1,12 @@
 """Jobs and schedules."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from .assets.clips import CLIPS_KEY
-from .assets.reports import cost_report
-from .assets.sources import prompts, source_images
-
+from seedance_pipeline.assets.clips import CLIPS_KEY
+from seedance_pipeline.assets.reports import cost_report
+from seedance_pipeline.assets.sources import prompts, source_images
 
 clips_job = dg.define_asset_job(
     "clips_job",
@@ -28,9 +27,9 @@ cost_report_job = dg.define_asset_job("cost_report_job", selection=[cost_report]
 )
 def daily_cost_report(context: dg.ScheduleEvaluationContext):
     """Just after midnight UTC, report yesterday (the day that just ended)."""
-    yesterday = (context.scheduled_execution_time.astimezone(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%d")
+    yesterday = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
     return dg.RunRequest(run_key=f"cost_report:{yesterday}", partition_key=yesterday)
 
 
 def today_utc() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    return datetime.now(UTC).strftime("%Y-%m-%d")

@@ -18,8 +18,8 @@ import dagster as dg
 import httpx
 from pydantic import PrivateAttr
 
-from .providers import ADAPTER_CLASSES, PROVIDERS, base_url_env, get_adapter
-from .providers.engine import ClientSettings, ProviderClient
+from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env, get_adapter
+from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 
 SIMULATOR_KEY = "simulator-key"
 SIMULATOR_URL_ENV = "SEEDANCE_SIMULATOR_URL"  # a simulator already running (``seedance-pipeline simulate``)
@@ -121,8 +121,8 @@ class SeedanceProviders(dg.ConfigurableResource):
     def simulator(self):
         """The built-in simulator, started on first use (loopback, free port)."""
         if self._simulator is None:
-            from .simulator.config import ProviderSimConfig, SimConfig
-            from .simulator.server import SimulatorServer
+            from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
+            from seedance_pipeline.simulator.server import SimulatorServer
 
             timing = ProviderSimConfig(latency_min_s=self.simulator_latency_s, latency_max_s=self.simulator_latency_s)
             self._simulator = SimulatorServer(SimConfig(providers={p: timing for p in PROVIDERS}))

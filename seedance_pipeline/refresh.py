@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from . import lineage
-from .assets.sources import IMAGES_KEY, IMAGES_STAMPS, PROMPTS_KEY, PROMPTS_STAMPS
-from .partitions import IMAGES, PROMPTS, clip_key
-from .storage import Rejected, SeedanceStorage, StoredFile
+from seedance_pipeline import lineage
+from seedance_pipeline.assets.sources import IMAGES_KEY, IMAGES_STAMPS, PROMPTS_KEY, PROMPTS_STAMPS
+from seedance_pipeline.partitions import IMAGES, PROMPTS, clip_key
+from seedance_pipeline.storage import Rejected, SeedanceStorage, StoredFile
 
 
 @dataclass
@@ -71,7 +71,7 @@ def clip_range_tags(images: list[str], prompts: list[str]) -> dict[str, str]:
 
 
 def add_requests(plan: RefreshPlan) -> list[dg.AddDynamicPartitionsRequest]:
-    from .partitions import image_partitions, prompt_partitions
+    from seedance_pipeline.partitions import image_partitions, prompt_partitions
 
     requests = []
     if plan.new_images:

@@ -15,15 +15,15 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from .assets.clips import CLIPS_KEY
-from .budget import SpendPolicy
-from .definitions import build_definitions
-from .instance_config import ensure_instance_config
-from .jobs import today_utc
-from .partitions import IMAGES, PROMPTS
-from .provider_resource import SeedanceProviders
-from .refresh import clip_range_tags, plan_refresh, range_tags
-from .storage import SeedanceStorage
+from seedance_pipeline.assets.clips import CLIPS_KEY
+from seedance_pipeline.budget import SpendPolicy
+from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.instance_config import ensure_instance_config
+from seedance_pipeline.jobs import today_utc
+from seedance_pipeline.partitions import IMAGES, PROMPTS
+from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.refresh import clip_range_tags, plan_refresh, range_tags
+from seedance_pipeline.storage import SeedanceStorage
 
 DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"
 

@@ -7,18 +7,18 @@ from collections import Counter
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
-from . import backfill
-from .assets.clips import CLIPS_KEY, PROVIDER_TAG
-from .assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
-from .backfill import TRIGGER_TAG
-from .budget import SpendPolicy
-from .clip_plan import planned_provider
-from .provider_resource import SeedanceProviders
-from .jobs import clips_job, prompts_job, source_images_job
-from .partitions import clip_key
-from .refresh import add_requests, clip_range_tags, plan_refresh, range_tags
-from .storage import SeedanceStorage
-from .tasks import TaskStore, orphaned
+from seedance_pipeline import backfill
+from seedance_pipeline.assets.clips import CLIPS_KEY, PROVIDER_TAG
+from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
+from seedance_pipeline.backfill import TRIGGER_TAG
+from seedance_pipeline.budget import SpendPolicy
+from seedance_pipeline.clip_plan import planned_provider
+from seedance_pipeline.jobs import clips_job, prompts_job, source_images_job
+from seedance_pipeline.partitions import clip_key
+from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.refresh import add_requests, clip_range_tags, plan_refresh, range_tags
+from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.tasks import TaskStore, orphaned
 
 SENSOR_INTERVAL_S = 30
 

@@ -22,8 +22,8 @@ import dagster as dg
 import fsspec
 from pydantic import PrivateAttr
 
-from .keys import key_problem
-from .storage_io import atomic_copy, atomic_writer, is_local
+from seedance_pipeline.keys import key_problem
+from seedance_pipeline.storage_io import atomic_copy, atomic_writer, is_local
 
 STORAGE_URL_ENV = "SEEDANCE_STORAGE_URL"
 S3_ENDPOINT_ENV = "SEEDANCE_S3_ENDPOINT_URL"

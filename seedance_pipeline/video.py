@@ -9,15 +9,16 @@ machines (decoding its 96 frames is 14 ms of it); the preview adds about 1 ms.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import av
 
-VideoSource = Union[bytes, bytearray, memoryview, str, os.PathLike, IO[bytes]]
+VideoSource = bytes | bytearray | memoryview | str | os.PathLike | IO[bytes]
 
 # Brands are not checked: any ISO-BMFF file (mp4, mov, m4v, 3gp ...) starts with an ftyp box.
 _FTYP = b"ftyp"
@@ -93,10 +94,8 @@ class _Opened:
 
     def __exit__(self, *exc: object) -> None:
         if self._fileobj is not None and self._restore_pos is not None:
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 self._fileobj.seek(self._restore_pos)
-            except (OSError, ValueError):
-                pass
 
 
 def _open_container(target: Any) -> Any:

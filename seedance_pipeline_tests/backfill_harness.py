@@ -34,18 +34,17 @@ from seedance_pipeline.assets.clips import PROVIDER_TAG
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.instance_config import embedded_instance_config
 from seedance_pipeline.partitions import IMAGES, PROMPTS, clip_key
-from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
 from seedance_pipeline.provider_resource import (
     EXPECTED_LATENCY_ENV,
     SIMULATOR_URL_ENV,
     SeedanceProviders,
     max_in_flight_env,
 )
+from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
 from seedance_pipeline.refresh import plan_refresh, range_tags
 from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV, SeedanceStorage
-
-from .conftest import png
-from .dagster_dev import DagsterDev, _default_signals
+from seedance_pipeline_tests.conftest import png
+from seedance_pipeline_tests.dagster_dev import DagsterDev, _default_signals
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "seedance_pipeline"
@@ -172,7 +171,7 @@ class DagsterDaemon(DagsterDev):
 
         exe = Path(sys.executable).with_name("dagster-daemon")
         cmd = [str(exe) if exe.exists() else "dagster-daemon", "run", "-w", str(self.workspace)]
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (open while the daemon runs; closed in stop())
         self.proc = subprocess.Popen(
             cmd,
             cwd=self.cwd,
@@ -320,8 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
     from seedance_pipeline.simulator.server import SimulatorServer
-
-    from .pg import PgCluster, find_pg_bin
+    from seedance_pipeline_tests.pg import PgCluster, find_pg_bin
 
     parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
     parser.add_argument("--instance", choices=["sqlite", "postgres"], required=True)

@@ -358,9 +358,8 @@ def measure(
     for path in storage.fs.find(storage.root):
         if ".part-" in path:
             result.half_written.append(path)
-        elif not path.endswith((".mp4", ".parquet", ".png")):
-            if SIMULATOR_KEY.encode() in storage.read_bytes(path):
-                result.key_leaks.append(path)
+        elif not path.endswith((".mp4", ".parquet", ".png")) and SIMULATOR_KEY.encode() in storage.read_bytes(path):
+            result.key_leaks.append(path)
     stats = sim.sim.stats()
     result.faults_applied = dict(Counter({f"{f['kind']}": 0 for f in stats["faults"]}))
     for f in stats["faults"]:
@@ -426,8 +425,8 @@ def format_table(r: CampaignResult) -> str:
 
 @contextlib.contextmanager
 def _s3_storage(cfg: CampaignConfig):
-    from .s3faults import S3FaultProxy
-    from .s3server import dummy_aws_environ, moto_server
+    from seedance_pipeline_tests.s3faults import S3FaultProxy
+    from seedance_pipeline_tests.s3server import dummy_aws_environ, moto_server
 
     with dummy_aws_environ(), moto_server() as url:
         import boto3

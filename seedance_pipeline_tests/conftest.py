@@ -17,6 +17,12 @@ from seedance_pipeline.storage import SeedanceStorage
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
+pytest_plugins = (  # fixtures of their own modules, for every test module
+    "seedance_pipeline_tests.pg",
+    "seedance_pipeline_tests.s3server",
+    "seedance_pipeline_tests.simulator_support",
+)
+
 FAST = 0.2  # simulated generation seconds: fast tests, same protocol
 
 

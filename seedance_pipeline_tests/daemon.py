@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .dagster_dev import _default_signals
+from seedance_pipeline_tests.dagster_dev import _default_signals
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,6 +10,7 @@ command line (``--screenshot`` / ``--dump-dom``), so no browser-automation packa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -92,7 +93,7 @@ class DagsterDev:
             "-p",
             str(self.port),
         ]
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (open while dagster dev runs; closed in stop())
         self.proc = subprocess.Popen(
             cmd,
             cwd=self.cwd,
@@ -172,10 +173,8 @@ class DagsterDev:
         return members
 
     def _signal_group(self, sig: int) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def _wait(self, until: float, group: bool) -> bool:
         """Wait for the leader (and, with ``group``, every process of the group) to exit; True if done."""

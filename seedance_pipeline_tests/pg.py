@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from .dagster_dev import free_port
+from seedance_pipeline_tests.dagster_dev import free_port
 
 INSTALL_HINT = (
     "install Debian's PostgreSQL: `sudo apt-get update && sudo apt-get install -y postgresql` (or `make sysdeps`)"

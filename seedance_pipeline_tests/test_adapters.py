@@ -87,7 +87,10 @@ def test_runpod_status_words(raw, state):
 
 
 def test_runpod_failed_embedded_upstream_message_and_moderation():
-    err = 'Error submitting task: 400, {"code":400,"message":"The request failed because the input text may contain sensitive information."}'
+    err = (
+        'Error submitting task: 400, {"code":400,"message":"The request failed because the input text may'
+        ' contain sensitive information."}'
+    )
     snap = get_adapter("runpod").parse_poll(reply({"id": "x", "status": "FAILED", "error": err}))
     assert snap.state is TaskState.FAILED
     assert snap.error == "The request failed because the input text may contain sensitive information."

@@ -16,9 +16,8 @@ from seedance_pipeline.cli import main
 from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.storage import SeedanceStorage
 from seedance_pipeline.tasks import TaskStore
-
-from .conftest import put, requests_total
-from .daemon import DagsterDaemon
+from seedance_pipeline_tests.conftest import put, requests_total
+from seedance_pipeline_tests.daemon import DagsterDaemon
 
 CLIPS = dg.AssetKey("clips")
 QUICK_PAN = {"mountains|quick-pan", "tower|quick-pan"}

@@ -22,8 +22,7 @@ from PIL import Image
 from seedance_pipeline.provider_resource import SeedanceProviders
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.simulator.server import SimulatorServer
-
-from .conftest import FAST, fast_config, png, put
+from seedance_pipeline_tests.conftest import FAST, fast_config, png, put
 
 GOOD_PROMPT = "text: a calm lake\nimages: [good]\nprovider: novita\nduration: 4\nresolution: 480p\nseed: 1\n"
 

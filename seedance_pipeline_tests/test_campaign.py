@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from .campaign import CampaignConfig, format_table, run_campaign, violations
+from seedance_pipeline_tests.campaign import CampaignConfig, format_table, run_campaign, violations
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -691,7 +691,8 @@ def test_figures_requests_and_wall_time_per_clip_at_default_latency(tmp_path):
         rows = asyncio.run(all_of())
         requests = server.sim.stats()["requests"]
     print(
-        f"\nper clip at the simulator's default latency ({latency:.1f} s), ClientSettings(expected_latency_s={latency}):"
+        f"\nper clip at the simulator's default latency ({latency:.1f} s),"
+        f" ClientSettings(expected_latency_s={latency}):"
     )
     for p, wall, result in rows:
         r = requests[p]

@@ -29,8 +29,7 @@ from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline.storage import SeedanceStorage
 from seedance_pipeline.tasks import TaskStore
 from seedance_pipeline.video import probe_video
-
-from .conftest import fast_config, png, put
+from seedance_pipeline_tests.conftest import fast_config, png, put
 
 IMAGES = ("a", "b", "c")
 PROMPT = (

@@ -22,8 +22,6 @@ from seedance_pipeline.provider_resource import (
 from seedance_pipeline.providers import PROVIDERS
 from seedance_pipeline.providers.engine import ClientSettings
 
-from .pg import pg_server  # noqa: F401 (fixture)
-
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
 PG_ENV = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB")
@@ -79,7 +77,7 @@ def test_deploy_yaml_rejects_a_broken_copy(tmp_path):
         dagster_instance_config(str(home))
 
 
-def test_instance_from_deploy_yaml_on_live_postgres(tmp_path, pg_server, monkeypatch):  # noqa: F811
+def test_instance_from_deploy_yaml_on_live_postgres(tmp_path, pg_server, monkeypatch):
     from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
     from seedance_pipeline.event_logs.postgres import PooledPostgresEventLogStorage

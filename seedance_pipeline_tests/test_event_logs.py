@@ -22,9 +22,7 @@ from dagster._core.events import DagsterEventType
 
 from seedance_pipeline.event_logs.sqlite import PooledSqliteEventLogStorage
 from seedance_pipeline.instance_config import embedded_instance_config, ensure_instance_config
-
-from .pg import pg_server  # noqa: F401 (fixture)
-from .test_deploy_config import DEPLOY_YAML
+from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML
 
 PARTS = dg.StaticPartitionsDefinition([f"p{i:02d}" for i in range(30)])
 THING = dg.AssetKey("thing")
@@ -220,7 +218,7 @@ def _pg_home(tmp_path: Path, stock: bool) -> Path:
 
 
 @pytest.mark.parametrize("stock", [False, True], ids=["deploy-yaml", "dagster-postgres-stock"])
-def test_postgres_connections_do_not_grow_with_the_events_a_run_stores(tmp_path, pg_server, monkeypatch, stock):  # noqa: F811
+def test_postgres_connections_do_not_grow_with_the_events_a_run_stores(tmp_path, pg_server, monkeypatch, stock):
     db = pg_server.create_database(f"event_log_{'stock' if stock else 'pooled'}")
     for name, value in pg_server.dagster_env(db).items():
         monkeypatch.setenv(name, value)
@@ -238,7 +236,7 @@ def test_postgres_connections_do_not_grow_with_the_events_a_run_stores(tmp_path,
         assert large - small <= 1, (small, large)
 
 
-def test_postgres_event_log_reconnects_after_the_server_drops_its_connection(tmp_path, pg_server, monkeypatch):  # noqa: F811
+def test_postgres_event_log_reconnects_after_the_server_drops_its_connection(tmp_path, pg_server, monkeypatch):
     db = pg_server.create_database("event_log_dropped")
     for name, value in pg_server.dagster_env(db).items():
         monkeypatch.setenv(name, value)

@@ -23,8 +23,7 @@ import yaml
 from dagster._core.instance.config import dagster_instance_config
 
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
-
-from .test_deploy_config import DEPLOY_YAML
+from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML
 
 REPO = Path(__file__).resolve().parents[1]
 VALUES = REPO / "deploy" / "k8s" / "values.yaml"

@@ -15,8 +15,7 @@ from seedance_pipeline.definitions import ASSETS, CHECKS
 from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.video import probe_video
-
-from .conftest import put, requests_total
+from seedance_pipeline_tests.conftest import put, requests_total
 
 CLIPS = dg.AssetKey("clips")
 DEMO_CLIPS = {"mountains|dusk-dolly", "tiles|dusk-dolly", "tower|dusk-dolly", "mountains|quick-pan", "tower|quick-pan"}
@@ -142,6 +141,6 @@ def test_failed_clips_do_not_lose_the_others(storage, providers, instance, sim):
 
 
 def conftest_png(size, color=(200, 120, 40)):
-    from .conftest import png
+    from seedance_pipeline_tests.conftest import png
 
     return png(size, color)

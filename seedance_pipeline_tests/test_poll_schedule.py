@@ -126,8 +126,7 @@ def test_only_tasks_seen_from_their_submit_are_learned(sim, tmp_path):
     from seedance_pipeline.generation import build_request, generate_clip, prepare
     from seedance_pipeline.providers import get_adapter
     from seedance_pipeline.providers.engine import ProviderClient
-
-    from .conftest import FAST, png
+    from seedance_pipeline_tests.conftest import FAST, png
 
     image = tmp_path / "cat.png"
     image.write_bytes(png())

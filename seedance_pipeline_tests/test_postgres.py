@@ -20,10 +20,8 @@ from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.storage import SeedanceStorage
 from seedance_pipeline.video import probe_video
-
-from .backfill_harness import Catalog, Figures, make_catalog, peak_overlap, run_backfill
-from .pg import pg_server  # noqa: F401 (fixture)
-from .test_deploy_config import DEPLOY_YAML, RUNS_PER_PROVIDER
+from seedance_pipeline_tests.backfill_harness import Catalog, Figures, make_catalog, peak_overlap, run_backfill
+from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML, RUNS_PER_PROVIDER
 
 # Every provider goes to the simulator below over loopback (SEEDANCE_SIMULATOR_URL); RunPod takes images as
 # URLs only, which the simulator hosts. 2 providers x 3 prompts x 5 images: 30 clips in 6 runs (one per prompt).
@@ -83,7 +81,7 @@ def simulator():
         yield server
 
 
-def test_backfill_through_the_queue_on_postgres(tmp_path, pg_server, simulator, monkeypatch):  # noqa: F811
+def test_backfill_through_the_queue_on_postgres(tmp_path, pg_server, simulator, monkeypatch):
     t_start = time.monotonic()
     db = pg_server.create_database("backfill")
     pg_env = pg_server.dagster_env(db)

@@ -27,9 +27,8 @@ from seedance_pipeline.sensors import storage_sensor
 from seedance_pipeline.storage import SeedanceStorage, sidecar_of
 from seedance_pipeline.storage_io import atomic_writer
 from seedance_pipeline.tasks import TaskStore
-
-from .conftest import png, put, requests_total
-from .s3server import aws_env, bucket, object_keys, s3, s3_endpoint, s3_storage  # noqa: F401 (fixtures)
+from seedance_pipeline_tests.conftest import png, put, requests_total
+from seedance_pipeline_tests.s3server import object_keys
 
 DEMO_IMAGES = {"mountains", "tiles", "tower"}
 DEMO_PROMPTS = {"dusk-dolly", "quick-pan"}
@@ -221,7 +220,7 @@ def presigned_url_leaks(instance, run_ids, s3, bucket: str, root: str) -> list[s
                 kind = entry.dagster_event.event_type_value if entry.dagster_event else "log message"
                 found.append(f"run {run_id[:8]} {kind}: {(entry.user_message or '')[:120]}")
     for key in sorted(object_keys(s3, bucket, root)):
-        if key.endswith(".mp4") or key.endswith(".parquet"):
+        if key.endswith((".mp4", ".parquet")):
             continue
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace")
         if any(m in body for m in SIGNATURE_MARKERS):
@@ -302,12 +301,11 @@ def test_atomic_writer_on_s3(s3_storage, s3, bucket, size):
     fresh, existing = storage.path("out", "fresh.bin"), storage.path("out", "existing.bin")
     storage.write_bytes(existing, b"old content")
     for path in (fresh, existing):
-        with pytest.raises(RuntimeError, match="boom"):
-            with atomic_writer(storage.fs, path) as fh:
-                fh.write(b"x" * size)
-                fh.flush()  # past the 5 MiB block size this starts a multipart upload
-                fh.write(b"y" * 10)
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError, match="boom"), atomic_writer(storage.fs, path) as fh:
+            fh.write(b"x" * size)
+            fh.flush()  # past the 5 MiB block size this starts a multipart upload
+            fh.write(b"y" * 10)
+            raise RuntimeError("boom")
     gc.collect()  # a discarded handle must not upload when it is collected either
     assert object_keys(s3, bucket) == {f"{root}out/existing.bin"}
     assert s3.get_object(Bucket=bucket, Key=f"{root}out/existing.bin")["Body"].read() == b"old content"
@@ -366,8 +364,7 @@ def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
     """25 clips of one prompt, 2 already stored and checked: the same reuse decisions with and without the
     listing, and the 23 new clips cost no read of their own with it (without: a sidecar read per place)."""
     from seedance_pipeline.clip_plan import Candidate, Item, StoredClips, find_reusable, keep_current_version
-
-    from .s3faults import S3FaultProxy
+    from seedance_pipeline_tests.s3faults import S3FaultProxy
 
     with S3FaultProxy(s3_endpoint) as proxy:
         storage = SeedanceStorage(url=f"s3://{bucket}/team/storage", endpoint_url=proxy.url)

@@ -13,11 +13,10 @@ import httpx
 
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV
+from seedance_pipeline_tests.s3server import object_keys
 
-from .s3server import aws_env, bucket, object_keys, s3, s3_endpoint  # noqa: F401 (fixtures)
 
-
-def test_storage_from_the_environment_on_s3(monkeypatch, s3_endpoint, s3, bucket):  # noqa: F811
+def test_storage_from_the_environment_on_s3(monkeypatch, s3_endpoint, s3, bucket):
     monkeypatch.setenv(STORAGE_URL_ENV, f"s3://{bucket}/prod")
     monkeypatch.setenv(S3_ENDPOINT_ENV, s3_endpoint)
     storage = build_definitions().resources["storage"]  # what the code location loads

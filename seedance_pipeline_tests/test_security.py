@@ -27,9 +27,8 @@ from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
 from seedance_pipeline.providers.engine import MAX_REDIRECTS, ClientSettings, ProviderClient, scrub
 from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline.simulator.server import SimulatorServer
-
-from .conftest import fast_config, png
-from .s3server import DUMMY_ENV, aws_env, bucket, object_keys, s3, s3_endpoint  # noqa: F401 (fixtures)
+from seedance_pipeline_tests.conftest import fast_config, png
+from seedance_pipeline_tests.s3server import DUMMY_ENV, object_keys
 
 KEY = f"sk-sentinel-{uuid.uuid4().hex}"
 SIGNATURE_MARKERS = ("X-Amz-Signature", "X-Amz-Credential", "Signature=")

@@ -16,8 +16,7 @@ from seedance_pipeline.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.sensors import pending_tasks_sensor, storage_sensor
 from seedance_pipeline.tasks import TaskStore
-
-from .conftest import png, put, requests_total
+from seedance_pipeline_tests.conftest import png, put, requests_total
 
 PROMPT = "text: a calm lake at dawn\nprovider: novita\nduration: 4\nresolution: 480p\n"
 

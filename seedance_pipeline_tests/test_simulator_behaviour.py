@@ -8,14 +8,11 @@ import httpx
 import pytest
 
 from seedance_pipeline.simulator import FaultRule, ProviderSimConfig, SimConfig, submit_key
-
-from .test_simulator_support import (
+from seedance_pipeline_tests.simulator_support import (
     PROVIDERS,
     SUBMIT_PATHS,
-    client,  # noqa: F401  (fixture)
     fast_config,
     image_bytes,
-    make_server,  # noqa: F401  (fixture)
     poll_path,
     poll_until_terminal,
     status_of,

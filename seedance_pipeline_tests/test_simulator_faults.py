@@ -8,14 +8,11 @@ import httpx
 import pytest
 
 from seedance_pipeline.simulator import FaultRule
-
-from .test_simulator_support import (
+from seedance_pipeline_tests.simulator_support import (
     PROVIDERS,
     SUBMIT_PATHS,
-    client,  # noqa: F401  (fixture)
     fast_config,
     image_bytes,
-    make_server,  # noqa: F401  (fixture)
     poll_path,
     poll_until_terminal,
     status_of,
@@ -172,7 +169,7 @@ def test_delay_and_timed_out_submit_still_creates_task(make_server, client):
     # the POST the client gave up on still creates (and would bill) a task
     tasks = [t for t in srv.sim.tasks()]
     assert len(tasks) == 1
-    from .test_simulator_support import wait_for
+    from seedance_pipeline_tests.simulator_support import wait_for
 
     wait_for(srv.sim.tasks, lambda ts: len(ts) == 2, timeout_s=5)
 
@@ -210,11 +207,10 @@ def test_truncate_announces_full_length(make_server, client):
     srv = make_server(fast_config(faults=[FaultRule(endpoint="download", kind="truncate", times=1)]))
     url = _completed_video_url(client, srv, "vibedream")
     received = b""
-    with pytest.raises(httpx.RemoteProtocolError):
-        with httpx.stream("GET", url, trust_env=False) as r:
-            announced = int(r.headers["content-length"])
-            for chunk in r.iter_raw():
-                received += chunk
+    with pytest.raises(httpx.RemoteProtocolError), httpx.stream("GET", url, trust_env=False) as r:
+        announced = int(r.headers["content-length"])
+        for chunk in r.iter_raw():
+            received += chunk
     assert 0 < len(received) < announced
 
 
@@ -244,7 +240,7 @@ def test_expire_url_fault_and_configured_url_ttl(make_server, client):
     assert "?expires=" in url
     assert httpx.get(url, trust_env=False).status_code == 200
     wait_403 = lambda: httpx.get(url, trust_env=False).status_code  # noqa: E731
-    from .test_simulator_support import wait_for
+    from seedance_pipeline_tests.simulator_support import wait_for
 
     assert wait_for(wait_403, lambda code: code == 403, timeout_s=5) == 403
     result = client.get(srv2.provider_url("novita") + poll_path("novita", srv2.sim.tasks()[0]["id"])).json()

@@ -9,18 +9,14 @@ import httpx
 import pytest
 
 from seedance_pipeline.simulator import ProviderSimConfig, SimConfig
-
-from .test_simulator_support import (
+from seedance_pipeline_tests.simulator_support import (
     KEY,
     PROVIDERS,
     SUBMIT_PATHS,
-    client,  # noqa: F401  (fixture)
     fast_config,
     image_bytes,
-    make_server,  # noqa: F401  (fixture)
     poll_path,
     poll_until_terminal,
-    render_cache,  # noqa: F401  (fixture)
     submit_body,
     task_id_of,
     video_url_of,

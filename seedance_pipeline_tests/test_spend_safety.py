@@ -10,8 +10,7 @@ from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline.tasks import TaskStore
-
-from .conftest import fast_config, png, put, requests_total
+from seedance_pipeline_tests.conftest import fast_config, png, put, requests_total
 
 
 def test_clips_in_storage_are_reused_with_zero_requests(storage, providers, sim):

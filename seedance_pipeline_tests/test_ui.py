@@ -26,8 +26,7 @@ from seedance_pipeline.jobs import today_utc
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV
-
-from .dagster_dev import CHROMIUM, CHROMIUM_INSTALL_HINT, DagsterDev, find_chromium, render_until
+from seedance_pipeline_tests.dagster_dev import CHROMIUM, CHROMIUM_INSTALL_HINT, DagsterDev, find_chromium, render_until
 
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "seedance_pipeline"

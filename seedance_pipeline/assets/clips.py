@@ -20,10 +20,12 @@ from typing import Literal
 
 import dagster as dg
 
-from .. import lineage
-from ..budget import SpendGuard, SpendPolicy
-from ..checks import Expected, evaluate, evaluations
-from ..clip_plan import (
+from seedance_pipeline import lineage
+from seedance_pipeline.assets.background import RelayLog, Send, in_background
+from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY
+from seedance_pipeline.budget import SpendGuard, SpendPolicy
+from seedance_pipeline.checks import Expected, evaluate, evaluations
+from seedance_pipeline.clip_plan import (
     CLIPS_CODE_VERSION,
     CLIPS_KEY,
     Candidate,
@@ -37,17 +39,15 @@ from ..clip_plan import (
     select,
     split_key,
 )
-from ..errors import OverBudget, ProviderError
-from ..generation import generate_clip
-from ..partitions import clip_partitions
-from ..provider_resource import SeedanceProviders
-from ..providers.states import TaskSnapshot, TaskState
-from ..owner import owner_alive
-from ..storage import SeedanceStorage, sidecar_of
-from ..tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
-from ..video import VideoProbeError, probe_video
-from .background import RelayLog, Send, in_background
-from .sources import IMAGES_KEY, PROMPTS_KEY
+from seedance_pipeline.errors import OverBudget, ProviderError
+from seedance_pipeline.generation import generate_clip
+from seedance_pipeline.owner import owner_alive
+from seedance_pipeline.partitions import clip_partitions
+from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
+from seedance_pipeline.storage import SeedanceStorage, sidecar_of
+from seedance_pipeline.tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
+from seedance_pipeline.video import VideoProbeError, probe_video
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ import io
 import dagster as dg
 import pandas as pd
 
-from ..partitions import daily_partitions
-from ..storage import SeedanceStorage
-from ..tasks import TaskStore
+from seedance_pipeline.partitions import daily_partitions
+from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.tasks import TaskStore
 
 COLUMNS = [
     "attempt_id",

@@ -6,12 +6,12 @@ import io
 import dagster as dg
 from PIL import Image
 
-from .. import lineage
-from ..errors import InvalidRequest
-from ..partitions import image_partitions, prompt_partitions
-from ..prompt_spec import PromptError, PromptSpec, parse_prompt
-from ..providers.images import inspect_image
-from ..storage import SeedanceStorage
+from seedance_pipeline import lineage
+from seedance_pipeline.errors import InvalidRequest
+from seedance_pipeline.partitions import image_partitions, prompt_partitions
+from seedance_pipeline.prompt_spec import PromptError, PromptSpec, parse_prompt
+from seedance_pipeline.providers.images import inspect_image
+from seedance_pipeline.storage import SeedanceStorage
 
 SOURCES_GROUP = "sources"
 SOURCES_CODE_VERSION = "1"

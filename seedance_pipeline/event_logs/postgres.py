@@ -16,7 +16,7 @@ from typing import Any
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 
-from . import KnownTables
+from seedance_pipeline.event_logs import KnownTables
 
 POOL_RECYCLE_S = 3600  # as Dagster's webserver pool: a connection is replaced after an hour
 

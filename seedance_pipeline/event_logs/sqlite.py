@@ -15,7 +15,7 @@ from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
-from . import KnownTables
+from seedance_pipeline.event_logs import KnownTables
 
 # The index file and the run files last used. A run worker writes to two files; a webserver reads
 # whichever runs are open in the UI, so the cache is bounded and the least recently used is closed.

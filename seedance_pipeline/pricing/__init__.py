@@ -11,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from .. import model_spec
+from seedance_pipeline import model_spec
 
 PRICES_FILE_ENV = "SEEDANCE_PRICES_FILE"
 
@@ -61,7 +61,7 @@ def _load(override: str | None) -> PriceTable:
     if override:
         with open(override, encoding="utf-8") as fh:
             extra = yaml.safe_load(fh) or {}
-        base["providers"].update((extra.get("providers") or {}))
+        base["providers"].update(extra.get("providers") or {})
     return PriceTable.model_validate(base)
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .base import ProviderAdapter
-from .jiekou import JieKouAdapter
-from .novita import NovitaAdapter
-from .runpod import RunPodAdapter
-from .vibedream import VibeDreamAdapter
-from .wavespeed import WaveSpeedAdapter
+from seedance_pipeline.providers.base import ProviderAdapter
+from seedance_pipeline.providers.jiekou import JieKouAdapter
+from seedance_pipeline.providers.novita import NovitaAdapter
+from seedance_pipeline.providers.runpod import RunPodAdapter
+from seedance_pipeline.providers.vibedream import VibeDreamAdapter
+from seedance_pipeline.providers.wavespeed import WaveSpeedAdapter
 
 ADAPTER_CLASSES: dict[str, type[ProviderAdapter]] = {
     cls.name: cls for cls in (RunPodAdapter, WaveSpeedAdapter, JieKouAdapter, NovitaAdapter, VibeDreamAdapter)

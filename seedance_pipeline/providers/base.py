@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .request import GenerationRequest
-from .states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.request import GenerationRequest
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ import fsspec
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import (
+from seedance_pipeline.errors import (
     AcceptanceUnknown,
     DownloadFailed,
     PollTimeout,
@@ -40,10 +40,10 @@ from ..errors import (
     ProviderUnavailable,
     SubmitRejected,
 )
-from ..storage_io import atomic_writer_async
-from ..video import looks_like_mp4
-from .base import ProviderAdapter, WireReply, WireRequest, relative_path
-from .states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.base import ProviderAdapter, WireReply, WireRequest, relative_path
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
+from seedance_pipeline.storage_io import atomic_writer_async
+from seedance_pipeline.video import looks_like_mp4
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,8 @@ class ProviderClient:
                 raise self._error(SubmitRejected, message, status_code=status, code=code)
             raise self._error(
                 AcceptanceUnknown,
-                f"HTTP {status} without a task id ({message}); a task may exist, so it is not resubmitted automatically",
+                f"HTTP {status} without a task id ({message}); a task may exist, so it is not resubmitted"
+                " automatically",
                 status_code=status,
                 code=code,
             )
@@ -396,7 +397,8 @@ class ProviderClient:
             if elapsed > self.settings.task_deadline_s:
                 raise self._error(
                     PollTimeout,
-                    f"task {snap.task_id} still {snap.raw_status or snap.state.value} after {elapsed:.0f} s (deadline {self.settings.task_deadline_s:.0f} s)",
+                    f"task {snap.task_id} still {snap.raw_status or snap.state.value} after {elapsed:.0f} s"
+                    f" (deadline {self.settings.task_deadline_s:.0f} s)",
                 )
             await self._sleep(self.schedule.next_delay(elapsed, snap.eta_s))
             asked_at = time.monotonic() - start

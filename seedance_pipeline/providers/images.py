@@ -17,7 +17,7 @@ import fsspec
 import httpx
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import InvalidRequest
+from seedance_pipeline.errors import InvalidRequest
 
 MAX_IMAGE_BYTES = 30 * 1024 * 1024  # "< 30 MB" (providers.md §3.1, §6.1)
 

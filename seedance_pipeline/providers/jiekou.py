@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .v3async import V3AsyncAdapter
+from seedance_pipeline.providers.v3async import V3AsyncAdapter
 
 
 class JieKouAdapter(V3AsyncAdapter):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-from .base import (
+from seedance_pipeline.providers.base import (
     BYTEDANCE_IMAGE_FORMATS,
     Capabilities,
     ImageRefs,
@@ -23,8 +23,8 @@ from .base import (
     looks_like_moderation,
     map_status,
 )
-from .request import GenerationRequest
-from .states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.request import GenerationRequest
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 ENDPOINT = "/v2/seedance-v1-5-pro-i2v"
 

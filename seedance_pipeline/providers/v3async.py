@@ -7,7 +7,7 @@ Same body (``ratio`` not ``aspect_ratio``, ``adaptive``, ``fps`` 24, ``service_t
 
 from __future__ import annotations
 
-from .base import (
+from seedance_pipeline.providers.base import (
     BYTEDANCE_IMAGE_FORMATS,
     Capabilities,
     ImageRefs,
@@ -19,8 +19,8 @@ from .base import (
     looks_like_moderation,
     map_status,
 )
-from .request import GenerationRequest
-from .states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.request import GenerationRequest
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 SUBMIT_PATH = "/v3/async/seedance-v1.5-pro-i2v"
 RESULT_PATH = "/v3/async/task-result"

@@ -5,11 +5,11 @@ Each failure is an ``InvalidRequest`` naming the field, the value, the provider 
 
 from __future__ import annotations
 
-from .. import model_spec
-from ..errors import InvalidRequest
-from .base import Capabilities
-from .images import ImageData
-from .request import GenerationRequest
+from seedance_pipeline import model_spec
+from seedance_pipeline.errors import InvalidRequest
+from seedance_pipeline.providers.base import Capabilities
+from seedance_pipeline.providers.images import ImageData
+from seedance_pipeline.providers.request import GenerationRequest
 
 PROMPT_SOFT_LIMIT = 500  # "recommended to keep it under 500 characters" (providers.md §3.1)
 MIN_SIDE, MAX_SIDE = 300, 6000
@@ -67,7 +67,8 @@ def validate_image(provider: str, caps: Capabilities, field: str, img: ImageData
     aspect = img.width / img.height
     if not MIN_ASPECT <= aspect <= MAX_ASPECT:
         reject(
-            f"image aspect (width/height) is {aspect:.3f} ({img.width}x{img.height}); it must be {MIN_ASPECT}..{MAX_ASPECT}"
+            f"image aspect (width/height) is {aspect:.3f} ({img.width}x{img.height});"
+            f" it must be {MIN_ASPECT}..{MAX_ASPECT}"
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from .base import (
+from seedance_pipeline.providers.base import (
     Capabilities,
     ImageRefs,
     ProviderAdapter,
@@ -20,8 +20,8 @@ from .base import (
     looks_like_moderation,
     map_status,
 )
-from .request import GenerationRequest
-from .states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.request import GenerationRequest
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 SUBMIT_PATH = "/api/v1/models/seedance-1.5-pro-i2v/generate"
 

@@ -9,7 +9,7 @@ task id, which we keep polling.
 
 from __future__ import annotations
 
-from .base import (
+from seedance_pipeline.providers.base import (
     BYTEDANCE_IMAGE_FORMATS,
     Capabilities,
     ImageRefs,
@@ -21,8 +21,8 @@ from .base import (
     looks_like_moderation,
     map_status,
 )
-from .request import GenerationRequest
-from .states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.request import GenerationRequest
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 SUBMIT_PATH = "/api/v3/bytedance/seedance-v1.5-pro/image-to-video"
 SYNC_TIMEOUT_CODE = 5004

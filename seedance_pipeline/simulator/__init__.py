@@ -4,8 +4,8 @@ Public API: ``SimConfig`` / ``ProviderSimConfig`` / ``FaultRule`` (config.py), `
 (state.py), ``build_app`` (app.py), ``SimulatorServer`` / ``serve`` (server.py).
 """
 
-from .config import PROVIDERS, FaultRule, ProviderSimConfig, SimConfig
-from .state import Simulator, submit_key
+from seedance_pipeline.simulator.config import PROVIDERS, FaultRule, ProviderSimConfig, SimConfig
+from seedance_pipeline.simulator.state import Simulator, submit_key
 
 __all__ = [
     "PROVIDERS",
@@ -22,11 +22,11 @@ __all__ = [
 
 def __getattr__(name: str):  # the server and app pull in uvicorn/starlette only when asked for
     if name in ("SimulatorServer", "serve"):
-        from . import server
+        from seedance_pipeline.simulator import server
 
         return getattr(server, name)
     if name == "build_app":
-        from .app import build_app
+        from seedance_pipeline.simulator.app import build_app
 
         return build_app
     raise AttributeError(name)

@@ -23,10 +23,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from . import jiekou, novita, outputs, runpod, vibedream, wavespeed
-from .config import SimConfig
-from .faults import FaultMiddleware
-from .state import Simulator
+from seedance_pipeline.simulator import jiekou, novita, outputs, runpod, vibedream, wavespeed
+from seedance_pipeline.simulator.config import SimConfig
+from seedance_pipeline.simulator.faults import FaultMiddleware
+from seedance_pipeline.simulator.state import Simulator
 
 MODULES: dict[str, ModuleType] = {m.NAME: m for m in (runpod, wavespeed, jiekou, novita, vibedream)}
 

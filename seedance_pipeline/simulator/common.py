@@ -9,8 +9,8 @@ from typing import Any
 
 from starlette.requests import Request
 
-from .state import Simulator
-from .task import Task
+from seedance_pipeline.simulator.state import Simulator
+from seedance_pipeline.simulator.task import Task
 
 
 class BadBody(Exception):
@@ -48,9 +48,7 @@ def iso(ts: float | None) -> str | None:
     """ISO 8601 UTC with milliseconds and a Z, e.g. 2025-01-15T12:00:00.000Z."""
     if ts is None:
         return None
-    return (
-        dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
-    )
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
 
 
 def replace_images(body: dict[str, Any], images: dict[str, str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ lost before the app returns and sends nothing either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import struct
@@ -23,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import outputs
-from .common import FAULT_OUTCOME_KEY
-from .config import OUTCOME_KINDS, FaultRule
-from .state import Simulator
+from seedance_pipeline.simulator import outputs
+from seedance_pipeline.simulator.common import FAULT_OUTCOME_KEY
+from seedance_pipeline.simulator.config import OUTCOME_KINDS, FaultRule
+from seedance_pipeline.simulator.state import Simulator
 
 TRANSPORT_EXTENSION = "seedance.sim.transport"
 TRICKLE_PIECES = 10
@@ -47,10 +48,8 @@ async def abort_connection(scope: Scope, send: Send, *, reset: bool = True) -> N
     if reset:
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            except OSError:
-                pass
     transport.abort()
     # Let uvicorn's connection_lost run so it marks the cycle disconnected (no 500 afterwards).
     for _ in range(3):

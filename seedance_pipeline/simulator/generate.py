@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seedance_pipeline import model_spec
-
-from .images import LoadedImage, load_image
-from .state import Simulator
-from .task import Task
+from seedance_pipeline.simulator.images import LoadedImage, load_image
+from seedance_pipeline.simulator.state import Simulator
+from seedance_pipeline.simulator.task import Task
 
 FOLLOW_IMAGE = "adaptive"  # ratio value meaning "follow the first frame" (adaptive / auto / absent)
 

@@ -119,18 +119,20 @@ def _is_loopback(url: str) -> bool:
 async def _fetch(url: str, field: str) -> bytes:
     # Loopback URLs (tests, local runs) never go through an environment proxy.
     try:
-        async with httpx.AsyncClient(
-            timeout=FETCH_TIMEOUT_S, follow_redirects=True, trust_env=not _is_loopback(url)
-        ) as client:
-            async with client.stream("GET", url) as resp:
-                if resp.status_code != 200:
-                    raise ImageProblem("unreachable", f"{field} URL could not be fetched: HTTP {resp.status_code}")
-                chunks, total = [], 0
-                async for chunk in resp.aiter_bytes():
-                    chunks.append(chunk)
-                    total += len(chunk)
-                    if total >= MAX_BYTES:
-                        raise ImageProblem("too_large", f"{field} is larger than 30 MB")
-                return b"".join(chunks)
+        async with (
+            httpx.AsyncClient(
+                timeout=FETCH_TIMEOUT_S, follow_redirects=True, trust_env=not _is_loopback(url)
+            ) as client,
+            client.stream("GET", url) as resp,
+        ):
+            if resp.status_code != 200:
+                raise ImageProblem("unreachable", f"{field} URL could not be fetched: HTTP {resp.status_code}")
+            chunks, total = [], 0
+            async for chunk in resp.aiter_bytes():
+                chunks.append(chunk)
+                total += len(chunk)
+                if total >= MAX_BYTES:
+                    raise ImageProblem("too_large", f"{field} is larger than 30 MB")
+            return b"".join(chunks)
     except httpx.HTTPError as exc:
         raise ImageProblem("unreachable", f"{field} URL could not be fetched: {type(exc).__name__}") from None

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from . import v3async
-from .state import Simulator
+from seedance_pipeline.simulator import v3async
+from seedance_pipeline.simulator.state import Simulator
 
 NAME = "jiekou"
 classify = v3async.classify

@@ -7,7 +7,7 @@ moderation fails on the audio track (the commonly reported false positive), else
 
 from __future__ import annotations
 
-from .task import Task
+from seedance_pipeline.simulator.task import Task
 
 
 def moderation(task: Task) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from .state import Simulator
+from seedance_pipeline.simulator.state import Simulator
 
 PATH = "/outputs/{task_id}.mp4"
 

@@ -18,6 +18,7 @@ How a clip is made (one ``ffmpeg`` run, no shell):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -218,9 +219,7 @@ def render_clip(
             data = f.read()
         os.replace(tmp_path, final)  # atomic; concurrent renderers write identical bytes
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_path)
-        except FileNotFoundError:
-            pass
         raise
     return data

@@ -17,13 +17,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import outcomes
-from . import validation as v
-from .common import BadBody, authorized, fault_outcome, json_object, output_url, replace_images
-from .generate import load_images, start_task
-from .images import BYTEDANCE_FORMATS, ImageProblem, is_http_url
-from .state import Simulator
-from .task import Task
+from seedance_pipeline.simulator import outcomes
+from seedance_pipeline.simulator import validation as v
+from seedance_pipeline.simulator.common import (
+    BadBody,
+    authorized,
+    fault_outcome,
+    json_object,
+    output_url,
+    replace_images,
+)
+from seedance_pipeline.simulator.generate import load_images, start_task
+from seedance_pipeline.simulator.images import BYTEDANCE_FORMATS, ImageProblem, is_http_url
+from seedance_pipeline.simulator.state import Simulator
+from seedance_pipeline.simulator.task import Task
 
 NAME = "runpod"
 ENDPOINT = "/v2/seedance-v1-5-pro-i2v"

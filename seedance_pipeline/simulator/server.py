@@ -10,6 +10,7 @@ with SimulatorServer(SimConfig(...)) as srv:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -18,10 +19,10 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .app import build_app
-from .config import PROVIDERS, SimConfig
-from .faults import TRANSPORT_EXTENSION
-from .state import RenderFn, Simulator
+from seedance_pipeline.simulator.app import build_app
+from seedance_pipeline.simulator.config import PROVIDERS, SimConfig
+from seedance_pipeline.simulator.faults import TRANSPORT_EXTENSION
+from seedance_pipeline.simulator.state import RenderFn, Simulator
 
 
 class TransportAwareH11Protocol(H11Protocol):
@@ -57,19 +58,15 @@ class _QuickStopServer(uvicorn.Server):
         counter = 0
         while not await self.on_tick(counter):
             counter = (counter + 1) % 864000
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 0.1)
-            except asyncio.TimeoutError:
-                pass
 
     def request_exit(self) -> None:
         self.should_exit = True
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # loop already closed
                 loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # loop already closed
-                pass
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         state = getattr(self, "server_state", None)
@@ -86,10 +83,8 @@ class _QuickStopServer(uvicorn.Server):
         for task in list(state.tasks):
             task.cancel()
         for server in self.servers:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 1.0)
-            except asyncio.TimeoutError:
-                pass
         if not self.force_exit:
             await self.lifespan.shutdown()
 
@@ -156,10 +151,8 @@ class SimulatorServer:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=10)
         self.sim.close()
-        try:
+        with contextlib.suppress(OSError):
             self._sock.close()
-        except OSError:
-            pass
 
     def __enter__(self) -> SimulatorServer:
         return self

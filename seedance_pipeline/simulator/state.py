@@ -20,8 +20,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .config import DOWNLOAD_KINDS, OUTCOME_KINDS, PROVIDERS, FaultRule, ProviderSimConfig, SimConfig
-from .task import Task, outcome_from_prompt
+from seedance_pipeline.simulator.config import (
+    DOWNLOAD_KINDS,
+    OUTCOME_KINDS,
+    PROVIDERS,
+    FaultRule,
+    ProviderSimConfig,
+    SimConfig,
+)
+from seedance_pipeline.simulator.task import Task, outcome_from_prompt
 
 ENDPOINTS = ("submit", "status", "download", "cancel", "other")
 
@@ -121,7 +128,7 @@ class Simulator:
     def match_fault(self, provider: str, endpoint: str) -> FaultRule | None:
         """The first rule that applies to this request (its bookkeeping advanced), else None."""
         with self._lock:
-            for rule, st in zip(self._config.faults, self._faults):
+            for rule, st in zip(self._config.faults, self._faults, strict=True):
                 if rule.provider not in ("*", provider) or rule.endpoint not in ("*", endpoint):
                     continue
                 if rule.kind in DOWNLOAD_KINDS and endpoint != "download":
@@ -190,7 +197,7 @@ class Simulator:
                 "tasks": tasks_by_provider,
                 "faults": [
                     {"index": i, "kind": r.kind, "seen": s.seen, "applied": s.applied, "outages": s.outages}
-                    for i, (r, s) in enumerate(zip(self._config.faults, self._faults))
+                    for i, (r, s) in enumerate(zip(self._config.faults, self._faults, strict=True))
                 ],
             }
 
@@ -280,7 +287,7 @@ class Simulator:
     def _render(self, data: bytes, w: int, h: int, dur: int, audio: bool, seed: int) -> bytes:
         fn = self._render_fn
         if fn is None:
-            from .render import render_clip as fn  # imported lazily: written separately
+            from seedance_pipeline.simulator.render import render_clip as fn  # imported lazily: written separately
         cache = self._config.render_cache_dir
         return fn(data, w, h, dur, audio, seed, pathlib.Path(cache) if cache else None)
 

@@ -17,12 +17,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import validation as v
-from .common import BadBody, authorized, fault_outcome, iso, json_object, origin, output_url, replace_images
-from .generate import FOLLOW_IMAGE, load_images, start_task
-from .images import VIBEDREAM_FORMATS, ImageProblem, is_http_url
-from .state import Simulator
-from .task import Task
+from seedance_pipeline.simulator import validation as v
+from seedance_pipeline.simulator.common import (
+    BadBody,
+    authorized,
+    fault_outcome,
+    iso,
+    json_object,
+    origin,
+    output_url,
+    replace_images,
+)
+from seedance_pipeline.simulator.generate import FOLLOW_IMAGE, load_images, start_task
+from seedance_pipeline.simulator.images import VIBEDREAM_FORMATS, ImageProblem, is_http_url
+from seedance_pipeline.simulator.state import Simulator
+from seedance_pipeline.simulator.task import Task
 
 NAME = "vibedream"
 MODEL_ID = "seedance-1.5-pro-i2v"

@@ -17,13 +17,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from . import outcomes
-from . import validation as v
-from .common import BadBody, authorized, fault_outcome, iso, json_object, origin, output_url, replace_images
-from .generate import FOLLOW_IMAGE, load_images, start_task
-from .images import BYTEDANCE_FORMATS, ImageProblem
-from .state import Simulator
-from .task import Task
+from seedance_pipeline.simulator import outcomes
+from seedance_pipeline.simulator import validation as v
+from seedance_pipeline.simulator.common import (
+    BadBody,
+    authorized,
+    fault_outcome,
+    iso,
+    json_object,
+    origin,
+    output_url,
+    replace_images,
+)
+from seedance_pipeline.simulator.generate import FOLLOW_IMAGE, load_images, start_task
+from seedance_pipeline.simulator.images import BYTEDANCE_FORMATS, ImageProblem
+from seedance_pipeline.simulator.state import Simulator
+from seedance_pipeline.simulator.task import Task
 
 NAME = "wavespeed"
 SUBMIT_PATH = "/api/v3/bytedance/seedance-v1.5-pro/image-to-video"
