@@ -18,20 +18,27 @@ import json
 import logging
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from dagster import DagsterRunStatus
 from pydantic import BaseModel
 
-from .errors import AcceptanceUnknown, DownloadFailed, OverBudget, ProviderUnavailable, SubmitRejected, TaskFailed
-from .generation import ClipResult, PreparedRequest
-from .providers.states import TaskSnapshot
-from .owner import current_owner, owner_alive
-from .storage import SeedanceStorage, file_stamp
+from seedance_pipeline.errors import (
+    AcceptanceUnknown,
+    DownloadFailed,
+    OverBudget,
+    ProviderUnavailable,
+    SubmitRejected,
+    TaskFailed,
+)
+from seedance_pipeline.generation import ClipResult, PreparedRequest
+from seedance_pipeline.owner import current_owner, owner_alive
+from seedance_pipeline.providers.states import TaskSnapshot
+from seedance_pipeline.storage import SeedanceStorage, file_stamp
 
 if TYPE_CHECKING:
-    from .budget import SpendGuard
+    from seedance_pipeline.budget import SpendGuard
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +86,7 @@ class AttemptRecord(BaseModel):
 
 
 def new_attempt_id(now: float | None = None) -> str:
-    stamp = datetime.fromtimestamp(now or time.time(), tz=timezone.utc)
+    stamp = datetime.fromtimestamp(now or time.time(), tz=UTC)
     return f"{stamp:%Y-%m-%d}T{stamp:%H%M%S}Z-{uuid.uuid4().hex[:10]}"
 
 
@@ -156,12 +163,16 @@ class TaskStore:
         return self._newest([record])[0]
 
     def _load_many(self, paths: list[str]) -> list[AttemptRecord]:
+        return list(self._read_many(paths).values())
+
+    def _read_many(self, paths: list[str]) -> dict[str, AttemptRecord]:
+        """Path -> record for the paths that could be read, in the order asked."""
         if not paths:
-            return []
+            return {}
         # One batched call (concurrent on object stores). A marker whose record is missing is an intent
         # whose write failed before anything was sent: skipped, not an error that blocks the clip forever.
         blobs = self.storage.fs.cat(paths, on_error="omit")
-        return [AttemptRecord.model_validate_json(blobs[p]) for p in paths if p in blobs]
+        return {p: AttemptRecord.model_validate_json(blobs[p]) for p in paths if p in blobs}
 
     def _newest(self, records: list[AttemptRecord]) -> list[AttemptRecord]:
         """Records still saying ``intent`` replaced by their open copy where that is newer: ``save`` writes the
@@ -199,7 +210,7 @@ class TaskStore:
             return []
         stamps = {p: file_stamp(info) for p, info in listing.items() if p.endswith(".json")}
         stale = [p for p, stamp in stamps.items() if p not in cache or cache[p][0] != stamp]
-        for path, record in zip(stale, self._load_many(stale)):
+        for path, record in self._read_many(stale).items():
             cache[path] = (stamps[path], record)
         return [cache[p][1] for p in stamps if p in cache]
 
@@ -319,9 +330,9 @@ def dumps(record: AttemptRecord) -> str:
 
 def prepared_from_record(record: AttemptRecord) -> PreparedRequest:
     """The request as it was prepared when this attempt was submitted (for collecting its output)."""
-    from . import pricing
-    from .providers.base import WireRequest
-    from .providers.request import GenerationRequest
+    from seedance_pipeline import pricing
+    from seedance_pipeline.providers.base import WireRequest
+    from seedance_pipeline.providers.request import GenerationRequest
 
     req = record.request
     return PreparedRequest(

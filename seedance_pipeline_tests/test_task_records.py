@@ -16,8 +16,7 @@ from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.storage import SeedanceStorage
 from seedance_pipeline.tasks import AttemptJournal, TaskStore
-
-from .conftest import FAST, png, put, requests_total
+from seedance_pipeline_tests.conftest import FAST, png, put, requests_total
 
 
 class FailingStorage(SeedanceStorage):
@@ -112,3 +111,19 @@ def test_a_task_id_only_its_open_copy_kept_is_found_again(flaky):
     (found,) = store.for_fingerprint(prepared.fingerprint)
     assert (found.state, found.task_id, found.poll_url) == ("accepted", "t-7", "https://x/t-7")
     assert (store.load(record.attempt_id).state, store.load(record.attempt_id).task_id) == ("accepted", "t-7")
+
+
+def test_a_record_gone_between_listing_and_reading_is_not_read_as_another(storage, monkeypatch):
+    """The budget's day cache maps each record file to its own record, also when one of the files listed
+    can no longer be read (deleted by hand, or not yet visible on an object store)."""
+    store = TaskStore(storage)
+    prepared = _prepared(storage)
+    records = [store.create(prepared, image=f"cat{i}", prompt="p", run_id=None, simulated=True) for i in range(3)]
+    day = records[0].day
+    gone = store._record_path(records[0].attempt_id)
+    cat = storage.fs.cat
+    monkeypatch.setattr(storage.fs, "cat", lambda paths, **kw: {p: b for p, b in cat(paths, **kw).items() if p != gone})
+    cache: dict = {}
+    read = store.day_records_cached(day, cache)
+    assert sorted(r.attempt_id for r in read) == sorted(r.attempt_id for r in records[1:])
+    assert all(path.endswith(f"/{record.attempt_id}.json") for path, (_, record) in cache.items())
