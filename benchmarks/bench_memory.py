@@ -24,7 +24,7 @@ import fsspec
 from seedance_pipeline.generation import build_request, generate_clip, prepare
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
-from seedance_pipeline.providers.images import inspect_image
+from seedance_pipeline.core.images import inspect_image
 
 base, image_url, n, folder = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 import httpx

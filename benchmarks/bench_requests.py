@@ -49,10 +49,10 @@ def run_ours(sim: SimProcess, provider: str, n: int, image_url: str, prior_s: fl
 
     import fsspec
 
+    from seedance_pipeline.core.images import inspect_image
     from seedance_pipeline.generation import build_request, prepare
     from seedance_pipeline.providers import get_adapter
     from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
-    from seedance_pipeline.providers.images import inspect_image
     from seedance_pipeline.providers.states import TaskState
 
     img = inspect_image(image_url, png(1))

@@ -336,10 +336,10 @@ def _warm(sim: SimProcess, image_key: str, storage) -> None:
     """One task of the benchmark's shape through the same client code, outside the timed run."""
     import asyncio
 
+    from seedance_pipeline.core.images import inspect_image
     from seedance_pipeline.generation import build_request, prepare
     from seedance_pipeline.providers import get_adapter
     from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
-    from seedance_pipeline.providers.images import inspect_image
 
     path = storage.path("images", f"{image_key}.png")
     img = inspect_image(path, storage.read_bytes(path))

@@ -17,7 +17,7 @@ import threading
 
 import dagster as dg
 
-from seedance_pipeline.errors import OverBudget, SeedanceError
+from seedance_pipeline.core.errors import OverBudget, SeedanceError
 from seedance_pipeline.tasks import AttemptRecord, TaskStore
 
 PER_RUN_ENV = "SEEDANCE_BUDGET_PER_RUN_USD"

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from seedance_pipeline import model_spec
-from seedance_pipeline.video import VideoProbe
+from seedance_pipeline.clip.probe import VideoProbe
+from seedance_pipeline.core import model_spec
 
 CLIPS_KEY = dg.AssetKey("clips")
 PLAYS_TO_END = "plays_to_end"

@@ -13,11 +13,11 @@ from pathlib import Path
 import click
 import fsspec
 
-from seedance_pipeline.errors import InvalidRequest, MissingApiKey, ProviderError, SeedanceError
+from seedance_pipeline.core.errors import InvalidRequest, MissingApiKey, ProviderError, SeedanceError
+from seedance_pipeline.core.request import AspectRatio, Resolution
 from seedance_pipeline.generation import build_request, default_presigner, generate_clip, prepare
 from seedance_pipeline.providers import PROVIDERS, base_url_env, get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
-from seedance_pipeline.providers.request import AspectRatio, Resolution
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
 SIMULATOR_KEY = "simulator-key"  # the built-in simulator accepts any non-empty key

@@ -18,12 +18,14 @@ from typing import Any, Protocol
 import fsspec
 from pydantic import ValidationError
 
-from seedance_pipeline import model_spec, pricing
-from seedance_pipeline.errors import DownloadFailed, InvalidRequest, TaskFailed
+from seedance_pipeline import pricing
+from seedance_pipeline.clip.images import load_image
+from seedance_pipeline.core import model_spec
+from seedance_pipeline.core.errors import DownloadFailed, InvalidRequest, TaskFailed
+from seedance_pipeline.core.images import ImageData, is_http_url
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import ImageRefs, ProviderAdapter, WireRequest
 from seedance_pipeline.providers.engine import ProviderClient
-from seedance_pipeline.providers.images import ImageData, is_http_url, load_image
-from seedance_pipeline.providers.request import GenerationRequest
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 from seedance_pipeline.providers.validation import validate_image, validate_request, wire_aspect_ratio
 

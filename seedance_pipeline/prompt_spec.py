@@ -15,10 +15,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from seedance_pipeline.errors import SeedanceError
-from seedance_pipeline.keys import key_problem
+from seedance_pipeline.core.errors import SeedanceError
+from seedance_pipeline.core.keys import key_problem
+from seedance_pipeline.core.request import AspectRatio, Resolution, ServiceTier
 from seedance_pipeline.providers import PROVIDERS
-from seedance_pipeline.providers.request import AspectRatio, Resolution, ServiceTier
 
 ProviderChoice = Literal["runpod", "wavespeed", "jiekou", "novita", "vibedream", "auto"]
 assert set(ProviderChoice.__args__) == {*PROVIDERS, "auto"}  # type: ignore[attr-defined]

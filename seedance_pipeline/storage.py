@@ -22,7 +22,7 @@ import dagster as dg
 import fsspec
 from pydantic import PrivateAttr
 
-from seedance_pipeline.keys import key_problem
+from seedance_pipeline.core.keys import key_problem
 from seedance_pipeline.storage_io import atomic_copy, atomic_writer, is_local
 
 STORAGE_URL_ENV = "SEEDANCE_STORAGE_URL"

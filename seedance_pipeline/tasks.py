@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from dagster import DagsterRunStatus
 from pydantic import BaseModel
 
-from seedance_pipeline.errors import (
+from seedance_pipeline.core.errors import (
     AcceptanceUnknown,
     DownloadFailed,
     OverBudget,
@@ -331,8 +331,8 @@ def dumps(record: AttemptRecord) -> str:
 def prepared_from_record(record: AttemptRecord) -> PreparedRequest:
     """The request as it was prepared when this attempt was submitted (for collecting its output)."""
     from seedance_pipeline import pricing
+    from seedance_pipeline.core.request import GenerationRequest
     from seedance_pipeline.providers.base import WireRequest
-    from seedance_pipeline.providers.request import GenerationRequest
 
     req = record.request
     return PreparedRequest(

@@ -38,6 +38,7 @@ from pathlib import Path
 import dagster as dg
 
 from seedance_pipeline.checks import Expected, evaluate
+from seedance_pipeline.clip.probe import VideoProbeError, probe_video
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.provider_resource import SIMULATOR_KEY, SeedanceProviders
 from seedance_pipeline.providers import PROVIDERS
@@ -47,7 +48,6 @@ from seedance_pipeline.simulator.config import FaultRule, ProviderSimConfig, Sim
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.storage import SeedanceStorage
 from seedance_pipeline.tasks import TaskStore
-from seedance_pipeline.video import VideoProbeError, probe_video
 
 TERMINAL_FAILURES = frozenset({"fail", "expire", "moderation", "cancelled"})  # simulator task outcomes
 
@@ -265,7 +265,7 @@ def measure(
     texts: dict[str, str],
     result: CampaignResult,
 ) -> None:
-    from seedance_pipeline.providers.images import inspect_image
+    from seedance_pipeline.core.images import inspect_image
 
     pairs = [(i, p) for p in texts for i in images]
     result.requested = len(pairs)

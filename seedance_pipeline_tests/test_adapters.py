@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.base import ImageRefs, WireReply
-from seedance_pipeline.providers.request import GenerationRequest
 from seedance_pipeline.providers.states import TaskState
 
 REQ = GenerationRequest(

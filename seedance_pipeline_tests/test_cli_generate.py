@@ -19,11 +19,12 @@ import pytest
 from PIL import Image
 
 import seedance_pipeline.cli as cli_module
+from seedance_pipeline.clip.probe import probe_video
+from seedance_pipeline.core.mp4 import looks_like_mp4
 from seedance_pipeline.providers import PROVIDERS, base_url_env, get_adapter
 from seedance_pipeline.simulator import vibedream as sim_vibedream
 from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
-from seedance_pipeline.video import looks_like_mp4, probe_video
 
 URL_ONLY = frozenset({"runpod", "wavespeed", "vibedream"})
 SUMMARY_KEYS = {"provider", "task_id", "status", "output", "estimated_cost_usd", "reported_cost_usd"}

@@ -28,7 +28,9 @@ import fsspec
 import pytest
 from PIL import Image
 
-from seedance_pipeline.errors import AcceptanceUnknown, DownloadFailed, InvalidRequest, TaskFailed
+from seedance_pipeline.clip.probe import probe_video
+from seedance_pipeline.core.errors import AcceptanceUnknown, DownloadFailed, InvalidRequest, TaskFailed
+from seedance_pipeline.core.mp4 import looks_like_mp4
 from seedance_pipeline.generation import ClipResult, PreparedRequest, build_request, generate_clip, prepare
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.base import ProviderAdapter
@@ -38,7 +40,6 @@ from seedance_pipeline.simulator import vibedream as sim_vibedream
 from seedance_pipeline.simulator.config import FaultRule, ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.simulator.state import submit_key
-from seedance_pipeline.video import looks_like_mp4, probe_video
 
 PROVIDERS = ("runpod", "wavespeed", "jiekou", "novita", "vibedream")
 URL_ONLY = frozenset({"runpod", "wavespeed", "vibedream"})

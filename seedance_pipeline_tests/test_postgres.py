@@ -15,11 +15,11 @@ import pytest
 from dagster._core.events import DagsterEventType
 
 from seedance_pipeline.assets.clips import CLIPS_KEY, PROVIDER_TAG
+from seedance_pipeline.clip.probe import probe_video
 from seedance_pipeline.provider_resource import max_in_flight_env
 from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.storage import SeedanceStorage
-from seedance_pipeline.video import probe_video
 from seedance_pipeline_tests.backfill_harness import Catalog, Figures, make_catalog, peak_overlap, run_backfill
 from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML, RUNS_PER_PROVIDER
 

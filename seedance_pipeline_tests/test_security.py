@@ -21,7 +21,7 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from seedance_pipeline.errors import AcceptanceUnknown, DownloadFailed, SubmitRejected
+from seedance_pipeline.core.errors import AcceptanceUnknown, DownloadFailed, SubmitRejected
 from seedance_pipeline.generation import build_request, prepare
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env, get_adapter
 from seedance_pipeline.providers.engine import MAX_REDIRECTS, ClientSettings, ProviderClient, scrub

@@ -10,10 +10,11 @@ import av
 import pytest
 from PIL import Image
 
-from seedance_pipeline import model_spec
+from seedance_pipeline.clip.probe import VideoProbe, VideoProbeError, probe_video
+from seedance_pipeline.core import model_spec
+from seedance_pipeline.core.mp4 import looks_like_mp4
 from seedance_pipeline.simulator import render
 from seedance_pipeline.simulator.render import RenderError, render_clip
-from seedance_pipeline.video import VideoProbe, VideoProbeError, looks_like_mp4, probe_video
 
 FRAME_S = 1 / model_spec.FPS
 

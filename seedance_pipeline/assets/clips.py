@@ -25,6 +25,7 @@ from seedance_pipeline.assets.background import RelayLog, Send, in_background
 from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY
 from seedance_pipeline.budget import SpendGuard, SpendPolicy
 from seedance_pipeline.checks import Expected, evaluate, evaluations
+from seedance_pipeline.clip.probe import VideoProbeError, probe_video
 from seedance_pipeline.clip_plan import (
     CLIPS_CODE_VERSION,
     CLIPS_KEY,
@@ -39,7 +40,7 @@ from seedance_pipeline.clip_plan import (
     select,
     split_key,
 )
-from seedance_pipeline.errors import OverBudget, ProviderError
+from seedance_pipeline.core.errors import OverBudget, ProviderError
 from seedance_pipeline.generation import generate_clip
 from seedance_pipeline.owner import owner_alive
 from seedance_pipeline.partitions import clip_partitions
@@ -47,7 +48,6 @@ from seedance_pipeline.provider_resource import SeedanceProviders
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 from seedance_pipeline.storage import SeedanceStorage, sidecar_of
 from seedance_pipeline.tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
-from seedance_pipeline.video import VideoProbeError, probe_video
 
 log = logging.getLogger(__name__)
 

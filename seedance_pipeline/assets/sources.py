@@ -7,10 +7,10 @@ import dagster as dg
 from PIL import Image
 
 from seedance_pipeline import lineage
-from seedance_pipeline.errors import InvalidRequest
+from seedance_pipeline.core.errors import InvalidRequest
+from seedance_pipeline.core.images import inspect_image
 from seedance_pipeline.partitions import image_partitions, prompt_partitions
 from seedance_pipeline.prompt_spec import PromptError, PromptSpec, parse_prompt
-from seedance_pipeline.providers.images import inspect_image
 from seedance_pipeline.storage import SeedanceStorage
 
 SOURCES_GROUP = "sources"

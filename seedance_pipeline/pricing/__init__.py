@@ -11,7 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from seedance_pipeline import model_spec
+from seedance_pipeline.core import model_spec
 
 PRICES_FILE_ENV = "SEEDANCE_PRICES_FILE"
 

@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from seedance_pipeline.providers.request import GenerationRequest
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 

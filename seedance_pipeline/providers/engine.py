@@ -32,7 +32,7 @@ import fsspec
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from seedance_pipeline.errors import (
+from seedance_pipeline.core.errors import (
     AcceptanceUnknown,
     DownloadFailed,
     PollTimeout,
@@ -40,10 +40,10 @@ from seedance_pipeline.errors import (
     ProviderUnavailable,
     SubmitRejected,
 )
+from seedance_pipeline.core.mp4 import looks_like_mp4
 from seedance_pipeline.providers.base import ProviderAdapter, WireReply, WireRequest, relative_path
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 from seedance_pipeline.storage_io import atomic_writer_async
-from seedance_pipeline.video import looks_like_mp4
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import (
     BYTEDANCE_IMAGE_FORMATS,
     Capabilities,
@@ -23,7 +24,6 @@ from seedance_pipeline.providers.base import (
     looks_like_moderation,
     map_status,
 )
-from seedance_pipeline.providers.request import GenerationRequest
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 ENDPOINT = "/v2/seedance-v1-5-pro-i2v"

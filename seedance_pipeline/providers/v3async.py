@@ -7,6 +7,7 @@ Same body (``ratio`` not ``aspect_ratio``, ``adaptive``, ``fps`` 24, ``service_t
 
 from __future__ import annotations
 
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import (
     BYTEDANCE_IMAGE_FORMATS,
     Capabilities,
@@ -19,7 +20,6 @@ from seedance_pipeline.providers.base import (
     looks_like_moderation,
     map_status,
 )
-from seedance_pipeline.providers.request import GenerationRequest
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 SUBMIT_PATH = "/v3/async/seedance-v1.5-pro-i2v"

@@ -5,11 +5,11 @@ Each failure is an ``InvalidRequest`` naming the field, the value, the provider 
 
 from __future__ import annotations
 
-from seedance_pipeline import model_spec
-from seedance_pipeline.errors import InvalidRequest
+from seedance_pipeline.core import model_spec
+from seedance_pipeline.core.errors import InvalidRequest
+from seedance_pipeline.core.images import ImageData
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import Capabilities
-from seedance_pipeline.providers.images import ImageData
-from seedance_pipeline.providers.request import GenerationRequest
 
 PROMPT_SOFT_LIMIT = 500  # "recommended to keep it under 500 characters" (providers.md §3.1)
 MIN_SIDE, MAX_SIDE = 300, 6000

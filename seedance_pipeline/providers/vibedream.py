@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import (
     Capabilities,
     ImageRefs,
@@ -20,7 +21,6 @@ from seedance_pipeline.providers.base import (
     looks_like_moderation,
     map_status,
 )
-from seedance_pipeline.providers.request import GenerationRequest
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 SUBMIT_PATH = "/api/v1/models/seedance-1.5-pro-i2v/generate"

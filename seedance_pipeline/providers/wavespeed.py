@@ -9,6 +9,7 @@ task id, which we keep polling.
 
 from __future__ import annotations
 
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import (
     BYTEDANCE_IMAGE_FORMATS,
     Capabilities,
@@ -21,7 +22,6 @@ from seedance_pipeline.providers.base import (
     looks_like_moderation,
     map_status,
 )
-from seedance_pipeline.providers.request import GenerationRequest
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
 SUBMIT_PATH = "/api/v3/bytedance/seedance-v1.5-pro/image-to-video"

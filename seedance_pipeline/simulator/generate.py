@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seedance_pipeline import model_spec
+from seedance_pipeline.core import model_spec
 from seedance_pipeline.simulator.images import LoadedImage, load_image
 from seedance_pipeline.simulator.state import Simulator
 from seedance_pipeline.simulator.task import Task

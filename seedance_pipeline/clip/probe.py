@@ -20,8 +20,6 @@ import av
 
 VideoSource = bytes | bytearray | memoryview | str | os.PathLike | IO[bytes]
 
-# Brands are not checked: any ISO-BMFF file (mp4, mov, m4v, 3gp ...) starts with an ftyp box.
-_FTYP = b"ftyp"
 # Demuxed audio may fall short of the declared (edit-list) duration by less than one AAC frame.
 _AUDIO_SLACK_S = 0.05
 
@@ -44,15 +42,6 @@ class VideoProbe:
     size_bytes: int
     decoded_to_end: bool  # every frame decoded without error, as many as the container declares
     preview_jpeg: bytes | None = None  # the first frame, scaled down (``preview_width``), as a JPEG
-
-
-def looks_like_mp4(head: bytes) -> bool:
-    """True when ``head`` (the first bytes of a file, >= 8) starts with an ISO-BMFF ``ftyp`` box."""
-    if len(head) < 8 or bytes(head[4:8]) != _FTYP:
-        return False
-    size = int.from_bytes(head[0:4], "big")
-    # 1 = 64-bit size follows; otherwise the ftyp box holds at least size+type+major brand+version.
-    return size == 1 or size >= 16
 
 
 class _Opened:

@@ -19,6 +19,14 @@ class InvalidRequest(SeedanceError):
         super().__init__(f"{field}={shown!r} is not allowed{where}: {rule}")
 
 
+class SettingError(SeedanceError, ValueError):
+    """An environment setting (``core/settings.py``) whose value breaks its rule: names the variable, value and rule."""
+
+    def __init__(self, name: str, value: str, rule: str):
+        self.name, self.value, self.rule = name, value, rule
+        super().__init__(f"{name}={value!r} is not allowed: {rule}")
+
+
 class MissingApiKey(SeedanceError):
     def __init__(self, provider: str, env_var: str):
         self.provider, self.env_var = provider, env_var

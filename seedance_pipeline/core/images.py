@@ -1,8 +1,8 @@
-"""Reading and inspecting input images before anything is sent.
+"""Input images as the pipeline sees them: bytes, format and pixel size, checked before anything is sent.
 
-An image reference is a local path, an fsspec URL (``s3://…``, ``file://…``) or an http(s) URL.
-We read the bytes once: they feed validation (format, pixel size, aspect), the request fingerprint,
-and the ``data:`` URI for providers that accept one.
+An image reference is a local path, an fsspec URL (``s3://…``, ``file://…``) or an http(s) URL. The bytes are
+read once (``clip/images.py``): they feed validation (format, pixel size, aspect), the request fingerprint,
+and the ``data:`` URI for providers that accept one. Decoding here is Pillow's header parse, no I/O.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ import io
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-import fsspec
-import httpx
 from PIL import Image, UnidentifiedImageError
 
-from seedance_pipeline.errors import InvalidRequest
+from seedance_pipeline.core.errors import InvalidRequest
 
 MAX_IMAGE_BYTES = 30 * 1024 * 1024  # "< 30 MB" (providers.md §3.1, §6.1)
 
@@ -58,39 +56,6 @@ def is_http_url(ref: str) -> bool:
     return ref.startswith(("http://", "https://"))
 
 
-def read_image_bytes(ref: str, field: str = "image", *, http: httpx.Client | None = None) -> bytes:
-    """The bytes behind a reference, refusing anything at or over the size limit without reading it."""
-    if is_http_url(ref):
-        client = http or httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
-        try:
-            with client.stream("GET", ref) as resp:
-                if resp.status_code != 200:
-                    raise InvalidRequest(
-                        field, ref, f"the image URL answered HTTP {resp.status_code}; it must be reachable"
-                    )
-                chunks, total = [], 0
-                for chunk in resp.iter_bytes():
-                    total += len(chunk)
-                    if total >= MAX_IMAGE_BYTES:
-                        raise InvalidRequest(field, ref, "image files must be smaller than 30 MB")
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.HTTPError as exc:
-            raise InvalidRequest(field, ref, f"the image URL could not be fetched ({type(exc).__name__})") from None
-        finally:
-            if http is None:
-                client.close()
-    try:
-        fs, path = fsspec.core.url_to_fs(ref)
-        size = fs.size(path)
-    except FileNotFoundError:
-        raise InvalidRequest(field, ref, "no such file") from None
-    if size is not None and size >= MAX_IMAGE_BYTES:
-        raise InvalidRequest(field, ref, f"image files must be smaller than 30 MB (this one is {size / 2**20:.1f} MB)")
-    with fs.open(path, "rb") as fh:
-        return fh.read()
-
-
 def inspect_image(ref: str, data: bytes, field: str = "image") -> ImageData:
     """Decode just enough to know the format and pixel size; the name must not lie about the format."""
     if len(data) >= MAX_IMAGE_BYTES:
@@ -111,7 +76,3 @@ def inspect_image(ref: str, data: bytes, field: str = "image") -> ImageData:
                 field, ref, f"the file name says {promised} but the content is {fmt}; rename it or convert it"
             )
     return ImageData(ref=ref, data=data, format=fmt, width=width, height=height)
-
-
-def load_image(ref: str, field: str = "image", *, http: httpx.Client | None = None) -> ImageData:
-    return inspect_image(ref, read_image_bytes(ref, field, http=http), field)
