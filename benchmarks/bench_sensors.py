@@ -90,7 +90,7 @@ def _tick(sensor, instance, storage, defs, cursor=None):
 
 @contextlib.contextmanager
 def _s3_storage():
-    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.storage.resource import SeedanceStorage
     from seedance_pipeline_tests.s3server import dummy_aws_environ
 
     with dummy_aws_environ():
@@ -172,7 +172,7 @@ def pending_sensor_figure(n_tasks: int) -> None:
 
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.sensors import pending_tasks_sensor
-    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.storage.resource import SeedanceStorage
     from seedance_pipeline.tasks import AttemptRecord
 
     with tempfile.TemporaryDirectory(prefix="seedance-bench5p-") as tmp, dg.instance_for_test() as instance:
@@ -218,7 +218,7 @@ def pending_sensor_figure(n_tasks: int) -> None:
 def run(quick: bool = False) -> None:
     import dagster as dg
 
-    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.storage.resource import SeedanceStorage
 
     n_images, n_prompts, n_tasks = (2000, 50, 500) if quick else (20000, 50, 5000)
     scaled = " (quick: scaled down)" if quick else ""

@@ -190,7 +190,7 @@ S3_LATENCY_S = 0.03  # added to every S3 request: a real S3 round trip, which a 
 def _storage(kind: str, tmp: str):
     """``local``: a folder. ``s3``: moto's S3 server behind ``S3FaultProxy`` adding ``S3_LATENCY_S`` to every
     request, each in a process of its own (their CPU is not ours), stopped afterwards."""
-    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.storage.resource import SeedanceStorage
 
     if kind == "local":
         yield SeedanceStorage(url=str(Path(tmp) / "storage"))
@@ -253,7 +253,7 @@ def one_run(
     """N clips in one clips_job run; returns wall, cpu, requests."""
 
     from seedance_pipeline.definitions import build_definitions
-    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.refresh import clip_range_tags, range_tags
 
     with (
@@ -371,9 +371,9 @@ def per_partition_runs(k: int, latency: float, cap: int) -> dict:
 
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.partitions import clip_key
-    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.refresh import range_tags
-    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.storage.resource import SeedanceStorage
 
     with (
         tempfile.TemporaryDirectory(prefix="seedance-bench1b-") as tmp,

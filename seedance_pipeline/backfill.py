@@ -31,8 +31,8 @@ from seedance_pipeline.clip_plan import (
     select,
 )
 from seedance_pipeline.partitions import IMAGES, PROMPTS
-from seedance_pipeline.provider_resource import SeedanceProviders
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.providers.resource import SeedanceProviders
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline.tasks import TaskStore
 
 TRIGGER_TAG = "seedance/trigger"

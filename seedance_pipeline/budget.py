@@ -12,17 +12,13 @@ a demo never eats a production day's budget.
 
 from __future__ import annotations
 
-import os
 import threading
 
 import dagster as dg
 
-from seedance_pipeline.core.errors import OverBudget, SeedanceError
+from seedance_pipeline.core import settings
+from seedance_pipeline.core.errors import OverBudget
 from seedance_pipeline.tasks import AttemptRecord, TaskStore
-
-PER_RUN_ENV = "SEEDANCE_BUDGET_PER_RUN_USD"
-PER_DAY_ENV = "SEEDANCE_BUDGET_PER_DAY_USD"
-AUTO_BACKFILL_ENV = "SEEDANCE_AUTO_BACKFILL_BUDGET_USD"
 
 CHARGED_STATES = frozenset({"succeeded", "download_failed"})  # delivered: billed (failures are free)
 PENDING_STATES = frozenset({"intent", "accepted", "unknown"})  # may still be billed
@@ -33,19 +29,6 @@ def committed_usd(record: AttemptRecord) -> float:
     if record.state in CHARGED_STATES or record.state in PENDING_STATES:
         return record.reported_cost_usd if record.reported_cost_usd is not None else record.estimated_cost_usd
     return 0.0
-
-
-def _env_usd(name: str) -> float | None:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SeedanceError(f"{name}={raw!r} is not allowed: a number of US dollars, e.g. 25 or 2.50") from None
-    if value < 0:
-        raise SeedanceError(f"{name}={raw!r} is not allowed: a budget cannot be negative")
-    return value
 
 
 class SpendPolicy(dg.ConfigurableResource):
@@ -59,9 +42,9 @@ class SpendPolicy(dg.ConfigurableResource):
     @classmethod
     def from_env(cls) -> SpendPolicy:
         return cls(
-            per_run_usd=_env_usd(PER_RUN_ENV),
-            per_day_usd=_env_usd(PER_DAY_ENV),
-            auto_backfill_usd=_env_usd(AUTO_BACKFILL_ENV),
+            per_run_usd=settings.BUDGET_PER_RUN_USD.read(),
+            per_day_usd=settings.BUDGET_PER_DAY_USD.read(),
+            auto_backfill_usd=settings.AUTO_BACKFILL_BUDGET_USD.read(),
         )
 
 
@@ -87,7 +70,8 @@ class SpendGuard:
             if self.per_run_usd is not None and self.run_usd + usd > self.per_run_usd + 1e-9:
                 raise OverBudget(
                     f"over the per-run budget: ${usd:.4f} for this clip + ${self.run_usd:.4f} already committed by "
-                    f"this run > ${self.per_run_usd:.2f} ({PER_RUN_ENV} or the run's budget_usd); nothing was sent"
+                    f"this run > ${self.per_run_usd:.2f} ({settings.BUDGET_PER_RUN_USD.name} or the run's budget_usd);"
+                    " nothing was sent"
                 )
             if self.per_day_usd is not None:
                 day_usd = self.day_usd(record)
@@ -96,7 +80,7 @@ class SpendGuard:
                     raise OverBudget(
                         f"over the daily budget for {record.day} (UTC): ${day_usd:.4f} committed by {kind} attempts "
                         f"today (in flight or charged, this clip's ${usd:.4f} included) > ${self.per_day_usd:.2f} "
-                        f"({PER_DAY_ENV}); nothing was sent"
+                        f"({settings.BUDGET_PER_DAY_USD.name}); nothing was sent"
                     )
             self.run_usd += usd
 

@@ -13,14 +13,15 @@ from pathlib import Path
 import click
 import fsspec
 
+from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import InvalidRequest, MissingApiKey, ProviderError, SeedanceError
 from seedance_pipeline.core.request import AspectRatio, Resolution
 from seedance_pipeline.generation import build_request, default_presigner, generate_clip, prepare
-from seedance_pipeline.providers import PROVIDERS, base_url_env, get_adapter
+from seedance_pipeline.providers import PROVIDERS, get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
+from seedance_pipeline.providers.routing import SIMULATOR_KEY, route
 
 EXIT_OK, EXIT_FAILED, EXIT_REJECTED = 0, 1, 2
-SIMULATOR_KEY = "simulator-key"  # the built-in simulator accepts any non-empty key
 
 
 def sample_image_path() -> str:
@@ -105,18 +106,23 @@ def generate(
                 seed=seed,
                 service_tier=service_tier,
             )
-            settings = ClientSettings()
+            client_settings = ClientSettings()
             if simulator:
                 from seedance_pipeline.simulator.server import SimulatorServer
 
                 server = stack.enter_context(SimulatorServer())
                 base_url, api_key = server.provider_url(provider), SIMULATOR_KEY
-                settings = ClientSettings(expected_latency_s=server.sim.config.provider(provider).latency_min_s)
+                latency = server.sim.config.provider(provider).latency_min_s
+                client_settings = ClientSettings(expected_latency_s=latency)
             else:
-                api_key = os.environ.get(adapter.env_key, "")
-                if not api_key:
+                where = route(
+                    provider,
+                    api_key=os.environ.get(adapter.env_key),
+                    base_url=base_url or settings.base_url(provider).read(),
+                )
+                if where.api_key is None:  # generate never falls back to the simulator, nor sends without a key
                     raise MissingApiKey(provider, adapter.env_key)
-                base_url = base_url or os.environ.get(base_url_env(provider)) or adapter.default_base_url
+                base_url, api_key = where.base_url, where.key
             prepared = prepare(adapter, req, presign=default_presigner)
         except (InvalidRequest, MissingApiKey) as exc:
             click.echo(f"error: {exc}", err=True)
@@ -128,7 +134,7 @@ def generate(
         summary["estimated_cost_usd"] = prepared.estimate.usd
         fs, path = fsspec.core.url_to_fs(out)
         try:
-            result = asyncio.run(_generate(adapter, api_key, base_url, settings, prepared, fs, path))
+            result = asyncio.run(_generate(adapter, api_key, base_url, client_settings, prepared, fs, path))
         except ProviderError as exc:
             click.echo(f"error: {exc}", err=True)
             summary.update(status="failed", error=str(exc), task_id=getattr(exc, "task_id", None))
@@ -144,12 +150,12 @@ def generate(
     _emit(as_json, summary)
 
 
-async def _generate(adapter, api_key, base_url, settings, prepared, fs, path):
+async def _generate(adapter, api_key, base_url, client_settings, prepared, fs, path):
     def show(snap):
         progress = f" {snap.progress:.0f}%" if snap.progress is not None else ""
         click.echo(f"  {adapter.name} task {snap.task_id}: {snap.state.value}{progress}", err=True)
 
-    async with ProviderClient(adapter, api_key, base_url=base_url, settings=settings) as client:
+    async with ProviderClient(adapter, api_key, base_url=base_url, settings=client_settings) as client:
         return await generate_clip(client, prepared, fs, path, on_update=show)
 
 
@@ -180,7 +186,7 @@ def simulate(host: str, port: int, config_file: str | None) -> None:
 def demo_data(storage_url: str | None) -> None:
     """Write three sample images and two prompts into storage (only files that are missing)."""
     from seedance_pipeline.demo import write_demo_data
-    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.storage.resource import SeedanceStorage
 
     storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url)
     written = write_demo_data(storage)
@@ -198,9 +204,9 @@ def run_command(storage_url: str | None) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.runner import dagster_instance, format_report, run_pipeline
-    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.storage.resource import SeedanceStorage
 
     storage = (
         SeedanceStorage.from_env()
@@ -219,9 +225,9 @@ def _pipeline_context(storage_url: str | None):
 
     warnings.filterwarnings("ignore")
     from seedance_pipeline.definitions import build_definitions
-    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.runner import Executor, RunReport, dagster_instance, refresh_sources
-    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.storage.resource import SeedanceStorage
 
     storage = (
         SeedanceStorage.from_env()
@@ -339,7 +345,7 @@ def tasks() -> None:
 
 
 def _task_store(storage_url: str | None):
-    from seedance_pipeline.storage import SeedanceStorage
+    from seedance_pipeline.storage.resource import SeedanceStorage
     from seedance_pipeline.tasks import TaskStore
 
     storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url)
@@ -423,7 +429,7 @@ def tasks_retry(attempt_id: str, storage_url: str | None, yes: bool) -> None:
     _close(store, attempt_id, "superseded by a retry")
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.partitions import clip_key
-    from seedance_pipeline.provider_resource import SeedanceProviders
+    from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.runner import dagster_instance
 
     defs = build_definitions(store.storage, SeedanceProviders.from_env())

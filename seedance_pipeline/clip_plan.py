@@ -22,9 +22,10 @@ from seedance_pipeline.core.images import ImageData, inspect_image, is_http_url
 from seedance_pipeline.generation import PreparedRequest, build_request, prepare
 from seedance_pipeline.partitions import clip_key
 from seedance_pipeline.prompt_spec import PromptSpec
-from seedance_pipeline.provider_resource import SeedanceProviders
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
-from seedance_pipeline.storage import SeedanceStorage, sidecar_of
+from seedance_pipeline.providers.resource import SeedanceProviders
+from seedance_pipeline.storage.layout import sidecar_of
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline.tasks import AttemptRecord, TaskStore
 
 CLIPS_KEY = dg.AssetKey("clips")

@@ -7,7 +7,7 @@ from importlib import resources
 
 from PIL import Image, ImageDraw
 
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 
 PROMPTS = {
     "dusk-dolly": """\

@@ -8,6 +8,7 @@ outcome at the end), so a crash at any point can be resumed from the record.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -28,6 +29,7 @@ from seedance_pipeline.providers.base import ImageRefs, ProviderAdapter, WireReq
 from seedance_pipeline.providers.engine import ProviderClient
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 from seedance_pipeline.providers.validation import validate_image, validate_request, wire_aspect_ratio
+from seedance_pipeline.storage.atomic import atomic_writer_async
 
 Presigner = Callable[[str], "str | None"]
 
@@ -217,6 +219,7 @@ async def generate_clip(
 ) -> ClipResult:
     """Submit (or resume ``resume``), wait, download into ``dest_path``. Raises ProviderError subclasses."""
     t0 = time.monotonic()
+    sink = functools.partial(atomic_writer_async, fs, dest_path)  # the MP4 appears whole or not at all
     timings: dict[str, float] = {}
     try:
         async with client.slot():
@@ -247,7 +250,7 @@ async def generate_clip(
             )
         assert snap.output_url is not None
         try:
-            dl = await client.download(snap.output_url, fs, dest_path, task_id=snap.task_id)
+            dl = await client.download(snap.output_url, sink, task_id=snap.task_id)
         except DownloadFailed as exc:
             if not exc.url_expired:
                 raise
@@ -256,7 +259,7 @@ async def generate_clip(
             if fresh.state is not TaskState.SUCCEEDED or not fresh.output_url or fresh.output_url == snap.output_url:
                 raise
             snap = replace(snap, output_url=fresh.output_url)
-            dl = await client.download(snap.output_url, fs, dest_path, task_id=snap.task_id)
+            dl = await client.download(snap.output_url, sink, task_id=snap.task_id)
         timings["total_s"] = time.monotonic() - t0
         result = ClipResult(
             provider=client.provider,

@@ -17,7 +17,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from seedance_pipeline import lineage
 from seedance_pipeline.assets.sources import IMAGES_KEY, IMAGES_STAMPS, PROMPTS_KEY, PROMPTS_STAMPS
 from seedance_pipeline.partitions import IMAGES, PROMPTS, clip_key
-from seedance_pipeline.storage import Rejected, SeedanceStorage, StoredFile
+from seedance_pipeline.storage.resource import Rejected, SeedanceStorage, StoredFile
 
 
 @dataclass

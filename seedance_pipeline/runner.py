@@ -21,9 +21,9 @@ from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.instance_config import ensure_instance_config
 from seedance_pipeline.jobs import today_utc
 from seedance_pipeline.partitions import IMAGES, PROMPTS
-from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.refresh import clip_range_tags, plan_refresh, range_tags
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 
 DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"
 

@@ -15,9 +15,9 @@ from seedance_pipeline.budget import SpendPolicy
 from seedance_pipeline.clip_plan import planned_provider
 from seedance_pipeline.jobs import clips_job, prompts_job, source_images_job
 from seedance_pipeline.partitions import clip_key
-from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.refresh import add_requests, clip_range_tags, plan_refresh, range_tags
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline.tasks import TaskStore, orphaned
 
 SENSOR_INTERVAL_S = 30

@@ -35,7 +35,7 @@ from seedance_pipeline.core.errors import (
 from seedance_pipeline.generation import ClipResult, PreparedRequest
 from seedance_pipeline.owner import current_owner, owner_alive
 from seedance_pipeline.providers.states import TaskSnapshot
-from seedance_pipeline.storage import SeedanceStorage, file_stamp
+from seedance_pipeline.storage.resource import SeedanceStorage, file_stamp
 
 if TYPE_CHECKING:
     from seedance_pipeline.budget import SpendGuard

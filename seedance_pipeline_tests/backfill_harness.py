@@ -31,18 +31,14 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from seedance_pipeline import backfill
 from seedance_pipeline.assets.clips import PROVIDER_TAG
+from seedance_pipeline.core import settings
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.instance_config import embedded_instance_config
 from seedance_pipeline.partitions import IMAGES, PROMPTS, clip_key
-from seedance_pipeline.provider_resource import (
-    EXPECTED_LATENCY_ENV,
-    SIMULATOR_URL_ENV,
-    SeedanceProviders,
-    max_in_flight_env,
-)
-from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
+from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
+from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.refresh import plan_refresh, range_tags
-from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV, SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline_tests.conftest import png
 from seedance_pipeline_tests.dagster_dev import DagsterDev, _default_signals
 
@@ -200,13 +196,18 @@ class DagsterDaemon(DagsterDev):
 
 def daemon_env(home: Path, storage_url: str, sim_url: str, extra: dict[str, str]) -> dict[str, str]:
     """The code location's environment: storage, and every provider on the test's simulator (no real API)."""
-    env = {**os.environ, "DAGSTER_HOME": str(home), STORAGE_URL_ENV: storage_url, SIMULATOR_URL_ENV: sim_url}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        settings.STORAGE_URL.name: storage_url,
+        settings.SIMULATOR_URL.name: sim_url,
+    }
     for prov in PROVIDERS:
         env.pop(ADAPTER_CLASSES[prov].env_key, None)
-        env.pop(base_url_env(prov), None)
-        env.pop(max_in_flight_env(prov), None)
-    env.pop(S3_ENDPOINT_ENV, None)
-    env.pop(EXPECTED_LATENCY_ENV, None)
+        env.pop(settings.base_url(prov).name, None)
+        env.pop(settings.max_in_flight(prov).name, None)
+    env.pop(settings.S3_ENDPOINT_URL.name, None)
+    env.pop(settings.EXPECTED_LATENCY_S.name, None)
     return {**env, **extra}
 
 
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     home, storage = root / "dagster_home", SeedanceStorage(url=str(root / "storage"))
     home.mkdir()
     deploy = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
-    caps = {max_in_flight_env(p): str(args.in_run_cap) for p in catalog.by_provider()}
+    caps = {settings.max_in_flight(p).name: str(args.in_run_cap) for p in catalog.by_provider()}
     timing = ProviderSimConfig(latency_min_s=args.latency, latency_max_s=args.latency)
     with (
         SimulatorServer(SimConfig(providers={p: timing for p in PROVIDERS})) as sim,

@@ -40,13 +40,14 @@ import dagster as dg
 from seedance_pipeline.checks import Expected, evaluate
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
 from seedance_pipeline.definitions import build_definitions
-from seedance_pipeline.provider_resource import SIMULATOR_KEY, SeedanceProviders
 from seedance_pipeline.providers import PROVIDERS
+from seedance_pipeline.providers.resource import SeedanceProviders
+from seedance_pipeline.providers.routing import SIMULATOR_KEY
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.sensors import pending_tasks_sensor
 from seedance_pipeline.simulator.config import FaultRule, ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline.tasks import TaskStore
 
 TERMINAL_FAILURES = frozenset({"fail", "expire", "moderation", "cancelled"})  # simulator task outcomes

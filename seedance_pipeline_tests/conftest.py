@@ -9,10 +9,10 @@ import dagster as dg
 import pytest
 from PIL import Image
 
-from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)

@@ -20,8 +20,9 @@ from PIL import Image
 
 import seedance_pipeline.cli as cli_module
 from seedance_pipeline.clip.probe import probe_video
+from seedance_pipeline.core import settings
 from seedance_pipeline.core.mp4 import looks_like_mp4
-from seedance_pipeline.providers import PROVIDERS, base_url_env, get_adapter
+from seedance_pipeline.providers import PROVIDERS, get_adapter
 from seedance_pipeline.simulator import vibedream as sim_vibedream
 from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
@@ -248,7 +249,7 @@ def test_moderation_after_sending_exits_1_with_the_providers_reason(tmp_path, se
     provider = "vibedream"
     out = tmp_path / "clip.mp4"
     # This time the base URL comes from SEEDANCE_VIBEDREAM_BASE_URL instead of --base-url.
-    env = clean_env(VIBEDREAM_API_KEY=API_KEY, **{base_url_env(provider): server.provider_url(provider)})
+    env = clean_env(VIBEDREAM_API_KEY=API_KEY, **{settings.base_url(provider).name: server.provider_url(provider)})
     args = clip_args(provider, image_for(provider, server, tmp_path), out)
     args[args.index("--prompt") + 1] = "a calm lake at dawn [sim:moderation]"
     proc = run_generate(tmp_path, *args, env=env)

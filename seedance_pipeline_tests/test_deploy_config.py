@@ -13,14 +13,10 @@ import yaml
 from dagster._core.instance.config import dagster_instance_config
 
 from seedance_pipeline.assets.clips import PROVIDER_TAG, clips
-from seedance_pipeline.provider_resource import (
-    DEFAULT_MAX_IN_FLIGHT,
-    EXPECTED_LATENCY_ENV,
-    SeedanceProviders,
-    max_in_flight_env,
-)
+from seedance_pipeline.core import settings
 from seedance_pipeline.providers import PROVIDERS
 from seedance_pipeline.providers.engine import ClientSettings
+from seedance_pipeline.providers.resource import SeedanceProviders
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
@@ -139,18 +135,18 @@ def test_clips_asset_is_in_the_pool_the_yaml_configures():
 
 def test_in_flight_caps_come_from_the_environment(monkeypatch):
     for p in PROVIDERS:
-        monkeypatch.delenv(max_in_flight_env(p), raising=False)
+        monkeypatch.delenv(settings.max_in_flight(p).name, raising=False)
     monkeypatch.setenv("SEEDANCE_MAX_IN_FLIGHT_RUNPOD", "2")
     monkeypatch.setenv("SEEDANCE_MAX_IN_FLIGHT_NOVITA", " 8 ")
     res = SeedanceProviders.from_env()
     assert res.max_in_flight == {"runpod": 2, "novita": 8}
 
     def cap(p: str) -> int:
-        settings = res.settings_for(res.route(p))
-        assert isinstance(settings, ClientSettings)
-        return settings.max_in_flight
+        client_settings = res.settings_for(res.route(p))
+        assert isinstance(client_settings, ClientSettings)
+        return client_settings.max_in_flight
 
-    assert (cap("runpod"), cap("novita"), cap("wavespeed")) == (2, 8, DEFAULT_MAX_IN_FLIGHT)
+    assert (cap("runpod"), cap("novita"), cap("wavespeed")) == (2, 8, settings.DEFAULT_MAX_IN_FLIGHT)
 
 
 @pytest.mark.parametrize("raw", ["0", "-1", "four", "2.5"])
@@ -162,12 +158,12 @@ def test_in_flight_cap_must_be_a_positive_whole_number(monkeypatch, raw):
 
 def test_poll_prior_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("SEEDANCE_RUNPOD_BASE_URL", "http://127.0.0.1:9/runpod")
-    monkeypatch.delenv(EXPECTED_LATENCY_ENV, raising=False)
+    monkeypatch.delenv(settings.EXPECTED_LATENCY_S.name, raising=False)
     default = SeedanceProviders.from_env()
     assert default.settings_for(default.route("runpod")).expected_latency_s == 60.0
-    monkeypatch.setenv(EXPECTED_LATENCY_ENV, "90")
+    monkeypatch.setenv(settings.EXPECTED_LATENCY_S.name, "90")
     res = SeedanceProviders.from_env()
     assert res.settings_for(res.route("runpod")).expected_latency_s == 90.0
-    monkeypatch.setenv(EXPECTED_LATENCY_ENV, "soon")
-    with pytest.raises(ValueError, match=EXPECTED_LATENCY_ENV):
+    monkeypatch.setenv(settings.EXPECTED_LATENCY_S.name, "soon")
+    with pytest.raises(ValueError, match=settings.EXPECTED_LATENCY_S.name):
         SeedanceProviders.from_env()

@@ -16,10 +16,10 @@ from dagster._core.events import DagsterEventType
 
 from seedance_pipeline.assets.clips import CLIPS_KEY, PROVIDER_TAG
 from seedance_pipeline.clip.probe import probe_video
-from seedance_pipeline.provider_resource import max_in_flight_env
+from seedance_pipeline.core import settings
 from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline_tests.backfill_harness import Catalog, Figures, make_catalog, peak_overlap, run_backfill
 from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML, RUNS_PER_PROVIDER
 
@@ -93,7 +93,7 @@ def test_backfill_through_the_queue_on_postgres(tmp_path, pg_server, simulator, 
     storage = SeedanceStorage(url=str(tmp_path / "storage"))
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        caps = {max_in_flight_env(p): str(IN_RUN_CAP) for p in ROUTED}
+        caps = {settings.max_in_flight(p).name: str(IN_RUN_CAP) for p in ROUTED}
         figures = run_backfill(
             instance=instance,
             home=home,

@@ -24,8 +24,9 @@ from seedance_pipeline.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.sensors import storage_sensor
-from seedance_pipeline.storage import SeedanceStorage, sidecar_of
-from seedance_pipeline.storage_io import atomic_writer
+from seedance_pipeline.storage.atomic import atomic_writer
+from seedance_pipeline.storage.layout import sidecar_of
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline.tasks import TaskStore
 from seedance_pipeline_tests.conftest import png, put, requests_total
 from seedance_pipeline_tests.s3server import object_keys

@@ -11,14 +11,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from seedance_pipeline.core import settings
 from seedance_pipeline.definitions import build_definitions
-from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV
 from seedance_pipeline_tests.s3server import object_keys
 
 
 def test_storage_from_the_environment_on_s3(monkeypatch, s3_endpoint, s3, bucket):
-    monkeypatch.setenv(STORAGE_URL_ENV, f"s3://{bucket}/prod")
-    monkeypatch.setenv(S3_ENDPOINT_ENV, s3_endpoint)
+    monkeypatch.setenv(settings.STORAGE_URL.name, f"s3://{bucket}/prod")
+    monkeypatch.setenv(settings.S3_ENDPOINT_URL.name, s3_endpoint)
     storage = build_definitions().resources["storage"]  # what the code location loads
     assert storage.url == f"s3://{bucket}/prod" and storage.endpoint_url == s3_endpoint
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -21,12 +22,14 @@ from pathlib import Path
 import fsspec
 import pytest
 
+from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import AcceptanceUnknown, DownloadFailed, SubmitRejected
 from seedance_pipeline.generation import build_request, prepare
-from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env, get_adapter
+from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
 from seedance_pipeline.providers.engine import MAX_REDIRECTS, ClientSettings, ProviderClient, scrub
 from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline.simulator.server import SimulatorServer
+from seedance_pipeline.storage.atomic import atomic_writer_async
 from seedance_pipeline_tests.conftest import fast_config, png
 from seedance_pipeline_tests.s3server import DUMMY_ENV, object_keys
 
@@ -34,13 +37,13 @@ KEY = f"sk-sentinel-{uuid.uuid4().hex}"
 SIGNATURE_MARKERS = ("X-Amz-Signature", "X-Amz-Credential", "Signature=")
 
 
-def _client(srv: SimulatorServer, provider: str, **settings) -> ProviderClient:
+def _client(srv: SimulatorServer, provider: str, **knobs) -> ProviderClient:
     return ProviderClient(
         get_adapter(provider),
         KEY,
         base_url=srv.provider_url(provider),
         settings=ClientSettings(
-            max_retries=1, backoff_base_s=0.01, expected_latency_s=0.2, min_poll_interval_s=0.05, **settings
+            max_retries=1, backoff_base_s=0.01, expected_latency_s=0.2, min_poll_interval_s=0.05, **knobs
         ),
     )
 
@@ -87,11 +90,12 @@ def _finished_task(srv: SimulatorServer, provider: str, tmp_path: Path):
     return asyncio.run(go())
 
 
-def _download(srv: SimulatorServer, provider: str, url: str, dest: Path, **settings):
+def _download(srv: SimulatorServer, provider: str, url: str, dest: Path, **knobs):
     async def go():
-        async with _client(srv, provider, **settings) as client:
+        async with _client(srv, provider, **knobs) as client:
             try:
-                return await client.download(url, fsspec.filesystem("file"), str(dest)), client.requests_sent
+                sink = functools.partial(atomic_writer_async, fsspec.filesystem("file"), str(dest))
+                return await client.download(url, sink), client.requests_sent
             except DownloadFailed as exc:
                 return exc, client.requests_sent
 
@@ -216,7 +220,7 @@ def test_full_demo_with_sentinel_keys_leaks_nothing(tmp_path, s3, s3_endpoint, b
         )
         for p in PROVIDERS:
             env[ADAPTER_CLASSES[p].env_key] = keys[p]
-            env[base_url_env(p)] = srv.provider_url(p)
+            env[settings.base_url(p).name] = srv.provider_url(p)
         outputs = {}
         data = subprocess.run([cli, "demo-data"], env=env, cwd=tmp_path, capture_output=True, timeout=120)
         assert data.returncode == 0, data.stderr.decode()

@@ -14,7 +14,7 @@ from pydantic import PrivateAttr
 from seedance_pipeline.generation import build_request, generate_clip, prepare
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline.tasks import AttemptJournal, TaskStore
 from seedance_pipeline_tests.conftest import FAST, png, put, requests_total
 

@@ -20,12 +20,12 @@ from urllib.parse import quote, urlencode
 import dagster as dg
 import pytest
 
+from seedance_pipeline.core import settings
 from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.instance_config import ensure_instance_config
 from seedance_pipeline.jobs import today_utc
-from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, base_url_env
+from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
 from seedance_pipeline.runner import run_pipeline
-from seedance_pipeline.storage import S3_ENDPOINT_ENV, STORAGE_URL_ENV
 from seedance_pipeline_tests.dagster_dev import CHROMIUM, CHROMIUM_INSTALL_HINT, DagsterDev, find_chromium, render_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,12 +146,12 @@ def _loaded(texts: list[str]) -> bool:
 
 
 def _child_env(home: Path, storage_url: str) -> dict[str, str]:
-    env = {**os.environ, "DAGSTER_HOME": str(home), STORAGE_URL_ENV: storage_url}
+    env = {**os.environ, "DAGSTER_HOME": str(home), settings.STORAGE_URL.name: storage_url}
     # The code location resolves providers from the environment: make sure no real provider can be reached.
     for provider in PROVIDERS:
         env.pop(ADAPTER_CLASSES[provider].env_key, None)
-        env.pop(base_url_env(provider), None)
-    env.pop(S3_ENDPOINT_ENV, None)
+        env.pop(settings.base_url(provider).name, None)
+    env.pop(settings.S3_ENDPOINT_URL.name, None)
     return env
 
 

@@ -153,7 +153,7 @@ def test_price_override_file(tmp_path, monkeypatch):
         "providers:\n  runpod:\n    unit: usd_per_second\n    assumption: false\n    source: contract\n"
         "    rates:\n      - {resolution: 480p, usd: 0.02}\n      - {resolution: 720p, usd: 0.04}\n"
     )
-    monkeypatch.setenv(pricing.PRICES_FILE_ENV, str(f))
+    monkeypatch.setenv(pricing.settings.PRICES_FILE.name, str(f))
     assert pricing.estimate(
         "runpod", resolution="720p", duration_s=5, generate_audio=False, width=1, height=1
     ).usd == pytest.approx(0.2)

@@ -44,9 +44,10 @@ from seedance_pipeline.core.errors import OverBudget, ProviderError
 from seedance_pipeline.generation import generate_clip
 from seedance_pipeline.owner import owner_alive
 from seedance_pipeline.partitions import clip_partitions
-from seedance_pipeline.provider_resource import SeedanceProviders
+from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
-from seedance_pipeline.storage import SeedanceStorage, sidecar_of
+from seedance_pipeline.storage.layout import sidecar_of
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline.tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from seedance_pipeline.partitions import daily_partitions
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline.tasks import TaskStore
 
 COLUMNS = [

@@ -11,7 +11,7 @@ from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.images import inspect_image
 from seedance_pipeline.partitions import image_partitions, prompt_partitions
 from seedance_pipeline.prompt_spec import PromptError, PromptSpec, parse_prompt
-from seedance_pipeline.storage import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage
 
 SOURCES_GROUP = "sources"
 SOURCES_CODE_VERSION = "1"

@@ -17,6 +17,10 @@ from seedance_pipeline.core.errors import SettingError
 
 T = TypeVar("T")
 
+DEFAULT_MAX_IN_FLIGHT = 4
+DEFAULT_EXPECTED_LATENCY_S = 60.0
+DEFAULT_PRESIGN_EXPIRY_S = 3600
+
 
 @dataclass(frozen=True)
 class Setting(Generic[T]):
@@ -97,14 +101,14 @@ PRESIGN_EXPIRY_S = Setting(
     "SEEDANCE_PRESIGN_EXPIRY_S",
     _whole_seconds,
     "a whole number of seconds, at least 1",
-    3600,
+    DEFAULT_PRESIGN_EXPIRY_S,
     "lifetime of presigned image URLs handed to URL-only providers (S3 storage)",
 )
 EXPECTED_LATENCY_S = Setting(
     "SEEDANCE_EXPECTED_LATENCY_S",
     _positive_seconds,
     "a number of seconds > 0",
-    60.0,
+    DEFAULT_EXPECTED_LATENCY_S,
     "poll-schedule prior (s) for providers reached by key or base URL",
 )
 PRICES_FILE = Setting(
@@ -147,8 +151,6 @@ SIMULATOR_URL = Setting(
     "use a simulator already running for unconfigured providers",
     shown_default="start one",
 )
-
-DEFAULT_MAX_IN_FLIGHT = 4
 
 
 def base_url(provider: str) -> Setting[str]:

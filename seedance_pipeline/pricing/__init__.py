@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -11,9 +10,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from seedance_pipeline.core import model_spec
-
-PRICES_FILE_ENV = "SEEDANCE_PRICES_FILE"
+from seedance_pipeline.core import model_spec, settings
 
 
 class Rate(BaseModel):
@@ -66,7 +63,7 @@ def _load(override: str | None) -> PriceTable:
 
 
 def price_table() -> PriceTable:
-    return _load(os.environ.get(PRICES_FILE_ENV) or None)
+    return _load(settings.PRICES_FILE.read())
 
 
 def estimate(

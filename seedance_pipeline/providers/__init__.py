@@ -21,8 +21,3 @@ def get_adapter(name: str, **options) -> ProviderAdapter:
     except KeyError:
         raise ValueError(f"unknown provider {name!r}; choose one of {', '.join(PROVIDERS)}") from None
     return cls(**options)
-
-
-def base_url_env(name: str) -> str:
-    """``SEEDANCE_RUNPOD_BASE_URL`` and friends."""
-    return f"SEEDANCE_{name.upper()}_BASE_URL"

@@ -84,9 +84,6 @@ class ProviderAdapter(ABC):
     def error_message(self, reply: WireReply) -> tuple[str | None, str]:
         """(code, message) from an error reply, in the provider's own terms."""
 
-    def build_cancel(self, task_id: str) -> WireRequest | None:
-        return None
-
 
 def map_status(table: dict[str, TaskState], raw: str | None) -> TaskState:
     """Provider word -> common state; unknown words count as running (the engine bounds them)."""

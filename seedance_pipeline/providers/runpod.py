@@ -88,9 +88,6 @@ class RunPodAdapter(ProviderAdapter):
     def parse_poll(self, reply: WireReply) -> TaskSnapshot:
         return self._snapshot(body_dict(reply))
 
-    def build_cancel(self, task_id: str) -> WireRequest:
-        return WireRequest("POST", f"{ENDPOINT}/cancel/{task_id}")
-
     def error_message(self, reply: WireReply) -> tuple[str | None, str]:
         body = body_dict(reply)
         text = body.get("error") or body.get("message") or (reply.body if isinstance(reply.body, str) else "")

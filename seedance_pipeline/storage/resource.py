@@ -1,19 +1,10 @@
-"""Storage: a local folder by default, ``s3://bucket/prefix`` through s3fs in production.
-
-Layout under the storage root (documented in the README):
-
-    images/<key>.<png|jpg|jpeg|webp|gif|bmp|tif|tiff>   source images (key = file name stem)
-    prompts/<key>.yaml                                   prompt specs
-    clips/<prompt>/<image>.mp4 (+ .json sidecar)         stored clips
-    clips/<prompt>/<image>.versions/<fingerprint>.mp4    earlier clips of the pair, kept when an edit replaces them
-    reports/<YYYY-MM-DD>/cost_report.{parquet,md}        daily cost reports
-    tasks/...                                            write-ahead task records (see tasks.py)
+"""``storage``: the Dagster resource over any fsspec filesystem: a local folder by default, ``s3://bucket/prefix``
+through s3fs in production. Paths come from ``layout.py``; writes are atomic (``atomic.py``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,17 +13,14 @@ import dagster as dg
 import fsspec
 from pydantic import PrivateAttr
 
+from seedance_pipeline.core import settings
 from seedance_pipeline.core.keys import key_problem
-from seedance_pipeline.storage_io import atomic_copy, atomic_writer, is_local
-
-STORAGE_URL_ENV = "SEEDANCE_STORAGE_URL"
-S3_ENDPOINT_ENV = "SEEDANCE_S3_ENDPOINT_URL"
-PRESIGN_EXPIRY_ENV = "SEEDANCE_PRESIGN_EXPIRY_S"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+from seedance_pipeline.storage import layout
+from seedance_pipeline.storage.atomic import atomic_copy, atomic_writer, is_local
 
 
 def default_storage_url() -> str:
-    return os.environ.get(STORAGE_URL_ENV) or str(Path.cwd() / ".seedance" / "storage")
+    return settings.STORAGE_URL.read() or str(Path.cwd() / ".seedance" / "storage")
 
 
 @dataclass(frozen=True)
@@ -49,11 +37,6 @@ class Rejected:
     reason: str
 
 
-def sidecar_of(clip_path: str) -> str:
-    """The JSON sidecar stored next to a clip (``.../<image>.mp4`` -> ``.../<image>.json``)."""
-    return clip_path[: -len(".mp4")] + ".json"
-
-
 def file_stamp(info: dict) -> str:
     """Changes whenever a file's content may have changed: size + mtime or ETag."""
     marker = (
@@ -67,17 +50,16 @@ class SeedanceStorage(dg.ConfigurableResource):
 
     url: str
     endpoint_url: str | None = None  # S3-compatible stores (MinIO, moto, SeaweedFS, R2, ...)
-    presign_expiry_s: int = 3600
+    presign_expiry_s: int = settings.DEFAULT_PRESIGN_EXPIRY_S
 
     _fs: fsspec.AbstractFileSystem | None = PrivateAttr(default=None)
 
     @classmethod
     def from_env(cls) -> SeedanceStorage:
-        expiry = os.environ.get(PRESIGN_EXPIRY_ENV)
         return cls(
             url=default_storage_url(),
-            endpoint_url=os.environ.get(S3_ENDPOINT_ENV) or None,
-            **({"presign_expiry_s": int(expiry)} if expiry else {}),
+            endpoint_url=settings.S3_ENDPOINT_URL.read(),
+            presign_expiry_s=settings.PRESIGN_EXPIRY_S.read(),
         )
 
     @property
@@ -105,6 +87,7 @@ class SeedanceStorage(dg.ConfigurableResource):
         return is_local(self.fs)
 
     def path(self, *parts: str) -> str:
+        """The full path of a ``layout`` path (or of parts joined with ``/``) under the root."""
         return "/".join([self.root, *parts])
 
     def ref(self, full_path: str) -> str:
@@ -145,10 +128,10 @@ class SeedanceStorage(dg.ConfigurableResource):
         return list(files.values()), rejected
 
     def scan_images(self) -> tuple[list[StoredFile], list[Rejected]]:
-        return self._scan("images", IMAGE_EXTENSIONS)
+        return self._scan(layout.IMAGES, layout.IMAGE_EXTENSIONS)
 
     def scan_prompts(self) -> tuple[list[StoredFile], list[Rejected]]:
-        return self._scan("prompts", (".yaml", ".yml"))
+        return self._scan(layout.PROMPTS, layout.PROMPT_EXTENSIONS)
 
     # -- reading and writing -----------------------------------------------------------------------
 
@@ -171,14 +154,14 @@ class SeedanceStorage(dg.ConfigurableResource):
             return None
 
     def clip_path(self, prompt: str, image: str) -> str:
-        return self.path("clips", prompt, f"{image}.mp4")
+        return self.path(layout.clip(prompt, image))
 
     def sidecar_path(self, prompt: str, image: str) -> str:
-        return sidecar_of(self.clip_path(prompt, image))
+        return layout.sidecar_of(self.clip_path(prompt, image))
 
     def version_path(self, prompt: str, image: str, fingerprint: str) -> str:
         """Where an earlier clip of this pair is kept when a changed request replaces it (never thrown away)."""
-        return self.path("clips", prompt, f"{image}.versions", f"{fingerprint}.mp4")
+        return self.path(layout.kept_version(prompt, image, fingerprint))
 
     def remove_partials(self, full_path: str) -> list[str]:
         """Delete the ``<path>.part-*`` files a writer that died mid-write left (local folders only: object
@@ -197,7 +180,7 @@ class SeedanceStorage(dg.ConfigurableResource):
     # -- stamps of materialized sources (an optimisation: losing them only costs a re-read) ---------
 
     def _stamps_path(self, asset: str) -> str:
-        return self.path("state", "stamps", f"{asset}.json")
+        return self.path(layout.stamps(asset))
 
     def read_stamps(self, asset: str) -> dict[str, str]:
         try:

@@ -1,0 +1,121 @@
+"""``providers``: the Dagster resource over the provider layer: keys, routing (``routing.py``), engine clients
+per run, and the built-in simulator, started on first use when a provider has no real access."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import dagster as dg
+import httpx
+from pydantic import PrivateAttr
+
+from seedance_pipeline.core import settings
+from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
+from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
+from seedance_pipeline.providers.routing import Route, route
+
+
+class SeedanceProviders(dg.ConfigurableResource):
+    """Provider API access. Keys come from the environment via ``EnvVar`` and are never shown."""
+
+    runpod_api_key: str | None = None
+    wavespeed_api_key: str | None = None
+    jiekou_api_key: str | None = None
+    novita_api_key: str | None = None
+    vibedream_api_key: str | None = None
+    base_urls: dict[str, str] = {}
+    max_in_flight: dict[str, int] = {}  # per-provider cap on tasks in flight (default 4)
+    simulator_latency_s: float = 2.0
+    simulator_url: str | None = None  # use a simulator already running there instead of starting one
+    expected_latency_s: float = settings.DEFAULT_EXPECTED_LATENCY_S  # poll-schedule prior for real providers
+    client_settings: dict[str, float] = {}  # engine overrides (ClientSettings fields), e.g. read_timeout_s
+
+    _simulator = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> SeedanceProviders:
+        """Keys as ``EnvVar`` (resolved by Dagster, never stored in config), the rest from ``core/settings.py``."""
+        keys = {f"{p}_api_key": dg.EnvVar(ADAPTER_CLASSES[p].env_key) for p in PROVIDERS if _has_key(p)}
+        urls = {p: url for p in PROVIDERS if (url := settings.base_url(p).read())}
+        caps = {
+            p: cap
+            for p in PROVIDERS
+            if settings.max_in_flight(p).is_set() and (cap := settings.max_in_flight(p).read())
+        }
+        found: dict[str, Any] = {**keys, "base_urls": urls, "max_in_flight": caps}
+        if simulator_url := settings.SIMULATOR_URL.read():
+            found["simulator_url"] = simulator_url
+        if settings.EXPECTED_LATENCY_S.is_set():
+            found["expected_latency_s"] = settings.EXPECTED_LATENCY_S.read()
+        return cls(**{**found, **overrides})
+
+    def api_key(self, provider: str) -> str | None:
+        return getattr(self, f"{provider}_api_key") or None
+
+    def route(self, provider: str) -> Route:
+        return route(provider, api_key=self.api_key(provider), base_url=self.base_urls.get(provider))
+
+    def configured(self) -> list[str]:
+        """Providers with real access; when there is none, every provider (all simulated)."""
+        real = [p for p in PROVIDERS if not self.route(p).simulated]
+        return real or list(PROVIDERS)
+
+    @property
+    def simulator(self):
+        """The built-in simulator, started on first use (loopback, free port)."""
+        if self._simulator is None:
+            from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
+            from seedance_pipeline.simulator.server import SimulatorServer
+
+            timing = ProviderSimConfig(latency_min_s=self.simulator_latency_s, latency_max_s=self.simulator_latency_s)
+            self._simulator = SimulatorServer(SimConfig(providers={p: timing for p in PROVIDERS}))
+        return self._simulator
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._simulator is not None:
+            self._simulator.stop()
+            self._simulator = None
+
+    def settings_for(self, route: Route) -> ClientSettings:
+        latency = self.simulator_latency_s if route.simulated else self.expected_latency_s
+        return ClientSettings(
+            **{
+                "expected_latency_s": latency,
+                "max_in_flight": self.max_in_flight.get(route.provider, settings.DEFAULT_MAX_IN_FLIGHT),
+                **self.client_settings,
+            }
+        )
+
+    def simulator_base(self) -> str:
+        return (self.simulator_url or self.simulator.base_url).rstrip("/")
+
+    def make_client(self, provider: str, **kw) -> ProviderClient:
+        where = self.route(provider)
+        base_url = f"{self.simulator_base()}/{provider}" if where.simulated else where.base_url
+        return ProviderClient(
+            get_adapter(provider), where.key, base_url=base_url, settings=self.settings_for(where), **kw
+        )
+
+    @asynccontextmanager
+    async def clients(self, providers: list[str], **kw) -> AsyncIterator[dict[str, ProviderClient]]:
+        """One client per provider for the current event loop; closed on exit."""
+        async with AsyncExitStack() as stack:
+            yield {p: await stack.enter_async_context(self.make_client(p, **kw)) for p in providers}
+
+    def host_image(self, name: str, data: bytes) -> str:
+        """A URL for a local image, for URL-only providers when they are simulated (loopback only)."""
+        if self.simulator_url is None:
+            return self.simulator.put_asset(name, data)
+        resp = httpx.put(f"{self.simulator_base()}/_sim/assets/{name}", content=data, timeout=30)
+        resp.raise_for_status()
+        return self.simulator_base() + resp.json()["path"]
+
+
+def _has_key(provider: str) -> bool:
+    return bool(os.environ.get(ADAPTER_CLASSES[provider].env_key))

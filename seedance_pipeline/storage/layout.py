@@ -1,0 +1,71 @@
+"""Every path under the storage root, in one place (the README's "Storage layout" shows the same tree).
+
+    images/<key>.<png|jpg|jpeg|webp|gif|bmp|tif|tiff>     source images (key = file name stem)
+    prompts/<key>.yaml                                     prompt specs
+    clips/<prompt>/<image>.mp4  + <image>.json             stored clips and their sidecars
+    clips/<prompt>/<image>.versions/<fingerprint>.mp4      earlier clips of the pair, kept when an edit replaces them
+    reports/<YYYY-MM-DD>/cost_report.{parquet,md}          daily cost reports
+    tasks/days/<YYYY-MM-DD>/<attempt>.json                 write-ahead record of every provider attempt
+    tasks/open/<attempt>.json                              copy of each record that needs attention
+    tasks/by-fingerprint/<fingerprint>/<attempt>           empty markers: the attempts of one request
+    state/stamps/<asset>.json                              stamps of materialized source files (an index)
+
+Each function returns a path relative to the root; ``SeedanceStorage.path`` makes it absolute.
+"""
+
+from __future__ import annotations
+
+IMAGES = "images"
+PROMPTS = "prompts"
+CLIPS = "clips"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+PROMPT_EXTENSIONS = (".yaml", ".yml")
+TASKS_DAYS = "tasks/days"
+TASKS_OPEN = "tasks/open"
+
+
+def clip_folder(prompt: str) -> str:
+    return f"{CLIPS}/{prompt}"
+
+
+def clip(prompt: str, image: str) -> str:
+    return f"{clip_folder(prompt)}/{image}.mp4"
+
+
+def sidecar_of(clip_path: str) -> str:
+    """The JSON sidecar stored next to a clip (``.../<image>.mp4`` -> ``.../<image>.json``)."""
+    return clip_path[: -len(".mp4")] + ".json"
+
+
+def kept_version(prompt: str, image: str, fingerprint: str) -> str:
+    """Where an earlier clip of a pair is kept when a changed request replaces it (never thrown away)."""
+    return f"{clip_folder(prompt)}/{image}.versions/{fingerprint}.mp4"
+
+
+def report(day: str, extension: str) -> str:
+    return f"reports/{day}/cost_report.{extension}"
+
+
+def task_day(day: str) -> str:
+    return f"{TASKS_DAYS}/{day}"
+
+
+def task_record(attempt_id: str) -> str:
+    """An attempt's record, under the UTC day it started (its id begins with that day)."""
+    return f"{task_day(attempt_id[:10])}/{attempt_id}.json"
+
+
+def task_open(attempt_id: str) -> str:
+    return f"{TASKS_OPEN}/{attempt_id}.json"
+
+
+def task_markers(fingerprint: str) -> str:
+    return f"tasks/by-fingerprint/{fingerprint}"
+
+
+def task_marker(fingerprint: str, attempt_id: str) -> str:
+    return f"{task_markers(fingerprint)}/{attempt_id}"
+
+
+def stamps(asset: str) -> str:
+    return f"state/stamps/{asset}.json"
