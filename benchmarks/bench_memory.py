@@ -21,7 +21,8 @@ from benchmarks.common import SimProcess, loadavg, png, report, sim_config
 CHILD = r"""
 import asyncio, json, os, sys, tempfile, time
 import fsspec
-from seedance_pipeline.generation import build_request, generate_clip, prepare
+from seedance_pipeline.clip.generate import generate_clip
+from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.core.images import inspect_image

@@ -49,8 +49,8 @@ def run_ours(sim: SimProcess, provider: str, n: int, image_url: str, prior_s: fl
 
     import fsspec
 
+    from seedance_pipeline.clip.prepare import build_request, prepare
     from seedance_pipeline.core.images import inspect_image
-    from seedance_pipeline.generation import build_request, prepare
     from seedance_pipeline.providers import get_adapter
     from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
     from seedance_pipeline.providers.states import TaskState
@@ -80,7 +80,7 @@ def run_ours(sim: SimProcess, provider: str, n: int, image_url: str, prior_s: fl
                         seed=i,
                     )
                     prepared = prepare(get_adapter(provider), req, images={image_url: img})
-                    from seedance_pipeline.generation import generate_clip
+                    from seedance_pipeline.clip.generate import generate_clip
 
                     def update(snap):
                         if snap.state is TaskState.SUCCEEDED and snap.task_id not in seen:

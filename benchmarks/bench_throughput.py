@@ -336,8 +336,8 @@ def _warm(sim: SimProcess, image_key: str, storage) -> None:
     """One task of the benchmark's shape through the same client code, outside the timed run."""
     import asyncio
 
+    from seedance_pipeline.clip.prepare import build_request, prepare
     from seedance_pipeline.core.images import inspect_image
-    from seedance_pipeline.generation import build_request, prepare
     from seedance_pipeline.providers import get_adapter
     from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 

@@ -13,10 +13,11 @@ from pathlib import Path
 import click
 import fsspec
 
+from seedance_pipeline.clip.generate import generate_clip
+from seedance_pipeline.clip.prepare import build_request, default_presigner, prepare
 from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import InvalidRequest, MissingApiKey, ProviderError, SeedanceError
 from seedance_pipeline.core.request import AspectRatio, Resolution
-from seedance_pipeline.generation import build_request, default_presigner, generate_clip, prepare
 from seedance_pipeline.providers import PROVIDERS, get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.providers.routing import SIMULATOR_KEY, route

@@ -16,10 +16,10 @@ import dagster as dg
 
 from seedance_pipeline import lineage, pricing
 from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
+from seedance_pipeline.clip.prepare import PreparedRequest, build_request, prepare
 from seedance_pipeline.core import model_spec
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.images import ImageData, inspect_image, is_http_url
-from seedance_pipeline.generation import PreparedRequest, build_request, prepare
 from seedance_pipeline.partitions import clip_key
 from seedance_pipeline.prompt_spec import PromptSpec
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from dagster import DagsterRunStatus
 from pydantic import BaseModel
 
+from seedance_pipeline.clip.generate import ClipResult
+from seedance_pipeline.clip.prepare import PreparedRequest
 from seedance_pipeline.core.errors import (
     AcceptanceUnknown,
     DownloadFailed,
@@ -32,7 +34,6 @@ from seedance_pipeline.core.errors import (
     SubmitRejected,
     TaskFailed,
 )
-from seedance_pipeline.generation import ClipResult, PreparedRequest
 from seedance_pipeline.owner import current_owner, owner_alive
 from seedance_pipeline.providers.states import TaskSnapshot
 from seedance_pipeline.storage.resource import SeedanceStorage, file_stamp

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from seedance_pipeline.checks import Expected, evaluate
+from seedance_pipeline.clip.checks import Expected, evaluate
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.providers import PROVIDERS

@@ -28,10 +28,11 @@ import fsspec
 import pytest
 from PIL import Image
 
+from seedance_pipeline.clip.generate import ClipResult, generate_clip
+from seedance_pipeline.clip.prepare import PreparedRequest, build_request, prepare
 from seedance_pipeline.clip.probe import probe_video
 from seedance_pipeline.core.errors import AcceptanceUnknown, DownloadFailed, InvalidRequest, TaskFailed
 from seedance_pipeline.core.mp4 import looks_like_mp4
-from seedance_pipeline.generation import ClipResult, PreparedRequest, build_request, generate_clip, prepare
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.base import ProviderAdapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient

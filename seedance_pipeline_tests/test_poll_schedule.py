@@ -123,7 +123,8 @@ def test_only_tasks_seen_from_their_submit_are_learned(sim, tmp_path):
 
     import fsspec
 
-    from seedance_pipeline.generation import build_request, generate_clip, prepare
+    from seedance_pipeline.clip.generate import generate_clip
+    from seedance_pipeline.clip.prepare import build_request, prepare
     from seedance_pipeline.providers import get_adapter
     from seedance_pipeline.providers.engine import ProviderClient
     from seedance_pipeline_tests.conftest import FAST, png

@@ -16,10 +16,10 @@ import pytest
 from dagster._serdes import serialize_value
 
 import seedance_pipeline.simulator.images as sim_images
+from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.core.images import inspect_image
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.demo import write_demo_data
-from seedance_pipeline.generation import build_request, prepare
 from seedance_pipeline.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.runner import run_pipeline

@@ -22,9 +22,9 @@ from pathlib import Path
 import fsspec
 import pytest
 
+from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import AcceptanceUnknown, DownloadFailed, SubmitRejected
-from seedance_pipeline.generation import build_request, prepare
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
 from seedance_pipeline.providers.engine import MAX_REDIRECTS, ClientSettings, ProviderClient, scrub
 from seedance_pipeline.simulator.config import FaultRule

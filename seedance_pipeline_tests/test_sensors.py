@@ -10,8 +10,8 @@ import uuid
 
 import dagster as dg
 
+from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.definitions import build_definitions
-from seedance_pipeline.generation import build_request, prepare
 from seedance_pipeline.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.sensors import pending_tasks_sensor, storage_sensor

@@ -11,7 +11,8 @@ import asyncio
 import pytest
 from pydantic import PrivateAttr
 
-from seedance_pipeline.generation import build_request, generate_clip, prepare
+from seedance_pipeline.clip.generate import generate_clip
+from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.storage.resource import SeedanceStorage

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from seedance_pipeline import pricing
+from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.core.errors import InvalidRequest
-from seedance_pipeline.generation import build_request, prepare
 from seedance_pipeline.providers import PROVIDERS, get_adapter
 from seedance_pipeline.providers.engine import parse_retry_after
 

@@ -24,7 +24,8 @@ from seedance_pipeline import lineage
 from seedance_pipeline.assets.background import RelayLog, Send, in_background
 from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY
 from seedance_pipeline.budget import SpendGuard, SpendPolicy
-from seedance_pipeline.checks import Expected, evaluate, evaluations
+from seedance_pipeline.clip.checks import Expected, evaluate
+from seedance_pipeline.clip.generate import generate_clip
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
 from seedance_pipeline.clip_plan import (
     CLIPS_CODE_VERSION,
@@ -41,7 +42,6 @@ from seedance_pipeline.clip_plan import (
     split_key,
 )
 from seedance_pipeline.core.errors import OverBudget, ProviderError
-from seedance_pipeline.generation import generate_clip
 from seedance_pipeline.owner import owner_alive
 from seedance_pipeline.partitions import clip_partitions
 from seedance_pipeline.providers.resource import SeedanceProviders
@@ -521,3 +521,17 @@ def _events(
         tags={PROVIDER_TAG: prepared.provider, OUTCOME_TAG: outcome},
     )
     return [event, *evaluations(str(it.partition), results)]
+
+
+def evaluations(partition: str, results: dict[str, tuple[bool, dict]]) -> list[dg.AssetCheckEvaluation]:
+    return [
+        dg.AssetCheckEvaluation(
+            asset_key=CLIPS_KEY,
+            check_name=name,
+            passed=passed,
+            partition=partition,
+            metadata=meta,
+            severity=dg.AssetCheckSeverity.ERROR,
+        )
+        for name, (passed, meta) in results.items()
+    ]

@@ -1,18 +1,16 @@
-"""Checks on stored clips, from a real probe of the MP4 (PyAV decodes every frame)."""
+"""The checks on a stored clip, from a real probe of its MP4 (PyAV decodes every frame): names, rules, figures.
+
+Dagster-free: the clips step turns the results into asset-check evaluations (``production/metadata.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import dagster as dg
-
 from seedance_pipeline.clip.probe import VideoProbe
 from seedance_pipeline.core import model_spec
 
-CLIPS_KEY = dg.AssetKey("clips")
 PLAYS_TO_END = "plays_to_end"
 MATCHES_REQUEST = "matches_request"
-CHECK_NAMES = (PLAYS_TO_END, MATCHES_REQUEST)
 
 
 @dataclass(frozen=True)
@@ -53,17 +51,3 @@ def evaluate(probe: VideoProbe | None, expected: Expected, error: str | None = N
         and probe.has_audio == expected.audio
     )
     return {PLAYS_TO_END: (plays_ok, plays), MATCHES_REQUEST: (matches_ok, matches)}
-
-
-def evaluations(partition: str, results: dict[str, tuple[bool, dict]]) -> list[dg.AssetCheckEvaluation]:
-    return [
-        dg.AssetCheckEvaluation(
-            asset_key=CLIPS_KEY,
-            check_name=name,
-            passed=passed,
-            partition=partition,
-            metadata=meta,
-            severity=dg.AssetCheckSeverity.ERROR,
-        )
-        for name, (passed, meta) in results.items()
-    ]

@@ -1,0 +1,140 @@
+"""One clip, end to end: submit (or resume), wait, download into storage, reporting each step to a journal.
+
+``generate_clip`` reports each step to an optional journal the moment it happens (intent before the POST,
+task id as soon as it is known, outcome at the end), so a crash at any point can be resumed from the record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+import fsspec
+
+from seedance_pipeline.clip.prepare import PreparedRequest
+from seedance_pipeline.core.errors import DownloadFailed, TaskFailed
+from seedance_pipeline.providers.engine import ProviderClient
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
+from seedance_pipeline.storage.atomic import atomic_writer_async
+
+
+class Journal(Protocol):
+    """Write-ahead record of one attempt. Each call must be durable before it returns. Calls are made on a
+    worker thread (storage may be an object store: its writes must not stall the other clips' I/O), one
+    at a time per attempt."""
+
+    def intent(self, prepared: PreparedRequest) -> None: ...
+    def accepted(self, prepared: PreparedRequest, snapshot: TaskSnapshot) -> None: ...
+    def finished(self, prepared: PreparedRequest, result: ClipResult | None, error: Exception | None) -> None: ...
+
+
+@dataclass
+class ClipResult:
+    provider: str
+    task_id: str
+    status: str
+    output: str
+    source_url: str | None
+    estimated_cost_usd: float
+    reported_cost_usd: float | None
+    fingerprint: str
+    seed: int | None
+    size_bytes: int
+    url_ttl_s: float | None
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _seed_used(prepared: PreparedRequest, snap: TaskSnapshot) -> int | None:
+    reported = snap.extra.get("seed")
+    try:
+        return (
+            int(reported) if reported is not None else (prepared.request.seed if prepared.request.seed >= 0 else None)
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+async def generate_clip(
+    client: ProviderClient,
+    prepared: PreparedRequest,
+    fs: fsspec.AbstractFileSystem,
+    dest_path: str,
+    *,
+    journal: Journal | None = None,
+    on_update: Callable[[TaskSnapshot], Any] | None = None,
+    resume: TaskSnapshot | None = None,
+) -> ClipResult:
+    """Submit (or resume ``resume``), wait, download into ``dest_path``. Raises ProviderError subclasses."""
+    t0 = time.monotonic()
+    sink = functools.partial(atomic_writer_async, fs, dest_path)  # the MP4 appears whole or not at all
+    timings: dict[str, float] = {}
+    try:
+        async with client.slot():
+            # The poll schedule counts from when the task starts: neither the wait for a slot (counted from
+            # t0, a clip that queued 200 s behind the cap was first polled up to 30 s after submit) nor the
+            # intent's write is task time, and the write's jitter would blur the durations it learns.
+            t_start = time.monotonic()
+            if resume is None:
+                if journal:
+                    await asyncio.to_thread(journal.intent, prepared)  # durable before the POST leaves
+                t_start = time.monotonic()
+                snap = await client.submit(prepared.wire)
+                timings["submit_s"] = time.monotonic() - t0
+                if journal:
+                    await asyncio.to_thread(journal.accepted, prepared, snap)
+            else:
+                snap = resume
+            snap = await client.wait(snap, started_at=t_start, on_update=on_update, learn=resume is None)
+            timings["task_s"] = time.monotonic() - t0
+        if snap.state is not TaskState.SUCCEEDED:
+            raise TaskFailed(
+                client.provider,
+                client.redact(snap.error or snap.raw_status),
+                task_id=snap.task_id,
+                state=snap.state.value,
+                moderation=snap.moderation,
+                code=snap.error_code,
+            )
+        assert snap.output_url is not None
+        try:
+            dl = await client.download(snap.output_url, sink, task_id=snap.task_id)
+        except DownloadFailed as exc:
+            if not exc.url_expired:
+                raise
+            # An expired URL may be refreshed by asking again (JieKou/Novita issue per-request URLs).
+            fresh = await client.poll(snap.task_id, snap.poll_url)
+            if fresh.state is not TaskState.SUCCEEDED or not fresh.output_url or fresh.output_url == snap.output_url:
+                raise
+            snap = replace(snap, output_url=fresh.output_url)
+            dl = await client.download(snap.output_url, sink, task_id=snap.task_id)
+        timings["total_s"] = time.monotonic() - t0
+        result = ClipResult(
+            provider=client.provider,
+            task_id=snap.task_id,
+            status=snap.state.value,
+            output=dest_path,
+            source_url=snap.output_url,
+            estimated_cost_usd=prepared.estimate.usd,
+            reported_cost_usd=snap.reported_cost_usd,
+            fingerprint=prepared.fingerprint,
+            seed=_seed_used(prepared, snap),
+            size_bytes=dl.size_bytes,
+            url_ttl_s=snap.url_ttl_s,
+            timings={k: round(v, 3) for k, v in timings.items()},
+            warnings=list(prepared.warnings),
+        )
+    except Exception as exc:
+        if journal:
+            await asyncio.to_thread(journal.finished, prepared, None, exc)
+        raise
+    if journal:
+        await asyncio.to_thread(journal.finished, prepared, result, None)
+    return result

@@ -1,0 +1,161 @@
+"""Preparing one clip's request: everything that can fail before money is spent, with nothing sent.
+
+Validate against the provider's documented limits, read and inspect the images, decide how each image
+reaches the provider (URL, data URI or presigned URL), compute the request fingerprint (the idempotency
+key) and the cost estimate, and build the wire request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from pydantic import ValidationError
+
+from seedance_pipeline import pricing
+from seedance_pipeline.clip.images import load_image
+from seedance_pipeline.core import model_spec
+from seedance_pipeline.core.errors import InvalidRequest
+from seedance_pipeline.core.images import ImageData, is_http_url
+from seedance_pipeline.core.request import GenerationRequest
+from seedance_pipeline.providers.base import ImageRefs, ProviderAdapter, WireRequest
+from seedance_pipeline.providers.validation import validate_image, validate_request, wire_aspect_ratio
+
+Presigner = Callable[[str], "str | None"]
+
+
+def build_request(**fields: Any) -> GenerationRequest:
+    """A GenerationRequest, or an InvalidRequest naming the first bad field, value and rule."""
+    if fields.get("aspect_ratio") == "auto":
+        raise InvalidRequest(
+            "aspect_ratio", "auto", "write 'adaptive'; it is sent as 'auto' to the providers that call it so"
+        )
+    try:
+        return GenerationRequest(**{k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "request"
+        raise InvalidRequest(name, err.get("input"), err["msg"]) from None
+
+
+def default_presigner(ref: str, expires_s: int = 3600) -> str | None:
+    """A presigned GET URL when the reference lives in storage that can sign (s3://), else None."""
+    fs, path = fsspec.core.url_to_fs(ref)
+    try:
+        return fs.sign(path, expiration=expires_s)
+    except NotImplementedError:
+        return None
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    provider: str
+    request: GenerationRequest
+    wire: WireRequest
+    fingerprint: str
+    aspect_ratio_sent: str
+    width: int
+    height: int
+    estimate: pricing.CostEstimate
+    image_sha256: str
+    last_image_sha256: str | None
+    warnings: tuple[str, ...] = ()
+    image_wire_kind: str = "url"  # url | data-uri | presigned-url
+
+    def describe(self) -> dict[str, Any]:
+        """The request as it may be shown or stored: no image payloads, no secrets."""
+        return {
+            **self.request.model_dump(),
+            "provider": self.provider,
+            "model": model_spec.MODEL_NAME,
+            "aspect_ratio_sent": self.aspect_ratio_sent,
+            "width": self.width,
+            "height": self.height,
+            "image_sha256": self.image_sha256,
+            "last_image_sha256": self.last_image_sha256,
+            "image_sent_as": self.image_wire_kind,
+        }
+
+
+def fingerprint(provider: str, req: GenerationRequest, image_sha: str, last_image_sha: str | None) -> str:
+    """The idempotency key: image bytes + normalised request + provider + model (DESIGN.md)."""
+    doc = {
+        "model": model_spec.MODEL_NAME,
+        "provider": provider,
+        "request": req.wire_fields(),
+        "image": image_sha,
+        "last_image": last_image_sha,
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _image_for_wire(
+    adapter: ProviderAdapter, field_name: str, img: ImageData, presign: Presigner | None
+) -> tuple[str, str]:
+    if is_http_url(img.ref):
+        return img.ref, "url"
+    if adapter.capabilities.accepts_data_uri:
+        return img.data_uri(), "data-uri"
+    url = presign(img.ref) if presign else None
+    if url:
+        return url, "presigned-url"
+    raise InvalidRequest(
+        field_name,
+        img.ref,
+        f"{adapter.name} accepts images only as URLs: pass an http(s) URL, or keep the image in storage "
+        "that can presign URLs (s3://...)",
+        adapter.name,
+    )
+
+
+def prepare(
+    adapter: ProviderAdapter,
+    req: GenerationRequest,
+    *,
+    presign: Presigner | None = None,
+    images: dict[str, ImageData] | None = None,
+) -> PreparedRequest:
+    """Everything that can fail before spending: raises InvalidRequest, sends nothing to the provider.
+
+    ``images`` may hold already-loaded images by reference (the pipeline reads each image once).
+    """
+    caps = adapter.capabilities
+    warnings = validate_request(adapter.name, caps, req)
+    loaded = images or {}
+    first = loaded.get(req.image) or load_image(req.image, "image")
+    validate_image(adapter.name, caps, "image", first)
+    last = None
+    if req.last_image:
+        last = loaded.get(req.last_image) or load_image(req.last_image, "last_image")
+        validate_image(adapter.name, caps, "last_image", last)
+    image_wire, kind = _image_for_wire(adapter, "image", first, presign)
+    last_wire = _image_for_wire(adapter, "last_image", last, presign)[0] if last else None
+    ratio = wire_aspect_ratio(caps, req.aspect_ratio, first)
+    width, height = model_spec.pixel_size(req.aspect_ratio, req.resolution, (first.width, first.height))
+    estimate = pricing.estimate(
+        adapter.name,
+        resolution=req.resolution,
+        duration_s=req.duration,
+        generate_audio=req.generate_audio,
+        width=width,
+        height=height,
+        service_tier=req.service_tier,
+    )
+    return PreparedRequest(
+        provider=adapter.name,
+        request=req,
+        wire=adapter.build_submit(req, ImageRefs(image_wire, last_wire), ratio),
+        fingerprint=fingerprint(adapter.name, req, first.sha256, last.sha256 if last else None),
+        aspect_ratio_sent=ratio,
+        width=width,
+        height=height,
+        estimate=estimate,
+        image_sha256=first.sha256,
+        last_image_sha256=last.sha256 if last else None,
+        warnings=tuple(warnings),
+        image_wire_kind=kind,
+    )
