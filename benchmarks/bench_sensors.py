@@ -171,9 +171,9 @@ def pending_sensor_figure(n_tasks: int) -> None:
     from dagster._core.test_utils import create_run_for_test
 
     from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.ledger.records import AttemptRecord
     from seedance_pipeline.sensors import pending_tasks_sensor
     from seedance_pipeline.storage.resource import SeedanceStorage
-    from seedance_pipeline.tasks import AttemptRecord
 
     with tempfile.TemporaryDirectory(prefix="seedance-bench5p-") as tmp, dg.instance_for_test() as instance:
         storage = SeedanceStorage(url=str(Path(tmp) / "storage"))

@@ -30,10 +30,10 @@ from seedance_pipeline.clip_plan import (
     prepare_items,
     select,
 )
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
-from seedance_pipeline.tasks import TaskStore
 
 TRIGGER_TAG = "seedance/trigger"
 

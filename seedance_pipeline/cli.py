@@ -18,6 +18,8 @@ from seedance_pipeline.clip.prepare import build_request, default_presigner, pre
 from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import InvalidRequest, MissingApiKey, ProviderError, SeedanceError
 from seedance_pipeline.core.request import AspectRatio, Resolution
+from seedance_pipeline.ledger import states
+from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.providers import PROVIDERS, get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.providers.routing import SIMULATOR_KEY, route
@@ -88,7 +90,7 @@ def generate(
     summary = {
         "provider": provider,
         "task_id": None,
-        "status": "rejected",
+        "status": AttemptState.REJECTED.value,
         "output": None,
         "estimated_cost_usd": None,
         "reported_cost_usd": None,
@@ -138,7 +140,7 @@ def generate(
             result = asyncio.run(_generate(adapter, api_key, base_url, client_settings, prepared, fs, path))
         except ProviderError as exc:
             click.echo(f"error: {exc}", err=True)
-            summary.update(status="failed", error=str(exc), task_id=getattr(exc, "task_id", None))
+            summary.update(status=AttemptState.FAILED.value, error=str(exc), task_id=getattr(exc, "task_id", None))
             _emit(as_json, summary)
             sys.exit(EXIT_FAILED)
     click.echo(
@@ -346,8 +348,8 @@ def tasks() -> None:
 
 
 def _task_store(storage_url: str | None):
+    from seedance_pipeline.ledger.store import TaskStore
     from seedance_pipeline.storage.resource import SeedanceStorage
-    from seedance_pipeline.tasks import TaskStore
 
     storage = SeedanceStorage.from_env() if storage_url is None else SeedanceStorage(url=storage_url)
     return TaskStore(storage)
@@ -370,7 +372,7 @@ def tasks_list(storage_url: str | None) -> None:
             f"{r.attempt_id:<30} {r.image + '|' + r.prompt:<28} {r.provider:<10} {r.state:<16} {age:>7} "
             f"{r.estimated_cost_usd:>8.4f}  {r.task_id or '-'}"
         )
-    unknown = [r for r in records if r.state in ("intent", "unknown")]
+    unknown = [r for r in records if r.state in states.NEEDS_DECISION]
     if unknown:
         click.echo(
             f"\n{len(unknown)} attempt(s) may or may not have been accepted (and billed) by the provider; "
@@ -380,20 +382,19 @@ def tasks_list(storage_url: str | None) -> None:
 
 
 def _close(store, attempt_id: str, note: str):
-    from seedance_pipeline.tasks import OPEN_STATES
 
     try:
         record = store.load(attempt_id)
     except FileNotFoundError:
         raise click.ClickException(f"no attempt {attempt_id}") from None
-    if record.state not in OPEN_STATES:
+    if record.state not in states.OPEN:
         raise click.ClickException(f"attempt {attempt_id} is {record.state}; only open attempts can be closed")
-    if record.state in ("accepted", "download_failed"):
+    if record.state in states.COLLECTABLE:
         raise click.ClickException(
             f"attempt {attempt_id} was accepted as task {record.task_id}: its output is collected by the pending-tasks "
             "sensor or the next `seedance-pipeline run`, never resubmitted"
         )
-    store.save(record.model_copy(update={"state": "abandoned", "error": f"{record.error or ''} [{note}]".strip()}))
+    store.save(record.moved(states.AttemptState.ABANDONED, error=f"{record.error or ''} [{note}]".strip()))
     return record
 
 

@@ -20,13 +20,15 @@ from seedance_pipeline.clip.prepare import PreparedRequest, build_request, prepa
 from seedance_pipeline.core import model_spec
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.images import ImageData, inspect_image, is_http_url
+from seedance_pipeline.ledger import states
+from seedance_pipeline.ledger.records import AttemptRecord
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.partitions import clip_key
 from seedance_pipeline.prompt_spec import PromptSpec
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.layout import sidecar_of
 from seedance_pipeline.storage.resource import SeedanceStorage
-from seedance_pipeline.tasks import AttemptRecord, TaskStore
 
 CLIPS_KEY = dg.AssetKey("clips")
 CLIPS_CODE_VERSION = "1"  # bump when the request mapping or the model changes
@@ -337,7 +339,7 @@ def find_reusable(
         fp = candidate.prepared.fingerprint
         places = [own, storage.version_path(it.prompt, it.image, fp)]
         for rec in reversed(attempts.get(fp, [])):
-            if rec.state == "succeeded" and rec.output:
+            if rec.state in states.REUSABLE and rec.output:
                 places += [rec.output, storage.version_path(rec.prompt, rec.image, fp)]
         for place in dict.fromkeys(places):
             sidecar = checked_sidecar(storage, place, stored)

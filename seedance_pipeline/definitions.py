@@ -11,8 +11,8 @@ from seedance_pipeline.assets.clip_checks import matches_request, plays_to_end  
 from seedance_pipeline.assets.clips import clips  # noqa: E402
 from seedance_pipeline.assets.reports import cost_report  # noqa: E402
 from seedance_pipeline.assets.sources import prompts, source_images  # noqa: E402
-from seedance_pipeline.budget import SpendPolicy  # noqa: E402
 from seedance_pipeline.jobs import clips_job, cost_report_job, daily_cost_report, prompts_job, source_images_job  # noqa: E402
+from seedance_pipeline.ledger.budget import SpendPolicy  # noqa: E402
 from seedance_pipeline.providers.resource import SeedanceProviders  # noqa: E402
 from seedance_pipeline.sensors import pending_tasks_sensor, storage_sensor  # noqa: E402
 from seedance_pipeline.storage.resource import SeedanceStorage  # noqa: E402

@@ -16,10 +16,10 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from seedance_pipeline.assets.clips import CLIPS_KEY
-from seedance_pipeline.budget import SpendPolicy
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.instance_config import ensure_instance_config
 from seedance_pipeline.jobs import today_utc
+from seedance_pipeline.ledger.budget import SpendPolicy
 from seedance_pipeline.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.refresh import clip_range_tags, plan_refresh, range_tags
@@ -155,7 +155,9 @@ def _failure_lines(instance: dg.DagsterInstance, run_id: str, step: str) -> list
     for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
         data = record.event_log_entry.dagster_event.step_failure_data
         user = data.user_failure_data
-        text = user.description if user and user.description else data.error.message if data.error else "failed"
+        text = (
+            user.description if user and user.description else data.error.message if data.error else "the step failed"
+        )
         lines.extend(
             f"{step}: {line[2:] if line.startswith('- ') else line}"
             for line in text.strip().splitlines()

@@ -11,14 +11,16 @@ from seedance_pipeline import backfill
 from seedance_pipeline.assets.clips import CLIPS_KEY, PROVIDER_TAG
 from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
 from seedance_pipeline.backfill import TRIGGER_TAG
-from seedance_pipeline.budget import SpendPolicy
 from seedance_pipeline.clip_plan import planned_provider
 from seedance_pipeline.jobs import clips_job, prompts_job, source_images_job
+from seedance_pipeline.ledger import states
+from seedance_pipeline.ledger.budget import SpendPolicy
+from seedance_pipeline.ledger.liveness import orphaned
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.partitions import clip_key
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.refresh import add_requests, clip_range_tags, plan_refresh, range_tags
 from seedance_pipeline.storage.resource import SeedanceStorage
-from seedance_pipeline.tasks import TaskStore, orphaned
 
 SENSOR_INTERVAL_S = 30
 
@@ -155,16 +157,16 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
     if not records:
         return dg.SensorResult(skip_reason=dg.SkipReason("no provider task in flight"), cursor=json.dumps({}))
     dead: dict[tuple, bool] = {}
-    runs, states, stuck, notices = [], Counter(), [], []
+    runs, counts, stuck, notices = [], Counter(), [], []
     now = time.time()
     for rec in records:
         if (rec.owner, rec.run_id) not in dead:
             dead[(rec.owner, rec.run_id)] = orphaned(rec, context.instance)
-        states[(rec.provider, rec.state)] += 1
-        # "unknown" waits for a person whoever owns it; anything else is left to a live owner.
-        if not dead[(rec.owner, rec.run_id)] and rec.state != "unknown":
+        counts[(rec.provider, rec.state)] += 1
+        # Some states wait for a person whoever owns them; anything else is left to a live owner.
+        if not dead[(rec.owner, rec.run_id)] and rec.state not in states.AWAITING_PERSON:
             continue
-        if rec.state in ("accepted", "download_failed") and rec.task_id:
+        if rec.state in states.COLLECTABLE and rec.task_id:
             runs.append(
                 dg.RunRequest(
                     run_key=f"collect:{rec.attempt_id}:{rec.updated_at:.0f}",
@@ -195,7 +197,7 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
                     },
                 )
             )
-    summary = "; ".join(f"{p} {s}: {n}" for (p, s), n in sorted(states.items()))
+    summary = "; ".join(f"{p} {s}: {n}" for (p, s), n in sorted(counts.items()))
     context.log.info(f"{len(records)} open attempt(s): {summary}")
     for line in stuck:
         context.log.warning(f"needs a decision (acceptance unknown): {line}; see `seedance-pipeline tasks`")

@@ -14,8 +14,8 @@ from dagster._core.execution.backfill import BulkActionStatus
 from seedance_pipeline.assets.clips import PROVIDER_TAG
 from seedance_pipeline.cli import main
 from seedance_pipeline.demo import write_demo_data
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.storage.resource import SeedanceStorage
-from seedance_pipeline.tasks import TaskStore
 from seedance_pipeline_tests.conftest import put, requests_total
 from seedance_pipeline_tests.daemon import DagsterDaemon
 

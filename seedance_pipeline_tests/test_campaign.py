@@ -40,7 +40,7 @@ def test_campaign_s3_write_errors(tmp_path):
 def test_a_marker_whose_record_write_failed_does_not_block_the_clip(storage):
     """Found by the S3 campaign: ``create`` writes the fingerprint marker, then the record; when the
     record's write fails nothing was sent, and the dangling marker must not fail every later run."""
-    from seedance_pipeline.tasks import TaskStore
+    from seedance_pipeline.ledger.store import TaskStore
 
     store = TaskStore(storage)
     storage.write_bytes(store._marker_path("f" * 64, "2026-01-01T000000Z-0123456789"), b"")

@@ -26,9 +26,9 @@ import pytest
 
 from seedance_pipeline.clip.probe import probe_video
 from seedance_pipeline.instance_config import ensure_instance_config
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline.storage.resource import SeedanceStorage
-from seedance_pipeline.tasks import TaskStore
 from seedance_pipeline_tests.conftest import fast_config, png, put
 
 IMAGES = ("a", "b", "c")

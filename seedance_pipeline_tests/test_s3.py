@@ -20,6 +20,8 @@ from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.core.images import inspect_image
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.demo import write_demo_data
+from seedance_pipeline.ledger.states import AttemptState
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.runner import run_pipeline
@@ -27,7 +29,6 @@ from seedance_pipeline.sensors import storage_sensor
 from seedance_pipeline.storage.atomic import atomic_writer
 from seedance_pipeline.storage.layout import sidecar_of
 from seedance_pipeline.storage.resource import SeedanceStorage
-from seedance_pipeline.tasks import TaskStore
 from seedance_pipeline_tests.conftest import png, put, requests_total
 from seedance_pipeline_tests.s3server import object_keys
 
@@ -339,12 +340,12 @@ def test_task_records_round_trip_on_s3(s3_storage, s3, bucket):
     assert first.state == "intent"
     assert f"{root}tasks/by-fingerprint/{prepared.fingerprint}/{first.attempt_id}" in object_keys(s3, bucket)
     assert [r.attempt_id for r in store.open_records()] == [first.attempt_id]
-    accepted = store.save(first.model_copy(update={"state": "accepted", "task_id": "t-1"}))
+    accepted = store.save(first.moved(AttemptState.ACCEPTED, task_id="t-1"))
     assert store.load(first.attempt_id) == accepted
     assert [r.model_dump() for r in store.open_records()] == [accepted.model_dump()]
 
     second = store.create(prepared, image="lake", prompt="dawn", run_id="run-2", simulated=True)
-    done = store.save(accepted.model_copy(update={"state": "succeeded", "output": storage.clip_path("dawn", "lake")}))
+    done = store.save(accepted.moved(AttemptState.SUCCEEDED, output=storage.clip_path("dawn", "lake")))
     assert [r.attempt_id for r in store.open_records()] == [second.attempt_id]
     assert f"{root}tasks/open/{first.attempt_id}.json" not in object_keys(s3, bucket)
     by_fp = store.for_fingerprint(prepared.fingerprint)

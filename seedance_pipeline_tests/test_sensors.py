@@ -12,10 +12,11 @@ import dagster as dg
 
 from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.ledger.states import AttemptState
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.sensors import pending_tasks_sensor, storage_sensor
-from seedance_pipeline.tasks import TaskStore
 from seedance_pipeline_tests.conftest import png, put, requests_total
 
 PROMPT = "text: a calm lake at dawn\nprovider: novita\nduration: 4\nresolution: 480p\n"
@@ -118,7 +119,7 @@ def test_storage_sensor_runs_one_prompt_per_run_tagged_with_its_provider(storage
 
 
 def test_edit_waits_for_a_person_unless_its_forecast_fits_the_automatic_budget(storage, providers, instance, sim):
-    from seedance_pipeline.budget import SpendPolicy
+    from seedance_pipeline.ledger.budget import SpendPolicy
 
     put(storage, "images/lake.png", png())
     put(storage, "images/hill.png", png((640, 640), (30, 160, 60)))
@@ -179,7 +180,7 @@ def test_pending_sensor_collects_an_orphaned_task_without_resubmitting(storage, 
             return await client.submit(prepared.wire)
 
     snapshot = asyncio.run(submit())
-    record = store.save(record.model_copy(update={"state": "accepted", "task_id": snapshot.task_id}))
+    record = store.save(record.moved(AttemptState.ACCEPTED, task_id=snapshot.task_id))
     assert requests_total(sim, "submit") == 1
     result, _ = tick(pending_tasks_sensor, instance, storage, defs)
     assert not result.run_requests and result.skip_reason  # its owner (this process) is alive: nothing to collect
@@ -208,9 +209,8 @@ def test_pending_sensor_leaves_live_runs_alone(storage, providers, instance, sim
         defs.resolve_job_def("clips_job"), run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED
     )
     store = TaskStore(storage)
-    record = store.create(
-        prepared, image="lake", prompt="dawn", run_id=run.run_id, simulated=True, state="accepted", task_id="t-1"
-    )
+    intent = store.create(prepared, image="lake", prompt="dawn", run_id=run.run_id, simulated=True)
+    record = store.save(intent.moved(AttemptState.ACCEPTED, task_id="t-1"))
     _owned_by(store, record, "another-host:4242:777")
     result, _ = tick(pending_tasks_sensor, instance, storage, defs)
     assert not result.run_requests and "none orphaned" in result.skip_reason.skip_message

@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 from seedance_pipeline.cli import main
 from seedance_pipeline.demo import write_demo_data
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.simulator.config import FaultRule
-from seedance_pipeline.tasks import TaskStore
 from seedance_pipeline_tests.conftest import fast_config, png, put, requests_total
 
 
@@ -84,7 +84,7 @@ def _three_images(storage):
 
 
 def test_per_run_budget_blocks_the_clip_that_would_pass_it_and_the_rest_continue(storage, providers, sim, instance):
-    from seedance_pipeline.budget import SpendPolicy
+    from seedance_pipeline.ledger.budget import SpendPolicy
 
     _three_images(storage)
     put(storage, "prompts/lake.yaml", THREE_NOVITA)
@@ -101,7 +101,7 @@ def test_per_run_budget_blocks_the_clip_that_would_pass_it_and_the_rest_continue
 
 
 def test_daily_budget_counts_earlier_runs_and_blocks_before_sending(storage, providers, sim, instance):
-    from seedance_pipeline.budget import SpendPolicy
+    from seedance_pipeline.ledger.budget import SpendPolicy
 
     _three_images(storage)
     put(storage, "prompts/lake.yaml", THREE_NOVITA.replace("images: ", "") + "images: [a, b]\n")
@@ -115,7 +115,7 @@ def test_daily_budget_counts_earlier_runs_and_blocks_before_sending(storage, pro
     assert "c|lake" in second.failures[0] and "over the daily budget" in second.failures[0]
     assert requests_total(sim, "submit") == 2
     # A budget of its own kind: simulated attempts never count against real ones (and vice versa).
-    from seedance_pipeline.budget import SpendGuard
+    from seedance_pipeline.ledger.budget import SpendGuard
 
     [record] = [r for r in TaskStore(storage).day_records(first.cost_report.rsplit("/", 2)[-2]) if r.state == "blocked"]
     guard = SpendGuard(TaskStore(storage), per_run_usd=None, per_day_usd=daily.per_day_usd)

@@ -13,10 +13,12 @@ from pydantic import PrivateAttr
 
 from seedance_pipeline.clip.generate import generate_clip
 from seedance_pipeline.clip.prepare import build_request, prepare
+from seedance_pipeline.ledger.journal import AttemptJournal
+from seedance_pipeline.ledger.states import AttemptState
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.storage.resource import SeedanceStorage
-from seedance_pipeline.tasks import AttemptJournal, TaskStore
 from seedance_pipeline_tests.conftest import FAST, png, put, requests_total
 
 
@@ -63,7 +65,7 @@ def test_an_attempt_needing_attention_is_listed_even_if_its_record_write_fails(f
     record = store.create(prepared, image="cat", prompt="p", run_id=None, simulated=True)
     flaky.fail("/tasks/days/")
     with pytest.raises(OSError):
-        store.save(record.model_copy(update={"state": "accepted", "task_id": "t-1"}))
+        store.save(record.moved(AttemptState.ACCEPTED, task_id="t-1"))
     assert [(r.attempt_id, r.state, r.task_id) for r in store.open_records()] == [
         (record.attempt_id, "accepted", "t-1")
     ]
@@ -108,7 +110,7 @@ def test_a_task_id_only_its_open_copy_kept_is_found_again(flaky):
     record = store.create(prepared, image="cat", prompt="p", run_id=None, simulated=True)
     flaky.fail("/tasks/days/")
     with pytest.raises(OSError):
-        store.save(record.model_copy(update={"state": "accepted", "task_id": "t-7", "poll_url": "https://x/t-7"}))
+        store.save(record.moved(AttemptState.ACCEPTED, task_id="t-7", poll_url="https://x/t-7"))
     (found,) = store.for_fingerprint(prepared.fingerprint)
     assert (found.state, found.task_id, found.poll_url) == ("accepted", "t-7", "https://x/t-7")
     assert (store.load(record.attempt_id).state, store.load(record.attempt_id).task_id) == ("accepted", "t-7")

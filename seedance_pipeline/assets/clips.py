@@ -23,7 +23,6 @@ import dagster as dg
 from seedance_pipeline import lineage
 from seedance_pipeline.assets.background import RelayLog, Send, in_background
 from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY
-from seedance_pipeline.budget import SpendGuard, SpendPolicy
 from seedance_pipeline.clip.checks import Expected, evaluate
 from seedance_pipeline.clip.generate import generate_clip
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
@@ -42,18 +41,24 @@ from seedance_pipeline.clip_plan import (
     split_key,
 )
 from seedance_pipeline.core.errors import OverBudget, ProviderError
-from seedance_pipeline.owner import owner_alive
+from seedance_pipeline.ledger import states
+from seedance_pipeline.ledger.budget import SpendGuard, SpendPolicy
+from seedance_pipeline.ledger.journal import AttemptJournal
+from seedance_pipeline.ledger.liveness import owner_alive
+from seedance_pipeline.ledger.records import AttemptRecord
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.partitions import clip_partitions
+from seedance_pipeline.production.collect import prepared_from_record
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 from seedance_pipeline.storage.layout import sidecar_of
 from seedance_pipeline.storage.resource import SeedanceStorage
-from seedance_pipeline.tasks import AttemptJournal, AttemptRecord, TaskStore, prepared_from_record
 
 log = logging.getLogger(__name__)
 
 PROVIDER_TAG = "seedance/provider"
 OUTCOME_TAG = "seedance/outcome"
+REUSED = states.AttemptState.REUSED.value  # the clip outcome of a reused one (else "generated")
 __all__ = ["clips", "CLIPS_KEY", "CLIPS_CODE_VERSION", "PROVIDER_TAG", "split_key"]
 
 
@@ -136,7 +141,7 @@ def clips(
             if kind == "log":
                 level, text = payload
                 getattr(context.log, level)(text)
-            elif kind == "failed":
+            elif kind == "item_failed":
                 failures.append(payload[0])
                 context.log.error(payload[0])
             else:
@@ -168,7 +173,7 @@ async def _produce_all(
     run_id: str,
     send: Send,
 ) -> None:
-    """Every item, concurrently; sends ``("stored", events)`` or ``("failed", message)`` per item as it ends."""
+    """Every item, concurrently; sends ``("stored", events)`` or ``("item_failed", message)`` per item as it ends."""
     run = _Run(run_id, RelayLog(send))
     used = sorted({c.provider for it in ready for c in it.candidates})
     async with providers.clients(used, logger=run.log) as clients:
@@ -183,7 +188,7 @@ async def _produce_all(
                 try:
                     send(("stored", await next_done))
                 except ItemFailed as exc:
-                    send(("failed", str(exc)))
+                    send(("item_failed", str(exc)))
         finally:
             # Leaving early (an error, or the run being stopped): stop waiting, keep every record as it is.
             for task in tasks:
@@ -200,7 +205,7 @@ def _collect_items(context, attempt_ids: list[str], store: TaskStore, keys) -> l
     items = []
     for attempt_id in attempt_ids:
         rec = store.load(attempt_id)
-        if rec.state not in ("accepted", "download_failed") or not rec.task_id:
+        if rec.state not in states.COLLECTABLE or not rec.task_id:
             context.log.info(f"attempt {attempt_id} is {rec.state}: nothing to collect")
             continue
         if (rec.image, rec.prompt) not in keys:
@@ -268,13 +273,18 @@ def _open_attempt(
         return it.candidates[0], it.record
     for candidate in it.candidates:
         for rec in reversed(attempts[candidate.prepared.fingerprint]):
-            if rec.state in ("accepted", "download_failed") and rec.task_id:
+            if rec.state in states.COLLECTABLE and rec.task_id:
                 return candidate, rec
-            if rec.state == "succeeded" and rec.task_id and rec.output and not storage.exists(sidecar_of(rec.output)):
+            if (
+                rec.state in states.REUSABLE
+                and rec.task_id
+                and rec.output
+                and not storage.exists(sidecar_of(rec.output))
+            ):
                 # Paid for, but the process died before the clip was stored whole (no sidecar): collect that
                 # task's output again rather than paying for the same request twice.
                 return candidate, rec
-            if rec.state in ("intent", "unknown"):
+            if rec.state in states.NEEDS_DECISION:
                 raise ItemFailed(
                     f"{it.where}: attempt {rec.attempt_id} on {rec.provider} may have been accepted "
                     "(acceptance unknown); it is not resubmitted automatically. Resolve it with "
@@ -339,7 +349,7 @@ async def _produce_one(
         except OverBudget as exc:
             raise ItemFailed(f"{it.where}: {exc}") from None
         except ProviderError as exc:
-            never_taken = journal.record is not None and journal.record.state == "rejected"
+            never_taken = journal.record is not None and journal.record.state is states.AttemptState.REJECTED
             if never_taken and n + 1 < len(order):
                 passed_over.append(f"{provider}: {exc}")
                 run.log.warning(
@@ -418,13 +428,13 @@ async def _reuse(run: _Run, it: Item, storage: SeedanceStorage, store: TaskStore
             prompt=it.prompt,
             run_id=run.run_id,
             simulated=reuse.candidate.simulated,
-            state="reused",
+            state=states.AttemptState.REUSED,
             output=clip_path,
             task_id=sidecar.get("task_id"),
         )
     )
     probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
-    return _events(it, reuse.candidate, storage, clip_path, sidecar, probed, thumb, results, outcome="reused")
+    return _events(it, reuse.candidate, storage, clip_path, sidecar, probed, thumb, results, outcome=REUSED)
 
 
 async def _write_sidecar(storage: SeedanceStorage, it: Item, sidecar: dict) -> None:
@@ -469,7 +479,7 @@ def _events(
     source_url: str | None = None,
 ) -> list:
     prepared = candidate.prepared
-    reused = outcome == "reused"
+    reused = outcome == REUSED
     metadata = {
         "outcome": outcome,
         "provider": prepared.provider,

@@ -18,15 +18,14 @@ import dagster as dg
 
 from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import OverBudget
-from seedance_pipeline.tasks import AttemptRecord, TaskStore
-
-CHARGED_STATES = frozenset({"succeeded", "download_failed"})  # delivered: billed (failures are free)
-PENDING_STATES = frozenset({"intent", "accepted", "unknown"})  # may still be billed
+from seedance_pipeline.ledger import states
+from seedance_pipeline.ledger.records import AttemptRecord
+from seedance_pipeline.ledger.store import TaskStore
 
 
 def committed_usd(record: AttemptRecord) -> float:
     """What an attempt counts against a budget: its charge once delivered, its estimate while in flight."""
-    if record.state in CHARGED_STATES or record.state in PENDING_STATES:
+    if record.state in states.BILLED or record.state in states.IN_FLIGHT:
         return record.reported_cost_usd if record.reported_cost_usd is not None else record.estimated_cost_usd
     return 0.0
 

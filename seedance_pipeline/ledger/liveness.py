@@ -1,4 +1,4 @@
-"""Which process owns an attempt, and whether it is still alive.
+"""Which process owns an attempt, whether it is still alive, and so whether its attempt is orphaned.
 
 An attempt records its owner as ``host:pid:start`` (``start`` = the process start time from /proc, so a
 reused pid is not mistaken for the owner). On the same host, liveness is certain; on another host it is
@@ -12,6 +12,10 @@ from __future__ import annotations
 import os
 import socket
 from functools import lru_cache
+
+import dagster as dg
+
+from seedance_pipeline.ledger.records import AttemptRecord
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -50,3 +54,13 @@ def owner_alive(owner: str | None) -> bool | None:
             return True
         return True
     return _start_ticks(pid) == start
+
+
+def orphaned(record: AttemptRecord, instance: dg.DagsterInstance) -> bool:
+    """No live process is working on this attempt: its owner died, or (owner on another host) its run ended."""
+    alive = owner_alive(record.owner)
+    if alive is not None:
+        return not alive
+    run = instance.get_run_by_id(record.run_id) if record.run_id else None
+    ended = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+    return run is None or run.status in ended

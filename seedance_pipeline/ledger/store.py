@@ -1,0 +1,160 @@
+"""``TaskStore``: the write-ahead records of every provider attempt, kept in storage next to the clips.
+
+One JSON object per attempt, written by that attempt's process only (so many writers never collide):
+
+    tasks/days/<YYYY-MM-DD>/<attempt_id>.json     the record; the day is the attempt's UTC start
+    tasks/by-fingerprint/<fingerprint>/<attempt_id>   empty marker: find attempts for a request
+    tasks/open/<attempt_id>.json                  copy of the record while it needs attention
+                                                  (``states.OPEN``)
+
+The intent is durable before the submit POST leaves, the task id the moment the provider answers,
+the outcome when done. A crash at any point leaves a record that says exactly what is known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any
+
+from seedance_pipeline.clip.prepare import PreparedRequest
+from seedance_pipeline.ledger import states
+from seedance_pipeline.ledger.liveness import current_owner
+from seedance_pipeline.ledger.records import AttemptRecord, new_attempt_id
+from seedance_pipeline.ledger.states import AttemptState, check_move
+from seedance_pipeline.storage import layout
+from seedance_pipeline.storage.resource import SeedanceStorage, file_stamp
+
+
+class TaskStore:
+    def __init__(self, storage: SeedanceStorage):
+        self.storage = storage
+
+    def _record_path(self, attempt_id: str) -> str:
+        return self.storage.path(layout.task_record(attempt_id))
+
+    def _open_path(self, attempt_id: str) -> str:
+        return self.storage.path(layout.task_open(attempt_id))
+
+    def _marker_path(self, fingerprint: str, attempt_id: str) -> str:
+        return self.storage.path(layout.task_marker(fingerprint, attempt_id))
+
+    def save(self, record: AttemptRecord) -> AttemptRecord:
+        """Write the record (as owned by this process) and keep tasks/open/ in step with its state."""
+        record = record.model_copy(update={"updated_at": time.time(), "owner": current_owner()})
+        data = record.model_dump_json(indent=1).encode()
+        open_path = self._open_path(record.attempt_id)
+        if record.state in states.OPEN:
+            # The open copy first: a record that needs attention is never missing from tasks/open/ (what
+            # `tasks list` and the pending-tasks sensor read), whichever of the two writes fails.
+            self.storage.write_bytes(open_path, data)
+            self.storage.write_bytes(self._record_path(record.attempt_id), data)
+        else:
+            self.storage.write_bytes(self._record_path(record.attempt_id), data)
+            if self.storage.fs.exists(open_path):
+                self.storage.fs.rm(open_path)
+        return record
+
+    def create(
+        self,
+        prepared: PreparedRequest,
+        *,
+        image: str,
+        prompt: str,
+        run_id: str | None,
+        simulated: bool,
+        state: AttemptState = AttemptState.INTENT,
+        **fields: Any,
+    ) -> AttemptRecord:
+        check_move(None, state)
+        now = time.time()
+        record = AttemptRecord(
+            attempt_id=new_attempt_id(now),
+            fingerprint=prepared.fingerprint,
+            image=image,
+            prompt=prompt,
+            provider=prepared.provider,
+            state=state,
+            simulated=simulated,
+            run_id=run_id,
+            request=prepared.describe(),
+            estimated_cost_usd=prepared.estimate.usd,
+            estimate_is_assumption=prepared.estimate.assumption,
+            created_at=now,
+            updated_at=now,
+            **fields,
+        )
+        self.storage.write_bytes(self._marker_path(record.fingerprint, record.attempt_id), b"")
+        try:
+            return self.save(record)
+        except OSError:
+            # Nothing was sent (the caller submits only after this returns): an open copy written before the
+            # record's write failed would list an attempt that does not exist. Best effort; a marker without
+            # its record is skipped when read.
+            with contextlib.suppress(OSError):
+                self.storage.fs.rm(self._open_path(record.attempt_id))
+            raise
+
+    def load(self, attempt_id: str) -> AttemptRecord:
+        record = AttemptRecord.model_validate_json(self.storage.read_bytes(self._record_path(attempt_id)))
+        return self._newest([record])[0]
+
+    def _load_many(self, paths: list[str]) -> list[AttemptRecord]:
+        return list(self._read_many(paths).values())
+
+    def _read_many(self, paths: list[str]) -> dict[str, AttemptRecord]:
+        """Path -> record for the paths that could be read, in the order asked."""
+        if not paths:
+            return {}
+        # One batched call (concurrent on object stores). A marker whose record is missing is an intent
+        # whose write failed before anything was sent: skipped, not an error that blocks the clip forever.
+        blobs = self.storage.fs.cat(paths, on_error="omit")
+        return {p: AttemptRecord.model_validate_json(blobs[p]) for p in paths if p in blobs}
+
+    def _newest(self, records: list[AttemptRecord]) -> list[AttemptRecord]:
+        """Records still saying ``intent`` replaced by their open copy where that is newer: ``save`` writes the
+        open copy first, so when the record's write of the task id failed and the process then died, the
+        open copy is the one that knows the task (collected by polling, not left as acceptance unknown)."""
+        intents = [r for r in records if r.state is AttemptState.INTENT]
+        if not intents:
+            return records
+        blobs = self.storage.fs.cat([self._open_path(r.attempt_id) for r in intents], on_error="omit")
+        copies = {c.attempt_id: c for c in map(AttemptRecord.model_validate_json, blobs.values())}
+        return [
+            copies[r.attempt_id] if r.attempt_id in copies and copies[r.attempt_id].updated_at > r.updated_at else r
+            for r in records
+        ]
+
+    def open_records(self) -> list[AttemptRecord]:
+        try:
+            paths = sorted(self.storage.fs.find(self.storage.path(layout.TASKS_OPEN)))
+        except FileNotFoundError:
+            return []
+        return self._load_many([p for p in paths if p.endswith(".json")])
+
+    def day_records(self, day: str) -> list[AttemptRecord]:
+        try:
+            paths = sorted(self.storage.fs.find(self.storage.path(layout.task_day(day))))
+        except FileNotFoundError:
+            return []
+        return self._load_many([p for p in paths if p.endswith(".json")])
+
+    def day_records_cached(self, day: str, cache: dict[str, tuple[str, AttemptRecord]]) -> list[AttemptRecord]:
+        """``day_records``, re-reading only the files whose size or mtime/ETag changed since ``cache`` saw them."""
+        try:
+            listing = self.storage.fs.find(self.storage.path(layout.task_day(day)), detail=True)
+        except FileNotFoundError:
+            return []
+        stamps = {p: file_stamp(info) for p, info in listing.items() if p.endswith(".json")}
+        stale = [p for p, stamp in stamps.items() if p not in cache or cache[p][0] != stamp]
+        for path, record in self._read_many(stale).items():
+            cache[path] = (stamps[path], record)
+        return [cache[p][1] for p in stamps if p in cache]
+
+    def for_fingerprint(self, fingerprint: str) -> list[AttemptRecord]:
+        try:
+            markers = self.storage.fs.ls(self.storage.path(layout.task_markers(fingerprint)), detail=False)
+        except FileNotFoundError:
+            return []
+        ids = sorted(m.rsplit("/", 1)[-1] for m in markers)
+        return self._newest(self._load_many([self._record_path(i) for i in ids]))
