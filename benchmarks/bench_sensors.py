@@ -58,9 +58,9 @@ def _write_s3(storage, n_images: int, n_prompts: int) -> None:
 
 def _seed_steady_state(instance, storage) -> None:
     """What source_images/prompts runs leave behind: partitions, one materialization each, the stamps."""
-    from seedance_pipeline import lineage
-    from seedance_pipeline.assets.sources import IMAGES_KEY, IMAGES_STAMPS, PROMPTS_KEY, PROMPTS_STAMPS
-    from seedance_pipeline.partitions import IMAGES, PROMPTS
+    from seedance_pipeline.lineage import versions
+    from seedance_pipeline.lineage.names import IMAGES_KEY, IMAGES_STAMPS, PROMPTS_KEY, PROMPTS_STAMPS
+    from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
 
     images, _ = storage.scan_images()
     prompts, _ = storage.scan_prompts()
@@ -71,7 +71,7 @@ def _seed_steady_state(instance, storage) -> None:
         for key, files in ((IMAGES_KEY, images), (PROMPTS_KEY, prompts)):
             for f in files:
                 instance.report_runless_asset_event(
-                    lineage.materialization(key, f.key, data_version=f"v-{f.key}", code_version="1", metadata={})
+                    versions.materialization(key, f.key, data_version=f"v-{f.key}", code_version="1", metadata={})
                 )
     storage.update_stamps(IMAGES_STAMPS, {f.key: f.stamp for f in images})
     storage.update_stamps(PROMPTS_STAMPS, {f.key: f.stamp for f in prompts})

@@ -50,7 +50,7 @@ def _setup(root: Path, n: int, instance, storage, prompt: str = "bench"):
     import dagster as dg
 
     from seedance_pipeline.definitions import build_definitions  # noqa: F401  (import cost outside timing)
-    from seedance_pipeline.partitions import IMAGES, PROMPTS
+    from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
 
     images = [f"img{i:05d}" for i in range(n)]
     for i, key in enumerate(images):
@@ -253,8 +253,8 @@ def one_run(
     """N clips in one clips_job run; returns wall, cpu, requests."""
 
     from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags
     from seedance_pipeline.providers.resource import SeedanceProviders
-    from seedance_pipeline.refresh import clip_range_tags, range_tags
 
     with (
         tempfile.TemporaryDirectory(prefix="seedance-bench1-") as tmp,
@@ -370,9 +370,8 @@ def per_partition_runs(k: int, latency: float, cap: int) -> dict:
     import dagster as dg
 
     from seedance_pipeline.definitions import build_definitions
-    from seedance_pipeline.partitions import clip_key
+    from seedance_pipeline.lineage.partitions import clip_key, range_tags
     from seedance_pipeline.providers.resource import SeedanceProviders
-    from seedance_pipeline.refresh import range_tags
     from seedance_pipeline.storage.resource import SeedanceStorage
 
     with (

@@ -14,14 +14,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
-from dagster._core.definitions.events import AssetKeyPartitionKey
-from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.utils import make_new_backfill_id
 
-from seedance_pipeline.assets.clips import PROVIDER_TAG
 from seedance_pipeline.clip_plan import (
-    CLIPS_KEY,
     Item,
     Mode,
     StoredClips,
@@ -30,12 +24,17 @@ from seedance_pipeline.clip_plan import (
     prepare_items,
     select,
 )
+from seedance_pipeline.dagster_internals import (
+    AssetGraphSubset,
+    AssetKeyPartitionKey,
+    PartitionBackfill,
+    make_new_backfill_id,
+)
 from seedance_pipeline.ledger.store import TaskStore
-from seedance_pipeline.partitions import IMAGES, PROMPTS
+from seedance_pipeline.lineage.names import CLIPS_KEY, PROVIDER_TAG, TRIGGER_TAG
+from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
-
-TRIGGER_TAG = "seedance/trigger"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from seedance_pipeline.core.errors import InvalidRequest, MissingApiKey, Provide
 from seedance_pipeline.core.request import AspectRatio, Resolution
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.states import AttemptState
+from seedance_pipeline.lineage.names import CLIPS_JOB
 from seedance_pipeline.providers import PROVIDERS, get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.providers.routing import SIMULATOR_KEY, route
@@ -430,12 +431,12 @@ def tasks_retry(attempt_id: str, storage_url: str | None, yes: bool) -> None:
         raise click.Abort()
     _close(store, attempt_id, "superseded by a retry")
     from seedance_pipeline.definitions import build_definitions
-    from seedance_pipeline.partitions import clip_key
+    from seedance_pipeline.lineage.partitions import clip_key
     from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.runner import dagster_instance
 
     defs = build_definitions(store.storage, SeedanceProviders.from_env())
-    result = defs.resolve_job_def("clips_job").execute_in_process(
+    result = defs.resolve_job_def(CLIPS_JOB).execute_in_process(
         instance=dagster_instance(),
         partition_key=str(clip_key(record.image, record.prompt)),
         raise_on_error=False,

@@ -14,8 +14,8 @@ from typing import Literal
 
 import dagster as dg
 
-from seedance_pipeline import lineage, pricing
-from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
+from seedance_pipeline import pricing
+from seedance_pipeline.assets.sources import load_specs
 from seedance_pipeline.clip.prepare import PreparedRequest, build_request, prepare
 from seedance_pipeline.core import model_spec
 from seedance_pipeline.core.errors import InvalidRequest
@@ -23,15 +23,14 @@ from seedance_pipeline.core.images import ImageData, inspect_image, is_http_url
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.store import TaskStore
-from seedance_pipeline.partitions import clip_key
+from seedance_pipeline.lineage import versions
+from seedance_pipeline.lineage.names import CLIPS_CODE_VERSION, CLIPS_KEY, IMAGES_KEY, PROMPTS_KEY
+from seedance_pipeline.lineage.partitions import clip_key
 from seedance_pipeline.prompt_spec import PromptSpec
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.layout import sidecar_of
 from seedance_pipeline.storage.resource import SeedanceStorage
-
-CLIPS_KEY = dg.AssetKey("clips")
-CLIPS_CODE_VERSION = "1"  # bump when the request mapping or the model changes
 
 Mode = Literal["all", "missing_or_stale", "missing", "stale"]
 
@@ -53,7 +52,7 @@ class Item:
     image: str
     prompt: str
     spec: PromptSpec | None
-    inputs: dict[dg.AssetKey, lineage.Version]
+    inputs: dict[dg.AssetKey, versions.Version]
     # Cheapest first. One unless the prompt says ``provider: auto``: then every configured provider that
     # accepts the request, and the next is tried only when the previous one never accepted the task.
     candidates: list[Candidate] = field(default_factory=list)
@@ -76,14 +75,6 @@ class Selection:
     left_alone: int = 0  # already made (and, for the stale modes, made from the current inputs)
 
 
-def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
-    if isinstance(key, dg.MultiPartitionKey):
-        dims = key.keys_by_dimension
-        return dims["image"], dims["prompt"]
-    image, prompt = key.split("|")
-    return image, prompt
-
-
 def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode) -> Selection:
     """The pairs among ``keys`` that ``mode`` asks to produce, with the input versions they will be made from.
 
@@ -93,14 +84,14 @@ def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode
     """
     images = {i for i, _ in keys}
     prompt_keys = {p for _, p in keys}
-    image_versions = lineage.latest_versions(instance, IMAGES_KEY, images)
-    prompt_versions = lineage.latest_versions(instance, PROMPTS_KEY, prompt_keys)
+    image_versions = versions.latest_versions(instance, IMAGES_KEY, images)
+    prompt_versions = versions.latest_versions(instance, PROMPTS_KEY, prompt_keys)
     specs = load_specs(instance, prompt_keys)
     recorded = {}
     if mode != "all":
         wanted = [str(clip_key(i, p)) for i, p in keys]
         # Past a few thousand keys one unfiltered query beats an IN clause of every key.
-        recorded = lineage.latest_versions(instance, CLIPS_KEY, wanted if len(wanted) <= 2000 else None)
+        recorded = versions.latest_versions(instance, CLIPS_KEY, wanted if len(wanted) <= 2000 else None)
     selection = Selection(items=[], failures=[])
     for image, prompt in keys:
         spec = specs.get(prompt)
@@ -119,7 +110,7 @@ def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode
             continue
         inputs = {IMAGES_KEY: image_versions[image], PROMPTS_KEY: prompt_versions[prompt]}
         previous = recorded.get(str(clip_key(image, prompt)))
-        stale = previous is not None and lineage.is_stale(previous, inputs, CLIPS_CODE_VERSION)
+        stale = previous is not None and versions.is_stale(previous, inputs, CLIPS_CODE_VERSION)
         wanted = {
             "all": True,
             "missing": previous is None,

@@ -12,11 +12,10 @@ import hashlib
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from seedance_pipeline import lineage
-from seedance_pipeline.assets.sources import IMAGES_KEY, IMAGES_STAMPS, PROMPTS_KEY, PROMPTS_STAMPS
-from seedance_pipeline.partitions import IMAGES, PROMPTS, clip_key
+from seedance_pipeline.lineage import versions
+from seedance_pipeline.lineage.names import IMAGES_KEY, IMAGES_STAMPS, PROMPTS_KEY, PROMPTS_STAMPS
+from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
 from seedance_pipeline.storage.resource import Rejected, SeedanceStorage, StoredFile
 
 
@@ -57,21 +56,12 @@ def _changed(
 ) -> dict[str, str]:
     """Files that are new, changed since materialized, or not materialized in this instance."""
     recorded = storage.read_stamps(index)
-    materialized = lineage.latest_versions(instance, asset_key)
+    materialized = versions.latest_versions(instance, asset_key)
     return {f.key: f.stamp for f in files if recorded.get(f.key) != f.stamp or f.key not in materialized}
 
 
-def range_tags(start: str, end: str) -> dict[str, str]:
-    return {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
-
-
-def clip_range_tags(images: list[str], prompts: list[str]) -> dict[str, str]:
-    """The rectangle images[0..-1] x prompts[0..-1] (ranges follow partition order)."""
-    return range_tags(str(clip_key(images[0], prompts[0])), str(clip_key(images[-1], prompts[-1])))
-
-
 def add_requests(plan: RefreshPlan) -> list[dg.AddDynamicPartitionsRequest]:
-    from seedance_pipeline.partitions import image_partitions, prompt_partitions
+    from seedance_pipeline.lineage.partitions import image_partitions, prompt_partitions
 
     requests = []
     if plan.new_images:

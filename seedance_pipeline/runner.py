@@ -13,16 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
-from seedance_pipeline.assets.clips import CLIPS_KEY
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.instance_config import ensure_instance_config
-from seedance_pipeline.jobs import today_utc
 from seedance_pipeline.ledger.budget import SpendPolicy
-from seedance_pipeline.partitions import IMAGES, PROMPTS
+from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JOB, PROMPTS_JOB, SOURCE_IMAGES_JOB
+from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_range_tags, range_tags, today_utc
 from seedance_pipeline.providers.resource import SeedanceProviders
-from seedance_pipeline.refresh import clip_range_tags, plan_refresh, range_tags
+from seedance_pipeline.refresh import plan_refresh
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"
@@ -89,14 +87,14 @@ def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, exec
     if plan.changed_images:
         execute(
             "source_images",
-            "source_images_job",
+            SOURCE_IMAGES_JOB,
             tags=range_tags(plan.images[0], plan.images[-1]),
             run_config={"ops": {"source_images": {"config": {"only_changed": True}}}},
         )
     if plan.changed_prompts:
         execute(
             "prompts",
-            "prompts_job",
+            PROMPTS_JOB,
             tags=range_tags(plan.prompts[0], plan.prompts[-1]),
             run_config={"ops": {"prompts": {"config": {"only_changed": True}}}},
         )
@@ -118,20 +116,20 @@ def run_pipeline(
     if plan.images and plan.prompts:
         result = execute(
             "clips",
-            "clips_job",
+            CLIPS_JOB,
             tags=clip_range_tags(plan.images, plan.prompts),
             run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale"}}}},
         )
         report.clips = _clip_rows(instance, result.run_id)
     day = today_utc()
-    execute("cost_report", "cost_report_job", partition_key=day)
+    execute("cost_report", COST_REPORT_JOB, partition_key=day)
     report.cost_report = storage.ref(storage.path("reports", day, "cost_report.md"))
     return report
 
 
 def _clip_rows(instance: dg.DagsterInstance, run_id: str) -> list[ClipRow]:
     rows = []
-    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION).records:
+    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:
         mat = record.event_log_entry.asset_materialization
         if mat is None or mat.asset_key != CLIPS_KEY:
             continue
@@ -152,7 +150,7 @@ def _clip_rows(instance: dg.DagsterInstance, run_id: str) -> list[ClipRow]:
 
 def _failure_lines(instance: dg.DagsterInstance, run_id: str, step: str) -> list[str]:
     lines = []
-    for record in instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records:
+    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records:
         data = record.event_log_entry.dagster_event.step_failure_data
         user = data.user_failure_data
         text = (

@@ -5,21 +5,19 @@ import time
 from collections import Counter
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
 from seedance_pipeline import backfill
-from seedance_pipeline.assets.clips import CLIPS_KEY, PROVIDER_TAG
-from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY, load_specs
-from seedance_pipeline.backfill import TRIGGER_TAG
+from seedance_pipeline.assets.sources import load_specs
 from seedance_pipeline.clip_plan import planned_provider
 from seedance_pipeline.jobs import clips_job, prompts_job, source_images_job
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendPolicy
 from seedance_pipeline.ledger.liveness import orphaned
 from seedance_pipeline.ledger.store import TaskStore
-from seedance_pipeline.partitions import clip_key
+from seedance_pipeline.lineage.names import CLIPS_KEY, IMAGES_KEY, PROMPTS_KEY, PROVIDER_TAG, TRIGGER_TAG
+from seedance_pipeline.lineage.partitions import clip_key, clip_range_tags, range_tags
 from seedance_pipeline.providers.resource import SeedanceProviders
-from seedance_pipeline.refresh import add_requests, clip_range_tags, plan_refresh, range_tags
+from seedance_pipeline.refresh import add_requests, plan_refresh
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 SENSOR_INTERVAL_S = 30
@@ -63,10 +61,10 @@ def storage_sensor(
     store = context.instance.event_log_storage
     after_i, after_p = cursor.get("images_sid", 0), cursor.get("prompts_sid", 0)
     fresh_i = store.get_latest_storage_id_by_partition(
-        IMAGES_KEY, DagsterEventType.ASSET_MATERIALIZATION, after_cursor=after_i
+        IMAGES_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, after_cursor=after_i
     )
     fresh_p = store.get_latest_storage_id_by_partition(
-        PROMPTS_KEY, DagsterEventType.ASSET_MATERIALIZATION, after_cursor=after_p
+        PROMPTS_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, after_cursor=after_p
     )
     new_cursor = {"images_sid": max([after_i, *fresh_i.values()]), "prompts_sid": max([after_p, *fresh_p.values()])}
     new_i, new_p = set(plan.new_images), set(plan.new_prompts)  # sets: 20,000 images x a list was O(n^2)

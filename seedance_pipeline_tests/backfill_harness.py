@@ -30,14 +30,14 @@ from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilt
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from seedance_pipeline import backfill
-from seedance_pipeline.assets.clips import PROVIDER_TAG
 from seedance_pipeline.core import settings
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.instance_config import embedded_instance_config
-from seedance_pipeline.partitions import IMAGES, PROMPTS, clip_key
+from seedance_pipeline.lineage.names import PROVIDER_TAG
+from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_key, range_tags
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
 from seedance_pipeline.providers.resource import SeedanceProviders
-from seedance_pipeline.refresh import plan_refresh, range_tags
+from seedance_pipeline.refresh import plan_refresh
 from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline_tests.conftest import png
 from seedance_pipeline_tests.dagster_dev import DagsterDev, _default_signals

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from dagster._core.execution.backfill import BulkActionStatus
 
-from seedance_pipeline.assets.clips import PROVIDER_TAG
 from seedance_pipeline.cli import main
 from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.ledger.store import TaskStore
+from seedance_pipeline.lineage.names import PROVIDER_TAG
 from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline_tests.conftest import put, requests_total
 from seedance_pipeline_tests.daemon import DagsterDaemon
@@ -102,7 +102,7 @@ def test_prompt_edit_backfills_exactly_its_clips_through_the_daemon(env, sim, tm
 
 
 def _today() -> str:
-    from seedance_pipeline.jobs import today_utc
+    from seedance_pipeline.lineage.partitions import today_utc
 
     return today_utc()
 

@@ -14,9 +14,9 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
-from seedance_pipeline.assets.clips import CLIPS_KEY, PROVIDER_TAG
 from seedance_pipeline.clip.probe import probe_video
 from seedance_pipeline.core import settings
+from seedance_pipeline.lineage.names import CLIPS_KEY, PROVIDER_TAG
 from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.storage.resource import SeedanceStorage

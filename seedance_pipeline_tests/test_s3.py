@@ -22,7 +22,7 @@ from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
-from seedance_pipeline.partitions import IMAGES, PROMPTS
+from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.sensors import storage_sensor
@@ -418,7 +418,7 @@ def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, provide
     """The listing in the real run path: 20 clips of one prompt made, then all 20 asked for again (mode
     ``all``): each is found through the prompt folder's listing and reused, and the provider sees nothing."""
     from seedance_pipeline.clip_plan import StoredClips
-    from seedance_pipeline.refresh import clip_range_tags
+    from seedance_pipeline.lineage.partitions import clip_range_tags
     from seedance_pipeline.runner import _clip_rows
 
     storage = s3_storage

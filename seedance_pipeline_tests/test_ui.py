@@ -23,7 +23,7 @@ import pytest
 from seedance_pipeline.core import settings
 from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.instance_config import ensure_instance_config
-from seedance_pipeline.jobs import today_utc
+from seedance_pipeline.lineage.partitions import today_utc
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
 from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline_tests.dagster_dev import CHROMIUM, CHROMIUM_INSTALL_HINT, DagsterDev, find_chromium, render_until

@@ -5,10 +5,10 @@ import json
 
 import dagster as dg
 
-from seedance_pipeline.assets.clips import CLIPS_KEY, split_key
 from seedance_pipeline.clip.checks import MATCHES_REQUEST, PLAYS_TO_END, Expected, evaluate
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
-from seedance_pipeline.partitions import clip_partitions
+from seedance_pipeline.lineage.names import CLIPS_KEY
+from seedance_pipeline.lineage.partitions import clip_partitions, split_key
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 

@@ -20,15 +20,11 @@ from typing import Literal
 
 import dagster as dg
 
-from seedance_pipeline import lineage
 from seedance_pipeline.assets.background import RelayLog, Send, in_background
-from seedance_pipeline.assets.sources import IMAGES_KEY, PROMPTS_KEY
 from seedance_pipeline.clip.checks import Expected, evaluate
 from seedance_pipeline.clip.generate import generate_clip
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
 from seedance_pipeline.clip_plan import (
-    CLIPS_CODE_VERSION,
-    CLIPS_KEY,
     Candidate,
     Item,
     Reuse,
@@ -38,7 +34,6 @@ from seedance_pipeline.clip_plan import (
     keep_current_version,
     prepare_items,
     select,
-    split_key,
 )
 from seedance_pipeline.core.errors import OverBudget, ProviderError
 from seedance_pipeline.ledger import states
@@ -47,7 +42,19 @@ from seedance_pipeline.ledger.journal import AttemptJournal
 from seedance_pipeline.ledger.liveness import owner_alive
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.store import TaskStore
-from seedance_pipeline.partitions import clip_partitions
+from seedance_pipeline.lineage import versions
+from seedance_pipeline.lineage.names import (
+    CLIPS_CODE_VERSION,
+    CLIPS_GROUP,
+    CLIPS_KEY,
+    CLIPS_POOL,
+    IMAGES_KEY,
+    OUTCOME_TAG,
+    OWNERS,
+    PROMPTS_KEY,
+    PROVIDER_TAG,
+)
+from seedance_pipeline.lineage.partitions import clip_partitions, split_key
 from seedance_pipeline.production.collect import prepared_from_record
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
@@ -56,10 +63,7 @@ from seedance_pipeline.storage.resource import SeedanceStorage
 
 log = logging.getLogger(__name__)
 
-PROVIDER_TAG = "seedance/provider"
-OUTCOME_TAG = "seedance/outcome"
 REUSED = states.AttemptState.REUSED.value  # the clip outcome of a reused one (else "generated")
-__all__ = ["clips", "CLIPS_KEY", "CLIPS_CODE_VERSION", "PROVIDER_TAG", "split_key"]
 
 
 class ClipsConfig(dg.Config):
@@ -87,18 +91,16 @@ class ItemFailed(Exception):
     partitions_def=clip_partitions,
     output_required=False,
     code_version=CLIPS_CODE_VERSION,
-    group_name="clips",
-    owners=["team:creative-ops"],
+    group_name=CLIPS_GROUP,
+    owners=OWNERS,
     kinds={"video", "mp4"},
     deps=[
         dg.AssetDep(IMAGES_KEY, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("image")),
         dg.AssetDep(PROMPTS_KEY, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("prompt")),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
-    # One pool for every clips step: a global backstop across runs and providers (deploy/dagster.yaml sets
-    # its limit; `dagster instance concurrency set seedance_clips 0` pauses new clip steps). Per-provider
-    # caps are run tags + in-run caps, since a pool is per op, not per provider.
-    pool="seedance_clips",
+    # Per-provider caps are run tags + in-run caps, since a pool is per op, not per provider.
+    pool=CLIPS_POOL,
     description="Seedance 1.5 Pro image-to-video clips, one per (image, prompt) the prompt targets, stored at "
     "clips/<prompt>/<image>.mp4 with a JSON sidecar. The request fingerprint (image bytes + request "
     "+ provider + model) is never paid for twice.",
@@ -200,8 +202,8 @@ def _collect_items(context, attempt_ids: list[str], store: TaskStore, keys) -> l
     """Attempts a dead run left at the provider, as items that only poll and download (never submit)."""
     images = {i for i, _ in keys}
     prompts = {p for _, p in keys}
-    image_versions = lineage.latest_versions(context.instance, IMAGES_KEY, images)
-    prompt_versions = lineage.latest_versions(context.instance, PROMPTS_KEY, prompts)
+    image_versions = versions.latest_versions(context.instance, IMAGES_KEY, images)
+    prompt_versions = versions.latest_versions(context.instance, PROMPTS_KEY, prompts)
     items = []
     for attempt_id in attempt_ids:
         rec = store.load(attempt_id)
@@ -521,7 +523,7 @@ def _events(
         metadata["first_frame"] = dg.MetadataValue.md(
             f"![first frame](data:image/jpeg;base64,{base64.b64encode(thumb).decode()})"
         )
-    event = lineage.materialization(
+    event = versions.materialization(
         CLIPS_KEY,
         it.partition,
         data_version=None,

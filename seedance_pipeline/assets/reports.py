@@ -12,16 +12,17 @@ from seedance_pipeline.ledger.report import (
     summary_markdown,
 )
 from seedance_pipeline.ledger.store import TaskStore
-from seedance_pipeline.partitions import daily_partitions
+from seedance_pipeline.lineage.names import CLIPS_KEY, OWNERS, REPORTS_GROUP
+from seedance_pipeline.lineage.partitions import daily_partitions
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 
 @dg.asset(
     partitions_def=daily_partitions,
-    group_name="reports",
-    owners=["team:creative-ops"],
+    group_name=REPORTS_GROUP,
+    owners=OWNERS,
     kinds={"pandas", "parquet"},
-    deps=[dg.AssetDep("clips", partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(CLIPS_KEY, partition_mapping=dg.AllPartitionMapping())],
     description="Every provider attempt of one UTC day (provider, prompt, image, resolution, seconds, audio, tier, "
     "estimated and provider-reported USD, outcome), as Parquet under reports/<day>/ with a Markdown summary.",
 )

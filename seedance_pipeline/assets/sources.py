@@ -6,19 +6,21 @@ import io
 import dagster as dg
 from PIL import Image
 
-from seedance_pipeline import lineage
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.images import inspect_image
-from seedance_pipeline.partitions import image_partitions, prompt_partitions
+from seedance_pipeline.lineage import versions
+from seedance_pipeline.lineage.names import (
+    IMAGES_KEY,
+    IMAGES_STAMPS,
+    OWNERS,
+    PROMPTS_KEY,
+    PROMPTS_STAMPS,
+    SOURCES_CODE_VERSION,
+    SOURCES_GROUP,
+)
+from seedance_pipeline.lineage.partitions import image_partitions, prompt_partitions
 from seedance_pipeline.prompt_spec import PromptError, PromptSpec, parse_prompt
 from seedance_pipeline.storage.resource import SeedanceStorage
-
-SOURCES_GROUP = "sources"
-SOURCES_CODE_VERSION = "1"
-IMAGES_STAMPS, PROMPTS_STAMPS = "source_images", "prompts"  # stamp index names = asset names
-OWNERS = ["team:creative-ops"]
-IMAGES_KEY = dg.AssetKey("source_images")
-PROMPTS_KEY = dg.AssetKey("prompts")
 
 
 class RefreshConfig(dg.Config):
@@ -55,7 +57,7 @@ def _unchanged(
     if not enabled:
         return set()
     recorded = storage.read_stamps(asset_key.path[-1])
-    materialized = lineage.latest_versions(context.instance, asset_key, keys)
+    materialized = versions.latest_versions(context.instance, asset_key, keys)
     return {k for k in keys if k in stamps and recorded.get(k) == stamps[k] and k in materialized}
 
 
@@ -97,7 +99,7 @@ def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, stor
             failures.append(f"{key}: {exc}")
             continue
         seen[key] = stored.stamp
-        yield lineage.materialization(
+        yield versions.materialization(
             IMAGES_KEY,
             key,
             data_version=img.sha256,
@@ -149,7 +151,7 @@ def prompts(context: dg.AssetExecutionContext, config: RefreshConfig, storage: S
         seen[key] = stored.stamp
         if recorded.get(key) == spec:
             continue  # same spec as recorded (e.g. only a comment changed): nothing to record
-        yield lineage.materialization(
+        yield versions.materialization(
             PROMPTS_KEY,
             key,
             data_version=spec.data_version,

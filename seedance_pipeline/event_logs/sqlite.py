@@ -10,11 +10,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from dagster import Field, StringSource
-from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
+from seedance_pipeline.dagster_internals import SQLITE_BUSY_TIMEOUT_SECONDS, SqliteEventLogStorage
 from seedance_pipeline.event_logs import KnownTables
 
 # The index file and the run files last used. A run worker writes to two files; a webserver reads

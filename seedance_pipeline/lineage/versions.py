@@ -8,9 +8,8 @@ half-way keeps every clip it paid for, and editing one prompt marks exactly that
 Only the data-version tag is indexed per partition, so "is this clip stale?" compares the clip's
 recorded data version with the logical version of its current inputs (``logical_version``).
 
-The tag names are Dagster's (``dagster._core.definitions.data_version``); ``test_lineage.py`` checks
-that Dagster's stale-status resolver reads them as intended, so an upgrade that changes them fails
-loudly.
+The tag names are Dagster's (``dagster_internals.py``); ``test_dagster_internals.py`` checks that
+Dagster's stale-status resolver reads them as intended, so an upgrade that changes them fails loudly.
 """
 
 from __future__ import annotations
@@ -19,16 +18,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import dagster as dg
-from dagster._core.definitions.data_version import (
+
+from seedance_pipeline.dagster_internals import (
     CODE_VERSION_TAG,
     DATA_VERSION_IS_USER_PROVIDED_TAG,
     DATA_VERSION_TAG,
     compute_logical_data_version,
     get_input_data_version_tag,
     get_input_event_pointer_tag,
+    get_tags_from_multi_partition_key,
 )
-from dagster._core.definitions.partitions.utils import get_tags_from_multi_partition_key
-from dagster._core.events import DagsterEventType
 
 
 @dataclass(frozen=True)
@@ -46,10 +45,10 @@ def latest_versions(
     wanted = sorted(set(partitions)) if partitions is not None else None
     store = instance.event_log_storage
     tags = store.get_latest_tags_by_partition(
-        asset_key, DagsterEventType.ASSET_MATERIALIZATION, [DATA_VERSION_TAG], asset_partitions=wanted
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, [DATA_VERSION_TAG], asset_partitions=wanted
     )
     ids = store.get_latest_storage_id_by_partition(
-        asset_key, DagsterEventType.ASSET_MATERIALIZATION, set(wanted) if wanted is not None else None
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, set(wanted) if wanted is not None else None
     )
     return {p: Version(t[DATA_VERSION_TAG], ids[p]) for p, t in tags.items() if DATA_VERSION_TAG in t and p in ids}
 
@@ -59,10 +58,6 @@ def logical_version(code_version: str, inputs: Mapping[dg.AssetKey, Version]) ->
     return compute_logical_data_version(
         code_version, {k: dg.DataVersion(v.data_version) for k, v in inputs.items()}
     ).value
-
-
-def input_version_tag(parent: dg.AssetKey) -> str:
-    return get_input_data_version_tag(parent)
 
 
 def materialization(
@@ -95,6 +90,3 @@ def materialization(
 def is_stale(recorded: Version | None, inputs: Mapping[dg.AssetKey, Version], code_version: str) -> bool:
     """True when a partition's latest materialization was made from other inputs or other code."""
     return recorded is None or recorded.data_version != logical_version(code_version, inputs)
-
-
-__all__ = ["Version", "latest_versions", "logical_version", "materialization", "is_stale", "input_version_tag"]
