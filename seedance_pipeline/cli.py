@@ -280,7 +280,7 @@ def forecast(mode: str, list_clips: bool, prompts, images, storage_url) -> None:
 
     Refreshes the sources from storage first (as the storage sensor would), so edits are counted.
     """
-    from seedance_pipeline.backfill import format_plan, plan
+    from seedance_pipeline.planning.backfill import format_plan, plan
 
     instance, storage, providers, _ = _pipeline_context(storage_url)
     result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
@@ -301,7 +301,7 @@ def backfill(changed: bool, missing: bool, dry_run: bool, max_usd: float | None,
     Launches one Dagster backfill per provider (tagged seedance/provider for the run queue's limits); the
     Dagster daemon runs it (`make ui`, or `dagster-daemon run`). Unchanged clips are not touched.
     """
-    from seedance_pipeline.backfill import format_plan, launch, plan
+    from seedance_pipeline.planning.backfill import format_plan, launch, plan
 
     if not (changed or missing):
         raise click.UsageError("say what to backfill: --changed, --missing, or both")

@@ -19,8 +19,8 @@ from seedance_pipeline.instance_config import ensure_instance_config
 from seedance_pipeline.ledger.budget import SpendPolicy
 from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JOB, PROMPTS_JOB, SOURCE_IMAGES_JOB
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_range_tags, range_tags, today_utc
+from seedance_pipeline.planning.refresh import plan_refresh
 from seedance_pipeline.providers.resource import SeedanceProviders
-from seedance_pipeline.refresh import plan_refresh
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"

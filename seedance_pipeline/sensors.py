@@ -6,9 +6,6 @@ from collections import Counter
 
 import dagster as dg
 
-from seedance_pipeline import backfill
-from seedance_pipeline.assets.sources import load_specs
-from seedance_pipeline.clip_plan import planned_provider
 from seedance_pipeline.jobs import clips_job, prompts_job, source_images_job
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendPolicy
@@ -16,8 +13,11 @@ from seedance_pipeline.ledger.liveness import orphaned
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_KEY, IMAGES_KEY, PROMPTS_KEY, PROVIDER_TAG, TRIGGER_TAG
 from seedance_pipeline.lineage.partitions import clip_key, clip_range_tags, range_tags
+from seedance_pipeline.planning import backfill
+from seedance_pipeline.planning.provider_choice import planned_provider
+from seedance_pipeline.planning.refresh import add_requests, plan_refresh
+from seedance_pipeline.planning.specs import load_specs
 from seedance_pipeline.providers.resource import SeedanceProviders
-from seedance_pipeline.refresh import add_requests, plan_refresh
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 SENSOR_INTERVAL_S = 30

@@ -8,7 +8,7 @@ embedded SQLite default (``python -m seedance_pipeline_tests.backfill_harness``)
 3. start ``dagster-daemon run -w workspace.yaml`` in its own process group (the storage and pending-tasks
    sensors are stopped first, so every clips run comes from the backfills);
 4. plan the missing clips and launch ONE asset backfill per provider, tagged ``seedance/provider=<p>``
-   (``seedance_pipeline.backfill.plan`` + ``launch``: what ``seedance-pipeline backfill --missing`` does);
+   (``seedance_pipeline.planning.backfill.plan`` + ``launch``: what ``seedance-pipeline backfill --missing`` does);
 5. poll (no blind sleeps) until every backfill is finished, sampling runs in progress per provider;
 6. figures: wall time, runs per provider, peak concurrent runs per provider (from the run records'
    start/end times and from the samples), storage errors in the daemon output.
@@ -29,15 +29,15 @@ from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, RunsFilter
 from dagster._core.storage.tags import BACKFILL_ID_TAG
 
-from seedance_pipeline import backfill
 from seedance_pipeline.core import settings
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.instance_config import embedded_instance_config
 from seedance_pipeline.lineage.names import PROVIDER_TAG
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_key, range_tags
+from seedance_pipeline.planning import backfill
+from seedance_pipeline.planning.refresh import plan_refresh
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
 from seedance_pipeline.providers.resource import SeedanceProviders
-from seedance_pipeline.refresh import plan_refresh
 from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline_tests.conftest import png
 from seedance_pipeline_tests.dagster_dev import DagsterDev, _default_signals

@@ -76,7 +76,7 @@ def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instan
     path = demo.path("prompts", "quick-pan.yaml")
     put(demo, "prompts/quick-pan.yaml", demo.read_bytes(path).decode().replace("Gentle pan", "Brisk pan"))
     # After the prompts refresh, exactly quick-pan's clips are stale.
-    from seedance_pipeline.refresh import plan_refresh
+    from seedance_pipeline.planning.refresh import plan_refresh
 
     plan = plan_refresh(instance, demo)
     assert list(plan.changed_prompts) == ["quick-pan"] and not plan.changed_images

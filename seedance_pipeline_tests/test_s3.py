@@ -365,7 +365,8 @@ def test_task_records_round_trip_on_s3(s3_storage, s3, bucket):
 def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
     """25 clips of one prompt, 2 already stored and checked: the same reuse decisions with and without the
     listing, and the 23 new clips cost no read of their own with it (without: a sidecar read per place)."""
-    from seedance_pipeline.clip_plan import Candidate, Item, StoredClips, find_reusable, keep_current_version
+    from seedance_pipeline.planning.reuse import StoredClips, find_reusable, keep_current_version
+    from seedance_pipeline.planning.select import Candidate, Item
     from seedance_pipeline_tests.s3faults import S3FaultProxy
 
     with S3FaultProxy(s3_endpoint) as proxy:
@@ -417,8 +418,8 @@ def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
 def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, providers, instance, sim):
     """The listing in the real run path: 20 clips of one prompt made, then all 20 asked for again (mode
     ``all``): each is found through the prompt folder's listing and reused, and the provider sees nothing."""
-    from seedance_pipeline.clip_plan import StoredClips
     from seedance_pipeline.lineage.partitions import clip_range_tags
+    from seedance_pipeline.planning.reuse import StoredClips
     from seedance_pipeline.runner import _clip_rows
 
     storage = s3_storage

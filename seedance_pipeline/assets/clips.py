@@ -24,17 +24,6 @@ from seedance_pipeline.assets.background import RelayLog, Send, in_background
 from seedance_pipeline.clip.checks import Expected, evaluate
 from seedance_pipeline.clip.generate import generate_clip
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
-from seedance_pipeline.clip_plan import (
-    Candidate,
-    Item,
-    Reuse,
-    StoredClips,
-    attempts_by_fingerprint,
-    find_reusable,
-    keep_current_version,
-    prepare_items,
-    select,
-)
 from seedance_pipeline.core.errors import OverBudget, ProviderError
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendGuard, SpendPolicy
@@ -55,6 +44,15 @@ from seedance_pipeline.lineage.names import (
     PROVIDER_TAG,
 )
 from seedance_pipeline.lineage.partitions import clip_partitions, split_key
+from seedance_pipeline.planning.prepare import prepare_items
+from seedance_pipeline.planning.reuse import (
+    Reuse,
+    StoredClips,
+    attempts_by_fingerprint,
+    find_reusable,
+    keep_current_version,
+)
+from seedance_pipeline.planning.select import Candidate, Item, select
 from seedance_pipeline.production.collect import prepared_from_record
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState

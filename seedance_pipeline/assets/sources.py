@@ -19,26 +19,13 @@ from seedance_pipeline.lineage.names import (
     SOURCES_GROUP,
 )
 from seedance_pipeline.lineage.partitions import image_partitions, prompt_partitions
-from seedance_pipeline.prompt_spec import PromptError, PromptSpec, parse_prompt
+from seedance_pipeline.planning.prompt_spec import PromptError, parse_prompt
+from seedance_pipeline.planning.specs import load_specs
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 
 class RefreshConfig(dg.Config):
     only_changed: bool = False  # skip partitions whose file is unchanged since the last materialization
-
-
-def load_specs(instance: dg.DagsterInstance, prompt_keys: set[str]) -> dict[str, PromptSpec]:
-    """The prompt specs exactly as the prompts asset recorded them (what lineage says we used)."""
-    specs = {}
-    for key in sorted(prompt_keys):
-        records = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=PROMPTS_KEY, asset_partitions=[key]), limit=1
-        ).records
-        if records:
-            spec_meta = records[0].asset_materialization.metadata.get("spec")
-            if spec_meta is not None:
-                specs[key] = PromptSpec.model_validate(spec_meta.value)
-    return specs
 
 
 def thumbnail_markdown(data: bytes, max_side: int = 240) -> str:

@@ -10,18 +10,18 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from seedance_pipeline.core import model_spec
 from seedance_pipeline.core.errors import SeedanceError
 from seedance_pipeline.core.keys import key_problem
 from seedance_pipeline.core.request import AspectRatio, Resolution, ServiceTier
 from seedance_pipeline.providers import PROVIDERS
 
-ProviderChoice = Literal["runpod", "wavespeed", "jiekou", "novita", "vibedream", "auto"]
-assert set(ProviderChoice.__args__) == {*PROVIDERS, "auto"}  # type: ignore[attr-defined]
+AUTO = "auto"  # the cheapest configured provider that accepts the request
+PROVIDER_CHOICES = (*PROVIDERS, AUTO)  # from the registry: a new adapter is a new choice
 
 
 class PromptError(SeedanceError):
@@ -35,8 +35,8 @@ class PromptSpec(BaseModel):
 
     text: str = Field(min_length=1)
     images: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
-    provider: ProviderChoice = "auto"
-    duration: int = Field(default=5, ge=4, le=12)
+    provider: str = AUTO
+    duration: int = Field(default=5, ge=model_spec.MIN_DURATION_S, le=model_spec.MAX_DURATION_S)
     resolution: Resolution = Resolution.P720
     aspect_ratio: AspectRatio = AspectRatio.ADAPTIVE
     generate_audio: bool = False
@@ -50,6 +50,14 @@ class PromptSpec(BaseModel):
     def _text_not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("must not be blank")
+        return v
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, v: str) -> str:
+        if v not in PROVIDER_CHOICES:
+            *first, last = (repr(p) for p in PROVIDER_CHOICES)
+            raise ValueError(f"Input should be {', '.join(first)} or {last}")
         return v
 
     @field_validator("aspect_ratio", mode="before")

@@ -1,6 +1,6 @@
 """Backfill exactly what changed: plan outdated (or missing) clips, forecast their cost, launch Dagster backfills.
 
-The plan uses the same selection and preparation as the ``clips`` asset (``clip_plan``), so a forecast
+The plan uses the same selection and preparation as the ``clips`` asset (``planning/``), so a forecast
 prices exactly the requests a run would send, and a clip whose new request is already stored (a
 reverted edit, a renamed prompt) is forecast at $0 and reused. One Dagster asset backfill is launched
 per provider, tagged ``seedance/provider`` so the run queue can cap each provider
@@ -15,15 +15,6 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from seedance_pipeline.clip_plan import (
-    Item,
-    Mode,
-    StoredClips,
-    attempts_by_fingerprint,
-    find_reusable,
-    prepare_items,
-    select,
-)
 from seedance_pipeline.dagster_internals import (
     AssetGraphSubset,
     AssetKeyPartitionKey,
@@ -33,6 +24,9 @@ from seedance_pipeline.dagster_internals import (
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_KEY, PROVIDER_TAG, TRIGGER_TAG
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
+from seedance_pipeline.planning.prepare import prepare_items
+from seedance_pipeline.planning.reuse import StoredClips, attempts_by_fingerprint, find_reusable
+from seedance_pipeline.planning.select import Item, Mode, select
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
 

@@ -1,0 +1,58 @@
+"""From selected pairs to requests ready to send: validated before the first request leaves, with the
+providers that could take each one, cheapest first."""
+
+from __future__ import annotations
+
+from seedance_pipeline.clip.prepare import build_request
+from seedance_pipeline.core.errors import InvalidRequest
+from seedance_pipeline.core.images import is_http_url
+from seedance_pipeline.lineage.names import IMAGES_KEY
+from seedance_pipeline.planning.images import ImageLoader
+from seedance_pipeline.planning.provider_choice import candidates
+from seedance_pipeline.planning.select import Item
+from seedance_pipeline.providers.resource import SeedanceProviders
+from seedance_pipeline.storage.resource import SeedanceStorage
+
+
+def prepare_items(
+    items: list[Item], storage: SeedanceStorage, providers: SeedanceProviders, failures: list[str]
+) -> list[Item]:
+    """Validate every item before the first request leaves and fill in its candidates; the rest go to ``failures``."""
+    image = ImageLoader(storage)
+    image.preload({it.image for it in items})
+    ready = []
+    for it in items:
+        try:
+            first = image(it.image)
+            if first.sha256 != it.inputs[IMAGES_KEY].data_version:
+                raise InvalidRequest(
+                    "image",
+                    it.image,
+                    "the file changed since it was materialized; materialize "
+                    "source_images again (the storage sensor and `run` do this)",
+                )
+            refs = {first.ref: first}
+            last_ref = it.spec.last_image
+            if last_ref and not is_http_url(last_ref):
+                last = image(last_ref, "last_image")
+                refs[last.ref] = last
+                last_ref = last.ref
+            fields = it.spec.request_fields()
+            req = build_request(
+                prompt=fields["text"],
+                image=first.ref,
+                last_image=last_ref,
+                duration=fields["duration"],
+                resolution=fields["resolution"],
+                aspect_ratio=fields["aspect_ratio"],
+                generate_audio=fields["generate_audio"],
+                camera_fixed=fields["camera_fixed"],
+                seed=fields["seed"],
+                service_tier=fields["service_tier"],
+            )
+            it.candidates = candidates(it.spec.provider, req, refs, storage, providers)
+        except InvalidRequest as exc:
+            failures.append(f"{it.where}: {exc}")
+            continue
+        ready.append(it)
+    return ready
