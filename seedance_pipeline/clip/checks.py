@@ -5,12 +5,17 @@ Dagster-free: the clips step turns the results into asset-check evaluations (``p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from seedance_pipeline.clip.probe import VideoProbe
 from seedance_pipeline.core import model_spec
 
 PLAYS_TO_END = "plays_to_end"
 MATCHES_REQUEST = "matches_request"
+
+
+# check name -> (passed, the figures it was judged on)
+CheckResults = dict[str, tuple[bool, dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,7 @@ class Expected:
     audio: bool
 
 
-def evaluate(probe: VideoProbe | None, expected: Expected, error: str | None = None) -> dict[str, tuple[bool, dict]]:
+def evaluate(probe: VideoProbe | None, expected: Expected, error: str | None = None) -> CheckResults:
     """Check name -> (passed, metadata). ``probe`` None means the file could not be opened."""
     if probe is None:
         meta = {"error": error or "could not open the stored file"}

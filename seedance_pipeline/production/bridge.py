@@ -16,7 +16,9 @@ from typing import Any
 
 import anyio.from_thread
 
-Send = Callable[[Any], None]
+from seedance_pipeline.production.messages import Log, LogLevel, Message
+
+Send = Callable[[Message], None]
 _END = object()
 
 
@@ -44,14 +46,14 @@ def in_background(main: Callable[[Send], Awaitable[None]], *, name: str) -> Iter
 
 
 class RelayLog:
-    """A logger for code on the background thread: each line is sent as ``("log", level, text)`` for
-    the Dagster thread to write to the run's log (Dagster's log manager is not shared across threads)."""
+    """A logger for code on the background thread: each line is sent as a ``messages.Log`` for the Dagster
+    thread to write to the run's log (Dagster's log manager is not shared across threads)."""
 
     def __init__(self, send: Send):
         self._send = send
 
-    def _emit(self, level: str, msg: str, args: tuple) -> None:
-        self._send(("log", level, msg % args if args else msg))
+    def _emit(self, level: LogLevel, msg: str, args: tuple) -> None:
+        self._send(Log(level, msg % args if args else msg))
 
     def debug(self, msg: str, *args: Any) -> None:
         self._emit("debug", msg, args)

@@ -1,0 +1,100 @@
+"""The Dagster events of one stored clip: its materialization (metadata shown in the UI, per-partition
+provenance, tags) and the evaluations of its checks."""
+
+from __future__ import annotations
+
+import base64
+
+import dagster as dg
+
+from seedance_pipeline.ledger.states import AttemptState
+from seedance_pipeline.lineage import versions
+from seedance_pipeline.lineage.names import CLIPS_CODE_VERSION, CLIPS_KEY, OUTCOME_TAG, PROVIDER_TAG
+from seedance_pipeline.planning.select import Candidate, Item
+from seedance_pipeline.storage.resource import SeedanceStorage
+
+# How a stored clip came to be (metadata ``outcome``, tag seedance/outcome).
+GENERATED = "generated"
+REUSED = AttemptState.REUSED.value
+
+
+def clip_events(
+    it: Item,
+    candidate: Candidate,
+    storage: SeedanceStorage,
+    clip_path: str,
+    sidecar: dict,
+    probed,
+    thumb,
+    results,
+    *,
+    outcome: str,
+    source_url: str | None = None,
+) -> list:
+    prepared = candidate.prepared
+    reused = outcome == REUSED
+    metadata = {
+        "outcome": outcome,
+        "provider": prepared.provider,
+        "simulated": bool(sidecar.get("simulated")),
+        "task_id": str(sidecar.get("task_id")),
+        "seed": str(sidecar.get("seed")),
+        "fingerprint": prepared.fingerprint,
+        "estimated_cost_usd": dg.MetadataValue.float(0.0 if reused else float(sidecar["estimated_cost_usd"])),
+        "reported_cost_usd": dg.MetadataValue.float(float(sidecar["reported_cost_usd"]))
+        if sidecar.get("reported_cost_usd") is not None and not reused
+        else dg.MetadataValue.text("not reported"),
+        "path": dg.MetadataValue.path(storage.ref(clip_path)),
+        "wall_time_s": dg.MetadataValue.float(
+            0.0 if reused else float((sidecar.get("timings_s") or {}).get("total_s", 0.0))
+        ),
+        "aspect_ratio_sent": prepared.aspect_ratio_sent,
+    }
+    if reused:
+        metadata["saved_usd"] = dg.MetadataValue.float(
+            float(sidecar.get("reported_cost_usd") or sidecar["estimated_cost_usd"])
+        )
+    if sidecar.get("passed_over"):
+        metadata["passed_over"] = "; ".join(sidecar["passed_over"])
+    if source_url:
+        metadata["source_url"] = dg.MetadataValue.url(source_url)
+    if sidecar.get("source_url_expires_at"):
+        metadata["source_url_expires_at"] = dg.MetadataValue.timestamp(float(sidecar["source_url_expires_at"]))
+    if probed is not None:
+        metadata.update(
+            {
+                "duration_s": round(probed.duration_s, 3),
+                "fps": probed.fps,
+                "size": f"{probed.width}x{probed.height}",
+                "has_audio": probed.has_audio,
+                "size_bytes": probed.size_bytes,
+            }
+        )
+    if thumb:
+        metadata["first_frame"] = dg.MetadataValue.md(
+            f"![first frame](data:image/jpeg;base64,{base64.b64encode(thumb).decode()})"
+        )
+    event = versions.materialization(
+        CLIPS_KEY,
+        it.partition,
+        data_version=None,
+        code_version=CLIPS_CODE_VERSION,
+        inputs=it.inputs,
+        metadata=metadata,
+        tags={PROVIDER_TAG: prepared.provider, OUTCOME_TAG: outcome},
+    )
+    return [event, *evaluations(str(it.partition), results)]
+
+
+def evaluations(partition: str, results: dict[str, tuple[bool, dict]]) -> list[dg.AssetCheckEvaluation]:
+    return [
+        dg.AssetCheckEvaluation(
+            asset_key=CLIPS_KEY,
+            check_name=name,
+            passed=passed,
+            partition=partition,
+            metadata=meta,
+            severity=dg.AssetCheckSeverity.ERROR,
+        )
+        for name, (passed, meta) in results.items()
+    ]

@@ -1,0 +1,145 @@
+"""The production of a run's clips, concurrently on the production thread's event loop: each provider's
+in-flight cap applies, tasks already at a provider take the slots first, and with ``provider: auto`` a clip
+fails over to the next cheapest provider only if the previous one never accepted the task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from seedance_pipeline.clip.generate import generate_clip
+from seedance_pipeline.core.errors import OverBudget, ProviderError
+from seedance_pipeline.ledger import states
+from seedance_pipeline.ledger.budget import SpendGuard
+from seedance_pipeline.ledger.journal import AttemptJournal
+from seedance_pipeline.ledger.store import TaskStore
+from seedance_pipeline.planning.reuse import StoredClips
+from seedance_pipeline.planning.select import Item
+from seedance_pipeline.production.bridge import RelayLog, Send
+from seedance_pipeline.production.messages import Failed, Stored
+from seedance_pipeline.production.plan import ItemFailed, Production, plan_production, storage_error
+from seedance_pipeline.production.store import reuse_stored, store_generated
+from seedance_pipeline.providers.engine import ProviderClient
+from seedance_pipeline.providers.resource import SeedanceProviders
+from seedance_pipeline.providers.states import TaskSnapshot, TaskState
+from seedance_pipeline.storage.resource import SeedanceStorage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the production needs of the run: its id and a log that reaches the run's event log."""
+
+    run_id: str
+    log: RelayLog
+
+
+async def produce_all(
+    ready: list[Item],
+    providers: SeedanceProviders,
+    storage: SeedanceStorage,
+    store: TaskStore,
+    guard: SpendGuard,
+    run_id: str,
+    send: Send,
+) -> None:
+    """Every item, concurrently; sends ``Stored`` or ``Failed`` for each item as it ends."""
+    run = Run(run_id, RelayLog(send))
+    used = sorted({c.provider for it in ready for c in it.candidates})
+    async with providers.clients(used, logger=run.log) as clients:
+        stored = await asyncio.to_thread(StoredClips.for_items, storage, ready)
+        plans = await asyncio.gather(
+            *(asyncio.to_thread(plan_production, storage, store, it, run_id, stored) for it in ready)
+        )
+        plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
+        tasks = [asyncio.ensure_future(_produce(run, plan, clients, storage, store, guard)) for plan in plans]
+        try:
+            for next_done in asyncio.as_completed(tasks):
+                try:
+                    send(Stored(await next_done))
+                except ItemFailed as exc:
+                    send(Failed(str(exc)))
+        finally:
+            # Leaving early (an error, or the run being stopped): stop waiting, keep every record as it is.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _produce(
+    run: Run,
+    plan: Production,
+    clients: dict[str, ProviderClient],
+    storage: SeedanceStorage,
+    store: TaskStore,
+    guard: SpendGuard,
+) -> list:
+    """Reuse, resume or submit one item. Runs without awaiting before the provider slot, so slots are taken
+    in the order the productions start (tasks already at the provider first). A storage error fails this
+    item only (its task record keeps what is known), never the other clips of the run."""
+    try:
+        return await _produce_one(run, plan, clients, storage, store, guard)
+    except OSError as exc:
+        raise ItemFailed(storage_error(plan.item, exc)) from None
+
+
+async def _produce_one(
+    run: Run,
+    plan: Production,
+    clients: dict[str, ProviderClient],
+    storage: SeedanceStorage,
+    store: TaskStore,
+    guard: SpendGuard,
+) -> list:
+    it, opened = plan.item, plan.opened
+    if plan.blocked:
+        raise ItemFailed(plan.blocked)
+    if plan.reuse is not None:
+        return await reuse_stored(run.run_id, run.log, it, storage, store, plan.reuse)
+    clip_path = storage.clip_path(it.prompt, it.image)
+    if plan.kept:
+        run.log.info(f"{it.where}: the request changed; the earlier clip is kept at {storage.ref(plan.kept)}")
+    order = [opened[0]] if opened else it.candidates
+    passed_over: list[str] = []
+    for n, candidate in enumerate(order):
+        prepared, provider = candidate.prepared, candidate.provider
+        journal = AttemptJournal(
+            store, image=it.image, prompt=it.prompt, run_id=run.run_id, simulated=candidate.simulated, guard=guard
+        )
+        resume = None
+        if opened:  # taken over by this process and run when it was planned
+            journal.record = opened[1]
+            resume = TaskSnapshot(task_id=opened[1].task_id, state=TaskState.RUNNING, poll_url=opened[1].poll_url)
+            run.log.info(
+                f"{it.where}: resuming {provider} task {opened[1].task_id} from attempt "
+                f"{opened[1].attempt_id} (no new submit)"
+            )
+
+        def progress(snap: TaskSnapshot, _provider=provider) -> None:
+            # Python's logger, not run.log: every run.log line becomes an event stored in the run's event
+            # log (a SQLite write of ~15-50 ms on the event loop), and this fires on most polls.
+            pct = f" {snap.progress:.0f}%" if snap.progress is not None else ""
+            log.debug("%s: %s task %s %s%s", it.where, _provider, snap.task_id, snap.state.value, pct)
+
+        try:
+            result = await generate_clip(
+                clients[provider], prepared, storage.fs, clip_path, journal=journal, on_update=progress, resume=resume
+            )
+        except OverBudget as exc:
+            raise ItemFailed(f"{it.where}: {exc}") from None
+        except ProviderError as exc:
+            never_taken = journal.record is not None and journal.record.state is states.AttemptState.REJECTED
+            if never_taken and n + 1 < len(order):
+                passed_over.append(f"{provider}: {exc}")
+                run.log.warning(
+                    f"{it.where}: {provider} did not take the task ({exc}); trying "
+                    f"{order[n + 1].provider}, the next cheapest provider that accepts the request"
+                )
+                continue
+            raise ItemFailed(
+                f"{it.where}: {exc}" + (f" (after {'; '.join(passed_over)})" if passed_over else "")
+            ) from None
+        return await store_generated(it, candidate, storage, result, journal, passed_over)
+    raise AssertionError("unreachable")

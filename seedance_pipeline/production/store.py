@@ -1,0 +1,132 @@
+"""Storing a clip once it is in storage: probe it for real, write its sidecar, record a reuse; the events
+for Dagster come from ``metadata.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+
+import dagster as dg
+
+from seedance_pipeline.clip.checks import CheckResults, Expected, evaluate
+from seedance_pipeline.clip.generate import ClipResult
+from seedance_pipeline.clip.prepare import PreparedRequest
+from seedance_pipeline.clip.probe import VideoProbe, VideoProbeError, probe_video
+from seedance_pipeline.ledger.journal import AttemptJournal
+from seedance_pipeline.ledger.states import AttemptState
+from seedance_pipeline.ledger.store import TaskStore
+from seedance_pipeline.planning.reuse import Reuse, keep_current_version
+from seedance_pipeline.planning.select import Candidate, Item
+from seedance_pipeline.production.bridge import RelayLog
+from seedance_pipeline.production.metadata import GENERATED, REUSED, clip_events
+from seedance_pipeline.storage.resource import SeedanceStorage
+
+Events = list[dg.AssetMaterialization | dg.AssetCheckEvaluation]
+
+
+async def store_generated(
+    it: Item,
+    candidate: Candidate,
+    storage: SeedanceStorage,
+    result: ClipResult,
+    journal: AttemptJournal,
+    passed_over: list[str],
+) -> Events:
+    """A clip the provider made, now in storage: probed, its sidecar written."""
+    prepared = candidate.prepared
+    clip_path = storage.clip_path(it.prompt, it.image)
+    probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
+    sidecar = {
+        "image": it.image,
+        "prompt": it.prompt,
+        "request": prepared.describe(),
+        "fingerprint": prepared.fingerprint,
+        "provider": result.provider,
+        "task_id": result.task_id,
+        "seed": result.seed,
+        "simulated": candidate.simulated,
+        "estimated_cost_usd": result.estimated_cost_usd,
+        "estimate_is_assumption": prepared.estimate.assumption,
+        "reported_cost_usd": result.reported_cost_usd,
+        "source_url_expires_at": time.time() + result.url_ttl_s if result.url_ttl_s else None,
+        "timings_s": result.timings,
+        "size_bytes": result.size_bytes,
+        "created_at": time.time(),
+        "attempt_id": journal.record.attempt_id if journal.record else None,
+        "checks": {name: passed for name, (passed, _) in results.items()},
+        "passed_over": passed_over,
+    }
+    await _write_sidecar(storage, it, sidecar)
+    return clip_events(
+        it,
+        candidate,
+        storage,
+        clip_path,
+        sidecar,
+        probed,
+        thumb,
+        results,
+        outcome=GENERATED,
+        source_url=result.source_url,
+    )
+
+
+async def reuse_stored(
+    run_id: str, log: RelayLog, it: Item, storage: SeedanceStorage, store: TaskStore, reuse: Reuse
+) -> Events:
+    """A clip made earlier from the same request: no provider request at all (copied if it lives elsewhere)."""
+    clip_path = storage.clip_path(it.prompt, it.image)
+    sidecar = dict(reuse.sidecar)
+    if reuse.copy_from is not None:
+        await asyncio.to_thread(
+            keep_current_version, storage, it.prompt, it.image, reuse.candidate.prepared.fingerprint
+        )
+        log.info(
+            f"{it.where}: same request as the stored {storage.ref(reuse.copy_from)}; copying it (no provider request)"
+        )
+        await asyncio.to_thread(storage.copy, reuse.copy_from, clip_path)
+        sidecar.update(image=it.image, prompt=it.prompt, copied_from=storage.ref(reuse.copy_from))
+        await _write_sidecar(storage, it, sidecar)
+    prepared = reuse.candidate.prepared
+    await asyncio.to_thread(
+        functools.partial(
+            store.create,
+            prepared,
+            image=it.image,
+            prompt=it.prompt,
+            run_id=run_id,
+            simulated=reuse.candidate.simulated,
+            state=AttemptState.REUSED,
+            output=clip_path,
+            task_id=sidecar.get("task_id"),
+        )
+    )
+    probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
+    return clip_events(it, reuse.candidate, storage, clip_path, sidecar, probed, thumb, results, outcome=REUSED)
+
+
+async def _write_sidecar(storage: SeedanceStorage, it: Item, sidecar: dict) -> None:
+    data = json.dumps(sidecar, indent=1, sort_keys=True).encode()
+    await asyncio.to_thread(storage.write_bytes, storage.sidecar_path(it.prompt, it.image), data)
+
+
+def _expected(prepared: PreparedRequest) -> Expected:
+    return Expected(prepared.width, prepared.height, prepared.request.duration, prepared.request.generate_audio)
+
+
+async def _probe(
+    storage: SeedanceStorage, clip_path: str, expected: Expected
+) -> tuple[VideoProbe | None, bytes | None, CheckResults]:
+    """Probe the stored MP4 for real (every frame decoded), with a preview of its first frame."""
+
+    def probe() -> VideoProbe:
+        with storage.fs.open(clip_path, "rb") as fh:
+            return probe_video(fh, preview_width=320)
+
+    try:
+        probed = await asyncio.to_thread(probe)
+        return probed, probed.preview_jpeg, evaluate(probed, expected)
+    except (VideoProbeError, OSError) as exc:
+        return None, None, evaluate(None, expected, str(exc))
