@@ -115,7 +115,7 @@ def storage_sensor_figures(label: str, storage, n_images: int, n_prompts: int, s
     import dagster as dg
 
     from seedance_pipeline.definitions import build_definitions
-    from seedance_pipeline.sensors import storage_sensor
+    from seedance_pipeline.defs.sensors.storage import storage_sensor
 
     defs = build_definitions(storage)
     with dg.instance_for_test() as fresh:
@@ -171,8 +171,8 @@ def pending_sensor_figure(n_tasks: int) -> None:
     from dagster._core.test_utils import create_run_for_test
 
     from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.defs.sensors.pending_tasks import pending_tasks_sensor
     from seedance_pipeline.ledger.records import AttemptRecord
-    from seedance_pipeline.sensors import pending_tasks_sensor
     from seedance_pipeline.storage.resource import SeedanceStorage
 
     with tempfile.TemporaryDirectory(prefix="seedance-bench5p-") as tmp, dg.instance_for_test() as instance:

@@ -205,9 +205,6 @@ def demo_data(storage_url: str | None) -> None:
 )
 def run_command(storage_url: str | None) -> None:
     """Register new images and prompts, make every missing or outdated clip, and today's cost report."""
-    import warnings
-
-    warnings.filterwarnings("ignore")
     from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.runner import dagster_instance, format_report, run_pipeline
     from seedance_pipeline.storage.resource import SeedanceStorage
@@ -225,9 +222,6 @@ def run_command(storage_url: str | None) -> None:
 
 def _pipeline_context(storage_url: str | None):
     """Instance, storage and providers as ``run`` uses them, with the sources refreshed from storage."""
-    import warnings
-
-    warnings.filterwarnings("ignore")
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.runner import Executor, RunReport, dagster_instance, refresh_sources
@@ -418,9 +412,6 @@ def tasks_abandon(attempt_id: str, storage_url: str | None) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def tasks_retry(attempt_id: str, storage_url: str | None, yes: bool) -> None:
     """Submit again an attempt whose acceptance is unknown: says what it costs, then runs that one clip."""
-    import warnings
-
-    warnings.filterwarnings("ignore")
     store = _task_store(storage_url)
     record = store.load(attempt_id)
     click.echo(

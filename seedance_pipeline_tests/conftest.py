@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import warnings
 
 import dagster as dg
 import pytest
@@ -13,9 +12,6 @@ from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.storage.resource import SeedanceStorage
-
-warnings.filterwarnings("ignore", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 pytest_plugins = (  # fixtures of their own modules, for every test module
     "seedance_pipeline_tests.pg",

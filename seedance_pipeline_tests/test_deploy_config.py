@@ -12,8 +12,8 @@ import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
 
-from seedance_pipeline.assets.clips import clips
 from seedance_pipeline.core import settings
+from seedance_pipeline.defs.assets.clips import clips
 from seedance_pipeline.lineage.names import PROVIDER_TAG
 from seedance_pipeline.providers import PROVIDERS
 from seedance_pipeline.providers.engine import ClientSettings

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from dagster._core.events import DagsterEventType
 
+from seedance_pipeline.defs.preview import accepting
 from seedance_pipeline.event_logs.sqlite import PooledSqliteEventLogStorage
 from seedance_pipeline.instance_config import embedded_instance_config, ensure_instance_config
 from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML
@@ -28,16 +29,18 @@ PARTS = dg.StaticPartitionsDefinition([f"p{i:02d}" for i in range(30)])
 THING = dg.AssetKey("thing")
 
 
-@dg.asset(partitions_def=PARTS, output_required=False, backfill_policy=dg.BackfillPolicy.single_run())
-def thing(context):
-    for key in context.partition_keys:
-        yield dg.AssetMaterialization(asset_key=THING, partition=key)
-        yield dg.AssetCheckEvaluation(asset_key=THING, check_name="ok", passed=True, partition=key)
+# The same beta (backfill_policy) and preview (partitioned checks) features as the clips asset, accepted the same way.
+with accepting(dg.BetaWarning, dg.PreviewWarning):
 
+    @dg.asset(partitions_def=PARTS, output_required=False, backfill_policy=dg.BackfillPolicy.single_run())
+    def thing(context):
+        for key in context.partition_keys:
+            yield dg.AssetMaterialization(asset_key=THING, partition=key)
+            yield dg.AssetCheckEvaluation(asset_key=THING, check_name="ok", passed=True, partition=key)
 
-@dg.asset_check(asset=THING, name="ok", partitions_def=PARTS)
-def ok(context):  # as the clip checks: defined on its own, its results reported by the asset's step
-    return dg.AssetCheckResult(passed=True)
+    @dg.asset_check(asset=THING, name="ok", partitions_def=PARTS)
+    def ok(context):  # as the clip checks: defined on its own, its results reported by the asset's step
+        return dg.AssetCheckResult(passed=True)
 
 
 JOB = dg.Definitions(

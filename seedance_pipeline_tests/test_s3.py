@@ -19,13 +19,13 @@ import seedance_pipeline.simulator.images as sim_images
 from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.core.images import inspect_image
 from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.defs.sensors.storage import storage_sensor
 from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
 from seedance_pipeline.runner import run_pipeline
-from seedance_pipeline.sensors import storage_sensor
 from seedance_pipeline.storage.atomic import atomic_writer
 from seedance_pipeline.storage.layout import sidecar_of
 from seedance_pipeline.storage.resource import SeedanceStorage

@@ -12,11 +12,12 @@ import dagster as dg
 
 from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.defs.sensors.pending_tasks import pending_tasks_sensor
+from seedance_pipeline.defs.sensors.storage import storage_sensor
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
-from seedance_pipeline.sensors import pending_tasks_sensor, storage_sensor
 from seedance_pipeline_tests.conftest import png, put, requests_total
 
 PROMPT = "text: a calm lake at dawn\nprovider: novita\nduration: 4\nresolution: 480p\n"

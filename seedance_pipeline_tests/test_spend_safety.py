@@ -50,7 +50,7 @@ def test_acceptance_unknown_is_never_resubmitted_until_a_person_decides(storage,
 
     # The UI shows it on the clip partition, once: an observation with the decision to make and its cost.
     from seedance_pipeline.definitions import build_definitions
-    from seedance_pipeline.sensors import pending_tasks_sensor
+    from seedance_pipeline.defs.sensors.pending_tasks import pending_tasks_sensor
 
     defs = build_definitions(storage, providers)
     with dg.build_sensor_context(instance=instance, resources=defs.resources, definitions=defs) as context:

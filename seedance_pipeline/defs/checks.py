@@ -7,6 +7,7 @@ import dagster as dg
 
 from seedance_pipeline.clip.checks import MATCHES_REQUEST, PLAYS_TO_END, Expected, evaluate
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
+from seedance_pipeline.defs.preview import accepting
 from seedance_pipeline.lineage.names import CLIPS_KEY
 from seedance_pipeline.lineage.partitions import clip_partitions, split_key
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -27,22 +28,24 @@ def _probe_stored(context, storage: SeedanceStorage, name: str) -> dg.AssetCheck
     return dg.AssetCheckResult(passed=passed, metadata=meta)
 
 
-@dg.asset_check(
-    asset=CLIPS_KEY,
-    name=PLAYS_TO_END,
-    partitions_def=clip_partitions,
-    description="The stored MP4 is non-empty, 24 fps, and every frame decodes to the end.",
-)
-def plays_to_end(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
-    return _probe_stored(context, storage, PLAYS_TO_END)
+# Partitioned asset checks are a Dagster preview feature (README: "Dagster features we rely on").
+with accepting(dg.PreviewWarning):
 
+    @dg.asset_check(
+        asset=CLIPS_KEY,
+        name=PLAYS_TO_END,
+        partitions_def=clip_partitions,
+        description="The stored MP4 is non-empty, 24 fps, and every frame decodes to the end.",
+    )
+    def plays_to_end(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
+        return _probe_stored(context, storage, PLAYS_TO_END)
 
-@dg.asset_check(
-    asset=CLIPS_KEY,
-    name=MATCHES_REQUEST,
-    partitions_def=clip_partitions,
-    description="Duration within one frame of the request, pixel size per the ratio/resolution table, "
-    "and an audio stream exactly when audio was requested.",
-)
-def matches_request(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
-    return _probe_stored(context, storage, MATCHES_REQUEST)
+    @dg.asset_check(
+        asset=CLIPS_KEY,
+        name=MATCHES_REQUEST,
+        partitions_def=clip_partitions,
+        description="Duration within one frame of the request, pixel size per the ratio/resolution table, "
+        "and an audio stream exactly when audio was requested.",
+    )
+    def matches_request(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
+        return _probe_stored(context, storage, MATCHES_REQUEST)

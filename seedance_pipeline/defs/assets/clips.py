@@ -14,11 +14,13 @@ import time
 
 import dagster as dg
 
+from seedance_pipeline.defs.preview import accepting
 from seedance_pipeline.ledger.budget import SpendGuard, SpendPolicy
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import (
     CLIPS_CODE_VERSION,
     CLIPS_GROUP,
+    CLIPS_KEY,
     CLIPS_POOL,
     IMAGES_KEY,
     OWNERS,
@@ -47,25 +49,7 @@ class ClipsConfig(dg.Config):
     budget_usd: float | None = None
 
 
-@dg.asset(
-    partitions_def=clip_partitions,
-    output_required=False,
-    code_version=CLIPS_CODE_VERSION,
-    group_name=CLIPS_GROUP,
-    owners=OWNERS,
-    kinds={"video", "mp4"},
-    deps=[
-        dg.AssetDep(IMAGES_KEY, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("image")),
-        dg.AssetDep(PROMPTS_KEY, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("prompt")),
-    ],
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    # Per-provider caps are run tags + in-run caps, since a pool is per op, not per provider.
-    pool=CLIPS_POOL,
-    description="Seedance 1.5 Pro image-to-video clips, one per (image, prompt) the prompt targets, stored at "
-    "clips/<prompt>/<image>.mp4 with a JSON sidecar. The request fingerprint (image bytes + request "
-    "+ provider + model) is never paid for twice.",
-)
-def clips(
+def produce_clips(
     context: dg.AssetExecutionContext,
     config: ClipsConfig,
     storage: SeedanceStorage,
@@ -115,3 +99,27 @@ def clips(
             + "\n".join(f"- {f}" for f in failures),
             allow_retries=False,
         )
+
+
+# MultiToSingleDimensionPartitionMapping and backfill_policy are Dagster beta features (README: "Dagster features
+# we rely on").
+with accepting(dg.BetaWarning):
+    clips = dg.asset(
+        key=CLIPS_KEY,
+        partitions_def=clip_partitions,
+        output_required=False,
+        code_version=CLIPS_CODE_VERSION,
+        group_name=CLIPS_GROUP,
+        owners=OWNERS,
+        kinds={"video", "mp4"},
+        deps=[
+            dg.AssetDep(IMAGES_KEY, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("image")),
+            dg.AssetDep(PROMPTS_KEY, partition_mapping=dg.MultiToSingleDimensionPartitionMapping("prompt")),
+        ],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        # Per-provider caps are run tags + in-run caps, since a pool is per op, not per provider.
+        pool=CLIPS_POOL,
+        description="Seedance 1.5 Pro image-to-video clips, one per (image, prompt) the prompt targets, stored at "
+        "clips/<prompt>/<image>.mp4 with a JSON sidecar. The request fingerprint (image bytes + request "
+        "+ provider + model) is never paid for twice.",
+    )(produce_clips)
