@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: | $(STAMP)
-	$(BIN)/python -c 'import sys, pathlib, seedance_pipeline.instance_config as c; c.ensure_instance_config(pathlib.Path(sys.argv[1]))' $(DAGSTER_HOME)
+	$(BIN)/python -c 'import sys, pathlib, seedance_pipeline.event_logs.instance_config as c; c.ensure_instance_config(pathlib.Path(sys.argv[1]))' $(DAGSTER_HOME)
 
 # Sample images and prompts into local storage, then the main job against the built-in simulator.
 demo: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

@@ -98,7 +98,7 @@ def _instance(kind: str, tmp: str):
     to show what the orchestration costs apart from the event store."""
     import dagster as dg
 
-    from seedance_pipeline.instance_config import embedded_instance_config
+    from seedance_pipeline.event_logs.instance_config import embedded_instance_config
 
     if kind == "memory":
         yield dg.DagsterInstance.ephemeral(), lambda: None
@@ -273,7 +273,7 @@ def one_run(
             src = _execute(defs, instance, "source_images_job", tags=range_tags(images[0], images[-1]))
             prm = _execute(defs, instance, "prompts_job", partition_key="bench")
         if not (src.success and prm.success):
-            from seedance_pipeline.runner import _failure_lines
+            from seedance_pipeline.cli.runner import _failure_lines
 
             raise RuntimeError(
                 _failure_lines(instance, src.run_id, "src") + _failure_lines(instance, prm.run_id, "prm")

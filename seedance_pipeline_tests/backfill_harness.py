@@ -31,7 +31,7 @@ from dagster._core.storage.tags import BACKFILL_ID_TAG
 
 from seedance_pipeline.core import settings
 from seedance_pipeline.definitions import build_definitions
-from seedance_pipeline.instance_config import embedded_instance_config
+from seedance_pipeline.event_logs.instance_config import embedded_instance_config
 from seedance_pipeline.lineage.names import PROVIDER_TAG
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_key, range_tags
 from seedance_pipeline.planning import backfill

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.clip.checks import Expected, evaluate
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
 from seedance_pipeline.definitions import build_definitions
@@ -45,7 +46,6 @@ from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.providers import PROVIDERS
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.providers.routing import SIMULATOR_KEY
-from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.simulator.config import FaultRule, ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.storage.resource import SeedanceStorage

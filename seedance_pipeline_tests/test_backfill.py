@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from dagster._core.execution.backfill import BulkActionStatus
 
 from seedance_pipeline.cli import main
-from seedance_pipeline.demo import write_demo_data
+from seedance_pipeline.cli.demo_data import write_demo_data
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import PROVIDER_TAG
 from seedance_pipeline.storage.resource import SeedanceStorage

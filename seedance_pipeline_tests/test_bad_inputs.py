@@ -19,8 +19,8 @@ import dagster as dg
 import pytest
 from PIL import Image
 
+from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.providers.resource import SeedanceProviders
-from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline_tests.conftest import FAST, fast_config, png, put
 

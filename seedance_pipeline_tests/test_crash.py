@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from seedance_pipeline.clip.probe import probe_video
-from seedance_pipeline.instance_config import ensure_instance_config
+from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline.storage.resource import SeedanceStorage

@@ -21,8 +21,8 @@ import yaml
 from dagster._core.events import DagsterEventType
 
 from seedance_pipeline.defs.preview import accepting
+from seedance_pipeline.event_logs.instance_config import embedded_instance_config, ensure_instance_config
 from seedance_pipeline.event_logs.sqlite import PooledSqliteEventLogStorage
-from seedance_pipeline.instance_config import embedded_instance_config, ensure_instance_config
 from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML
 
 PARTS = dg.StaticPartitionsDefinition([f"p{i:02d}" for i in range(30)])

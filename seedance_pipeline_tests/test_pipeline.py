@@ -10,11 +10,11 @@ import pytest
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
+from seedance_pipeline.cli.demo_data import write_demo_data
+from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.clip.probe import probe_video
 from seedance_pipeline.definitions import ASSETS, CHECKS
-from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.ledger.budget import SpendPolicy
-from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline_tests.conftest import put, requests_total
 
 CLIPS = dg.AssetKey("clips")

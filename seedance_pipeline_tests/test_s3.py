@@ -16,16 +16,16 @@ import pytest
 from dagster._serdes import serialize_value
 
 import seedance_pipeline.simulator.images as sim_images
+from seedance_pipeline.cli.demo_data import write_demo_data
+from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.core.images import inspect_image
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.defs.sensors.storage import storage_sensor
-from seedance_pipeline.demo import write_demo_data
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
 from seedance_pipeline.providers import get_adapter
-from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.storage.atomic import atomic_writer
 from seedance_pipeline.storage.layout import sidecar_of
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -418,9 +418,9 @@ def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
 def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, providers, instance, sim):
     """The listing in the real run path: 20 clips of one prompt made, then all 20 asked for again (mode
     ``all``): each is found through the prompt folder's listing and reused, and the provider sees nothing."""
+    from seedance_pipeline.cli.runner import _clip_rows
     from seedance_pipeline.lineage.partitions import clip_range_tags
     from seedance_pipeline.planning.reuse import StoredClips
-    from seedance_pipeline.runner import _clip_rows
 
     storage = s3_storage
     images = [f"img{i:02d}" for i in range(StoredClips.LIST_FROM)]

@@ -6,9 +6,9 @@ import dagster as dg
 from click.testing import CliRunner
 
 from seedance_pipeline.cli import main
-from seedance_pipeline.demo import write_demo_data
+from seedance_pipeline.cli.demo_data import write_demo_data
+from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.ledger.store import TaskStore
-from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline_tests.conftest import fast_config, png, put, requests_total
 

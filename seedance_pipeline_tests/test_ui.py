@@ -20,12 +20,12 @@ from urllib.parse import quote, urlencode
 import dagster as dg
 import pytest
 
+from seedance_pipeline.cli.demo_data import write_demo_data
+from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.core import settings
-from seedance_pipeline.demo import write_demo_data
-from seedance_pipeline.instance_config import ensure_instance_config
+from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 from seedance_pipeline.lineage.partitions import today_utc
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
-from seedance_pipeline.runner import run_pipeline
 from seedance_pipeline_tests.dagster_dev import CHROMIUM, CHROMIUM_INSTALL_HINT, DagsterDev, find_chromium, render_until
 
 REPO = Path(__file__).resolve().parents[1]

@@ -55,9 +55,10 @@ class SeedanceStorage(dg.ConfigurableResource):
     _fs: fsspec.AbstractFileSystem | None = PrivateAttr(default=None)
 
     @classmethod
-    def from_env(cls) -> SeedanceStorage:
+    def from_env(cls, url: str | None = None) -> SeedanceStorage:
+        """From the environment (``core/settings.py``); ``url`` replaces ``SEEDANCE_STORAGE_URL`` when given."""
         return cls(
-            url=default_storage_url(),
+            url=url or default_storage_url(),
             endpoint_url=settings.S3_ENDPOINT_URL.read(),
             presign_expiry_s=settings.PRESIGN_EXPIRY_S.read(),
         )

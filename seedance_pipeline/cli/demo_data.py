@@ -1,12 +1,15 @@
-"""Sample images and prompts for ``make demo`` (written only where missing, never over a user's files)."""
+"""``seedance-pipeline demo-data``: sample images and prompts for ``make demo`` (written only where missing, never
+over a user's files)."""
 
 from __future__ import annotations
 
 import io
 from importlib import resources
 
+import click
 from PIL import Image, ImageDraw
 
+from seedance_pipeline.cli.common import open_storage, storage_option
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 PROMPTS = {
@@ -84,3 +87,14 @@ def write_demo_data(storage: SeedanceStorage) -> list[str]:
             storage.write_bytes(path, data)
             written.append(rel)
     return written
+
+
+@click.command("demo-data")
+@storage_option
+def demo_data(storage_url: str | None) -> None:
+    """Write three sample images and two prompts into storage (only files that are missing)."""
+    storage = open_storage(storage_url)
+    written = write_demo_data(storage)
+    click.echo(
+        f"wrote {len(written)} sample file(s) into {storage.url}" + (": " + ", ".join(written) if written else "")
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from seedance_pipeline.definitions import build_definitions
-from seedance_pipeline.instance_config import ensure_instance_config
+from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 from seedance_pipeline.ledger.budget import SpendPolicy
 from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JOB, PROMPTS_JOB, SOURCE_IMAGES_JOB
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_range_tags, range_tags, today_utc

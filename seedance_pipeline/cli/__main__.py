@@ -1,0 +1,5 @@
+"""``python -m seedance_pipeline.cli``."""
+
+from seedance_pipeline.cli import main
+
+main()

@@ -1,0 +1,112 @@
+"""The pipeline commands: ``run`` (everything up to date), ``forecast`` (what a selection would cost) and
+``backfill`` (exactly what changed, through the daemon)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from seedance_pipeline.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REJECTED,
+    open_storage,
+    pipeline_context,
+    selection_options,
+    storage_option,
+)
+from seedance_pipeline.planning.select import MODES
+
+
+@click.command("run")
+@storage_option
+def run_command(storage_url: str | None) -> None:
+    """Register new images and prompts, make every missing or outdated clip, and today's cost report."""
+    from seedance_pipeline.cli.runner import dagster_instance, format_report, run_pipeline
+    from seedance_pipeline.providers.resource import SeedanceProviders
+
+    storage = open_storage(storage_url)
+    instance = dagster_instance()
+    report = run_pipeline(instance, storage, SeedanceProviders.from_env())
+    click.echo(format_report(report))
+    sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
+
+
+@click.command()
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="missing_or_stale",
+    show_default=True,
+    help="Which targeted clips: never made, made from outdated inputs, both, or all.",
+)
+@click.option(
+    "--list/--no-list", "list_clips", default=True, show_default=True, help="List every clip, not only totals."
+)
+@selection_options
+def forecast(mode: str, list_clips: bool, prompts, images, storage_url) -> None:
+    """What producing a selection of clips would cost: clips, seconds and USD per provider (nothing is sent).
+
+    Refreshes the sources from storage first (as the storage sensor would), so edits are counted.
+    """
+    from seedance_pipeline.planning.backfill import format_plan, plan
+
+    instance, storage, providers, _ = pipeline_context(storage_url)
+    result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
+    click.echo(format_plan(result, list_clips=list_clips))
+
+
+@click.command()
+@click.option(
+    "--changed", is_flag=True, help="Clips made from inputs that changed since (an edited prompt, a replaced image)."
+)
+@click.option("--missing", is_flag=True, help="Targeted clips never made.")
+@click.option("--dry-run", is_flag=True, help="Print the clips and the forecast; launch nothing.")
+@click.option("--max-usd", type=float, default=None, help="Refuse to launch when the forecast is over this many USD.")
+@selection_options
+def backfill(changed: bool, missing: bool, dry_run: bool, max_usd: float | None, prompts, images, storage_url) -> None:
+    """Backfill exactly the clips an edit made outdated (and/or the missing ones), with their forecast cost.
+
+    Launches one Dagster backfill per provider (tagged seedance/provider for the run queue's limits); the
+    Dagster daemon runs it (`make ui`, or `dagster-daemon run`). Unchanged clips are not touched.
+    """
+    from seedance_pipeline.planning.backfill import format_plan, launch, plan
+
+    if not (changed or missing):
+        raise click.UsageError("say what to backfill: --changed, --missing, or both")
+    mode = "missing_or_stale" if changed and missing else "stale" if changed else "missing"
+    instance, storage, providers, defs = pipeline_context(storage_url)
+    result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
+    if not result.clips:
+        click.echo(
+            "nothing to backfill: every targeted clip is up to date"
+            + (f" ({len(result.failures)} cannot be made, see above)" if result.failures else "")
+        )
+        for failure in result.failures:
+            click.echo(f"cannot be made: {failure}")
+        sys.exit(EXIT_OK if not result.failures else EXIT_FAILED)
+    click.echo(format_plan(result))
+    if dry_run:
+        click.echo("dry run: nothing launched")
+        return
+    if max_usd is not None and result.total_usd > max_usd + 1e-9:
+        click.echo(
+            f"error: the forecast ${result.total_usd:.4f} is over --max-usd ${max_usd:.2f}; nothing launched", err=True
+        )
+        sys.exit(EXIT_REJECTED)
+    for provider, backfill_id, n in launch(instance, defs, result):
+        click.echo(f"launched backfill {backfill_id}: {n} clip(s) on {provider} (Dagster UI: /runs/b/{backfill_id})")
+    if not _daemon_running(instance):
+        click.echo(
+            "note: no Dagster daemon is running on this instance; the backfill waits until one is "
+            "(`make ui`, or `dagster-daemon run -w workspace.yaml`)",
+            err=True,
+        )
+
+
+def _daemon_running(instance) -> bool:
+    beats = instance.get_daemon_heartbeats()
+    beat = beats.get("BACKFILL")
+    return beat is not None and time.time() - beat.timestamp < 120
