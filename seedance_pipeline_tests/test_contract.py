@@ -707,3 +707,13 @@ def test_figures_requests_and_wall_time_per_clip_at_default_latency(tmp_path):
         # Exact poll counts and wall times depend on machine load; these hold on any machine.
         assert r["submit"] == 1 and r["download"] == 1 and r["status"] >= 1, (p, r)
         assert wall >= latency and result.status == "succeeded", (p, wall)
+
+
+def test_the_simulator_renders_from_its_own_pixel_table_and_it_agrees_with_the_products():
+    """Two tables written apart (the product's and the simulator's), so a wrong entry fails here or in a
+    render check instead of passing on both sides; every (ratio, resolution) pair, 1080p included."""
+    from seedance_pipeline.core import model_spec
+    from seedance_pipeline.simulator import model as sim_model
+
+    assert sim_model.SIZES == model_spec.PIXEL_SIZES and sim_model.FPS == model_spec.FPS
+    assert all(sim_model.follow_image(w, h) == model_spec.nearest_ratio(w, h) for w, h in sim_model.SIZES.values())

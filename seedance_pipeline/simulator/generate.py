@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from seedance_pipeline.core import model_spec
+from seedance_pipeline.simulator import model
 from seedance_pipeline.simulator.images import LoadedImage, load_image
 from seedance_pipeline.simulator.state import Simulator
 from seedance_pipeline.simulator.task import Task
@@ -56,8 +56,8 @@ def start_task(
 ) -> Task:
     """``ratio``: an explicit ratio or FOLLOW_IMAGE; ``seed`` -1 draws one from the seeded RNG."""
     img = images.image
-    explicit = model_spec.nearest_ratio(img.width, img.height) if ratio == FOLLOW_IMAGE else ratio
-    width, height = model_spec.pixel_size(explicit, resolution)
+    explicit = model.follow_image(img.width, img.height) if ratio == FOLLOW_IMAGE else ratio
+    width, height = model.SIZES[(explicit, resolution)]
     effective_seed = sim.pick_seed(seed_max) if seed == -1 else seed
     return sim.create_task(
         provider,

@@ -26,7 +26,7 @@ import pathlib
 import subprocess
 import tempfile
 
-from seedance_pipeline.core.model_spec import FPS
+from seedance_pipeline.simulator.model import FPS
 
 # How much larger than the frame the image is scaled (each axis at least), to leave pan room.
 COVER = 1.10
