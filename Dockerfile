@@ -1,6 +1,7 @@
 # The seedance_pipeline code location as an image: a Dagster gRPC code server on port 3030.
 # The same image runs the code server (Helm: dagster-user-deployments) and every run (K8sRunLauncher),
-# so it carries dagster-postgres and dagster-k8s (the `k8s` extra). No API key or password is baked in:
+# so it carries dagster-postgres and dagster-k8s (the `k8s` extra) and neither the simulator nor the webserver
+# (the Helm chart runs Dagster's own webserver image). No API key or password is baked in:
 # they come from Kubernetes Secrets at run time (deploy/k8s/values.yaml).
 #
 #   docker build -t registry.example.com/seedance-pipeline:0.1.0 .
@@ -14,11 +15,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/dagster/app
 
-# Dependencies first (a code change does not reinstall them), then the package itself.
-COPY pyproject.toml README.md ./
+RUN pip install uv==0.13.9
+
+# Dependencies first, exactly as uv.lock pins them, in a layer of their own (a code change does not reinstall
+# them): the `k8s` extra (dagster-postgres, dagster-k8s), without the simulator or the webserver.
+COPY pyproject.toml uv.lock ./
+RUN uv export --frozen --no-emit-project --no-dev --extra k8s --format requirements-txt -o /tmp/requirements.txt \
+    && uv pip install --system --no-deps -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# Then the package itself.
+COPY README.md workspace.yaml ./
 COPY seedance_pipeline ./seedance_pipeline
-COPY workspace.yaml ./
-RUN pip install '.[k8s]'
+RUN uv pip install --system --no-deps '.[k8s]'
 
 # An unprivileged user owns nothing but DAGSTER_HOME (the chart mounts dagster.yaml there).
 RUN useradd --uid 10001 --create-home --shell /usr/sbin/nologin dagster \

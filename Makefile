@@ -4,16 +4,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+UV_VERSION := 0.13.9
 # The embedded default: everything under .seedance/ in this folder.
 export SEEDANCE_STORAGE_URL ?= $(CURDIR)/.seedance/storage
 export DAGSTER_HOME ?= $(CURDIR)/.seedance/dagster_home
 
-.PHONY: demo test install sysdeps ui clean bench bench-quick reliability
+.PHONY: demo test test-quick check install sysdeps ui clean bench bench-quick reliability
 
-$(STAMP): pyproject.toml
+# Exactly the versions in uv.lock (`uv lock` after changing pyproject.toml); --inexact keeps pip and uv,
+# which installed the environment, in it.
+$(STAMP): pyproject.toml uv.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(BIN)/uv pip install --quiet -p $(BIN)/python -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/uv sync --quiet --locked --inexact --active \
+		--extra simulator --extra ui --extra test --extra lint --extra bench
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,8 +36,22 @@ sysdeps:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-test: $(STAMP) sysdeps
+# The formatter, the linter, the type checker, the import contract (docs/architecture.md) and Dagster's own
+# check of the definitions.
+check: $(STAMP)
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
+	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
+
+test: check sysdeps
 	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider
+
+# Everything but the tests marked postgres, browser or slow (seedance_pipeline_tests/conftest.py): no system
+# packages needed, under two minutes on two cores.
+test-quick: check
+	$(BIN)/python -m pytest -n 2 -q -p no:cacheprovider -m "not postgres and not browser and not slow"
 
 # The full fault campaign (>= 200 clips, seeded; S3 on moto behind a write-failing proxy, one provider
 # down for a minute). CI runs a small one inside `make test` (seedance_pipeline_tests/test_campaign.py).
@@ -46,7 +64,7 @@ reliability: $(STAMP)
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-# Performance benchmarks (issue #6): every figure with its target, PASS/MISS and the load average.
+# Performance benchmarks: every figure with its target, PASS/MISS and the load average (benchmarks/README.md).
 # Full: under 10 minutes on 2 cores. Quick: scaled sizes and latencies (CI), figures printed, not judged.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -1,1 +1,1 @@
-"""Performance benchmarks (issue #6): ``python -m benchmarks [--quick] [--only N]``. See README.md here."""
+"""Performance benchmarks: ``python -m benchmarks [--quick] [--only N]``. See README.md here."""

@@ -32,7 +32,7 @@ def build_definitions(
         resources=resources(storage, providers, spend),
         # Every job is one main step (clips: asynchronous I/O, many partitions at once): run it in the run
         # worker itself. The default multiprocess executor starts a second Python process per run, which on a
-        # queued backfill costs more than the step (measured on the Postgres backfill test).
+        # queued backfill costs more than the step (benchmarks/README.md, "Measurements behind the code", M6).
         executor=dg.in_process_executor,
     )
 

@@ -64,3 +64,10 @@ def put(storage: SeedanceStorage, rel: str, data: bytes | str) -> str:
 def requests_total(server: SimulatorServer, endpoint: str | None = None) -> int:
     counts = server.sim.stats()["requests"]
     return sum(n for per in counts.values() for ep, n in per.items() if endpoint in (None, ep))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the PostgreSQL cluster is marked ``postgres`` (``make test-quick`` leaves it out)."""
+    for item in items:
+        if "pg_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)

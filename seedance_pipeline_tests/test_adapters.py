@@ -1,4 +1,4 @@
-"""The documented example payloads (shared/seeds, reference/providers.md) through each adapter's parsers,
+"""The documented example payloads (docs/providers.md §3-§6) through each adapter's parsers,
 and each adapter's exact submit body. No network: adapters are sans-I/O."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def reply(body, status=200, headers=None):
     return WireReply(status, body, headers or {})
 
 
-# -- RunPod (seeds/000, providers.md §1) ----------------------------------------------------------
+# -- RunPod (docs/providers.md §3) ----------------------------------------------------------
 
 
 def test_runpod_submit_body_is_input_envelope_with_explicit_audio():
@@ -102,7 +102,7 @@ def test_runpod_completed_without_url_is_a_failure():
     assert snap.state is TaskState.FAILED
 
 
-# -- WaveSpeed (seeds/001, providers.md §2) -------------------------------------------------------
+# -- WaveSpeed (docs/providers.md §4) -------------------------------------------------------
 
 WS_ENVELOPE = {
     "code": 200,
@@ -175,7 +175,7 @@ def test_wavespeed_error_reply_without_task_is_not_a_task():
     assert get_adapter("wavespeed").parse_submit(reply({"code": 401, "message": "Unauthorized"}, status=401)) is None
 
 
-# -- JieKou / Novita (seeds/002, seeds/003, providers.md §3-4) ------------------------------------
+# -- JieKou / Novita (docs/providers.md §5) ------------------------------------
 
 TASK_RESULT = {
     "extra": {
@@ -268,7 +268,7 @@ def test_v3_error_body():
     assert get_adapter("novita").error_message(reply(body, 400)) == ("INVALID_REQUEST_BODY", "duration out of range")
 
 
-# -- VibeDream (seeds/004, providers.md §5) --------------------------------------------------------
+# -- VibeDream (docs/providers.md §6) --------------------------------------------------------
 
 
 def test_vibedream_submit_body_maps_adaptive_to_auto():

@@ -19,6 +19,8 @@ from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline_tests.conftest import put, requests_total
 from seedance_pipeline_tests.daemon import DagsterDaemon
 
+pytestmark = pytest.mark.slow
+
 CLIPS = dg.AssetKey("clips")
 QUICK_PAN = {"mountains|quick-pan", "tower|quick-pan"}
 DUSK = {"mountains|dusk-dolly", "tiles|dusk-dolly", "tower|dusk-dolly"}

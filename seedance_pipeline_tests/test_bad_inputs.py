@@ -24,6 +24,8 @@ from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline_tests.conftest import FAST, fast_config, png, put
 
+pytestmark = pytest.mark.slow
+
 GOOD_PROMPT = "text: a calm lake\nimages: [good]\nprovider: novita\nduration: 4\nresolution: 480p\nseed: 1\n"
 
 

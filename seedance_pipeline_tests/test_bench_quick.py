@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(r"^\s+(\d) (.+?): (n/a|-?[\d.]+) (\S*)\s+(target .+?|\(comparison\))\s+(PASS|MISS|info)", re.M)
 

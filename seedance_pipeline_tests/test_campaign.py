@@ -12,7 +12,7 @@ import pytest
 
 from seedance_pipeline_tests.campaign import CampaignConfig, format_table, run_campaign, violations
 
-pytestmark = pytest.mark.filterwarnings("ignore")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 
 
 def check_invariants(result, min_stored_share: float) -> None:

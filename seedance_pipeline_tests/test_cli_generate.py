@@ -160,6 +160,7 @@ def provider_requests(srv: SimulatorServer) -> int:
 # --- success ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_simulator_flag_generates_a_clip_with_each_provider(tmp_path, server):
     """``--simulator`` starts the built-in simulator (default 2 s latency); the five runs go concurrently.
 
@@ -196,6 +197,7 @@ def test_simulator_flag_generates_a_clip_with_each_provider(tmp_path, server):
     assert provider_requests(server) == 0  # the built-in simulators served them, not the image host
 
 
+@pytest.mark.slow
 def test_external_simulator_with_base_url_and_api_key_from_env(tmp_path, server):
     provider = "vibedream"
     out = tmp_path / "clip.mp4"
@@ -245,6 +247,7 @@ def test_invalid_duration_exits_2_naming_field_value_and_rule_with_zero_requests
 # --- failed after sending: exit 1 ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_moderation_after_sending_exits_1_with_the_providers_reason(tmp_path, server):
     provider = "vibedream"
     out = tmp_path / "clip.mp4"

@@ -56,7 +56,7 @@ SEED = 7  # within every provider's range (VibeDream: -1..1000)
 ESTIMATED_USD = {"runpod": 0.096, "wavespeed": 0.0482112, "jiekou": 0.0482112, "novita": 0.0482112, "vibedream": 0.29}
 # Only RunPod (output.cost) and VibeDream (costCents at submit) report a charge.
 REPORTED_USD = {"runpod": 0.096, "wavespeed": None, "jiekou": None, "novita": None, "vibedream": 0.29}
-# Each provider's documented seed maximum (providers.md §0.1).
+# Each provider's documented seed maximum (docs/providers.md §2.8).
 SEED_MAX = {
     "runpod": 4294967295,
     "wavespeed": 2147483647,
@@ -86,13 +86,13 @@ def expected_wire_body(provider: str, image: str) -> dict[str, Any]:
         "camera_fixed": False,
         "generate_audio": False,
     }
-    if provider == "runpod":  # {"input": {...}}, no adaptive: the nearest explicit ratio (§1.2)
+    if provider == "runpod":  # {"input": {...}}, no adaptive: the nearest explicit ratio (docs/providers.md §3.2)
         return {"input": {**common, "aspect_ratio": "16:9"}}
-    if provider == "wavespeed":  # flat, no adaptive/auto in the parameter table (§2.1)
+    if provider == "wavespeed":  # flat, no adaptive/auto in the parameter table (docs/providers.md §4.2)
         return {**common, "aspect_ratio": "16:9"}
-    if provider in ("jiekou", "novita"):  # `ratio`, `adaptive`, fps 24 and the extras explicit (§3.1)
+    if provider in ("jiekou", "novita"):  # `ratio`, `adaptive`, fps 24 and the extras explicit (docs/providers.md §5.2)
         return {**common, "ratio": "adaptive", "fps": 24, "watermark": False, "service_tier": "default"}
-    return {**common, "aspect_ratio": "auto"}  # VibeDream calls adaptive "auto" (§5.1)
+    return {**common, "aspect_ratio": "auto"}  # VibeDream calls adaptive "auto" (docs/providers.md §6.2)
 
 
 def sim_config(*faults: FaultRule, **provider_fields: Any) -> SimConfig:

@@ -36,6 +36,8 @@ PROMPT = (
     "text: a slow pan over the hills\nprovider: novita\nduration: 4\nresolution: 480p\naspect_ratio: '16:9'\nseed: 5\n"
 )
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def world(tmp_path, sim):

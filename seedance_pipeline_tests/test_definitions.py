@@ -44,3 +44,24 @@ def test_every_asset_has_a_group_kinds_owners_and_a_description():
     assert checks == {"plays_to_end", "matches_request"}
     assert {s.name for s in defs.sensors} == {"storage_sensor", "pending_tasks_sensor"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
+
+
+def test_the_readme_lists_every_setting_with_its_default():
+    """The README's configuration table and core/settings.py name the same variables and defaults."""
+    import re
+    from pathlib import Path
+
+    from seedance_pipeline.core import settings
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Configuration (environment)", 1)[1].split("\n\n", 2)[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        names, _, default = (cell.strip() for cell in line.strip("|").split("|"))
+        for name in re.findall(r"`(SEEDANCE_[A-Z0-9_<>]+)`", names):
+            rows[name] = default
+    for setting in settings.ALL:
+        assert setting.name in rows, f"{setting.name} is missing from the README's configuration table"
+        shown = setting.shown_default or f"`{setting.default:g}`"
+        assert rows[setting.name] == shown, (setting.name, rows[setting.name], shown)
+    assert set(rows) == {s.name for s in settings.ALL}, set(rows) ^ {s.name for s in settings.ALL}

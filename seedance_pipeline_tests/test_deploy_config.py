@@ -168,3 +168,22 @@ def test_poll_prior_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(settings.EXPECTED_LATENCY_S.name, "soon")
     with pytest.raises(ValueError, match=settings.EXPECTED_LATENCY_S.name):
         SeedanceProviders.from_env()
+
+
+def test_without_the_simulator_extra_an_unconfigured_provider_is_a_clear_error(monkeypatch):
+    """The production image has no `simulator` extra: a provider with neither key nor base URL must say so
+    (and how to install it), not fail on an ImportError deep in a run."""
+    import sys
+
+    from seedance_pipeline.core.errors import SeedanceError
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # what `import uvicorn` meets where it is not installed
+    monkeypatch.delitem(sys.modules, "seedance_pipeline.simulator.server", raising=False)
+    for p in PROVIDERS:
+        monkeypatch.delenv(settings.base_url(p).name, raising=False)
+    providers = SeedanceProviders(base_urls={"runpod": "http://127.0.0.1:9/runpod"})
+    with pytest.raises(
+        SeedanceError, match=r"not installed \(uvicorn is missing: pip install 'seedance-pipeline\[simulator\]'\)"
+    ):
+        providers.simulator_base()
+    assert not providers.route("runpod").simulated and providers.route("novita").simulated

@@ -383,12 +383,22 @@ def test_dockerfile_builds_the_code_server_image():
     # Installs the package with what runs on Kubernetes need (instance storage + run launcher).
     installs = [rest for op, rest in ins if op == "RUN" and "pip install" in rest]
     assert any("'.[k8s]'" in r for r in installs), installs
+    # The locked dependencies install in a layer of their own, before any source is copied; the simulator's
+    # and the webserver's extras are not in the image.
+    lock_install = next(
+        i for i, (op, rest) in enumerate(ins) if op == "RUN" and "uv.lock" not in rest and "-r " in rest
+    )
+    assert "--frozen" in ins[lock_install][1] and "--extra k8s" in ins[lock_install][1]
+    before = " ".join(rest for op, rest in ins[:lock_install] if op == "COPY")
+    assert "uv.lock" in before and "pyproject.toml" in before and "seedance_pipeline" not in before
+    assert not re.search(r"--extra (simulator|ui)\b|\[.*(simulator|ui).*\]", " ".join(installs))
     extras = pyproject["project"]["optional-dependencies"]
     dagster_pin = next(d for d in pyproject["project"]["dependencies"] if d.startswith("dagster=="))
     assert dagster_pin == "dagster==1.13.27"
     assert "dagster-k8s==0.29.27" in extras["k8s"] and "dagster-postgres==0.29.27" in extras["postgres"]
-    # Everything pip needs is copied before the install (pyproject names README.md as the readme).
-    copied = " ".join(rest for op, rest in ins[: ops.index("RUN")] if op == "COPY")
+    # Everything the package's install needs is copied before it (pyproject names README.md as the readme).
+    package_install = next(i for i, (op, rest) in enumerate(ins) if op == "RUN" and "'.[k8s]'" in rest)
+    copied = " ".join(rest for op, rest in ins[:package_install] if op == "COPY")
     for needed in ("pyproject.toml", "README.md", "seedance_pipeline"):
         assert needed in copied, needed
     # Runs as an unprivileged user from the first USER on, and no RUN after it.

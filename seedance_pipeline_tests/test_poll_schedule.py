@@ -45,7 +45,7 @@ def test_poll_floor_scales_down_for_short_tasks():
 
 def test_requests_per_task_and_detection_delay_over_realistic_durations():
     """Walk the schedule over 60..120 s tasks: average polls <= 6, every task noticed within 14 % of its
-    duration (the last point of issue 6's 15 % is left for the poll's own latency)."""
+    duration (the last point of benchmark 2's 15 % target, benchmarks/README.md, is left for the poll's own latency)."""
     settings = ClientSettings(expected_latency_s=60)
     polls, worst = [], 0.0
     for duration in range(60, 121, 5):

@@ -23,6 +23,8 @@ from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline_tests.backfill_harness import Catalog, Figures, make_catalog, peak_overlap, run_backfill
 from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML, RUNS_PER_PROVIDER
 
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
 # Every provider goes to the simulator below over loopback (SEEDANCE_SIMULATOR_URL); RunPod takes images as
 # URLs only, which the simulator hosts. 2 providers x 3 prompts x 5 images: 30 clips in 6 runs (one per prompt).
 ROUTED = ["novita", "runpod"]

@@ -415,6 +415,7 @@ def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
         print(f"\nplanning 25 clips on S3: {reads_without} reads without the listing, {reads_with} + 1 listing with it")
 
 
+@pytest.mark.slow
 def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, providers, instance, sim):
     """The listing in the real run path: 20 clips of one prompt made, then all 20 asked for again (mode
     ``all``): each is found through the prompt folder's listing and reused, and the provider sees nothing."""

@@ -195,6 +195,7 @@ def _scan(blobs: dict[str, bytes], needles: list[str]) -> list[str]:
     return hits
 
 
+@pytest.mark.slow
 def test_full_demo_with_sentinel_keys_leaks_nothing(tmp_path, s3, s3_endpoint, bucket):
     keys = {p: f"sk-sentinel-{p}-{uuid.uuid4().hex}" for p in PROVIDERS}
     # The "echo" prompt's submit hits a gateway that echoes the request headers (the key) in a 400.

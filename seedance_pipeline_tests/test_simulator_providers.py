@@ -303,7 +303,7 @@ def test_image_rejections(make_server, client, provider, image, reason):
     _assert_error_shape(provider, 400, body)
     if provider in ("jiekou", "novita"):
         assert body["reason"] == reason
-    if provider == "runpod":  # upstream JSON embedded in the error string (providers.md §1.5)
+    if provider == "runpod":  # upstream JSON embedded in the error string (docs/providers.md §3.4)
         assert body["error"].startswith("Error submitting task: 400, {")
     assert srv.sim.tasks() == []
 

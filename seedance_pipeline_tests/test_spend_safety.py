@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 from click.testing import CliRunner
 
 from seedance_pipeline.cli import main
@@ -11,6 +12,8 @@ from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline_tests.conftest import fast_config, png, put, requests_total
+
+pytestmark = pytest.mark.slow
 
 
 def test_clips_in_storage_are_reused_with_zero_requests(storage, providers, sim):

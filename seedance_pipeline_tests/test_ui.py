@@ -28,6 +28,8 @@ from seedance_pipeline.lineage.partitions import today_utc
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
 from seedance_pipeline_tests.dagster_dev import CHROMIUM, CHROMIUM_INSTALL_HINT, DagsterDev, find_chromium, render_until
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 REPO = Path(__file__).resolve().parents[1]
 LOCATION = "seedance_pipeline"
 REPOSITORY = "__repository__"

@@ -134,7 +134,7 @@ def test_long_prompt_warns(image):
 
 
 def test_runpod_price_matches_the_documented_example():
-    # seeds/000: "A 5-second 720p video costs $0.26."
+    # docs/providers.md §3.8: "a 5-second 720p video costs $0.26"
     est = pricing.estimate("runpod", resolution="720p", duration_s=5, generate_audio=False, width=1280, height=720)
     assert est.usd == pytest.approx(0.26) and not est.assumption
 

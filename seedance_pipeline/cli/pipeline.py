@@ -17,7 +17,7 @@ from seedance_pipeline.cli.common import (
     selection_options,
     storage_option,
 )
-from seedance_pipeline.planning.select import MODES
+from seedance_pipeline.planning.select import MODES, Mode
 
 
 @click.command("run")
@@ -46,7 +46,7 @@ def run_command(storage_url: str | None) -> None:
     "--list/--no-list", "list_clips", default=True, show_default=True, help="List every clip, not only totals."
 )
 @selection_options
-def forecast(mode: str, list_clips: bool, prompts, images, storage_url) -> None:
+def forecast(mode: Mode, list_clips: bool, prompts, images, storage_url) -> None:
     """What producing a selection of clips would cost: clips, seconds and USD per provider (nothing is sent).
 
     Refreshes the sources from storage first (as the storage sensor would), so edits are counted.
@@ -76,7 +76,7 @@ def backfill(changed: bool, missing: bool, dry_run: bool, max_usd: float | None,
 
     if not (changed or missing):
         raise click.UsageError("say what to backfill: --changed, --missing, or both")
-    mode = "missing_or_stale" if changed and missing else "stale" if changed else "missing"
+    mode: Mode = "missing_or_stale" if changed and missing else "stale" if changed else "missing"
     instance, storage, providers, defs = pipeline_context(storage_url)
     result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
     if not result.clips:

@@ -139,8 +139,8 @@ def _clip_rows(instance: dg.DagsterInstance, run_id: str) -> list[ClipRow]:
                 clip=mat.partition or "",
                 provider=str(meta.get("provider")),
                 outcome=str(meta.get("outcome")),
-                seconds=int(round(meta["duration_s"])) if "duration_s" in meta else None,
-                cost_usd=float(meta.get("estimated_cost_usd") or 0.0),
+                seconds=round(float(str(meta["duration_s"]))) if "duration_s" in meta else None,
+                cost_usd=float(str(meta.get("estimated_cost_usd") or 0.0)),
                 path=str(meta.get("path")),
                 simulated=bool(meta.get("simulated")),
             )
@@ -149,9 +149,12 @@ def _clip_rows(instance: dg.DagsterInstance, run_id: str) -> list[ClipRow]:
 
 
 def _failure_lines(instance: dg.DagsterInstance, run_id: str, step: str) -> list[str]:
-    lines = []
+    lines: list[str] = []
     for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records:
-        data = record.event_log_entry.dagster_event.step_failure_data
+        event = record.event_log_entry.dagster_event
+        if event is None:
+            continue
+        data = event.step_failure_data
         user = data.user_failure_data
         text = (
             user.description if user and user.description else data.error.message if data.error else "the step failed"

@@ -114,7 +114,7 @@ async def generate_clip(
             if fresh.state is not TaskState.SUCCEEDED or not fresh.output_url or fresh.output_url == snap.output_url:
                 raise
             snap = replace(snap, output_url=fresh.output_url)
-            dl = await client.download(snap.output_url, sink, task_id=snap.task_id)
+            dl = await client.download(fresh.output_url, sink, task_id=snap.task_id)
         timings["total_s"] = time.monotonic() - t0
         result = ClipResult(
             provider=client.provider,

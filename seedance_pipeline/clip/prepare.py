@@ -82,7 +82,7 @@ class PreparedRequest:
 
 
 def fingerprint(provider: str, req: GenerationRequest, image_sha: str, last_image_sha: str | None) -> str:
-    """The idempotency key: image bytes + normalised request + provider + model (DESIGN.md)."""
+    """The idempotency key: image bytes + normalised request + provider + model (docs/architecture.md)."""
     doc = {
         "model": model_spec.MODEL_NAME,
         "provider": provider,

@@ -3,8 +3,8 @@
 ``probe_video`` decodes every video frame (so a truncated or corrupt file shows up as
 ``decoded_to_end=False``) and demuxes, without decoding, the audio packets to measure the
 audio duration. On request it also returns a small JPEG of the first frame, scaled by FFmpeg from
-the frame it decoded anyway. A 4 s 864x496 clip probes in about 15 ms of CPU on this project's 2-core
-machines (decoding its 96 frames is 14 ms of it); the preview adds about 1 ms.
+the frame it decoded anyway. What that costs per clip: benchmarks/README.md, "Measurements behind the
+code", M4.
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def _probe_container(container: Any, size_bytes: int, preview_width: int | None)
         raise VideoProbeError("no video stream")
     vstream = container.streams.video[0]
     # One decoder thread: the pipeline probes many clips at once (one per worker thread), and FFmpeg's
-    # frame/slice threads cost more CPU than they save on short clips (4 s 480p: 25 ms CPU -> 10.5 ms).
+    # frame/slice threads cost more CPU than they save on short clips (benchmarks/README.md, M4).
     vstream.codec_context.thread_count = 1
     astream = container.streams.audio[0] if container.streams.audio else None
 
@@ -203,8 +203,7 @@ def _preview_jpeg(frame: Any, max_width: int) -> bytes:
     """``frame`` scaled by FFmpeg (swscale, bilinear) to at most ``max_width`` wide, as a JPEG.
 
     JPEG, not PNG: a video frame is a photograph, and the preview is stored base64 in every clip's
-    materialization event. At 320 px: 0.13 ms to encode and 5 KB for a simulator frame, against 2.4 ms and
-    14 KB as a PNG (real footage widens the size gap)."""
+    materialization event: a JPEG is several times smaller and cheaper to encode (benchmarks/README.md, M5)."""
     width = min(max_width, frame.width)
     height = max(1, round(frame.height * width / frame.width))
     image = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR").to_image()

@@ -62,7 +62,7 @@ class ProviderUnavailable(ProviderError):
 class AcceptanceUnknown(ProviderError):
     """The submit POST may have reached the provider, but no task id came back.
 
-    Never retried automatically: a task may exist and may be billed (providers.md §8.5).
+    Never retried automatically: a task may exist and may be billed (docs/providers.md §8.1).
     """
 
 

@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 
 from seedance_pipeline.core.errors import InvalidRequest
 
-MAX_IMAGE_BYTES = 30 * 1024 * 1024  # "< 30 MB" (providers.md §3.1, §6.1)
+MAX_IMAGE_BYTES = 30 * 1024 * 1024  # "< 30 MB" (docs/providers.md §2.5)
 
 # File name extensions and the decoded format they promise.
 _EXTENSION_FORMATS = {

@@ -1,6 +1,6 @@
 """Facts about the Seedance 1.5 Pro model itself, shared by every provider.
 
-Source: ``reference/providers.md`` §7 (pixel sizes, [SRC-3P]) and §6 (24 fps, 4-12 s).
+Source: ``docs/providers.md`` §2.2 (pixel sizes, [SRC-3P]) and §2.1 (24 fps, 4-12 s).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ RATIOS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
 ADAPTIVE = "adaptive"
 RESOLUTIONS = ("480p", "720p", "1080p")
 
-# width x height per (ratio, resolution), providers.md §7.
+# width x height per (ratio, resolution), docs/providers.md §2.2.
 PIXEL_SIZES: dict[tuple[str, str], tuple[int, int]] = {
     ("16:9", "480p"): (864, 496),
     ("16:9", "720p"): (1280, 720),
@@ -46,7 +46,7 @@ def nearest_ratio(width: int, height: int) -> str:
     """The explicit ratio closest to an image's aspect (compared on a log scale).
 
     This is what ``adaptive`` resolves to; none of the providers documents the exact rule
-    (providers.md §7, [UNKNOWN]), so this is our documented assumption.
+    (docs/providers.md §2.3, [UNKNOWN]), so this is our documented assumption.
     """
     import math
 

@@ -1,7 +1,7 @@
 """The one request model every provider adapter translates from.
 
 Defaults are ours and explicit: providers disagree on several (``generate_audio`` is false on
-RunPod and true on WaveSpeed/JieKou/Novita, providers.md §0.1), so adapters always send them.
+RunPod and true on WaveSpeed/JieKou/Novita, docs/providers.md §2.8), so adapters always send them.
 Range rules that differ per provider live in ``validation.py``; this model only fixes types.
 """
 

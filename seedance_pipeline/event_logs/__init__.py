@@ -3,10 +3,9 @@
 Dagster's SQLite and PostgreSQL event logs open a new database connection for every event they store
 (SQLAlchemy ``NullPool``; SQLite even builds a new engine), and ask the database whether the asset-check
 table exists before storing each check result. A clips run stores four events per clip (planned,
-materialization, two checks), each in the step's thread, so that is where the run spends its time:
-at N = 200 clips, 2.1 s of planned events before the first submit, and on PostgreSQL a server backend
-started per event (74-82 ms of server CPU per clip). The classes here change only that. They are named
-in ``dagster.yaml`` (``event_log_storage: module/class``): ``sqlite`` for the embedded default,
+materialization, two checks), each in the step's thread, so that is where the run spends its time
+(benchmarks/README.md, "Measurements behind the code", M1). The classes here change only that. They are
+named in ``dagster.yaml`` (``event_log_storage: module/class``): ``sqlite`` for the embedded default,
 ``postgres`` for ``deploy/dagster.yaml``.
 """
 

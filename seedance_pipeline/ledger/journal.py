@@ -52,8 +52,8 @@ class AttemptJournal:
         """Durable before the submit POST; it is also the budget reservation (``OverBudget`` stops the submit)."""
         # Under a budget, one reservation at a time per run: each intent's check sees every earlier intent
         # of the run, and none that is still being written.
-        limited = self.guard is not None and self.guard.limited
-        with self.guard.lock if limited else contextlib.nullcontext():
+        guard = self.guard
+        with guard.lock if guard is not None and guard.limited else contextlib.nullcontext():
             self.record = self.store.create(
                 prepared, image=self.image, prompt=self.prompt, run_id=self.run_id, simulated=self.simulated
             )

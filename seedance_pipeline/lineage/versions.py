@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
@@ -67,7 +68,7 @@ def materialization(
     data_version: str | None,
     code_version: str,
     inputs: Mapping[dg.AssetKey, Version] | None = None,
-    metadata: Mapping[str, object] | None = None,
+    metadata: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> dg.AssetMaterialization:
     """``data_version`` None: the logical version of ``inputs`` (as Dagster would compute it)."""

@@ -22,6 +22,8 @@ def prepare_items(
     image.preload({it.image for it in items})
     ready = []
     for it in items:
+        spec = it.spec
+        assert spec is not None, "select() makes every item with its prompt spec"
         try:
             first = image(it.image)
             if first.sha256 != it.inputs[IMAGES_KEY].data_version:
@@ -32,12 +34,12 @@ def prepare_items(
                     "source_images again (the storage sensor and `run` do this)",
                 )
             refs = {first.ref: first}
-            last_ref = it.spec.last_image
+            last_ref = spec.last_image
             if last_ref and not is_http_url(last_ref):
                 last = image(last_ref, "last_image")
                 refs[last.ref] = last
                 last_ref = last.ref
-            fields = it.spec.request_fields()
+            fields = spec.request_fields()
             req = build_request(
                 prompt=fields["text"],
                 image=first.ref,
@@ -50,7 +52,7 @@ def prepare_items(
                 seed=fields["seed"],
                 service_tier=fields["service_tier"],
             )
-            it.candidates = candidates(it.spec.provider, req, refs, storage, providers)
+            it.candidates = candidates(spec.provider, req, refs, storage, providers)
         except InvalidRequest as exc:
             failures.append(f"{it.where}: {exc}")
             continue

@@ -104,6 +104,6 @@ def keep_current_version(
         return None
     kept = storage.version_path(prompt, image, old)
     if not storage.exists(sidecar_of(kept)):
-        storage.copy(own, kept)
-        storage.copy(sidecar_of(own), sidecar_of(kept))
+        storage.copy_file(own, kept)
+        storage.copy_file(sidecar_of(own), sidecar_of(kept))
     return kept

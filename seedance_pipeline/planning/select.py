@@ -103,13 +103,13 @@ def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode
         inputs = {IMAGES_KEY: image_versions[image], PROMPTS_KEY: prompt_versions[prompt]}
         previous = recorded.get(str(clip_key(image, prompt)))
         stale = previous is not None and versions.is_stale(previous, inputs, CLIPS_CODE_VERSION)
-        wanted = {
+        selected_by = {
             "all": True,
             "missing": previous is None,
             "stale": stale,
             "missing_or_stale": previous is None or stale,
         }
-        if not wanted[mode]:
+        if not selected_by[mode]:
             selection.left_alone += 1
             continue
         selection.items.append(Item(image, prompt, spec, inputs))

@@ -16,8 +16,9 @@ def load_specs(instance: dg.DagsterInstance, prompt_keys: set[str]) -> dict[str,
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=PROMPTS_KEY, asset_partitions=[key]), limit=1
         ).records
-        if records:
-            spec_meta = records[0].asset_materialization.metadata.get("spec")
+        mat = records[0].asset_materialization if records else None
+        if mat is not None:
+            spec_meta = mat.metadata.get("spec")
             if spec_meta is not None:
                 specs[key] = PromptSpec.model_validate(spec_meta.value)
     return specs

@@ -1,7 +1,7 @@
 """Run a coroutine on a thread and event loop of its own, and hand what it sends to the calling thread.
 
 Dagster stores every event a step yields before it asks the step for the next one, in the step's
-thread: on the SQLite instance about 20 ms an event. An ``async def`` asset's event loop stands
+thread (benchmarks/README.md, "Measurements behind the code", M2). An ``async def`` asset's event loop stands
 still meanwhile, so every other clip's polls, downloads and submits wait behind each stored event.
 The ``clips`` step therefore produces on anyio's blocking portal (its own thread and loop) and yields
 from the Dagster thread whatever the production sends: provider I/O goes on while Dagster writes.

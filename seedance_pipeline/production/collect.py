@@ -28,7 +28,7 @@ def prepared_from_record(record: AttemptRecord) -> PreparedRequest:
         request=GenerationRequest(**{k: req[k] for k in GenerationRequest.model_fields if k in req}),
         wire=WireRequest("POST", "(submitted earlier)"),
         fingerprint=record.fingerprint,
-        aspect_ratio_sent=req.get("aspect_ratio_sent", req.get("aspect_ratio")),
+        aspect_ratio_sent=str(req.get("aspect_ratio_sent", req.get("aspect_ratio"))),
         width=req["width"],
         height=req["height"],
         image_sha256=req.get("image_sha256", ""),

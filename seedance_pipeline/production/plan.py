@@ -72,8 +72,8 @@ def _open_attempt(
         for rec in reversed(attempts[candidate.prepared.fingerprint]):
             if rec.state in states.COLLECTABLE and rec.task_id:
                 return candidate, rec
-            done = rec.state is states.AttemptState.SUCCEEDED and rec.task_id and rec.output
-            if done and not storage.exists(sidecar_of(rec.output)):
+            paid = rec.state is states.AttemptState.SUCCEEDED and rec.task_id
+            if paid and rec.output and not storage.exists(sidecar_of(rec.output)):
                 # Paid for, but the process died before the clip was stored whole (no sidecar): collect that
                 # task's output again rather than paying for the same request twice.
                 return candidate, rec

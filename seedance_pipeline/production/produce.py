@@ -111,6 +111,7 @@ async def _produce_one(
         resume = None
         if opened:  # taken over by this process and run when it was planned
             journal.record = opened[1]
+            assert opened[1].task_id, "plan_production opens only attempts with a task id"
             resume = TaskSnapshot(task_id=opened[1].task_id, state=TaskState.RUNNING, poll_url=opened[1].poll_url)
             run.log.info(
                 f"{it.where}: resuming {provider} task {opened[1].task_id} from attempt "
@@ -119,7 +120,7 @@ async def _produce_one(
 
         def progress(snap: TaskSnapshot, _provider=provider) -> None:
             # Python's logger, not run.log: every run.log line becomes an event stored in the run's event
-            # log (a SQLite write of ~15-50 ms on the event loop), and this fires on most polls.
+            # log (a database write on the event loop, benchmarks/README.md M3), and this fires on most polls.
             pct = f" {snap.progress:.0f}%" if snap.progress is not None else ""
             log.debug("%s: %s task %s %s%s", it.where, _provider, snap.task_id, snap.state.value, pct)
 

@@ -86,7 +86,7 @@ async def reuse_stored(
         log.info(
             f"{it.where}: same request as the stored {storage.ref(reuse.copy_from)}; copying it (no provider request)"
         )
-        await asyncio.to_thread(storage.copy, reuse.copy_from, clip_path)
+        await asyncio.to_thread(storage.copy_file, reuse.copy_from, clip_path)
         sidecar.update(image=it.image, prompt=it.prompt, copied_from=storage.ref(reuse.copy_from))
         await _write_sidecar(storage, it, sidecar)
     prepared = reuse.candidate.prepared

@@ -32,7 +32,7 @@ class WireReply:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """The limits a provider documents, checked locally before spending (DESIGN.md principle 3)."""
+    """The limits a provider documents, checked locally before spending (docs/architecture.md, principle 3)."""
 
     resolutions: frozenset[str]
     ratios: frozenset[str]  # explicit ratios the provider accepts
@@ -94,6 +94,12 @@ def body_dict(reply: WireReply) -> dict[str, Any]:
     return reply.body if isinstance(reply.body, dict) else {}
 
 
+def nested_dict(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """``body[key]`` when it is an object, else an empty one (providers leave fields out or send null)."""
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def relative_path(url: str | None, base_url: str) -> str | None:
     """A provider-given poll URL, as a path under our base URL; None if it points elsewhere.
 
@@ -111,7 +117,9 @@ _MODERATION_WORDS = ("moderation", "sensitive", "nsfw", "illegal_prompt", "illeg
 
 
 def looks_like_moderation(*texts: str | None) -> bool:
-    """Providers say 'content moderation', 'SensitiveContentDetected', 'ILLEGAL_PROMPT', ... (§4.4, §6.4)."""
+    """Providers say 'content moderation', 'SensitiveContentDetected', 'ILLEGAL_PROMPT', ...
+
+    (docs/providers.md §8.5; each provider's codes in §5.4, §6.4, §7.4.)"""
     joined = " ".join(t for t in texts if t).lower().replace(" ", "")
     return any(word.replace(" ", "") in joined for word in _MODERATION_WORDS)
 

@@ -1,4 +1,4 @@
-"""JieKou AI (接口AI) ``seedance-v1.5-pro-i2v`` (providers.md §3, seeds/002): the v3 async platform."""
+"""JieKou AI (接口AI) ``seedance-v1.5-pro-i2v`` (docs/providers.md §5): the v3 async platform."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Novita AI ``seedance-v1.5-pro-i2v`` (providers.md §4, seeds/003): the v3 async platform."""
+"""Novita AI ``seedance-v1.5-pro-i2v`` (docs/providers.md §5): the v3 async platform."""
 
 from __future__ import annotations
 

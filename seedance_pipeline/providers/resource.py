@@ -10,9 +10,10 @@ from typing import Any
 
 import dagster as dg
 import httpx
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from seedance_pipeline.core import settings
+from seedance_pipeline.core.errors import SeedanceError
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.providers.routing import Route, route
@@ -21,31 +22,39 @@ from seedance_pipeline.providers.routing import Route, route
 class SeedanceProviders(dg.ConfigurableResource):
     """Provider API access. Keys come from the environment via ``EnvVar`` and are never shown."""
 
-    runpod_api_key: str | None = None
-    wavespeed_api_key: str | None = None
-    jiekou_api_key: str | None = None
-    novita_api_key: str | None = None
-    vibedream_api_key: str | None = None
-    base_urls: dict[str, str] = {}
-    max_in_flight: dict[str, int] = {}  # per-provider cap on tasks in flight (default 4)
-    simulator_latency_s: float = 2.0
-    simulator_url: str | None = None  # use a simulator already running there instead of starting one
-    expected_latency_s: float = settings.DEFAULT_EXPECTED_LATENCY_S  # poll-schedule prior for real providers
-    client_settings: dict[str, float] = {}  # engine overrides (ClientSettings fields), e.g. read_timeout_s
+    api_keys: dict[str, str] = Field(
+        default={},
+        description="Provider name -> API key, each an EnvVar of the provider's key variable (RUNPOD_API_KEY, ...): "
+        "resolved when a run starts, never stored in config or shown.",
+    )
+    base_urls: dict[str, str] = Field(
+        default={}, description="Provider name -> API root (SEEDANCE_<PROVIDER>_BASE_URL); else the real API."
+    )
+    max_in_flight: dict[str, int] = Field(
+        default={},
+        description=f"Provider name -> tasks one run keeps in flight there (default {settings.DEFAULT_MAX_IN_FLIGHT}).",
+    )
+    simulator_latency_s: float = Field(default=2.0, description="Seconds a task takes at the built-in simulator.")
+    simulator_url: str | None = Field(
+        default=None, description="A simulator already running (`seedance-pipeline simulate`), instead of starting one."
+    )
+    expected_latency_s: float = Field(
+        default=settings.DEFAULT_EXPECTED_LATENCY_S,
+        description="Poll-schedule prior for providers reached by key or base URL (SEEDANCE_EXPECTED_LATENCY_S).",
+    )
+    client_settings: dict[str, float] = Field(
+        default={}, description="Engine overrides: ClientSettings fields, e.g. read_timeout_s."
+    )
 
     _simulator = PrivateAttr(default=None)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> SeedanceProviders:
         """Keys as ``EnvVar`` (resolved by Dagster, never stored in config), the rest from ``core/settings.py``."""
-        keys = {f"{p}_api_key": dg.EnvVar(ADAPTER_CLASSES[p].env_key) for p in PROVIDERS if _has_key(p)}
+        keys = {p: dg.EnvVar(ADAPTER_CLASSES[p].env_key) for p in PROVIDERS if _has_key(p)}
         urls = {p: url for p in PROVIDERS if (url := settings.base_url(p).read())}
-        caps = {
-            p: cap
-            for p in PROVIDERS
-            if settings.max_in_flight(p).is_set() and (cap := settings.max_in_flight(p).read())
-        }
-        found: dict[str, Any] = {**keys, "base_urls": urls, "max_in_flight": caps}
+        caps = {p: setting.read() for p in PROVIDERS if (setting := settings.max_in_flight(p)).is_set()}
+        found: dict[str, Any] = {"api_keys": keys, "base_urls": urls, "max_in_flight": caps}
         if simulator_url := settings.SIMULATOR_URL.read():
             found["simulator_url"] = simulator_url
         if settings.EXPECTED_LATENCY_S.is_set():
@@ -53,7 +62,7 @@ class SeedanceProviders(dg.ConfigurableResource):
         return cls(**{**found, **overrides})
 
     def api_key(self, provider: str) -> str | None:
-        return getattr(self, f"{provider}_api_key") or None
+        return self.api_keys.get(provider) or None
 
     def route(self, provider: str) -> Route:
         return route(provider, api_key=self.api_key(provider), base_url=self.base_urls.get(provider))
@@ -67,8 +76,15 @@ class SeedanceProviders(dg.ConfigurableResource):
     def simulator(self):
         """The built-in simulator, started on first use (loopback, free port)."""
         if self._simulator is None:
-            from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
-            from seedance_pipeline.simulator.server import SimulatorServer
+            try:
+                from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
+                from seedance_pipeline.simulator.server import SimulatorServer
+            except ImportError as exc:
+                raise SeedanceError(
+                    f"no API key or base URL is set for {', '.join(p for p in PROVIDERS if self.route(p).simulated)}, "
+                    "and the built-in simulator that would stand in for them is not installed "
+                    f"({exc.name} is missing: pip install 'seedance-pipeline[simulator]')"
+                ) from None
 
             timing = ProviderSimConfig(latency_min_s=self.simulator_latency_s, latency_max_s=self.simulator_latency_s)
             self._simulator = SimulatorServer(SimConfig(providers={p: timing for p in PROVIDERS}))

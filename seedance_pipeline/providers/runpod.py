@@ -1,4 +1,4 @@
-"""RunPod public endpoint ``seedance-v1-5-pro-i2v`` (providers.md §1, seeds/000).
+"""RunPod public endpoint ``seedance-v1-5-pro-i2v`` (docs/providers.md §3).
 
 Quirks kept here: the ``{"input": {...}}`` envelope; ``/run`` (default) or ``/runsync?wait=`` whose
 non-final answer continues by polling ``/status/{id}``; URL-only images; no adaptive ratio; no 1080p;
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import (
@@ -23,6 +24,7 @@ from seedance_pipeline.providers.base import (
     body_dict,
     looks_like_moderation,
     map_status,
+    nested_dict,
 )
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
@@ -48,20 +50,20 @@ class RunPodAdapter(ProviderAdapter):
         resolutions=frozenset({"480p", "720p"}),
         ratios=frozenset({"21:9", "16:9", "9:16", "1:1", "4:3", "3:4"}),
         adaptive_wire_value=None,
-        # The page says only "-1 for random"; the upstream model's range is [-1, 2^32-1] (§6.1) [INF].
+        # The page says only "-1 for random"; the upstream model's range is [-1, 2^32-1] (docs/providers.md §7.2) [INF].
         seed_max=4294967295,
         image_formats=BYTEDANCE_IMAGE_FORMATS,
         accepts_data_uri=False,
-        source="providers.md §1.2; seeds/000",
+        source="docs/providers.md §3.2",
     )
 
     def __init__(self, *, use_runsync: bool = False, runsync_wait_ms: int | None = None):
         if runsync_wait_ms is not None and not 1000 <= runsync_wait_ms <= 300000:
-            raise ValueError("runsync_wait_ms must be 1000..300000 (providers.md §1.1)")
+            raise ValueError("runsync_wait_ms must be 1000..300000 (docs/providers.md §3.1)")
         self.use_runsync, self.runsync_wait_ms = use_runsync, runsync_wait_ms
 
     def build_submit(self, req: GenerationRequest, images: ImageRefs, aspect_ratio: str) -> WireRequest:
-        body = {"prompt": req.prompt, "image": images.image}
+        body: dict[str, Any] = {"prompt": req.prompt, "image": images.image}
         if images.last_image:
             body["last_image"] = images.last_image
         body.update(
@@ -96,11 +98,11 @@ class RunPodAdapter(ProviderAdapter):
     def _snapshot(self, body: dict) -> TaskSnapshot:
         raw = str(body.get("status") or "")
         state = map_status(_STATES, raw)
-        output = body.get("output") if isinstance(body.get("output"), dict) else {}
+        output = nested_dict(body, "output")
         url = output.get("video_url") or output.get("result") or output.get("url")
         error = code = None
         if state is TaskState.SUCCEEDED and not url:
-            # "Terminal status but no URL" is an error, not a transient (providers.md §8.3).
+            # "Terminal status but no URL" is an error, not a transient (docs/providers.md §8.5).
             state, error = TaskState.FAILED, "completed without an output URL"
         elif state in (TaskState.FAILED, TaskState.EXPIRED, TaskState.CANCELLED):
             code, error = _unwrap_upstream(str(body.get("error") or raw))
@@ -118,7 +120,7 @@ class RunPodAdapter(ProviderAdapter):
 
 
 def _unwrap_upstream(text: str) -> tuple[str | None, str]:
-    """``Error submitting task: 400, {"code":400,"message":"…"}`` -> the inner message (§1.5)."""
+    """``Error submitting task: 400, {"code":400,"message":"…"}`` -> the inner message (docs/providers.md §3.4)."""
     match = _EMBEDDED_JSON.search(text)
     if match:
         try:

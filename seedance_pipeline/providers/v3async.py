@@ -1,4 +1,4 @@
-"""The "v3 async + task-result" platform that JieKou AI and Novita AI both run (providers.md §3, §4).
+"""The "v3 async + task-result" platform that JieKou AI and Novita AI both run (docs/providers.md §5).
 
 Same body (``ratio`` not ``aspect_ratio``, ``adaptive``, ``fps`` 24, ``service_tier``, ``watermark``,
 ``execution_expires_after``), same ``TASK_STATUS_*`` enum, same error body
@@ -6,6 +6,8 @@ Same body (``ratio`` not ``aspect_ratio``, ``adaptive``, ``fps`` 24, ``service_t
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import (
@@ -19,6 +21,7 @@ from seedance_pipeline.providers.base import (
     body_dict,
     looks_like_moderation,
     map_status,
+    nested_dict,
 )
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
@@ -33,7 +36,7 @@ _STATES = {
 }
 
 V3_CAPABILITIES = Capabilities(
-    # seeds 002/003 list 1080p; other copies of the same pages say "not yet supported" (§3.1, §4.1).
+    # seeds 002/003 list 1080p; other copies of the same pages say "not yet supported" (docs/providers.md §5.2).
     resolutions=frozenset({"480p", "720p", "1080p"}),
     ratios=frozenset({"16:9", "4:3", "1:1", "3:4", "9:16", "21:9"}),
     adaptive_wire_value="adaptive",
@@ -41,7 +44,7 @@ V3_CAPABILITIES = Capabilities(
     image_formats=BYTEDANCE_IMAGE_FORMATS,
     accepts_data_uri=True,
     extras=frozenset({"service_tier", "execution_expires_after", "watermark"}),
-    source="providers.md §3.1/§4.1; seeds/002, seeds/003",
+    source="docs/providers.md §5.2",
 )
 
 
@@ -49,7 +52,7 @@ class V3AsyncAdapter(ProviderAdapter):
     capabilities = V3_CAPABILITIES
 
     def build_submit(self, req: GenerationRequest, images: ImageRefs, aspect_ratio: str) -> WireRequest:
-        body = {"prompt": req.prompt, "image": images.image}
+        body: dict[str, Any] = {"prompt": req.prompt, "image": images.image}
         if images.last_image:
             body["last_image"] = images.last_image
         body.update(
@@ -69,7 +72,7 @@ class V3AsyncAdapter(ProviderAdapter):
 
     def parse_submit(self, reply: WireReply) -> TaskSnapshot | None:
         body = body_dict(reply)
-        # The OpenAPI example says task_id; Novita's prose says id. Accept either (§4.1).
+        # The OpenAPI example says task_id; Novita's prose says id. Accept either (docs/providers.md §5.3).
         task_id = body.get("task_id") or body.get("id")
         if not 200 <= reply.status_code < 300 or not task_id:
             return None
@@ -80,7 +83,7 @@ class V3AsyncAdapter(ProviderAdapter):
 
     def parse_poll(self, reply: WireReply) -> TaskSnapshot:
         body = body_dict(reply)
-        task = body.get("task") if isinstance(body.get("task"), dict) else {}
+        task = nested_dict(body, "task")
         raw = str(task.get("status") or "")
         state = map_status(_STATES, raw)
         videos = [v for v in body.get("videos") or [] if isinstance(v, dict)]
@@ -92,7 +95,7 @@ class V3AsyncAdapter(ProviderAdapter):
             state, error = TaskState.FAILED, "succeeded without a video URL"
         if state.terminal and state is not TaskState.SUCCEEDED and not error:
             error = raw
-        extra = body.get("extra") if isinstance(body.get("extra"), dict) else {}
+        extra = nested_dict(body, "extra")
         return TaskSnapshot(
             task_id=str(task.get("task_id") or ""),
             state=state,

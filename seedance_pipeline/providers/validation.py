@@ -1,4 +1,4 @@
-"""Every documented limit, checked before a request leaves the machine (DESIGN.md principle 3).
+"""Every documented limit, checked before a request leaves the machine (docs/architecture.md, principle 3).
 
 Each failure is an ``InvalidRequest`` naming the field, the value, the provider and the rule.
 """
@@ -11,7 +11,7 @@ from seedance_pipeline.core.images import ImageData
 from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import Capabilities
 
-PROMPT_SOFT_LIMIT = 500  # "recommended to keep it under 500 characters" (providers.md §3.1)
+PROMPT_SOFT_LIMIT = 500  # "recommended to keep it under 500 characters" (docs/providers.md §2.6)
 MIN_SIDE, MAX_SIDE = 300, 6000
 MIN_ASPECT, MAX_ASPECT = 0.4, 2.5
 EXPIRES_RANGE = (3600, 259200)
@@ -77,7 +77,7 @@ def wire_aspect_ratio(caps: Capabilities, requested: str, first_frame: ImageData
 
     ``adaptive`` goes out as the provider's own word for it (``adaptive`` on JieKou/Novita,
     ``auto`` on VibeDream). Providers without one (RunPod; WaveSpeed, whose table lists none) get the
-    explicit ratio nearest the first frame, which is what adaptive means (providers.md §7).
+    explicit ratio nearest the first frame, which is what adaptive means (docs/providers.md §2.3).
     """
     if requested != model_spec.ADAPTIVE:
         return requested

@@ -1,4 +1,4 @@
-"""VibeDream ``seedance-1.5-pro-i2v`` (providers.md §5, seeds/004).
+"""VibeDream ``seedance-1.5-pro-i2v`` (docs/providers.md §6).
 
 Quirks kept here: ``auto`` is its word for adaptive; seed range "-1 – 1000" as documented (sic);
 public-URL images only (JPEG, PNG, GIF, WebP); the charge comes back at submit as ``costCents``;
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from typing import Any
 
 from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import (
@@ -40,11 +41,11 @@ class VibeDreamAdapter(ProviderAdapter):
         seed_max=1000,
         image_formats=frozenset({"JPEG", "PNG", "GIF", "WEBP"}),
         accepts_data_uri=False,
-        source="providers.md §5.1; seeds/004",
+        source="docs/providers.md §6.2",
     )
 
     def build_submit(self, req: GenerationRequest, images: ImageRefs, aspect_ratio: str) -> WireRequest:
-        body = {"prompt": req.prompt, "image": images.image}
+        body: dict[str, Any] = {"prompt": req.prompt, "image": images.image}
         if images.last_image:
             body["last_image"] = images.last_image
         body.update(

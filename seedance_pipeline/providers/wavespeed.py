@@ -1,4 +1,4 @@
-"""WaveSpeedAI ``bytedance/seedance-v1.5-pro/image-to-video`` (providers.md §2, seeds/001).
+"""WaveSpeedAI ``bytedance/seedance-v1.5-pro/image-to-video`` (docs/providers.md §4).
 
 Quirks kept here: the ``{"code","message","data":{…}}`` envelope on submit and poll; poll at
 ``data.urls.get`` (else ``/api/v3/predictions/{id}/result``); URL-only images; the table lists no
@@ -8,6 +8,8 @@ task id, which we keep polling.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import (
@@ -21,6 +23,7 @@ from seedance_pipeline.providers.base import (
     body_dict,
     looks_like_moderation,
     map_status,
+    nested_dict,
 )
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 
@@ -32,7 +35,7 @@ _STATES = {
     "processing": TaskState.RUNNING,
     "completed": TaskState.SUCCEEDED,
     "failed": TaskState.FAILED,
-    # The official SDK also treats these as terminal (§2.3); "deleted" appears in a blog post only.
+    # The official SDK also treats these as terminal (docs/providers.md §4.3); "deleted" appears in a blog post only.
     "cancelled": TaskState.CANCELLED,
     "timeout": TaskState.EXPIRED,
     "deleted": TaskState.EXPIRED,
@@ -50,14 +53,14 @@ class WaveSpeedAdapter(ProviderAdapter):
         seed_max=2147483647,
         image_formats=BYTEDANCE_IMAGE_FORMATS,
         accepts_data_uri=False,
-        source="providers.md §2.1; seeds/001",
+        source="docs/providers.md §4.2",
     )
 
     def __init__(self, *, enable_sync_mode: bool = False):
         self.enable_sync_mode = enable_sync_mode
 
     def build_submit(self, req: GenerationRequest, images: ImageRefs, aspect_ratio: str) -> WireRequest:
-        body = {"prompt": req.prompt, "image": images.image}
+        body: dict[str, Any] = {"prompt": req.prompt, "image": images.image}
         if images.last_image:
             body["last_image"] = images.last_image
         body.update(
@@ -89,7 +92,7 @@ class WaveSpeedAdapter(ProviderAdapter):
 
     def error_message(self, reply: WireReply) -> tuple[str | None, str]:
         body = body_dict(reply)
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        data = nested_dict(body, "data")
         code = body.get("error_code") or body.get("code")
         text = body.get("message") or data.get("error") or body.get("error")
         if not text and isinstance(reply.body, str):
@@ -103,15 +106,15 @@ class WaveSpeedAdapter(ProviderAdapter):
         url = outputs[0] if outputs and isinstance(outputs[0], str) else None
         error = (data.get("error") or None) if state is not TaskState.SUCCEEDED else None
         if data.get("code") == SYNC_TIMEOUT_CODE and not state.terminal:
-            error = None  # the sync wait ended, the task did not (§2.4)
+            error = None  # the sync wait ended, the task did not (docs/providers.md §4.3)
         if state is TaskState.FAILED and error and "expire" in str(error).lower():
             state = TaskState.EXPIRED  # an expiry reported as "failed" with a reason, as v3async.py does [INF]
         if state is TaskState.SUCCEEDED and not url:
             state, error = TaskState.FAILED, "completed without an output URL"
         if state.terminal and state is not TaskState.SUCCEEDED and not error:
             error = raw
-        urls = data.get("urls") if isinstance(data.get("urls"), dict) else {}
-        timings = data.get("timings") if isinstance(data.get("timings"), dict) else {}
+        urls = nested_dict(data, "urls")
+        timings = nested_dict(data, "timings")
         return TaskSnapshot(
             task_id=str(data.get("id")),
             state=state,
@@ -127,5 +130,5 @@ class WaveSpeedAdapter(ProviderAdapter):
 
 def _is_sync_timeout(reply: WireReply) -> bool:
     body = body_dict(reply)
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    data = nested_dict(body, "data")
     return SYNC_TIMEOUT_CODE in (body.get("code"), data.get("code")) or "Sync mode timed out" in str(data.get("error"))

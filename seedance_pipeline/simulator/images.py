@@ -1,6 +1,6 @@
 """Fetch (or decode) and check an input image the way the providers do.
 
-Limits (providers.md §3.1/§6.1, the ByteDance text copied by JieKou/Novita): formats
+Limits (docs/providers.md §2.5, the ByteDance text copied by JieKou/Novita): formats
 jpeg/png/webp/bmp/tiff/gif (VibeDream: JPEG, PNG, GIF, WebP), sides 300..6000 px,
 aspect (width/height) 0.4..2.5, size < 30 MB. A problem is an ``ImageProblem`` whose ``kind``
 lets each provider pick its own error code.

@@ -1,4 +1,4 @@
-"""JieKou AI (接口AI) ``seedance-v1.5-pro-i2v`` (providers.md §3): the shared v3 async platform.
+"""JieKou AI (接口AI) ``seedance-v1.5-pro-i2v`` (docs/providers.md §5): the shared v3 async platform.
 
 Submit answers ``{"task_id": ...}`` (JieKou's Seedance docs); everything else is in v3async.py.
 """

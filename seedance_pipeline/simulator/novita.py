@@ -1,4 +1,4 @@
-"""Novita AI ``seedance-v1.5-pro-i2v`` (providers.md §4): the shared v3 async platform.
+"""Novita AI ``seedance-v1.5-pro-i2v`` (docs/providers.md §5): the shared v3 async platform.
 
 Novita's docs disagree on the submit response's id field (OpenAPI example ``task_id``, prose
 ``id``), so it follows ``ProviderSimConfig.submit_id_field`` (default ``task_id``).

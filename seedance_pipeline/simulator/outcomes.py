@@ -1,7 +1,7 @@
 """Upstream (ByteDance Ark) failure texts that the resellers relay, in one place.
 
 None of the five providers documents its exact failure strings for this model except VibeDream's
-moderation text (providers.md §5.2); these follow Ark's error codes (§6.4, §8.1): with audio on,
+moderation text (docs/providers.md §6.4); these follow Ark's error codes (§7.4, §8.5): with audio on,
 moderation fails on the audio track (the commonly reported false positive), else on the video.
 """
 

@@ -77,20 +77,20 @@ def _decode_cover(image_bytes: bytes, width: int, height: int) -> tuple[bytes, i
             scale_hint = max(need_w / src_w, need_h / src_h)
             if im.format == "JPEG" and scale_hint < 0.5:
                 im.draft("RGB", (int(src_w * scale_hint) + 1, int(src_h * scale_hint) + 1))
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                rgba = im.convert("RGBA")
-                im = Image.new("RGB", rgba.size, (0, 0, 0))
-                im.paste(rgba, mask=rgba.getchannel("A"))
-            elif im.mode != "RGB":
-                im = im.convert("RGB")
-            src_w, src_h = im.size
+            frame: Image.Image = ImageOps.exif_transpose(im)
+            if frame.mode in ("RGBA", "LA", "PA") or (frame.mode == "P" and "transparency" in frame.info):
+                rgba = frame.convert("RGBA")
+                frame = Image.new("RGB", rgba.size, (0, 0, 0))
+                frame.paste(rgba, mask=rgba.getchannel("A"))
+            elif frame.mode != "RGB":
+                frame = frame.convert("RGB")
+            src_w, src_h = frame.size
             scale = max(need_w / src_w, need_h / src_h)
             cw = max(width + 2, round(src_w * scale))
             ch = max(height + 2, round(src_h * scale))
             if (cw, ch) != (src_w, src_h):
-                im = im.resize((cw, ch), Image.Resampling.BILINEAR, reducing_gap=3.0)
-            return im.tobytes(), cw, ch
+                frame = frame.resize((cw, ch), Image.Resampling.BILINEAR, reducing_gap=3.0)
+            return frame.tobytes(), cw, ch
     except RenderError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:

@@ -1,8 +1,8 @@
-"""RunPod public endpoint ``seedance-v1-5-pro-i2v`` (providers.md §1).
+"""RunPod public endpoint ``seedance-v1-5-pro-i2v`` (docs/providers.md §3).
 
 /run, /runsync[?wait=ms], /status/{id}, /cancel/{id} under /v2/seedance-v1-5-pro-i2v; body
 ``{"input": {...}}``; errors ``{"error": "..."}``; upstream failures embed Ark's JSON in the
-error string (§1.5); cost in USD in ``output.cost``.
+error string (docs/providers.md §3.4); cost in USD in ``output.cost``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 
 
 def _upstream_error(status: int, message: str, prefix: str = "Error submitting task") -> str:
-    """Public endpoints relay the upstream JSON inside the error string (§1.5)."""
+    """Public endpoints relay the upstream JSON inside the error string (docs/providers.md §3.4)."""
     return f"{prefix}: {status}, " + json.dumps({"code": status, "message": message}, separators=(",", ":"))
 
 
@@ -148,7 +148,7 @@ async def _submit(sim: Simulator, request: Request, sync: bool) -> tuple[Respons
     except ImageProblem as exc:
         sim.record_submit(NAME, body, accepted=False)
         return error_response(400, _upstream_error(400, str(exc))), None
-    # Unknown top-level keys are discarded (§1.2); the key covers what RunPod keeps.
+    # Unknown top-level keys are discarded (docs/providers.md §3.2); the key covers what RunPod keeps.
     kept = {k: body[k] for k in ("input", "webhook", "policy") if k in body}
     kept["input"] = replace_images(inp, images.shas())
     cfg = sim.provider_config(NAME)
@@ -179,6 +179,7 @@ def routes(sim: Simulator) -> list[Route]:
         err, task = await _submit(sim, request, sync=False)
         if err is not None:
             return err
+        assert task is not None
         return JSONResponse({"id": task.id, "status": "IN_QUEUE"})
 
     async def runsync(request: Request) -> Response:
@@ -192,6 +193,7 @@ def routes(sim: Simulator) -> list[Route]:
         err, task = await _submit(sim, request, sync=True)
         if err is not None:
             return err
+        assert task is not None
         deadline = time.monotonic() + wait_s
         while not task.is_terminal() and time.monotonic() < deadline:
             await asyncio.sleep(min(0.02, max(0.0, deadline - time.monotonic())))

@@ -254,7 +254,11 @@ class Simulator:
             if outcome == "success":
                 task.render = self._start_render(image.data, image.sha256, width, height, duration_s, audio, seed)
         if task.render is not None:
-            task.render.add_done_callback(lambda _f, t=task: setattr(t, "render_done_mono", time.monotonic()))
+
+            def rendered(_future: Future, t: Task = task) -> None:
+                t.render_done_mono = time.monotonic()
+
+            task.render.add_done_callback(rendered)
         return task
 
     def _earliest_start(self, provider: str, t0: float, latency: float, cap: int | None) -> float:
@@ -287,7 +291,9 @@ class Simulator:
     def _render(self, data: bytes, w: int, h: int, dur: int, audio: bool, seed: int) -> bytes:
         fn = self._render_fn
         if fn is None:
-            from seedance_pipeline.simulator.render import render_clip as fn  # imported lazily: written separately
+            from seedance_pipeline.simulator.render import render_clip  # imported lazily: written separately
+
+            fn = render_clip
         cache = self._config.render_cache_dir
         return fn(data, w, h, dur, audio, seed, pathlib.Path(cache) if cache else None)
 

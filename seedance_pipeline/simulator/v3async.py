@@ -1,4 +1,4 @@
-"""The "v3 async + task-result" platform that JieKou AI and Novita AI share (providers.md §3, §4).
+"""The "v3 async + task-result" platform that JieKou AI and Novita AI share (docs/providers.md §5).
 
 ``POST /v3/async/seedance-v1.5-pro-i2v`` (flat body, ``ratio`` incl. ``adaptive``, image URL or
 data URI) -> ``{"task_id": ...}``; ``GET /v3/async/task-result?task_id=`` -> ``{extra, task,

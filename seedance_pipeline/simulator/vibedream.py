@@ -1,4 +1,4 @@
-"""VibeDream ``seedance-1.5-pro-i2v`` (providers.md §5, seed 004).
+"""VibeDream ``seedance-1.5-pro-i2v`` (docs/providers.md §6).
 
 ``POST /api/v1/models/seedance-1.5-pro-i2v/generate`` -> ``{id, status:"processing", statusUrl,
 estimatedTime, costCents, createdAt}``; ``GET /api/v1/predictions/{id}`` -> ``{id, modelId,
@@ -71,7 +71,7 @@ def cost_cents(width: int, height: int, duration_s: int, audio: bool) -> int:
     """ASSUMPTION: the docs give only costCents 29 for 4 s / 480p (16:9, 864x496) / silent.
 
     We scale 29 by pixels x seconds relative to that request and double it with audio (ByteDance's
-    own audio/silent price ratio, providers.md §6.5), rounded half up to whole cents.
+    own audio/silent price ratio, docs/providers.md §7.8), rounded half up to whole cents.
     """
     cents = 29 * (width * height * duration_s) / (864 * 496 * 4) * (2 if audio else 1)
     return int(math.floor(cents + 0.5))

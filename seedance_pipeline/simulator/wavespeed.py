@@ -1,4 +1,4 @@
-"""WaveSpeedAI ``bytedance/seedance-v1.5-pro/image-to-video`` (providers.md §2).
+"""WaveSpeedAI ``bytedance/seedance-v1.5-pro/image-to-video`` (docs/providers.md §4).
 
 Flat body; every answer wrapped in ``{"code","message","data"}``; poll
 ``/api/v3/predictions/{id}/result`` (also ``/api/v3/predictions/{id}``); ``enable_sync_mode``

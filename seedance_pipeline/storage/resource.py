@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import fsspec
@@ -60,13 +61,13 @@ class SeedanceStorage(dg.ConfigurableResource):
         return cls(
             url=url or default_storage_url(),
             endpoint_url=settings.S3_ENDPOINT_URL.read(),
-            presign_expiry_s=settings.PRESIGN_EXPIRY_S.read(),
+            presign_expiry_s=settings.PRESIGN_EXPIRY_S.read() or settings.DEFAULT_PRESIGN_EXPIRY_S,
         )
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
         if self._fs is None:
-            options = {}
+            options: dict[str, Any] = {}
             if self.url.startswith("s3://"):
                 # s3fs instances (and their listing caches) are shared process-wide: a cached listing
                 # hides files other writers add or change, so scans and exists() always ask S3.
@@ -174,7 +175,7 @@ class SeedanceStorage(dg.ConfigurableResource):
             self.fs.rm(partial)
         return partials
 
-    def copy(self, src: str, dst: str) -> None:
+    def copy_file(self, src: str, dst: str) -> None:
         """Copy a stored file (and nothing else); ``dst`` appears complete or not at all."""
         atomic_copy(self.fs, src, dst)
 

@@ -29,8 +29,8 @@ class RefreshConfig(dg.Config):
 
 
 def thumbnail_markdown(data: bytes, max_side: int = 240) -> str:
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("RGB")
+    with Image.open(io.BytesIO(data)) as opened:
+        img = opened.convert("RGB")
         img.thumbnail((max_side, max_side))
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=80)

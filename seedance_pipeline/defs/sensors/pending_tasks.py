@@ -32,7 +32,8 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
     if not records:
         return dg.SensorResult(skip_reason=dg.SkipReason("no provider task in flight"), cursor=json.dumps({}))
     dead: dict[tuple, bool] = {}
-    runs, counts, stuck, notices = [], Counter(), [], []
+    runs, stuck, notices = [], [], []
+    counts: Counter[tuple[str, str]] = Counter()
     now = time.time()
     for rec in records:
         if (rec.owner, rec.run_id) not in dead:

@@ -1,6 +1,6 @@
 """The one I/O engine every adapter shares: HTTP, timeouts, retries, Retry-After, caps, polling, downloads.
 
-Rules (DESIGN.md principle 2, providers.md §8.4-8.6):
+Rules (docs/architecture.md, principle 2; docs/providers.md §8.1-8.4):
 - The submit POST goes out on a fresh connection and is never repeated once it may have reached the
   provider. Only answers that say "not taken" (408, 425, 429, 503) or a connection that never opened
   are retried; a drop or timeout after sending is ``AcceptanceUnknown``.

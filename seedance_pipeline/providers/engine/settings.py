@@ -24,7 +24,7 @@ class ClientSettings(BaseModel):
     # The prior for the shortest task (providers say "~60-120 s"), until the client has seen some finish.
     expected_latency_s: float = settings.DEFAULT_EXPECTED_LATENCY_S
     # Poll every 14 % of the elapsed time once past the expected duration: a task is noticed within 14 % of
-    # its duration, leaving a point for the poll's own latency under the 15 % that issue 6 allows.
+    # its duration, leaving a point for the poll's own latency under benchmark 2's 15 % target (benchmarks/README.md).
     poll_growth: float = 0.14
     min_poll_interval_s: float = 1.0
     max_poll_interval_s: float = 30.0
