@@ -15,10 +15,9 @@ import httpx
 import pytest
 from PIL import Image
 
-from seedance_pipeline.simulator import FaultRule, ProviderSimConfig, SimConfig
+from seedance_pipeline.simulator import PROVIDERS, FaultRule, ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 
-PROVIDERS = ("runpod", "wavespeed", "jiekou", "novita", "vibedream")
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 

@@ -33,7 +33,7 @@ from seedance_pipeline.clip.prepare import PreparedRequest, build_request, prepa
 from seedance_pipeline.clip.probe import probe_video
 from seedance_pipeline.core.errors import AcceptanceUnknown, DownloadFailed, InvalidRequest, TaskFailed
 from seedance_pipeline.core.mp4 import looks_like_mp4
-from seedance_pipeline.providers import get_adapter
+from seedance_pipeline.providers import PROVIDERS, get_adapter  # the contract runs for every registered adapter
 from seedance_pipeline.providers.base import ProviderAdapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.simulator import outcomes as sim_outcomes
@@ -42,7 +42,6 @@ from seedance_pipeline.simulator.config import FaultRule, ProviderSimConfig, Sim
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.simulator.state import submit_key
 
-PROVIDERS = ("runpod", "wavespeed", "jiekou", "novita", "vibedream")
 URL_ONLY = frozenset({"runpod", "wavespeed", "vibedream"})
 LATENCY_S = 0.1  # simulated generation time per task
 SLEEP_CAP_S = 0.3  # the recording sleep really waits at most this long
@@ -717,3 +716,10 @@ def test_the_simulator_renders_from_its_own_pixel_table_and_it_agrees_with_the_p
 
     assert sim_model.SIZES == model_spec.PIXEL_SIZES and sim_model.FPS == model_spec.FPS
     assert all(sim_model.follow_image(w, h) == model_spec.nearest_ratio(w, h) for w, h in sim_model.SIZES.values())
+
+
+def test_the_simulator_serves_every_registered_provider():
+    """The contract runs for each adapter in the registry, each against its own simulator module."""
+    from seedance_pipeline import simulator
+
+    assert set(simulator.PROVIDERS) == set(PROVIDERS)

@@ -21,6 +21,7 @@ from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JO
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_range_tags, range_tags, today_utc
 from seedance_pipeline.planning.refresh import plan_refresh
 from seedance_pipeline.providers.resource import SeedanceProviders
+from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"
@@ -123,7 +124,7 @@ def run_pipeline(
         report.clips = _clip_rows(instance, result.run_id)
     day = today_utc()
     execute("cost_report", COST_REPORT_JOB, partition_key=day)
-    report.cost_report = storage.ref(storage.path("reports", day, "cost_report.md"))
+    report.cost_report = storage.ref(storage.path(layout.report(day, "md")))
     return report
 
 

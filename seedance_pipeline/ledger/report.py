@@ -32,6 +32,8 @@ COLUMNS = [
     "task_id",
     "error",
 ]
+# The columns the cost report shows in the Dagster UI (the rest are in the Parquet file).
+PREVIEW_COLUMNS = [c for c in COLUMNS if c not in ("attempt_id", "tier", "simulated", "saved_usd", "task_id", "error")]
 
 
 def attempts_frame(store: TaskStore, day: str) -> pd.DataFrame:

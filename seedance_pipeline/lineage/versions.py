@@ -20,15 +20,7 @@ from typing import Any
 
 import dagster as dg
 
-from seedance_pipeline.dagster_internals import (
-    CODE_VERSION_TAG,
-    DATA_VERSION_IS_USER_PROVIDED_TAG,
-    DATA_VERSION_TAG,
-    compute_logical_data_version,
-    get_input_data_version_tag,
-    get_input_event_pointer_tag,
-    get_tags_from_multi_partition_key,
-)
+from seedance_pipeline import dagster_internals as di
 
 
 @dataclass(frozen=True)
@@ -46,17 +38,19 @@ def latest_versions(
     wanted = sorted(set(partitions)) if partitions is not None else None
     store = instance.event_log_storage
     tags = store.get_latest_tags_by_partition(
-        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, [DATA_VERSION_TAG], asset_partitions=wanted
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, [di.DATA_VERSION_TAG], asset_partitions=wanted
     )
     ids = store.get_latest_storage_id_by_partition(
         asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, set(wanted) if wanted is not None else None
     )
-    return {p: Version(t[DATA_VERSION_TAG], ids[p]) for p, t in tags.items() if DATA_VERSION_TAG in t and p in ids}
+    return {
+        p: Version(t[di.DATA_VERSION_TAG], ids[p]) for p, t in tags.items() if di.DATA_VERSION_TAG in t and p in ids
+    }
 
 
 def logical_version(code_version: str, inputs: Mapping[dg.AssetKey, Version]) -> str:
     """Dagster's own data version for "made by this code from these inputs" (what it computes itself)."""
-    return compute_logical_data_version(
+    return di.compute_logical_data_version(
         code_version, {k: dg.DataVersion(v.data_version) for k, v in inputs.items()}
     ).value
 
@@ -72,16 +66,16 @@ def materialization(
     tags: Mapping[str, str] | None = None,
 ) -> dg.AssetMaterialization:
     """``data_version`` None: the logical version of ``inputs`` (as Dagster would compute it)."""
-    all_tags = {CODE_VERSION_TAG: code_version}
+    all_tags = {di.CODE_VERSION_TAG: code_version}
     if data_version is None:
-        all_tags[DATA_VERSION_TAG] = logical_version(code_version, inputs or {})
+        all_tags[di.DATA_VERSION_TAG] = logical_version(code_version, inputs or {})
     else:
-        all_tags.update({DATA_VERSION_TAG: data_version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"})
+        all_tags.update({di.DATA_VERSION_TAG: data_version, di.DATA_VERSION_IS_USER_PROVIDED_TAG: "true"})
     for parent, version in (inputs or {}).items():
-        all_tags[get_input_data_version_tag(parent)] = version.data_version
-        all_tags[get_input_event_pointer_tag(parent)] = str(version.storage_id)
+        all_tags[di.get_input_data_version_tag(parent)] = version.data_version
+        all_tags[di.get_input_event_pointer_tag(parent)] = str(version.storage_id)
     if isinstance(partition, dg.MultiPartitionKey):
-        all_tags.update(get_tags_from_multi_partition_key(partition))
+        all_tags.update(di.get_tags_from_multi_partition_key(partition))
     all_tags.update(tags or {})
     return dg.AssetMaterialization(
         asset_key=asset_key, partition=str(partition), metadata=dict(metadata or {}), tags=all_tags

@@ -19,7 +19,7 @@ from seedance_pipeline.planning.select import Item
 from seedance_pipeline.production.bridge import RelayLog, Send
 from seedance_pipeline.production.messages import Failed, Stored
 from seedance_pipeline.production.plan import ItemFailed, Production, plan_production, storage_error
-from seedance_pipeline.production.store import reuse_stored, store_generated
+from seedance_pipeline.production.store import Events, reuse_stored, store_generated
 from seedance_pipeline.providers.engine import ProviderClient
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
@@ -30,10 +30,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Run:
-    """What the production needs of the run: its id and a log that reaches the run's event log."""
+    """What every clip's production shares: the run's id, a log that reaches its event log, one engine client
+    per provider, storage, the task records and the run's budget guard."""
 
     run_id: str
     log: RelayLog
+    clients: dict[str, ProviderClient]
+    storage: SeedanceStorage
+    store: TaskStore
+    guard: SpendGuard
 
 
 async def produce_all(
@@ -46,15 +51,16 @@ async def produce_all(
     send: Send,
 ) -> None:
     """Every item, concurrently; sends ``Stored`` or ``Failed`` for each item as it ends."""
-    run = Run(run_id, RelayLog(send))
+    log = RelayLog(send)
     used = sorted({c.provider for it in ready for c in it.candidates})
-    async with providers.clients(used, logger=run.log) as clients:
+    async with providers.clients(used, logger=log) as clients:
+        run = Run(run_id, log, clients, storage, store, guard)
         stored = await asyncio.to_thread(StoredClips.for_items, storage, ready)
         plans = await asyncio.gather(
             *(asyncio.to_thread(plan_production, storage, store, it, run_id, stored) for it in ready)
         )
         plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
-        tasks = [asyncio.ensure_future(_produce(run, plan, clients, storage, store, guard)) for plan in plans]
+        tasks = [asyncio.ensure_future(_produce(run, plan)) for plan in plans]
         try:
             for next_done in asyncio.as_completed(tasks):
                 try:
@@ -68,36 +74,22 @@ async def produce_all(
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _produce(
-    run: Run,
-    plan: Production,
-    clients: dict[str, ProviderClient],
-    storage: SeedanceStorage,
-    store: TaskStore,
-    guard: SpendGuard,
-) -> list:
+async def _produce(run: Run, plan: Production) -> Events:
     """Reuse, resume or submit one item. Runs without awaiting before the provider slot, so slots are taken
     in the order the productions start (tasks already at the provider first). A storage error fails this
     item only (its task record keeps what is known), never the other clips of the run."""
     try:
-        return await _produce_one(run, plan, clients, storage, store, guard)
+        return await _produce_one(run, plan)
     except OSError as exc:
         raise ItemFailed(storage_error(plan.item, exc)) from None
 
 
-async def _produce_one(
-    run: Run,
-    plan: Production,
-    clients: dict[str, ProviderClient],
-    storage: SeedanceStorage,
-    store: TaskStore,
-    guard: SpendGuard,
-) -> list:
-    it, opened = plan.item, plan.opened
+async def _produce_one(run: Run, plan: Production) -> Events:
+    it, opened, storage = plan.item, plan.opened, run.storage
     if plan.blocked:
         raise ItemFailed(plan.blocked)
     if plan.reuse is not None:
-        return await reuse_stored(run.run_id, run.log, it, storage, store, plan.reuse)
+        return await reuse_stored(run.run_id, run.log, it, storage, run.store, plan.reuse)
     clip_path = storage.clip_path(it.prompt, it.image)
     if plan.kept:
         run.log.info(f"{it.where}: the request changed; the earlier clip is kept at {storage.ref(plan.kept)}")
@@ -106,7 +98,12 @@ async def _produce_one(
     for n, candidate in enumerate(order):
         prepared, provider = candidate.prepared, candidate.provider
         journal = AttemptJournal(
-            store, image=it.image, prompt=it.prompt, run_id=run.run_id, simulated=candidate.simulated, guard=guard
+            run.store,
+            image=it.image,
+            prompt=it.prompt,
+            run_id=run.run_id,
+            simulated=candidate.simulated,
+            guard=run.guard,
         )
         resume = None
         if opened:  # taken over by this process and run when it was planned
@@ -126,7 +123,13 @@ async def _produce_one(
 
         try:
             result = await generate_clip(
-                clients[provider], prepared, storage.fs, clip_path, journal=journal, on_update=progress, resume=resume
+                run.clients[provider],
+                prepared,
+                storage.fs,
+                clip_path,
+                journal=journal,
+                on_update=progress,
+                resume=resume,
             )
         except OverBudget as exc:
             raise ItemFailed(f"{it.where}: {exc}") from None

@@ -5,6 +5,7 @@ import io
 import dagster as dg
 
 from seedance_pipeline.ledger.report import (
+    PREVIEW_COLUMNS,
     attempts_frame,
     blocked_by_budget,
     per_prompt,
@@ -14,6 +15,7 @@ from seedance_pipeline.ledger.report import (
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_KEY, OWNERS, REPORTS_GROUP
 from seedance_pipeline.lineage.partitions import daily_partitions
+from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 
@@ -32,23 +34,10 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
     summary = summary_markdown(day, df)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    parquet_path = storage.path("reports", day, "cost_report.parquet")
+    parquet_path = storage.path(layout.report(day, "parquet"))
     storage.write_bytes(parquet_path, buf.getvalue())
-    storage.write_bytes(storage.path("reports", day, "cost_report.md"), summary.encode())
-    preview = df[
-        [
-            "provider",
-            "prompt",
-            "image",
-            "resolution",
-            "seconds",
-            "audio",
-            "outcome",
-            "estimated_usd",
-            "reported_usd",
-            "charged_usd",
-        ]
-    ].head(50)
+    storage.write_bytes(storage.path(layout.report(day, "md")), summary.encode())
+    preview = df[PREVIEW_COLUMNS].head(50)
     return dg.MaterializeResult(
         metadata={
             "attempts": len(df),
