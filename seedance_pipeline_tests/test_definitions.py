@@ -65,3 +65,18 @@ def test_the_readme_lists_every_setting_with_its_default():
         shown = setting.shown_default or f"`{setting.default:g}`"
         assert rows[setting.name] == shown, (setting.name, rows[setting.name], shown)
     assert set(rows) == {s.name for s in settings.ALL}, set(rows) ^ {s.name for s in settings.ALL}
+
+
+def test_importing_the_code_location_changes_no_warning_filter_and_imports_no_pandas():
+    """Loading the definitions (every Dagster process does) raises no warning, leaves the process's warning
+    filters as they were, and does not import pandas, which only the cost report needs."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, warnings; before = list(warnings.filters); import seedance_pipeline.definitions; "
+        "assert warnings.filters == before, 'warning filters changed'; "
+        "assert 'pandas' not in sys.modules, 'pandas imported'"
+    )
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
