@@ -51,6 +51,8 @@ def pipeline_context(
     defs = build_definitions(storage, providers)
     report = RunReport()
     refresh_sources(instance, storage, Executor(instance, defs, report, "CRITICAL"))
+    for line in report.retired:
+        click.echo(f"retired {line}", err=True)
     for line in report.ignored:
         click.echo(f"ignored {line}", err=True)
     for line in report.failures:

@@ -18,8 +18,8 @@ from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 from seedance_pipeline.ledger.budget import SpendPolicy
 from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JOB, PROMPTS_JOB, SOURCE_IMAGES_JOB
-from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_range_tags, range_tags, today_utc
-from seedance_pipeline.planning.refresh import plan_refresh
+from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags, today_utc
+from seedance_pipeline.planning.refresh import apply, plan_refresh, retired_lines
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -44,6 +44,7 @@ class RunReport:
     clips: list[ClipRow] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
     cost_report: str | None = None
 
     @property
@@ -81,10 +82,8 @@ def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, exec
     """Register new files as partitions and materialize changed sources, exactly as the storage sensor would."""
     plan = plan_refresh(instance, storage)
     execute.report.ignored = [f"{r.name}: {r.reason}" for r in plan.rejected]
-    if plan.new_images:
-        instance.add_dynamic_partitions(IMAGES, plan.new_images)
-    if plan.new_prompts:
-        instance.add_dynamic_partitions(PROMPTS, plan.new_prompts)
+    execute.report.retired = retired_lines(plan)
+    apply(instance, plan)
     if plan.changed_images:
         execute(
             "source_images",
@@ -188,6 +187,8 @@ def format_report(report: RunReport) -> str:
         )
     else:
         out.append("no clip needed producing: every targeted clip is up to date")
+    for line in report.retired:
+        out.append(f"retired {line}")
     for line in report.ignored:
         out.append(f"ignored {line}")
     for line in report.failures:

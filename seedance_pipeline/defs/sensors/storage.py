@@ -11,7 +11,7 @@ from seedance_pipeline.lineage.names import IMAGES_KEY, PROMPTS_KEY, PROVIDER_TA
 from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags
 from seedance_pipeline.planning import backfill
 from seedance_pipeline.planning.provider_choice import planned_provider
-from seedance_pipeline.planning.refresh import add_requests, plan_refresh
+from seedance_pipeline.planning.refresh import partition_requests, plan_refresh, retired_lines
 from seedance_pipeline.planning.specs import load_specs
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -90,7 +90,10 @@ def storage_sensor(
         runs += _outdated(context, storage, providers, spend, images, prompts)
     for rejected in plan.rejected:
         context.log.warning(f"ignored {rejected.name}: {rejected.reason}")
-    if not runs and not plan.new_images and not plan.new_prompts:
+    for line in retired_lines(plan):
+        context.log.info(f"retired {line}")
+    partition_changes = partition_requests(plan)
+    if not runs and not partition_changes:
         return dg.SensorResult(
             cursor=json.dumps(new_cursor),
             skip_reason=dg.SkipReason(
@@ -99,7 +102,7 @@ def storage_sensor(
             ),
         )
     return dg.SensorResult(
-        run_requests=runs, dynamic_partitions_requests=add_requests(plan), cursor=json.dumps(new_cursor)
+        run_requests=runs, dynamic_partitions_requests=partition_changes, cursor=json.dumps(new_cursor)
     )
 
 
