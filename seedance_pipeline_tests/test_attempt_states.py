@@ -18,6 +18,7 @@ from seedance_pipeline.core.errors import (
     ProviderUnavailable,
     SubmitRejected,
     TaskFailed,
+    TaskLost,
 )
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.journal import outcome_of
@@ -57,7 +58,7 @@ def test_every_move_is_allowed_exactly_when_the_table_says(old, new):
 def test_every_state_has_a_row_and_terminal_states_need_no_attention():
     assert set(states.TRANSITIONS) == set(S)
     terminal = {s for s, after in states.TRANSITIONS.items() if not after}
-    assert terminal == {S.REJECTED, S.BLOCKED, S.FAILED, S.REUSED, S.ABANDONED}
+    assert terminal == {S.REJECTED, S.BLOCKED, S.FAILED, S.REUSED, S.ABANDONED, S.LOST}
     assert not terminal & states.OPEN
 
 
@@ -81,6 +82,11 @@ def test_a_new_record_starts_as_an_intent_or_a_reuse_only(tmp_path):
     assert {r.state for r in store.for_fingerprint(prepared.fingerprint)} == set(states.INITIAL)
 
 
+def test_a_task_the_provider_forgot_is_lost_and_counted_as_billed():
+    assert outcome_of(TaskLost("runpod", "HTTP 404", task_id="t"), accepted=True) is S.LOST
+    assert S.LOST in states.BILLED and S.LOST not in states.OPEN | states.FREE
+
+
 def test_the_named_sets_agree_with_each_other():
     assert states.COLLECTABLE | states.NEEDS_DECISION == states.OPEN
     assert not states.COLLECTABLE & states.NEEDS_DECISION
@@ -98,6 +104,7 @@ ERRORS = [
     AcceptanceUnknown("novita", "dropped"),
     TaskFailed("novita", "moderation", task_id="t", state="failed"),
     DownloadFailed("novita", "expired", task_id="t"),
+    TaskLost("runpod", "HTTP 404", task_id="t"),
     PollTimeout("novita", "too long"),
     ProviderError("novita", "something else"),
     OSError("disk"),

@@ -9,6 +9,7 @@ history shows in the UI.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,10 +17,14 @@ import dagster as dg
 
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.event_logs.instance_config import ensure_instance_config
+from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendPolicy
+from seedance_pipeline.ledger.liveness import orphaned, retention_warning
+from seedance_pipeline.ledger.states import AttemptState
+from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JOB, PROMPTS_JOB, SOURCE_IMAGES_JOB
 from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags, today_utc
-from seedance_pipeline.planning.refresh import apply, plan_refresh, retired_lines
+from seedance_pipeline.planning.refresh import RefreshPlan, apply, plan_refresh, retired_lines
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -45,6 +50,7 @@ class RunReport:
     failures: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     cost_report: str | None = None
 
     @property
@@ -101,6 +107,39 @@ def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, exec
     return plan
 
 
+def collect_orphans(
+    instance: dg.DagsterInstance, storage: SeedanceStorage, execute: Executor, plan: RefreshPlan
+) -> list[str]:
+    """Tasks a dead run left at a provider, collected (polled and downloaded, never submitted) before anything new
+    is planned: a provider forgets a finished task after a while (RunPod: 30 minutes), and then it is lost.
+    Returns the clip partitions whose task turned out lost: this run leaves them be."""
+    store = TaskStore(storage)
+    now = time.time()
+    orphans = []
+    for record in store.open_records():
+        if record.state not in states.COLLECTABLE or not record.task_id or not orphaned(record, instance):
+            continue
+        if record.image in plan.images and record.prompt in plan.prompts:
+            orphans.append(record.attempt_id)
+        else:
+            execute.report.notes.append(
+                f"attempt {record.attempt_id} ({record.image}|{record.prompt} on {record.provider}) cannot be "
+                "collected while its image or prompt file is gone: restore it, and the next run collects the task"
+            )
+        if warning := retention_warning(record, now):
+            execute.report.notes.append(warning)
+    if not orphans:
+        return []
+    execute(
+        "collect",
+        CLIPS_JOB,
+        tags=clip_range_tags(plan.images, plan.prompts),
+        run_config={"ops": {"clips": {"config": {"collect": orphans}}}},
+    )
+    collected = [store.load(attempt_id) for attempt_id in orphans]
+    return [f"{r.image}|{r.prompt}" for r in collected if r.state is AttemptState.LOST]
+
+
 def run_pipeline(
     instance: dg.DagsterInstance,
     storage: SeedanceStorage,
@@ -113,12 +152,13 @@ def run_pipeline(
     report = RunReport()
     execute = Executor(instance, defs, report, log_level)
     plan = refresh_sources(instance, storage, execute)
+    lost = collect_orphans(instance, storage, execute, plan)
     if plan.images and plan.prompts:
         result = execute(
             "clips",
             CLIPS_JOB,
             tags=clip_range_tags(plan.images, plan.prompts),
-            run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale"}}}},
+            run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale", "leave": lost}}}},
         )
         report.clips = _clip_rows(instance, result.run_id)
     day = today_utc()
@@ -189,6 +229,8 @@ def format_report(report: RunReport) -> str:
         out.append("no clip needed producing: every targeted clip is up to date")
     for line in report.retired:
         out.append(f"retired {line}")
+    for line in report.notes:
+        out.append(f"note: {line}")
     for line in report.ignored:
         out.append(f"ignored {line}")
     for line in report.failures:

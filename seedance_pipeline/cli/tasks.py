@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -26,19 +28,25 @@ def _task_store(storage_url: str | None) -> TaskStore:
 
 @tasks.command("list")
 @storage_option
-def tasks_list(storage_url: str | None) -> None:
-    """Open attempts: in flight, orphaned, or with acceptance unknown."""
-    records = _task_store(storage_url).open_records()
-    if not records:
-        click.echo("no open attempts")
+@click.option("--days", type=int, default=7, show_default=True, help="Also list attempts lost in the last DAYS.")
+def tasks_list(storage_url: str | None, days: int) -> None:
+    """Open attempts (in flight, orphaned, acceptance unknown), and attempts the providers lost recently."""
+    store = _task_store(storage_url)
+    records = store.open_records()
+    today = datetime.now(UTC).date()
+    lost = [
+        r
+        for n in range(days)
+        for r in store.day_records(f"{today - timedelta(days=n):%Y-%m-%d}")
+        if r.state is AttemptState.LOST
+    ]
+    if not records and not lost:
+        click.echo("no open attempts" + (f" and none lost in the last {days} days" if days else ""))
         return
-    click.echo(f"{'attempt':<30} {'clip':<28} {'provider':<10} {'state':<16} {'age':>7} {'est $':>8}  task id")
-    for r in records:
-        age = f"{time.time() - r.created_at:.0f}s"
-        click.echo(
-            f"{r.attempt_id:<30} {r.image + '|' + r.prompt:<28} {r.provider:<10} {r.state:<16} {age:>7} "
-            f"{r.estimated_cost_usd:>8.4f}  {r.task_id or '-'}"
-        )
+    if records:
+        _table(records)
+    else:
+        click.echo("no open attempts")
     unknown = [r for r in records if r.state in states.NEEDS_DECISION]
     if unknown:
         click.echo(
@@ -46,15 +54,36 @@ def tasks_list(storage_url: str | None) -> None:
             "they are never resubmitted automatically. `seedance-pipeline tasks retry ATTEMPT` submits again, "
             "`seedance-pipeline tasks abandon ATTEMPT` stops tracking."
         )
+    if lost:
+        click.echo(
+            f"\n{len(lost)} attempt(s) lost in the last {days} days (the provider accepted them and no longer "
+            "knows them: counted as charged, no clip; the next run makes each clip again as a new attempt):"
+        )
+        _table(lost)
 
 
-def _close(store: TaskStore, attempt_id: str, note: str) -> AttemptRecord:
+def _table(records: list[AttemptRecord]) -> None:
+    click.echo(f"{'attempt':<30} {'clip':<28} {'provider':<10} {'state':<16} {'age':>7} {'est $':>8}  task id")
+    for r in records:
+        age = f"{time.time() - r.created_at:.0f}s"
+        click.echo(
+            f"{r.attempt_id:<30} {r.image + '|' + r.prompt:<28} {r.provider:<10} {r.state:<16} {age:>7} "
+            f"{r.estimated_cost_usd:>8.4f}  {r.task_id or '-'}"
+        )
+
+
+def _load_open(store: TaskStore, attempt_id: str) -> AttemptRecord:
     try:
         record = store.load(attempt_id)
     except FileNotFoundError:
         raise click.ClickException(f"no attempt {attempt_id}") from None
     if record.state not in states.OPEN:
         raise click.ClickException(f"attempt {attempt_id} is {record.state}; only open attempts can be closed")
+    return record
+
+
+def _close(store: TaskStore, attempt_id: str, note: str) -> AttemptRecord:
+    record = _load_open(store, attempt_id)
     if record.state in states.COLLECTABLE:
         raise click.ClickException(
             f"attempt {attempt_id} was accepted as task {record.task_id}: its output is collected by the pending-tasks "
@@ -68,13 +97,50 @@ def _close(store: TaskStore, attempt_id: str, note: str) -> AttemptRecord:
 @click.argument("attempt_id")
 @storage_option
 def tasks_abandon(attempt_id: str, storage_url: str | None) -> None:
-    """Stop tracking an attempt whose acceptance is unknown (the next run makes the clip anew)."""
-    record = _close(_task_store(storage_url), attempt_id, "abandoned by the user")
+    """Stop an attempt: one whose acceptance is unknown is closed; a task the provider has is cancelled there
+    first, where the provider can cancel (the next run makes the clip anew)."""
+    store = _task_store(storage_url)
+    record = _load_open(store, attempt_id)
+    if record.state is AttemptState.ACCEPTED and record.task_id:
+        _cancel(store, record)
+        return
+    record = _close(store, attempt_id, "abandoned by the user")
     click.echo(
         f"abandoned {attempt_id} ({record.image}|{record.prompt} on {record.provider}). If the provider did accept "
         f"it, it may already be billed: about ${record.estimated_cost_usd:.4f}. The next `seedance-pipeline run` "
         "makes this clip again, at about the same cost."
     )
+
+
+def _cancel(store: TaskStore, record: AttemptRecord) -> None:
+    """Cancel a task at its provider, then close its attempt; without a cancel endpoint, say so and keep it."""
+    from seedance_pipeline.providers.resource import SeedanceProviders
+    from seedance_pipeline.providers.states import TaskState
+
+    providers = SeedanceProviders.from_env()
+
+    async def cancel() -> TaskState | None:
+        async with providers.make_client(record.provider) as client:
+            snap = await client.cancel(str(record.task_id))
+        return None if snap is None else snap.state
+
+    try:
+        state = asyncio.run(cancel())
+    finally:
+        providers.close()
+    where = f"{record.image}|{record.prompt} on {record.provider}, task {record.task_id}"
+    if state is None:
+        raise click.ClickException(
+            f"{record.provider} has no cancel endpoint (docs/providers.md): {where} may still finish and be billed, so "
+            "the attempt stays open and its clip is collected by the pending-tasks sensor or the next run"
+        )
+    if state is not TaskState.CANCELLED:
+        raise click.ClickException(
+            f"{record.provider} did not cancel {where} (it is {state.value}; a running task cannot be cancelled "
+            "there): the attempt stays open and its clip is collected when it ends"
+        )
+    store.save(record.moved(AttemptState.ABANDONED, error=f"{record.error or ''} [cancelled at the provider]".strip()))
+    click.echo(f"cancelled {where} and abandoned attempt {record.attempt_id}; nothing more is billed for it.")
 
 
 @tasks.command("retry")

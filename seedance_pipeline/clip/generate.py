@@ -127,7 +127,7 @@ async def generate_clip(
             fingerprint=prepared.fingerprint,
             seed=_seed_used(prepared, snap),
             size_bytes=dl.size_bytes,
-            url_ttl_s=snap.url_ttl_s,
+            url_ttl_s=snap.url_ttl_s if snap.url_ttl_s is not None else client.adapter.output_url_ttl_s,
             timings={k: round(v, 3) for k, v in timings.items()},
             warnings=list(prepared.warnings),
         )

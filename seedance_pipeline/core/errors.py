@@ -83,6 +83,18 @@ class TaskFailed(ProviderError):
         super().__init__(provider, f"task {task_id} {state}: {message}", code=code)
 
 
+class TaskLost(ProviderError):
+    """The provider accepted the task and no longer knows it (its record is gone: HTTP 404 on its status).
+
+    A provider forgets a task some time after it ended (docs/providers.md §8.6), so it most likely finished and
+    was billed; its output is unknown. Counted as charged, never resubmitted automatically.
+    """
+
+    def __init__(self, provider: str, message: str, *, task_id: str, code: str | None = None):
+        self.task_id = task_id
+        super().__init__(provider, f"task {task_id} lost: {message}", status_code=404, code=code)
+
+
 class DownloadFailed(ProviderError):
     """The task succeeded but its output could not be stored (expired URL, truncated, not an MP4)."""
 

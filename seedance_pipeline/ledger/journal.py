@@ -18,6 +18,7 @@ from seedance_pipeline.core.errors import (
     ProviderUnavailable,
     SubmitRejected,
     TaskFailed,
+    TaskLost,
 )
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendGuard
@@ -116,6 +117,8 @@ def outcome_of(error: Exception | None, *, accepted: bool) -> AttemptState:
         if isinstance(error, (SubmitRejected, ProviderUnavailable)) and not isinstance(error, AcceptanceUnknown):
             return AttemptState.REJECTED  # the provider said no, or was never reached: nothing exists
         return AttemptState.UNKNOWN  # the POST may have reached the provider
+    if isinstance(error, TaskLost):
+        return AttemptState.LOST  # forgotten by the provider after it ended: most likely billed
     if isinstance(error, TaskFailed):
         return AttemptState.FAILED
     if isinstance(error, DownloadFailed):

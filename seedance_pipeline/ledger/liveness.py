@@ -15,7 +15,9 @@ from functools import lru_cache
 
 import dagster as dg
 
+from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.records import AttemptRecord
+from seedance_pipeline.providers import ADAPTER_CLASSES
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -64,3 +66,17 @@ def orphaned(record: AttemptRecord, instance: dg.DagsterInstance) -> bool:
     run = instance.get_run_by_id(record.run_id) if record.run_id else None
     ended = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
     return run is None or run.status in ended
+
+
+def retention_warning(record: AttemptRecord, now: float) -> str | None:
+    """A warning for a task open so long that its provider may soon forget it (then it is lost, and billed),
+    with what collects it; None while it is young or the provider's retention is not documented."""
+    retention = ADAPTER_CLASSES[record.provider].task_retention_s if record.provider in ADAPTER_CLASSES else None
+    age = now - record.updated_at
+    if retention is None or record.state not in states.COLLECTABLE or age < retention / 2:
+        return None
+    return (
+        f"attempt {record.attempt_id} ({record.image}|{record.prompt}, {record.provider} task {record.task_id}) has "
+        f"been open {age / 60:.0f} min; {record.provider} forgets a task {retention / 60:.0f} min after it ends. "
+        "Collect it now: `seedance-pipeline run` (or the pending-tasks sensor, once its run has died)"
+    )

@@ -137,6 +137,13 @@ def summary_markdown(day: str, df: pd.DataFrame) -> str:
     blocked = blocked_by_budget(df)
     if blocked:
         lines += ["", f"{blocked} attempt(s) were stopped by a budget before anything was sent."]
+    lost = df[df["outcome"] == S.LOST.value]
+    if len(lost):
+        lines += [
+            "",
+            f"{len(lost)} attempt(s) were lost: the provider accepted them and no longer knows them, so they are "
+            f"counted as charged (${lost['charged_usd'].sum():,.4f}) with no clip stored.",
+        ]
     if df["simulated"].any():
         lines += [
             "",

@@ -14,8 +14,11 @@ written before anything is sent and after every step, so a crash leaves a record
     SUCCEEDED        the output is stored (billed)
     FAILED           the task ended without a clip (free wherever the provider documents it; assumed elsewhere)
     DOWNLOAD_FAILED  the task succeeded (billed) but its output is not stored yet: collected again later
+    LOST             the provider accepted the task and no longer knows it (forgotten after it ended): most likely
+                     finished and billed, output unknown; counted as charged and never resubmitted automatically
+                     (the next run makes the clip again as a new, budget-checked attempt)
     REUSED           no request at all: a stored clip made from the same fingerprint was used (born in this state)
-    ABANDONED        a person closed an attempt whose acceptance was unknown
+    ABANDONED        a person closed it: an attempt whose acceptance was unknown, or a task cancelled at the provider
 
 An attempt taken over by another process (after a crash) keeps its state; only its owner and run change.
 """
@@ -36,6 +39,7 @@ class AttemptState(StrEnum):
     DOWNLOAD_FAILED = "download_failed"
     REUSED = "reused"
     ABANDONED = "abandoned"
+    LOST = "lost"
 
 
 S = AttemptState
@@ -45,10 +49,10 @@ INITIAL = frozenset({S.INTENT, S.REUSED})
 
 # state -> the states it may move to. A collected task (ACCEPTED, DOWNLOAD_FAILED, or SUCCEEDED whose clip was
 # never stored whole) is polled again and ends like any accepted task; one still running stays ACCEPTED.
-_AFTER_ACCEPTANCE = frozenset({S.ACCEPTED, S.SUCCEEDED, S.FAILED, S.DOWNLOAD_FAILED})
+_AFTER_ACCEPTANCE = frozenset({S.ACCEPTED, S.SUCCEEDED, S.FAILED, S.DOWNLOAD_FAILED, S.LOST})
 TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
     S.INTENT: frozenset({S.ACCEPTED, S.UNKNOWN, S.REJECTED, S.BLOCKED, S.ABANDONED}),
-    S.ACCEPTED: _AFTER_ACCEPTANCE,
+    S.ACCEPTED: _AFTER_ACCEPTANCE | {S.ABANDONED},  # abandoned: cancelled at the provider by a person
     S.DOWNLOAD_FAILED: _AFTER_ACCEPTANCE,
     S.SUCCEEDED: _AFTER_ACCEPTANCE,
     S.UNKNOWN: frozenset({S.ABANDONED}),
@@ -57,6 +61,7 @@ TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
     S.FAILED: frozenset(),
     S.REUSED: frozenset(),
     S.ABANDONED: frozenset(),
+    S.LOST: frozenset(),
 }
 
 # -- the named sets --------------------------------------------------------------------------------------------
@@ -71,8 +76,8 @@ NEEDS_DECISION = frozenset({S.INTENT, S.UNKNOWN})
 AWAITING_PERSON = frozenset({S.UNKNOWN})
 # May still be billed: a budget counts its estimate.
 IN_FLIGHT = frozenset({S.INTENT, S.ACCEPTED, S.UNKNOWN})
-# Delivered by the provider, so billed: a budget and the cost report count its charge.
-BILLED = frozenset({S.SUCCEEDED, S.DOWNLOAD_FAILED})
+# Billed, or most likely billed: a budget and the cost report count its charge (reported, else estimated).
+BILLED = frozenset({S.SUCCEEDED, S.DOWNLOAD_FAILED, S.LOST})
 # Never reached the provider: its budget reservation is released.
 NEVER_SENT = frozenset({S.REJECTED, S.BLOCKED})
 # A clip is stored for the pair.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import dagster as dg
@@ -27,9 +27,11 @@ class Stored:
 
 @dataclass(frozen=True)
 class Failed:
-    """One clip that could not be made, with the reason; the other clips of the run go on."""
+    """One clip that could not be made, with the reason and any event to record on its partition (a lost task's
+    observation); the other clips of the run go on."""
 
     message: str
+    events: list[dg.AssetObservation] = field(default_factory=list)
 
 
 Message = Log | Stored | Failed

@@ -7,6 +7,8 @@ import base64
 
 import dagster as dg
 
+from seedance_pipeline.ledger.budget import committed_usd
+from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.lineage import versions
 from seedance_pipeline.lineage.names import CLIPS_CODE_VERSION, CLIPS_KEY, OUTCOME_TAG, PROVIDER_TAG
@@ -56,6 +58,8 @@ def clip_events(
         )
     if sidecar.get("passed_over"):
         metadata["passed_over"] = "; ".join(sidecar["passed_over"])
+    if sidecar.get("after_lost_attempt") and not reused:
+        metadata["after_lost_attempt"] = str(sidecar["after_lost_attempt"])
     if source_url:
         metadata["source_url"] = dg.MetadataValue.url(source_url)
     if sidecar.get("source_url_expires_at"):
@@ -98,3 +102,20 @@ def evaluations(partition: str, results: dict[str, tuple[bool, dict]]) -> list[d
         )
         for name, (passed, meta) in results.items()
     ]
+
+
+def lost_observation(it: Item, record: AttemptRecord) -> dg.AssetObservation:
+    """On the clip partition, so the UI shows it where people look: the provider forgot an accepted task."""
+    return dg.AssetObservation(
+        asset_key=CLIPS_KEY,
+        partition=str(it.partition),
+        metadata={
+            "outcome": AttemptState.LOST.value,
+            "attempt_id": record.attempt_id,
+            "provider": record.provider,
+            "task_id": str(record.task_id),
+            "charged_usd": dg.MetadataValue.float(committed_usd(record)),
+            "why": "the provider accepted this task and no longer knows it: it most likely finished and was billed; "
+            "its output is unknown. The next run makes the clip again as a new attempt.",
+        },
+    )

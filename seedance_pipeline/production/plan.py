@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dagster as dg
+
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.liveness import owner_alive
 from seedance_pipeline.ledger.records import AttemptRecord
@@ -22,7 +24,12 @@ from seedance_pipeline.storage.resource import SeedanceStorage
 
 
 class ItemFailed(Exception):
-    """This clip cannot be made in this run (the message says why); the run's other clips go on."""
+    """This clip cannot be made in this run (the message says why); the run's other clips go on. ``events`` are
+    recorded on its partition all the same."""
+
+    def __init__(self, message: str, events: list[dg.AssetObservation] | None = None):
+        super().__init__(message)
+        self.events = events or []
 
 
 @dataclass
@@ -34,6 +41,7 @@ class Production:
     opened: tuple[Candidate, AttemptRecord] | None = None  # resume this attempt (poll, never resubmit)
     blocked: str | None = None  # acceptance unknown: a person decides
     kept: str | None = None  # where the clip a changed request replaces was kept
+    after_lost: str | None = None  # the attempt of the same request a provider forgot: this one is new
 
 
 def plan_production(
@@ -59,7 +67,9 @@ def plan_production(
         except OSError as exc:
             return Production(it, blocked=storage_error(it, exc))
     kept = keep_current_version(storage, it.prompt, it.image, first.prepared.fingerprint, stored)
-    return Production(it, opened=opened, kept=kept)
+    newest = attempts[first.prepared.fingerprint][-1:] if opened is None else []
+    after_lost = newest[0].attempt_id if newest and newest[0].state is states.AttemptState.LOST else None
+    return Production(it, opened=opened, kept=kept, after_lost=after_lost)
 
 
 def _open_attempt(

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from seedance_pipeline.clip.generate import generate_clip
 from seedance_pipeline.core.errors import OverBudget, ProviderError
 from seedance_pipeline.ledger import states
-from seedance_pipeline.ledger.budget import SpendGuard
+from seedance_pipeline.ledger.budget import SpendGuard, committed_usd
 from seedance_pipeline.ledger.journal import AttemptJournal
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.planning.reuse import StoredClips
 from seedance_pipeline.planning.select import Item
 from seedance_pipeline.production.bridge import RelayLog, Send
 from seedance_pipeline.production.messages import Failed, Stored
+from seedance_pipeline.production.metadata import lost_observation
 from seedance_pipeline.production.plan import ItemFailed, Production, plan_production, storage_error
 from seedance_pipeline.production.store import Events, reuse_stored, store_generated
 from seedance_pipeline.providers.engine import ProviderClient
@@ -66,7 +67,7 @@ async def produce_all(
                 try:
                     send(Stored(await next_done))
                 except ItemFailed as exc:
-                    send(Failed(str(exc)))
+                    send(Failed(str(exc), exc.events))
         finally:
             # Leaving early (an error, or the run being stopped): stop waiting, keep every record as it is.
             for task in tasks:
@@ -93,6 +94,11 @@ async def _produce_one(run: Run, plan: Production) -> Events:
     clip_path = storage.clip_path(it.prompt, it.image)
     if plan.kept:
         run.log.info(f"{it.where}: the request changed; the earlier clip is kept at {storage.ref(plan.kept)}")
+    if plan.after_lost:
+        run.log.warning(
+            f"{it.where}: the provider forgot attempt {plan.after_lost} of this request (counted as charged); "
+            "making the clip again as a new, budget-checked attempt"
+        )
     order = [opened[0]] if opened else it.candidates
     passed_over: list[str] = []
     for n, candidate in enumerate(order):
@@ -142,8 +148,15 @@ async def _produce_one(run: Run, plan: Production) -> Events:
                     f"{order[n + 1].provider}, the next cheapest provider that accepts the request"
                 )
                 continue
+            record = journal.record
+            if record is not None and record.state is states.AttemptState.LOST:
+                raise ItemFailed(
+                    f"{it.where}: {exc}; counted as charged (${committed_usd(record):.4f}), never resubmitted "
+                    "automatically: the next run makes this clip again as a new, budget-checked attempt",
+                    [lost_observation(it, record)],
+                ) from None
             raise ItemFailed(
                 f"{it.where}: {exc}" + (f" (after {'; '.join(passed_over)})" if passed_over else "")
             ) from None
-        return await store_generated(it, candidate, storage, result, journal, passed_over)
+        return await store_generated(it, candidate, storage, result, journal, passed_over, plan.after_lost)
     raise AssertionError("unreachable")

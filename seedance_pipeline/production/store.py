@@ -33,6 +33,7 @@ async def store_generated(
     result: ClipResult,
     journal: AttemptJournal,
     passed_over: list[str],
+    after_lost: str | None = None,
 ) -> Events:
     """A clip the provider made, now in storage: probed, its sidecar written."""
     prepared = candidate.prepared
@@ -57,6 +58,7 @@ async def store_generated(
         "attempt_id": journal.record.attempt_id if journal.record else None,
         "checks": {name: passed for name, (passed, _) in results.items()},
         "passed_over": passed_over,
+        "after_lost_attempt": after_lost,
     }
     await _write_sidecar(storage, it, sidecar)
     return clip_events(

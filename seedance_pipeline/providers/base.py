@@ -60,6 +60,10 @@ class ProviderAdapter(ABC):
     env_key: ClassVar[str]
     default_base_url: ClassVar[str]
     capabilities: ClassVar[Capabilities]
+    # How long the provider keeps a task's record after the task ends (then its status answers 404 and the task
+    # is lost, §8.6), and how long an output URL lives when a reply does not say; None: not documented.
+    task_retention_s: float | None = None
+    output_url_ttl_s: float | None = None
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
@@ -83,6 +87,10 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def error_message(self, reply: WireReply) -> tuple[str | None, str]:
         """(code, message) from an error reply, in the provider's own terms."""
+
+    def build_cancel(self, task_id: str) -> WireRequest | None:
+        """The call that cancels a task, where the provider has one; its 2xx reply parses like a poll's."""
+        return None
 
 
 def map_status(table: dict[str, TaskState], raw: str | None) -> TaskState:

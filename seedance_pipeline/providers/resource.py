@@ -62,7 +62,9 @@ class SeedanceProviders(dg.ConfigurableResource):
         return cls(**{**found, **overrides})
 
     def api_key(self, provider: str) -> str | None:
-        return self.api_keys.get(provider) or None
+        key = self.api_keys.get(provider)
+        # Inside a run Dagster has resolved the EnvVar already; outside one (the CLI), it is resolved here.
+        return (key.get_value() if isinstance(key, dg.EnvVar) else key) or None
 
     def route(self, provider: str) -> Route:
         return route(provider, api_key=self.api_key(provider), base_url=self.base_urls.get(provider))

@@ -46,6 +46,8 @@ class RunPodAdapter(ProviderAdapter):
     name = "runpod"
     env_key = "RUNPOD_API_KEY"
     default_base_url = "https://api.runpod.ai"
+    task_retention_s = 30 * 60.0  # after completion, for /run (1 min for /runsync): docs/providers.md §3.6
+    output_url_ttl_s = 7 * 86400.0  # §3.6
     capabilities = Capabilities(
         resolutions=frozenset({"480p", "720p"}),
         ratios=frozenset({"21:9", "16:9", "9:16", "1:1", "4:3", "3:4"}),
@@ -61,6 +63,8 @@ class RunPodAdapter(ProviderAdapter):
         if runsync_wait_ms is not None and not 1000 <= runsync_wait_ms <= 300000:
             raise ValueError("runsync_wait_ms must be 1000..300000 (docs/providers.md §3.1)")
         self.use_runsync, self.runsync_wait_ms = use_runsync, runsync_wait_ms
+        if use_runsync:
+            self.task_retention_s = 60.0
 
     def build_submit(self, req: GenerationRequest, images: ImageRefs, aspect_ratio: str) -> WireRequest:
         body: dict[str, Any] = {"prompt": req.prompt, "image": images.image}
@@ -89,6 +93,10 @@ class RunPodAdapter(ProviderAdapter):
 
     def parse_poll(self, reply: WireReply) -> TaskSnapshot:
         return self._snapshot(body_dict(reply))
+
+    def build_cancel(self, task_id: str) -> WireRequest:
+        # Cancels a queued or running job on serverless endpoints; on public endpoints [UNKNOWN] (§3.7).
+        return WireRequest("POST", f"{ENDPOINT}/cancel/{task_id}")
 
     def error_message(self, reply: WireReply) -> tuple[str | None, str]:
         body = body_dict(reply)

@@ -46,6 +46,7 @@ class WaveSpeedAdapter(ProviderAdapter):
     name = "wavespeed"
     env_key = "WAVESPEED_API_KEY"
     default_base_url = "https://api.wavespeed.ai"
+    task_retention_s = 7 * 86400.0  # predictions and their outputs are deleted after 7 days: docs/providers.md §4.6
     capabilities = Capabilities(
         resolutions=frozenset({"480p", "720p"}),
         ratios=frozenset({"21:9", "16:9", "4:3", "1:1", "3:4", "9:16"}),

@@ -47,6 +47,9 @@ class ClipsConfig(dg.Config):
     collect: list[str] = []
     # This run's spend limit in USD; None: the configured per-run budget (SEEDANCE_BUDGET_PER_RUN_USD).
     budget_usd: float | None = None
+    # Clip partitions ("image|prompt") this run leaves as they are: `run` passes those whose task a provider was
+    # just found to have lost, so a person sees the loss before anything is paid for again.
+    leave: list[str] = []
 
 
 def produce_clips(
@@ -62,7 +65,8 @@ def produce_clips(
     if config.collect:
         ready, failures = collect_items(context.instance, context.log.info, config.collect, store, keys), []
     else:
-        selection = select(context.instance, keys, config.mode)
+        left = {tuple(key.split("|", 1)) for key in config.leave}
+        selection = select(context.instance, [k for k in keys if k not in left], config.mode)
         failures = selection.failures
         context.log.info(
             f"{len(keys)} partitions in this run: {len(selection.items)} to produce, "
@@ -89,6 +93,7 @@ def produce_clips(
             elif isinstance(message, Failed):
                 failures.append(message.message)
                 context.log.error(message.message)
+                yield from message.events
             else:
                 stored += 1
                 yield from message.events

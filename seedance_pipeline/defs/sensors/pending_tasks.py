@@ -11,7 +11,7 @@ import dagster as dg
 from seedance_pipeline.defs.jobs import clips_job
 from seedance_pipeline.defs.sensors.storage import SENSOR_INTERVAL_S
 from seedance_pipeline.ledger import states
-from seedance_pipeline.ledger.liveness import orphaned
+from seedance_pipeline.ledger.liveness import orphaned, retention_warning
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_KEY, PROVIDER_TAG, TRIGGER_TAG
 from seedance_pipeline.lineage.partitions import clip_key
@@ -36,6 +36,8 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
     counts: Counter[tuple[str, str]] = Counter()
     now = time.time()
     for rec in records:
+        if warning := retention_warning(rec, now):
+            context.log.warning(warning)
         if (rec.owner, rec.run_id) not in dead:
             dead[(rec.owner, rec.run_id)] = orphaned(rec, context.instance)
         counts[(rec.provider, rec.state)] += 1

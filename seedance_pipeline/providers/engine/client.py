@@ -32,6 +32,7 @@ from seedance_pipeline.core.errors import (
     ProviderError,
     ProviderUnavailable,
     SubmitRejected,
+    TaskLost,
 )
 from seedance_pipeline.providers.base import ProviderAdapter, WireReply, WireRequest, relative_path
 from seedance_pipeline.providers.engine.download import Downloads, is_private_host
@@ -94,7 +95,7 @@ class ProviderClient(Downloads):
         self._slots = asyncio.Semaphore(s.max_in_flight)
         host = urlsplit(self.base_url).hostname or ""
         self._allow_private = s.allow_private_hosts if s.allow_private_hosts is not None else is_private_host(host)
-        self.requests_sent = {"submit": 0, "status": 0, "download": 0}
+        self.requests_sent = {"submit": 0, "status": 0, "download": 0, "cancel": 0}
 
     async def __aenter__(self) -> ProviderClient:
         return self
@@ -211,13 +212,13 @@ class ProviderClient(Downloads):
         wire = self.adapter.build_poll(task_id, relative_path(poll_url, self.base_url))
         reply = await self._get(self._api, wire, "status")
         if reply.status_code == 404:
+            # A task we were given the id of, gone: forgotten after it ended, not a free failure (§8.6).
             code, message = self._message(reply)
-            return TaskSnapshot(
+            raise self._error(
+                TaskLost,
+                f"the provider no longer knows this task ({message}); it most likely finished and was billed",
                 task_id=task_id,
-                state=TaskState.EXPIRED,
-                raw_status="HTTP 404",
-                error_code=code,
-                error=f"the provider no longer has this task ({message})",
+                code=code,
             )
         if not 200 <= reply.status_code < 300:
             code, message = self._message(reply)
@@ -267,6 +268,21 @@ class ProviderClient(Downloads):
         if snap.state is TaskState.SUCCEEDED and learn:
             self.schedule.observe(time.monotonic() - start, running_at)
         return snap
+
+    async def cancel(self, task_id: str) -> TaskSnapshot | None:
+        """Ask the provider to cancel a task: its state after the call, or None when it has no cancel endpoint.
+        A cancel is never retried blindly beyond what a status GET would be (it changes nothing twice)."""
+        wire = self.adapter.build_cancel(task_id)
+        if wire is None:
+            return None
+        reply = await self._get(self._api, wire, "cancel")
+        if not 200 <= reply.status_code < 300:
+            code, message = self._message(reply)
+            raise self._error(
+                ProviderError, f"cancel of task {task_id}: {message}", status_code=reply.status_code, code=code
+            )
+        snap = self.adapter.parse_poll(reply)
+        return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
 
     def slot(self) -> asyncio.Semaphore:
         """Hold while a task is in flight at the provider: ``async with client.slot(): ...``."""
