@@ -109,7 +109,7 @@ def write_inputs(storage: SeedanceStorage, clips: int) -> tuple[list[str], dict[
     from PIL import Image
 
     n_images, prompts = prompt_plan(clips)
-    sizes = [(400, 300), (300, 400), (400, 400), (534, 300)]
+    sizes = [(400, 304), (304, 400), (400, 400), (540, 304)]  # small, inside the open ranges of §2.5
     images = []
     for i in range(n_images):
         buf = io.BytesIO()

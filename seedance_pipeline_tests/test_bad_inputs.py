@@ -113,7 +113,7 @@ ROWS = [
     # -- images ----------------------------------------------------------------------------------------
     Row("image-too-small", on_image("tiny.png", image((299, 400))), "image", "tiny.png", "width is 299"),
     Row("image-side-too-large", on_image("tall.png", image((400, 6001))), "image", "tall.png", "height is 6001"),
-    Row("image-wrong-aspect", on_image("strip.png", image((1000, 300))), "image", "strip.png", "aspect"),
+    Row("image-wrong-aspect", on_image("strip.png", image((1000, 320))), "image", "strip.png", "aspect"),
     Row("not-an-image", on_image("notes.png", b"hello, I am text"), "image", "notes.png", "not a readable image"),
     Row("png-renamed-jpg", on_image("photo.jpg", image()), "image", "photo.jpg", "says JPEG but the content is PNG"),
     Row("31-mb-file", on_image("huge.png", TOO_BIG), "image", "huge.png", "30 MB"),

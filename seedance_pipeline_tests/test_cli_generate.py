@@ -31,7 +31,7 @@ URL_ONLY = frozenset({"runpod", "wavespeed", "vibedream"})
 SUMMARY_KEYS = {"provider", "task_id", "status", "output", "estimated_cost_usd", "reported_cost_usd"}
 API_KEY = "sk-cli-test-0123456789abcdef"
 # 4 s / 480p / silent from a 16:9 frame (prices.yaml); reported only by RunPod and VibeDream.
-ESTIMATED_USD = {"runpod": 0.096, "wavespeed": 0.0482112, "jiekou": 0.0482112, "novita": 0.0482112, "vibedream": 0.29}
+ESTIMATED_USD = {"runpod": 0.096, "wavespeed": 0.048, "jiekou": 0.0482112, "novita": 0.0482112, "vibedream": 0.29}
 REPORTED_USD = {"runpod": 0.096, "wavespeed": None, "jiekou": None, "novita": None, "vibedream": 0.29}
 TIMEOUT_S = 60
 

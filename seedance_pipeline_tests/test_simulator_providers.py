@@ -283,6 +283,8 @@ IMAGE_PROBLEMS = [
     ((200, 200, "PNG"), "INVALID_IMAGE_SIZE"),  # side < 300
     ((1500, 400, "PNG"), "INVALID_IMAGE_SIZE"),  # aspect 3.75 > 2.5
     ((300, 900, "PNG"), "INVALID_IMAGE_SIZE"),  # aspect 0.33 < 0.4
+    ((300, 400, "PNG"), "INVALID_IMAGE_SIZE"),  # sides are an open range: exactly 300 is refused
+    ((1000, 400, "PNG"), "INVALID_IMAGE_SIZE"),  # so is an aspect of exactly 2.5
     ((640, 480, "ICO"), "INVALID_IMAGE_FORMAT"),
     ("missing", "INVALID_REQUEST_BODY"),  # unreachable URL (404)
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from PIL import Image
 
@@ -66,11 +68,36 @@ def test_wrong_type_names_the_field(image):
 
 @pytest.mark.parametrize(
     "size,needle",
-    [((299, 400), "width is 299"), ((400, 6001), "height is 6001"), ((1000, 300), "aspect"), ((300, 800), "aspect")],
+    [
+        ((299, 400), "width is 299"),
+        ((400, 6001), "height is 6001"),
+        ((1000, 320), "aspect"),
+        ((320, 820), "aspect"),
+        # Open ranges (docs/providers.md §2.5): the bounds themselves are refused.
+        ((300, 400), "width is 300 px; each side must be more than 300"),
+        ((6000, 4000), "width is 6000 px; each side must be more than 300 and less than 6000"),
+        ((1000, 400), "aspect (width/height) is 2.500"),
+        ((400, 1000), "aspect (width/height) is 0.400"),
+    ],
 )
 def test_image_sides_and_aspect(size, needle, tmp_path):
     err = rejects("jiekou", write_image(tmp_path / "x.png", size=size))
     assert err.field == "image" and needle in err.rule
+
+
+@pytest.mark.parametrize("size", [(301, 400), (5999, 4000), (999, 400), (400, 999)])
+def test_images_just_inside_the_open_ranges_are_accepted(size, tmp_path):
+    prepare(get_adapter("jiekou"), build_request(prompt="p", image=write_image(tmp_path / "x.png", size=size)))
+
+
+def test_wavespeed_takes_images_of_at_most_20_mb_where_the_others_take_under_30(tmp_path):
+    path = tmp_path / "noisy.png"
+    # 21 MB of PNG that still decodes: random pixels do not compress.
+    Image.frombytes("RGB", (2700, 2700), os.urandom(2700 * 2700 * 3)).save(path, format="PNG", compress_level=0)
+    assert 20 * 2**20 < path.stat().st_size < 30 * 2**20
+    err = rejects("wavespeed", str(path))
+    assert "WaveSpeed accepts image files of at most 20 MB" in err.rule
+    prepare(get_adapter("novita"), build_request(prompt="p", image=str(path)))
 
 
 def test_png_renamed_jpg(tmp_path):

@@ -101,6 +101,30 @@ def per_prompt(df: pd.DataFrame) -> pd.DataFrame:
     return table.round(4)
 
 
+def estimate_drift(df: pd.DataFrame) -> pd.DataFrame:
+    """Per provider, over the attempts whose charge the provider reported: our estimate against its figure (the
+    charge is always the reported one where there is one), and the drift, (reported - estimated) / estimated."""
+    import pandas as pd
+
+    reported = df[df["reported_usd"].notna() & (df["outcome"] != S.REUSED.value)]
+    columns = ["provider", "attempts_reported", "estimated_usd", "reported_usd", "drift_pct"]
+    if reported.empty:
+        return pd.DataFrame(columns=columns)
+    table = (
+        reported.groupby("provider")
+        .agg(
+            attempts_reported=("attempt_id", "count"),
+            estimated_usd=("estimated_usd", "sum"),
+            reported_usd=("reported_usd", "sum"),
+        )
+        .reset_index()
+    )
+    table["drift_pct"] = (100 * (table["reported_usd"] - table["estimated_usd"]) / table["estimated_usd"]).where(
+        table["estimated_usd"] > 0
+    )
+    return table[columns].round(4)
+
+
 def blocked_by_budget(df: pd.DataFrame) -> int:
     """Attempts a budget stopped before anything was sent."""
     return int((df["outcome"] == S.BLOCKED.value).sum())
@@ -133,6 +157,10 @@ def summary_markdown(day: str, df: pd.DataFrame) -> str:
         "## Per prompt",
         "",
         per_prompt(df).to_markdown(index=False),
+        "",
+        "## Estimate against what the provider reported",
+        "",
+        _drift_markdown(df),
     ]
     blocked = blocked_by_budget(df)
     if blocked:
@@ -150,3 +178,10 @@ def summary_markdown(day: str, df: pd.DataFrame) -> str:
             f"_{int(df['simulated'].sum())} attempt(s) went to the built-in simulator: simulated, not billed._",
         ]
     return "\n".join(lines)
+
+
+def _drift_markdown(df: pd.DataFrame) -> str:
+    drift = estimate_drift(df)
+    if drift.empty:
+        return "No provider reported a charge for these attempts: every charge above is our estimate."
+    return drift.to_markdown(index=False)

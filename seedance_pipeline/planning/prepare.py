@@ -9,6 +9,7 @@ from seedance_pipeline.core.images import is_http_url
 from seedance_pipeline.lineage.names import IMAGES_KEY
 from seedance_pipeline.planning.images import ImageLoader
 from seedance_pipeline.planning.provider_choice import candidates
+from seedance_pipeline.planning.refusals import Refusals
 from seedance_pipeline.planning.select import Item
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -20,6 +21,7 @@ def prepare_items(
     """Validate every item before the first request leaves and fill in its candidates; the rest go to ``failures``."""
     image = ImageLoader(storage)
     image.preload({it.image for it in items})
+    refusals = Refusals(storage)
     ready = []
     for it in items:
         spec = it.spec
@@ -52,7 +54,7 @@ def prepare_items(
                 seed=fields["seed"],
                 service_tier=fields["service_tier"],
             )
-            it.candidates = candidates(spec.provider, req, refs, storage, providers)
+            it.candidates = candidates(spec.provider, req, refs, storage, providers, refusals)
         except InvalidRequest as exc:
             failures.append(f"{it.where}: {exc}")
             continue

@@ -8,7 +8,9 @@ from seedance_pipeline.clip.prepare import prepare
 from seedance_pipeline.core import model_spec
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.images import ImageData
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.planning.prompt_spec import PromptSpec
+from seedance_pipeline.planning.refusals import Refusals
 from seedance_pipeline.planning.select import Candidate
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS, get_adapter
 from seedance_pipeline.providers.resource import SeedanceProviders
@@ -16,12 +18,23 @@ from seedance_pipeline.storage.resource import SeedanceStorage
 
 
 def candidates(
-    choice: str, req, refs: dict[str, ImageData], storage: SeedanceStorage, providers: SeedanceProviders
+    choice: str,
+    req: GenerationRequest,
+    refs: dict[str, ImageData],
+    storage: SeedanceStorage,
+    providers: SeedanceProviders,
+    refusals: Refusals | None = None,
 ) -> list[Candidate]:
-    """The named provider, or for ``auto`` every configured provider that accepts the request, cheapest first."""
+    """The named provider, or for ``auto`` every configured provider that accepts the request, cheapest first.
+    A provider known to refuse the request's resolution (``refusals.py``) is not a candidate."""
     names = providers.configured() if choice == "auto" else [choice]
     options, errors = [], []
     for name in names:
+        refused = refusals.reason(name, req.resolution) if refusals is not None else None
+        if refusals is not None and refused:
+            rule = f"{refused}; delete {refusals.path} to try again"
+            errors.append(InvalidRequest("resolution", req.resolution, rule, name))
+            continue
         route = providers.route(name)
 
         def presign(ref: str, _route=route) -> str | None:

@@ -9,11 +9,12 @@ import logging
 from dataclasses import dataclass
 
 from seedance_pipeline.clip.generate import generate_clip
-from seedance_pipeline.core.errors import OverBudget, ProviderError
+from seedance_pipeline.core.errors import OverBudget, ProviderError, SubmitRejected
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendGuard, committed_usd
 from seedance_pipeline.ledger.journal import AttemptJournal
 from seedance_pipeline.ledger.store import TaskStore
+from seedance_pipeline.planning.refusals import Refusals
 from seedance_pipeline.planning.reuse import StoredClips
 from seedance_pipeline.planning.select import Item
 from seedance_pipeline.production.bridge import RelayLog, Send
@@ -40,6 +41,7 @@ class Run:
     storage: SeedanceStorage
     store: TaskStore
     guard: SpendGuard
+    refusals: Refusals
 
 
 async def produce_all(
@@ -55,7 +57,8 @@ async def produce_all(
     log = RelayLog(send)
     used = sorted({c.provider for it in ready for c in it.candidates})
     async with providers.clients(used, logger=log) as clients:
-        run = Run(run_id, log, clients, storage, store, guard)
+        refusals = await asyncio.to_thread(Refusals, storage)
+        run = Run(run_id, log, clients, storage, store, guard, refusals)
         stored = await asyncio.to_thread(StoredClips.for_items, storage, ready)
         plans = await asyncio.gather(
             *(asyncio.to_thread(plan_production, storage, store, it, run_id, stored) for it in ready)
@@ -103,6 +106,12 @@ async def _produce_one(run: Run, plan: Production) -> Events:
     passed_over: list[str] = []
     for n, candidate in enumerate(order):
         prepared, provider = candidate.prepared, candidate.provider
+        refused = None if opened else run.refusals.reason(provider, prepared.request.resolution)
+        if refused:  # learned earlier in this run: nothing is sent that is known to be refused
+            passed_over.append(refused)
+            if n + 1 < len(order):
+                continue
+            raise ItemFailed(f"{it.where}: {'; '.join(passed_over)}")
         journal = AttemptJournal(
             run.store,
             image=it.image,
@@ -141,6 +150,10 @@ async def _produce_one(run: Run, plan: Production) -> Events:
             raise ItemFailed(f"{it.where}: {exc}") from None
         except ProviderError as exc:
             never_taken = journal.record is not None and journal.record.state is states.AttemptState.REJECTED
+            if never_taken and isinstance(exc, SubmitRejected):
+                resolution = prepared.request.resolution
+                if await asyncio.to_thread(run.refusals.learn, provider, resolution, exc):
+                    run.log.warning(f"{provider} refused {resolution} at submit: remembered ({run.refusals.path})")
             if never_taken and n + 1 < len(order):
                 passed_over.append(f"{provider}: {exc}")
                 run.log.warning(

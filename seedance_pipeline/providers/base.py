@@ -42,6 +42,11 @@ class Capabilities:
     accepts_data_uri: bool
     extras: frozenset[str] = frozenset()  # service_tier / execution_expires_after / watermark
     source: str = ""  # where these limits come from
+    # Where individual limits come from, when their evidence differs from ``source`` (e.g. a resolution the
+    # provider's page lists and its own plugin contradicts): shown with the error that refuses them.
+    notes: tuple[tuple[str, str], ...] = ()
+    max_image_bytes: int = 30 * 1024 * 1024 - 1  # ByteDance's "< 30 MB" (docs/providers.md §2.5)
+    image_size_rule: str = "image files must be smaller than 30 MB"
 
 
 BYTEDANCE_IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"})

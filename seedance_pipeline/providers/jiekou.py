@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from seedance_pipeline.providers.v3async import V3AsyncAdapter
+import dataclasses
+
+from seedance_pipeline.providers.v3async import V3_CAPABILITIES, V3AsyncAdapter
 
 
 class JieKouAdapter(V3AsyncAdapter):
     name = "jiekou"
     env_key = "JIEKOU_API_KEY"
     default_base_url = "https://api.jiekou.ai"
+    capabilities = dataclasses.replace(
+        V3_CAPABILITIES,
+        notes=(
+            (
+                "1080p",
+                "JieKou's model page lists 1080p; its own ComfyUI plugin says 480p and 720p only (docs/providers.md "
+                "§5.2): kept allowed, and a refusal at submit is remembered",
+            ),
+        ),
+    )

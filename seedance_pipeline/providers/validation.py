@@ -61,14 +61,19 @@ def validate_image(provider: str, caps: Capabilities, field: str, img: ImageData
 
     if img.format not in caps.image_formats:
         reject(f"image format {img.format} is not accepted; accepted: {', '.join(sorted(caps.image_formats))}")
+    if len(img.data) > caps.max_image_bytes:
+        reject(f"{caps.image_size_rule} (this one is {len(img.data) / 2**20:.1f} MB)")
+    # Open ranges (docs/providers.md §2.5): exactly 300 px, 6000 px, 0.4 and 2.5 are refused.
     for side_name, side in (("width", img.width), ("height", img.height)):
-        if not MIN_SIDE <= side <= MAX_SIDE:
-            reject(f"image {side_name} is {side} px; each side must be {MIN_SIDE}..{MAX_SIDE} px")
+        if not MIN_SIDE < side < MAX_SIDE:
+            reject(
+                f"image {side_name} is {side} px; each side must be more than {MIN_SIDE} and less than {MAX_SIDE} px"
+            )
     aspect = img.width / img.height
-    if not MIN_ASPECT <= aspect <= MAX_ASPECT:
+    if not MIN_ASPECT < aspect < MAX_ASPECT:
         reject(
             f"image aspect (width/height) is {aspect:.3f} ({img.width}x{img.height});"
-            f" it must be {MIN_ASPECT}..{MAX_ASPECT}"
+            f" it must be more than {MIN_ASPECT} and less than {MAX_ASPECT}"
         )
 
 

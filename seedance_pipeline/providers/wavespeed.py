@@ -54,6 +54,8 @@ class WaveSpeedAdapter(ProviderAdapter):
         seed_max=2147483647,
         image_formats=BYTEDANCE_IMAGE_FORMATS,
         accepts_data_uri=False,
+        max_image_bytes=20 * 1024 * 1024,  # WaveSpeed's upload endpoint caps images at 20 MB (§4.2, §2.5)
+        image_size_rule="WaveSpeed accepts image files of at most 20 MB",
         source="docs/providers.md §4.2",
     )
 

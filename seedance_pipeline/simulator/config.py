@@ -45,6 +45,9 @@ class ProviderSimConfig(BaseModel):
     # Generation time after the task starts: uniform in [min, max], drawn from the seeded RNG.
     latency_min_s: float = Field(2.0, ge=0)
     latency_max_s: float = Field(2.0, ge=0)
+    # Resolutions the provider's page lists but its API refuses at submit (a 400 naming the resolution), as
+    # JieKou's own plugin says of 1080p (docs/providers.md §5.2).
+    refused_resolutions: list[str] = []
     # Time every task spends queued before it can start.
     queue_delay_s: float = Field(0.0, ge=0)
     # Tasks beyond this many running at once wait queued for a free slot (None: unlimited).

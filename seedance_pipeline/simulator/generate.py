@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seedance_pipeline.simulator import model
-from seedance_pipeline.simulator.images import LoadedImage, load_image
+from seedance_pipeline.simulator.images import MAX_BYTES, LoadedImage, load_image
 from seedance_pipeline.simulator.state import Simulator
 from seedance_pipeline.simulator.task import Task
 
@@ -29,12 +29,19 @@ class Images:
 
 
 async def load_images(
-    image_ref: object, last_image_ref: object | None, *, allow_data_uri: bool, formats: frozenset[str]
+    image_ref: object,
+    last_image_ref: object | None,
+    *,
+    allow_data_uri: bool,
+    formats: frozenset[str],
+    max_bytes: int = MAX_BYTES - 1,
 ) -> Images:
-    image = await load_image(image_ref, "image", allow_data_uri=allow_data_uri, formats=formats)
+    image = await load_image(image_ref, "image", allow_data_uri=allow_data_uri, formats=formats, max_bytes=max_bytes)
     last = None
     if last_image_ref is not None:
-        last = await load_image(last_image_ref, "last_image", allow_data_uri=allow_data_uri, formats=formats)
+        last = await load_image(
+            last_image_ref, "last_image", allow_data_uri=allow_data_uri, formats=formats, max_bytes=max_bytes
+        )
     return Images(image, last)
 
 

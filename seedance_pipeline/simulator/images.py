@@ -1,9 +1,9 @@
 """Fetch (or decode) and check an input image the way the providers do.
 
 Limits (docs/providers.md §2.5, the ByteDance text copied by JieKou/Novita): formats
-jpeg/png/webp/bmp/tiff/gif (VibeDream: JPEG, PNG, GIF, WebP), sides 300..6000 px,
-aspect (width/height) 0.4..2.5, size < 30 MB. A problem is an ``ImageProblem`` whose ``kind``
-lets each provider pick its own error code.
+jpeg/png/webp/bmp/tiff/gif (VibeDream: JPEG, PNG, GIF, WebP), sides in the open range (300, 6000) px,
+aspect (width/height) in (0.4, 2.5), size < 30 MB (WaveSpeed: at most 20 MB). A problem is an
+``ImageProblem`` whose ``kind`` lets each provider pick its own error code.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ VIBEDREAM_FORMATS = frozenset({"jpeg", "png", "gif", "webp"})
 MIN_SIDE, MAX_SIDE = 300, 6000
 MIN_ASPECT, MAX_ASPECT = 0.4, 2.5
 MAX_BYTES = 30 * 1024 * 1024  # "< 30 MB": 30 MiB and more is rejected
+WAVESPEED_MAX_BYTES = 20 * 1024 * 1024  # WaveSpeed's upload cap: more than 20 MiB is rejected
 FETCH_TIMEOUT_S = 5.0
 
 # Pillow format name -> the providers' vocabulary (MPO is a multi-picture JPEG).
@@ -55,7 +56,9 @@ def is_http_url(ref: str) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-async def load_image(ref: object, field: str, *, allow_data_uri: bool, formats: frozenset[str]) -> LoadedImage:
+async def load_image(
+    ref: object, field: str, *, allow_data_uri: bool, formats: frozenset[str], max_bytes: int = MAX_BYTES - 1
+) -> LoadedImage:
     if not isinstance(ref, str) or not ref.strip():
         raise ImageProblem("not_url", f"{field} must be a non-empty string")
     if ref.startswith("data:"):
@@ -67,12 +70,13 @@ async def load_image(ref: object, field: str, *, allow_data_uri: bool, formats: 
     else:
         accepted = "an http(s) URL or a data:image/<format>;base64 URI" if allow_data_uri else "an http(s) URL"
         raise ImageProblem("not_url", f"{field} must be {accepted}")
-    return check_image(data, field, formats)
+    return check_image(data, field, formats, max_bytes)
 
 
-def check_image(data: bytes, field: str, formats: frozenset[str]) -> LoadedImage:
-    if len(data) >= MAX_BYTES:
-        raise ImageProblem("too_large", f"{field} is {len(data)} bytes; it must be smaller than 30 MB")
+def check_image(data: bytes, field: str, formats: frozenset[str], max_bytes: int = MAX_BYTES - 1) -> LoadedImage:
+    """``max_bytes``: the largest size accepted."""
+    if len(data) > max_bytes:
+        raise ImageProblem("too_large", f"{field} is {len(data)} bytes; at most {max_bytes} are accepted")
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -83,12 +87,12 @@ def check_image(data: bytes, field: str, formats: frozenset[str]) -> LoadedImage
         raise ImageProblem("format", f"{field} is not a decodable image; supported formats: {_list(formats)}") from None
     if fmt not in formats:
         raise ImageProblem("format", f"{field} format {fmt} is not supported; supported formats: {_list(formats)}")
-    if min(width, height) < MIN_SIDE:
-        raise ImageProblem("too_small", f"{field} is {width}x{height}; each side must be at least {MIN_SIDE} px")
-    if max(width, height) > MAX_SIDE:
-        raise ImageProblem("too_big", f"{field} is {width}x{height}; each side must be at most {MAX_SIDE} px")
+    if min(width, height) <= MIN_SIDE:
+        raise ImageProblem("too_small", f"{field} is {width}x{height}; each side must be more than {MIN_SIDE} px")
+    if max(width, height) >= MAX_SIDE:
+        raise ImageProblem("too_big", f"{field} is {width}x{height}; each side must be less than {MAX_SIDE} px")
     aspect = width / height
-    if not MIN_ASPECT <= aspect <= MAX_ASPECT:
+    if not MIN_ASPECT < aspect < MAX_ASPECT:
         raise ImageProblem(
             "aspect", f"{field} aspect ratio {aspect:.3f} ({width}x{height}) is outside {MIN_ASPECT}..{MAX_ASPECT}"
         )

@@ -174,6 +174,10 @@ def routes(sim: Simulator, name: str, submit_id_field: Callable[[], str]) -> lis
         except v.BadField as exc:
             sim.record_submit(name, body, accepted=False)
             return error_response(400, str(exc))
+        if params["resolution"] in sim.provider_config(name).refused_resolutions:
+            sim.record_submit(name, body, accepted=False)
+            allowed = ", ".join(r for r in RESOLUTIONS if r not in sim.provider_config(name).refused_resolutions)
+            return error_response(400, f"resolution {params['resolution']} is not supported yet; use one of {allowed}")
         try:
             images = await load_images(
                 params["image"], params["last_image"], allow_data_uri=True, formats=BYTEDANCE_FORMATS

@@ -30,7 +30,7 @@ from seedance_pipeline.simulator.common import (
     replace_images,
 )
 from seedance_pipeline.simulator.generate import FOLLOW_IMAGE, load_images, start_task
-from seedance_pipeline.simulator.images import BYTEDANCE_FORMATS, ImageProblem
+from seedance_pipeline.simulator.images import BYTEDANCE_FORMATS, WAVESPEED_MAX_BYTES, ImageProblem
 from seedance_pipeline.simulator.state import Simulator
 from seedance_pipeline.simulator.task import Task
 
@@ -146,7 +146,11 @@ def routes(sim: Simulator) -> list[Route]:
             )
         try:
             images = await load_images(
-                params["image"], params["last_image"], allow_data_uri=False, formats=BYTEDANCE_FORMATS
+                params["image"],
+                params["last_image"],
+                allow_data_uri=False,
+                formats=BYTEDANCE_FORMATS,
+                max_bytes=WAVESPEED_MAX_BYTES,
             )
         except ImageProblem as exc:
             sim.record_submit(NAME, body, accepted=False)

@@ -9,6 +9,7 @@
     tasks/open/<attempt>.json                              copy of each record that needs attention
     tasks/by-fingerprint/<fingerprint>/<attempt>           empty markers: the attempts of one request
     state/stamps/<asset>.json                              stamps of materialized source files (an index)
+    state/refusals.json                                    resolutions a provider refused at submit
 
 Each function returns a path relative to the root; ``SeedanceStorage.path`` makes it absolute.
 """
@@ -65,6 +66,11 @@ def task_markers(fingerprint: str) -> str:
 
 def task_marker(fingerprint: str, attempt_id: str) -> str:
     return f"{task_markers(fingerprint)}/{attempt_id}"
+
+
+def refusals() -> str:
+    """What providers refused at submit though their pages promise it (planning/refusals.py)."""
+    return "state/refusals.json"
 
 
 def stamps(asset: str) -> str:

@@ -8,6 +8,7 @@ from seedance_pipeline.ledger.report import (
     PREVIEW_COLUMNS,
     attempts_frame,
     blocked_by_budget,
+    estimate_drift,
     per_prompt,
     spent_on_failures,
     summary_markdown,
@@ -38,6 +39,7 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
     storage.write_bytes(parquet_path, buf.getvalue())
     storage.write_bytes(storage.path(layout.report(day, "md")), summary.encode())
     preview = df[PREVIEW_COLUMNS].head(50)
+    drift = estimate_drift(df)
     return dg.MaterializeResult(
         metadata={
             "attempts": len(df),
@@ -47,6 +49,9 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
             "spent_on_failures_usd": dg.MetadataValue.float(spent_on_failures(df)),
             "blocked_by_budget": blocked_by_budget(df),
             "per_prompt": dg.MetadataValue.md(per_prompt(df).to_markdown(index=False) if not df.empty else "(none)"),
+            "estimate_drift": dg.MetadataValue.md(
+                drift.to_markdown(index=False) if not drift.empty else "(none reported)"
+            ),
             "path": dg.MetadataValue.path(storage.ref(parquet_path)),
             "summary": dg.MetadataValue.md(summary),
             "attempts_preview": dg.MetadataValue.md(
