@@ -71,8 +71,12 @@ async def generate_clip(
     journal: Journal | None = None,
     on_update: Callable[[TaskSnapshot], Any] | None = None,
     resume: TaskSnapshot | None = None,
+    patient: bool = True,
 ) -> ClipResult:
-    """Submit (or resume ``resume``), wait, download into ``dest_path``. Raises ProviderError subclasses."""
+    """Submit (or resume ``resume``), wait, download into ``dest_path``. Raises ProviderError subclasses.
+
+    ``patient``: the provider is the clip's last choice, so its 429s are waited out (``ProviderClient.submit``);
+    False when another provider could take the clip instead."""
     t0 = time.monotonic()
     sink = functools.partial(atomic_writer_async, fs, dest_path)  # the MP4 appears whole or not at all
     timings: dict[str, float] = {}
@@ -86,7 +90,7 @@ async def generate_clip(
                 if journal:
                     await asyncio.to_thread(journal.intent, prepared)  # durable before the POST leaves
                 t_start = time.monotonic()
-                snap = await client.submit(prepared.wire)
+                snap = await client.submit(prepared.wire, patient=patient)
                 timings["submit_s"] = time.monotonic() - t0
                 if journal:
                     await asyncio.to_thread(journal.accepted, prepared, snap)

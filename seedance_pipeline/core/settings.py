@@ -20,6 +20,7 @@ T = TypeVar("T")
 DEFAULT_MAX_IN_FLIGHT = 4
 DEFAULT_EXPECTED_LATENCY_S = 60.0
 DEFAULT_PRESIGN_EXPIRY_S = 3600
+DEFAULT_THROTTLE_DEADLINE_S = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,13 @@ AUTO_BACKFILL_BUDGET_USD = Setting(
     "the storage sensor backfills outdated clips itself when their forecast is at most this",
     shown_default="off",
 )
+THROTTLE_DEADLINE_S = Setting(
+    "SEEDANCE_THROTTLE_DEADLINE_S",
+    _positive_seconds,
+    "a number of seconds > 0",
+    DEFAULT_THROTTLE_DEADLINE_S,
+    "how long a clip waits out a provider that answers 429 (with no other provider to try) before it fails",
+)
 SIMULATOR_URL = Setting(
     "SEEDANCE_SIMULATOR_URL",
     _text,
@@ -186,6 +194,7 @@ ALL: tuple[Setting, ...] = (
     BUDGET_PER_RUN_USD,
     BUDGET_PER_DAY_USD,
     AUTO_BACKFILL_BUDGET_USD,
+    THROTTLE_DEADLINE_S,
     SIMULATOR_URL,
     base_url("<PROVIDER>"),
     max_in_flight("<PROVIDER>"),

@@ -145,6 +145,7 @@ async def _produce_one(run: Run, plan: Production) -> Events:
                 journal=journal,
                 on_update=progress,
                 resume=resume,
+                patient=n + 1 == len(order),
             )
         except OverBudget as exc:
             raise ItemFailed(f"{it.where}: {exc}") from None

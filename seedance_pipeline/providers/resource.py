@@ -42,6 +42,11 @@ class SeedanceProviders(dg.ConfigurableResource):
         default=settings.DEFAULT_EXPECTED_LATENCY_S,
         description="Poll-schedule prior for providers reached by key or base URL (SEEDANCE_EXPECTED_LATENCY_S).",
     )
+    throttle_deadline_s: float = Field(
+        default=settings.DEFAULT_THROTTLE_DEADLINE_S,
+        description="How long a clip waits out a provider answering 429 when no other provider can take it "
+        "(SEEDANCE_THROTTLE_DEADLINE_S).",
+    )
     client_settings: dict[str, float] = Field(
         default={}, description="Engine overrides: ClientSettings fields, e.g. read_timeout_s."
     )
@@ -59,6 +64,8 @@ class SeedanceProviders(dg.ConfigurableResource):
             found["simulator_url"] = simulator_url
         if settings.EXPECTED_LATENCY_S.is_set():
             found["expected_latency_s"] = settings.EXPECTED_LATENCY_S.read()
+        if settings.THROTTLE_DEADLINE_S.is_set():
+            found["throttle_deadline_s"] = settings.THROTTLE_DEADLINE_S.read()
         return cls(**{**found, **overrides})
 
     def api_key(self, provider: str) -> str | None:
@@ -106,6 +113,7 @@ class SeedanceProviders(dg.ConfigurableResource):
             **{
                 "expected_latency_s": latency,
                 "max_in_flight": self.max_in_flight.get(route.provider, settings.DEFAULT_MAX_IN_FLIGHT),
+                "throttle_deadline_s": self.throttle_deadline_s,
                 **self.client_settings,
             }
         )

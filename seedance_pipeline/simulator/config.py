@@ -48,6 +48,12 @@ class ProviderSimConfig(BaseModel):
     # Resolutions the provider's page lists but its API refuses at submit (a 400 naming the resolution), as
     # JieKou's own plugin says of 1080p (docs/providers.md §5.2).
     refused_resolutions: list[str] = []
+    # An entry tier's rate limit (WaveSpeed Bronze: 2 videos a minute, 2 at once; docs/providers.md §4.5): at most
+    # this many accepted submits in any rolling ``rate_window_s``, and at most ``max_running`` tasks queued or
+    # running; beyond either, a submit answers 429 without Retry-After. None: no limit.
+    submits_per_window: int | None = Field(None, ge=1)
+    rate_window_s: float = Field(60.0, gt=0)
+    max_running: int | None = Field(None, ge=1)
     # Time every task spends queued before it can start.
     queue_delay_s: float = Field(0.0, ge=0)
     # Tasks beyond this many running at once wait queued for a free slot (None: unlimited).

@@ -104,9 +104,26 @@ class FaultMiddleware:
         endpoint = "download" if outputs.is_download(method, sub) else module.classify(method, sub)
         self.sim.count(provider, endpoint)
         rule = self.sim.match_fault(provider, endpoint)
-        if rule is None:
+        if rule is not None:
+            return await self._apply(rule, module, endpoint, scope, receive, send)
+        if endpoint != "submit":
             return await self.app(scope, receive, send)
-        await self._apply(rule, module, endpoint, scope, receive, send)
+        reserved = self.sim.reserve_submit(provider)
+        if reserved is None:  # the rate limit: 429, and no Retry-After, as WaveSpeed's entry tier answers
+            return await _error(module, 429, endpoint, "Too Many Requests: rate limit exceeded", None)(
+                scope, receive, send
+            )
+        status: list[int] = []
+
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            self.sim.settle_submit(provider, reserved, bool(status) and 200 <= status[0] < 300)
 
     async def _apply(
         self, rule: FaultRule, module: ModuleType, endpoint: str, scope: Scope, receive: Receive, send: Send
@@ -130,12 +147,7 @@ class FaultMiddleware:
                 message = "Service Unavailable: no healthy upstream"
             elif kind == "echo_auth":
                 message = f"upstream rejected the request; request headers: {_echoed_headers(scope)}"
-            fault_response = getattr(module, "fault_response", None)
-            if fault_response is not None:
-                response = fault_response(status, endpoint, message, headers)
-            else:
-                response = module.error_response(status, message, headers)
-            return await response(scope, receive, send)
+            return await _error(module, status, endpoint, message, headers)(scope, receive, send)
         if kind == "redirect":
             location = rule.location or _redirected_self(scope)
             return await Response(b"", status_code=302, headers={"Location": location})(scope, receive, send)
@@ -208,3 +220,11 @@ def _phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return f"HTTP {status}"
+
+
+def _error(module: ModuleType, status: int, endpoint: str, message: str, headers: dict[str, str] | None) -> Response:
+    """An error answer in the provider's own shape."""
+    fault_response = getattr(module, "fault_response", None)
+    if fault_response is not None:
+        return fault_response(status, endpoint, message, headers)
+    return module.error_response(status, message, headers)

@@ -84,6 +84,9 @@ class Simulator:
         self._counts = {p: dict.fromkeys(ENDPOINTS, 0) for p in PROVIDERS}
         self._submits: list[dict[str, Any]] = []
         self._renders: dict[tuple, Future] = {}
+        self._rate: dict[str, list[float]] = {p: [] for p in PROVIDERS}  # accepted submits in the window
+        self._rate_pending: dict[str, list[float]] = {p: [] for p in PROVIDERS}  # reserved, not yet answered
+        self._rate_limited: dict[str, int] = dict.fromkeys(PROVIDERS, 0)  # submits answered 429 by the limit
         self._faults = [_FaultState() for _ in self._config.faults]
         self._seed_rngs()
 
@@ -125,6 +128,33 @@ class Simulator:
         with self._lock:
             self._counts[provider][endpoint if endpoint in ENDPOINTS else "other"] += 1
 
+    def reserve_submit(self, provider: str) -> float | None:
+        """A place for one submit under the provider's rate limit: its timestamp, or None (answer 429)."""
+        cfg = self._config.provider(provider)
+        if cfg.submits_per_window is None and cfg.max_running is None:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            recent = [t for t in self._rate[provider] if t > now - cfg.rate_window_s]
+            running = sum(1 for t in self._tasks.values() if t.provider == provider and not t.is_terminal(now))
+            full = cfg.submits_per_window is not None and len(recent) >= cfg.submits_per_window
+            busy = cfg.max_running is not None and running + len(self._rate_pending[provider]) >= cfg.max_running
+            self._rate[provider] = recent
+            if full or busy:
+                self._rate_limited[provider] += 1
+                return None
+            self._rate_pending[provider].append(now)
+            return now
+
+    def settle_submit(self, provider: str, reserved: float, accepted: bool) -> None:
+        """The reserved submit answered: counted in the window if it created a task, else given back."""
+        if not reserved:
+            return
+        with self._lock:
+            self._rate_pending[provider].remove(reserved)
+            if accepted:
+                self._rate[provider].append(reserved)
+
     def match_fault(self, provider: str, endpoint: str) -> FaultRule | None:
         """The first rule that applies to this request (its bookkeeping advanced), else None."""
         with self._lock:
@@ -159,7 +189,14 @@ class Simulator:
         key = submit_key(body)
         with self._lock:
             self._submits.append(
-                {"provider": provider, "key": key, "body": body, "accepted": accepted, "task_id": task_id}
+                {
+                    "provider": provider,
+                    "key": key,
+                    "body": body,
+                    "accepted": accepted,
+                    "task_id": task_id,
+                    "at": time.monotonic(),
+                }
             )
         return key
 
@@ -192,6 +229,7 @@ class Simulator:
                 tasks_by_provider[t.provider] += 1
             return {
                 "requests": {p: dict(c) for p, c in self._counts.items()},
+                "rate_limited": dict(self._rate_limited),
                 "submits_by_key": self.submits_by_key(),
                 "submits_by_provider": {p: self.submits_by_key(provider=p) for p in PROVIDERS},
                 "tasks": tasks_by_provider,

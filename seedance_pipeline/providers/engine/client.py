@@ -36,6 +36,7 @@ from seedance_pipeline.core.errors import (
 )
 from seedance_pipeline.providers.base import ProviderAdapter, WireReply, WireRequest, relative_path
 from seedance_pipeline.providers.engine.download import Downloads, is_private_host
+from seedance_pipeline.providers.engine.limit import AdaptiveLimit
 from seedance_pipeline.providers.engine.redaction import scrub
 from seedance_pipeline.providers.engine.retry import (
     NOT_SENT,
@@ -92,7 +93,13 @@ class ProviderClient(Downloads):
         )
         # Output URLs live on other hosts: this client never carries the API key.
         self._download = httpx.AsyncClient(timeout=timeout, transport=transport)
-        self._slots = asyncio.Semaphore(s.max_in_flight)
+        self.limit = AdaptiveLimit(
+            s.max_in_flight,
+            min_interval_s=s.throttle_min_interval_s,
+            max_interval_s=s.throttle_max_interval_s,
+            sleep=sleep,
+        )
+        self._told_at = -float("inf")
         host = urlsplit(self.base_url).hostname or ""
         self._allow_private = s.allow_private_hosts if s.allow_private_hosts is not None else is_private_host(host)
         self.requests_sent = {"submit": 0, "status": 0, "download": 0, "cancel": 0}
@@ -133,14 +140,19 @@ class ProviderClient(Downloads):
 
     # -- submit (at most once) -------------------------------------------------------------------
 
-    async def submit(self, wire: WireRequest) -> TaskSnapshot:
+    async def submit(self, wire: WireRequest, *, patient: bool = False) -> TaskSnapshot:
         """Send the submit POST; returns the task snapshot the provider answered with.
 
         Raises SubmitRejected (4xx: nothing exists), ProviderUnavailable (never taken, retries spent)
-        or AcceptanceUnknown (a task may exist; never retried here).
+        or AcceptanceUnknown (a task may exist; never retried here). ``patient``: a 429 is waited out (under
+        the adaptive limit, ``limit.py``) until ``throttle_deadline_s`` instead of counting against the retries;
+        for a clip with no other provider to fail over to.
         """
-        for attempt in range(self.settings.max_retries + 1):
-            last = attempt == self.settings.max_retries
+        deadline = time.monotonic() + self.settings.throttle_deadline_s
+        attempt = 0
+        while True:
+            last = attempt >= self.settings.max_retries
+            await self.limit.pace()
             try:
                 self.requests_sent["submit"] += 1
                 reply = await self._send(self._submit, wire)
@@ -151,6 +163,7 @@ class ProviderClient(Downloads):
                         f"could not connect ({type(exc).__name__}) after {attempt + 1} attempts; nothing was submitted",
                     ) from None
                 await self._sleep(self._backoff(attempt))
+                attempt += 1
                 continue
             except httpx.TransportError as exc:
                 raise self._error(
@@ -160,10 +173,18 @@ class ProviderClient(Downloads):
                 ) from None
             snapshot = self.adapter.parse_submit(reply)
             if snapshot is not None:
+                await self.limit.accepted()
                 return snapshot
             code, message = self._message(reply)
             status = reply.status_code
             if status in NOT_TAKEN_STATUSES:
+                retry_after = parse_retry_after(reply.headers.get("retry-after"))
+                if status == 429:
+                    self._throttled(retry_after)
+                    if patient and time.monotonic() < deadline:
+                        if retry_after:  # the provider's own pacing; without it, limit.pace() spaces the retry
+                            await self._sleep(min(retry_after, self.settings.retry_after_cap_s))
+                        continue
                 if last:
                     raise self._error(
                         ProviderUnavailable,
@@ -171,9 +192,10 @@ class ProviderClient(Downloads):
                         status_code=status,
                         code=code,
                     )
-                wait = self._backoff(attempt, parse_retry_after(reply.headers.get("retry-after")))
+                wait = self._backoff(attempt, retry_after)
                 self.log.info("%s submit answered HTTP %s; retrying in %.1f s", self.provider, status, wait)
                 await self._sleep(wait)
+                attempt += 1
                 continue
             if 400 <= status < 500:
                 raise self._error(SubmitRejected, message, status_code=status, code=code)
@@ -184,7 +206,16 @@ class ProviderClient(Downloads):
                 status_code=status,
                 code=code,
             )
-        raise AssertionError("unreachable")
+
+    def _throttled(self, retry_after: float | None) -> None:
+        if self.limit.throttled(retry_after=retry_after is not None) and time.monotonic() - self._told_at > 30:
+            self._told_at = time.monotonic()
+            self.log.warning(
+                "%s is throttling (HTTP 429, %d so far): now %s",
+                self.provider,
+                self.limit.throttles,
+                self.limit.describe(),
+            )
 
     # -- GETs with retries -----------------------------------------------------------------------
 
@@ -284,6 +315,6 @@ class ProviderClient(Downloads):
         snap = self.adapter.parse_poll(reply)
         return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
 
-    def slot(self) -> asyncio.Semaphore:
+    def slot(self) -> AdaptiveLimit:
         """Hold while a task is in flight at the provider: ``async with client.slot(): ...``."""
-        return self._slots
+        return self.limit

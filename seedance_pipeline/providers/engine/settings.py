@@ -20,7 +20,11 @@ class ClientSettings(BaseModel):
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     retry_after_cap_s: float = 300.0
-    max_in_flight: int = settings.DEFAULT_MAX_IN_FLIGHT
+    max_in_flight: int = settings.DEFAULT_MAX_IN_FLIGHT  # the adaptive limit's cap (limit.py)
+    # A clip with no other provider to try waits out 429s this long (then its submit fails, nothing taken).
+    throttle_deadline_s: float = settings.DEFAULT_THROTTLE_DEADLINE_S
+    throttle_min_interval_s: float = 1.0  # the first spacing between submits after a 429 without Retry-After
+    throttle_max_interval_s: float = 120.0
     # The prior for the shortest task (providers say "~60-120 s"), until the client has seen some finish.
     expected_latency_s: float = settings.DEFAULT_EXPECTED_LATENCY_S
     # Poll every 14 % of the elapsed time once past the expected duration: a task is noticed within 14 % of
