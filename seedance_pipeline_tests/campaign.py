@@ -78,6 +78,8 @@ class CampaignResult:
     resubmits_after_failure: list[str] = field(default_factory=list)
     double_paid: list[str] = field(default_factory=list)
     acceptance_unknown: list[str] = field(default_factory=list)
+    settled_found: list[str] = field(default_factory=list)  # unknown, then found in the provider's task list
+    settled_absent: list[str] = field(default_factory=list)  # unknown, then proven never created
     tracked_open: list[str] = field(default_factory=list)
     orphaned: list[str] = field(default_factory=list)
     half_written: list[str] = field(default_factory=list)
@@ -213,10 +215,11 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
     for n in range(cfg.max_rounds):
         before = _state(storage)
         t0 = time.monotonic()
-        ctx = dg.build_sensor_context(instance=instance, resources={"storage": storage}, definitions=defs)
-        requests = pending_tasks_sensor(ctx)
+        resources = {"storage": storage, "providers": providers}
+        with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as ctx:
+            tick = pending_tasks_sensor(ctx)
         # The daemon launches a run key once: a request it already launched is not run again.
-        requests = [r for r in (requests if isinstance(requests, list) else []) if r.run_key not in launched]
+        requests = [r for r in tick.run_requests or [] if r.run_key not in launched]
         launched.update(r.run_key for r in requests)
         collected = 0
         for req in requests:
@@ -347,6 +350,9 @@ def measure(
     # failed S3 write can miss: those are counted separately).
     indexed = {r.attempt_id for r in store.open_records()}
     for r in records:
+        if r.settled:
+            line = f"{r.image}|{r.prompt} on {r.provider}: {r.settled}"
+            (result.settled_found if r.state not in ("rejected",) else result.settled_absent).append(line)
         if r.state not in ("intent", "unknown", "accepted", "download_failed"):
             continue
         if r.state in ("accepted", "download_failed") and storage.exists(storage.sidecar_path(r.prompt, r.image)):
@@ -389,6 +395,10 @@ def format_table(r: CampaignResult) -> str:
         ("  second task after the provider failed the first", len(r.resubmits_after_failure)),
         ("  second task otherwise (paid twice)", len(r.double_paid)),
         ("acceptance unknown (needs a decision; tracked)", len(r.acceptance_unknown)),
+        (
+            "  settled from a task list instead: found / never created",
+            f"{len(r.settled_found)} / {len(r.settled_absent)}",
+        ),
         ("accepted tasks still open (tracked, not collected)", len(r.tracked_open)),
         ("  of these, missing from tasks/open (not listed by `tasks list`)", len(r.missing_from_open_index)),
         ("orphaned tasks (neither collected nor tracked)", len(r.orphaned)),
@@ -405,6 +415,7 @@ def format_table(r: CampaignResult) -> str:
         ("stored but failing a check", r.stored_failing_checks),
         ("paid twice", r.double_paid),
         ("acceptance unknown", r.acceptance_unknown),
+        ("settled from a task list", r.settled_found + r.settled_absent),
         ("still open", r.tracked_open),
         ("missing from tasks/open", r.missing_from_open_index),
         ("orphaned", r.orphaned),

@@ -378,7 +378,7 @@ def test_submit_dropped_after_acceptance_is_never_resubmitted(make_contract, pro
     err = c.run_fails(AcceptanceUnknown, prepared=prepared)
     assert err.provider == provider
     assert "may exist" in str(err) and "not resubmitted" in str(err)
-    assert c.requests() == {"submit": 1, "status": 0, "download": 0, "cancel": 0, "other": 0}
+    assert c.requests() == {"submit": 1, "status": 0, "download": 0, "cancel": 0, "list": 0, "other": 0}
     assert c.server.sim.submits_by_key(provider=provider) == {c.submit_key_for(prepared): 1}
     assert len(c.tasks()) == 1 and c.stored_files() == []
 
@@ -615,7 +615,7 @@ def test_runpod_runsync_polls_status_only_when_the_answer_was_not_final(make_con
     if wait_s < LATENCY_S:  # /runsync answered IN_QUEUE/IN_PROGRESS: continue with /status/{id}
         assert c.requests()["submit"] == 1 and c.requests()["status"] >= 1
     else:  # /runsync answered COMPLETED: nothing left to poll
-        assert c.requests() == {"submit": 1, "status": 0, "download": 1, "cancel": 0, "other": 0}
+        assert c.requests() == {"submit": 1, "status": 0, "download": 1, "cancel": 0, "list": 0, "other": 0}
 
 
 @pytest.mark.parametrize("timeout_s", [0.05, 5.0], ids=["sync-504-5004", "sync-completed"])

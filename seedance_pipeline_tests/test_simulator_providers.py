@@ -343,7 +343,14 @@ def test_unknown_task_and_unknown_path(make_server, client, provider):
     r = client.get(srv.provider_url(provider) + "/no/such/path")
     assert r.status_code == 404
     _assert_error_shape(provider, 404, r.json())
-    assert srv.sim.stats()["requests"][provider] == {"submit": 0, "status": 1, "download": 0, "cancel": 0, "other": 1}
+    assert srv.sim.stats()["requests"][provider] == {
+        "submit": 0,
+        "status": 1,
+        "download": 0,
+        "cancel": 0,
+        "list": 0,
+        "other": 1,
+    }
 
 
 def test_runpod_unknown_top_level_keys_are_discarded(make_server, client):

@@ -25,6 +25,7 @@ from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JOB, PROMPTS_JOB, SOURCE_IMAGES_JOB
 from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags, today_utc
 from seedance_pipeline.planning.refresh import RefreshPlan, apply, plan_refresh, retired_lines
+from seedance_pipeline.production.settle import settle_unknowns
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -50,6 +51,7 @@ class RunReport:
     failures: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)  # attempts of unknown acceptance, looked up at the provider
     notes: list[str] = field(default_factory=list)
     cost_report: str | None = None
 
@@ -152,6 +154,7 @@ def run_pipeline(
     report = RunReport()
     execute = Executor(instance, defs, report, log_level)
     plan = refresh_sources(instance, storage, execute)
+    report.settled = settle_unknowns(TaskStore(storage), providers, instance).lines()
     lost = collect_orphans(instance, storage, execute, plan)
     if plan.images and plan.prompts:
         result = execute(
@@ -229,6 +232,7 @@ def format_report(report: RunReport) -> str:
         out.append("no clip needed producing: every targeted clip is up to date")
     for line in report.retired:
         out.append(f"retired {line}")
+    out += report.settled
     for line in report.notes:
         out.append(f"note: {line}")
     for line in report.ignored:

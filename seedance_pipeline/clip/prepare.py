@@ -20,7 +20,7 @@ from seedance_pipeline import pricing
 from seedance_pipeline.clip.images import load_image
 from seedance_pipeline.core import model_spec
 from seedance_pipeline.core.errors import InvalidRequest
-from seedance_pipeline.core.images import ImageData, is_http_url
+from seedance_pipeline.core.images import ImageData, is_http_url, sent_sha256
 from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import ImageRefs, ProviderAdapter, WireRequest
 from seedance_pipeline.providers.validation import validate_image, validate_request, wire_aspect_ratio
@@ -65,6 +65,8 @@ class PreparedRequest:
     last_image_sha256: str | None
     warnings: tuple[str, ...] = ()
     image_wire_kind: str = "url"  # url | data-uri | presigned-url
+    # core.images.sent_sha256 of the image reference as sent: matches a provider's task list to this attempt.
+    image_sent_sha256: str = ""
 
     def describe(self) -> dict[str, Any]:
         """The request as it may be shown or stored: no image payloads, no secrets."""
@@ -78,6 +80,7 @@ class PreparedRequest:
             "image_sha256": self.image_sha256,
             "last_image_sha256": self.last_image_sha256,
             "image_sent_as": self.image_wire_kind,
+            "image_sent_sha256": self.image_sent_sha256,
         }
 
 
@@ -158,4 +161,5 @@ def prepare(
         last_image_sha256=last.sha256 if last else None,
         warnings=tuple(warnings),
         image_wire_kind=kind,
+        image_sent_sha256=sent_sha256(image_wire),
     )

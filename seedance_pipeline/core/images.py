@@ -52,6 +52,12 @@ class ImageData:
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
+def sent_sha256(reference: str) -> str:
+    """SHA-256 of an image reference exactly as it went on the wire (URL or data URI): what matches a provider's
+    listed input to an attempt without keeping the reference (a presigned URL is a credential while it lives)."""
+    return hashlib.sha256(reference.encode()).hexdigest()
+
+
 def is_http_url(ref: str) -> bool:
     return ref.startswith(("http://", "https://"))
 

@@ -34,6 +34,8 @@ class AttemptRecord(BaseModel):
     source_url: str | None = None
     error: str | None = None
     moderation: bool = False
+    # How an acceptance that was unknown got settled without a person (ledger/settle.py), None otherwise.
+    settled: str | None = None
 
     @property
     def day(self) -> str:
@@ -46,5 +48,5 @@ class AttemptRecord(BaseModel):
 
 
 def new_attempt_id(now: float | None = None) -> str:
-    stamp = datetime.fromtimestamp(now or time.time(), tz=UTC)
+    stamp = datetime.fromtimestamp(time.time() if now is None else now, tz=UTC)
     return f"{stamp:%Y-%m-%d}T{stamp:%H%M%S}Z-{uuid.uuid4().hex[:10]}"

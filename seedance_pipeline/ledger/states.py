@@ -8,7 +8,9 @@ written before anything is sent and after every step, so a crash leaves a record
     INTENT           written before the submit POST leaves; it is also the budget reservation
     ACCEPTED         the provider answered with a task id: from here on the task is polled, never submitted again
     UNKNOWN          the POST may have reached the provider and no task id came back: a task may exist and may be
-                     billed, so a person decides (``seedance-pipeline tasks retry|abandon``)
+                     billed. Where the provider lists its tasks, the listing settles it (found: ACCEPTED; provably
+                     never created: REJECTED, ledger/settle.py); otherwise a person decides
+                     (``seedance-pipeline tasks retry|abandon``)
     REJECTED         the provider refused the submit, or was never reached: nothing exists, nothing is billed
     BLOCKED          a budget stopped it before anything was sent
     SUCCEEDED        the output is stored (billed)
@@ -55,7 +57,7 @@ TRANSITIONS: dict[AttemptState, frozenset[AttemptState]] = {
     S.ACCEPTED: _AFTER_ACCEPTANCE | {S.ABANDONED},  # abandoned: cancelled at the provider by a person
     S.DOWNLOAD_FAILED: _AFTER_ACCEPTANCE,
     S.SUCCEEDED: _AFTER_ACCEPTANCE,
-    S.UNKNOWN: frozenset({S.ABANDONED}),
+    S.UNKNOWN: frozenset({S.ACCEPTED, S.REJECTED, S.ABANDONED}),  # accepted/rejected: settled by a task list
     S.REJECTED: frozenset(),
     S.BLOCKED: frozenset(),
     S.FAILED: frozenset(),

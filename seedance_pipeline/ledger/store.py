@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 from seedance_pipeline.clip.prepare import PreparedRequest
@@ -39,9 +40,11 @@ class TaskStore:
     def _marker_path(self, fingerprint: str, attempt_id: str) -> str:
         return self.storage.path(layout.task_marker(fingerprint, attempt_id))
 
-    def save(self, record: AttemptRecord) -> AttemptRecord:
-        """Write the record (as owned by this process) and keep tasks/open/ in step with its state."""
-        record = record.model_copy(update={"updated_at": time.time(), "owner": current_owner()})
+    def save(self, record: AttemptRecord, *, claim: bool = True) -> AttemptRecord:
+        """Write the record (as owned by this process, unless ``claim`` is False: then its owner stays, as when
+        a record is settled for whoever collects it) and keep tasks/open/ in step with its state."""
+        owner = current_owner() if claim else record.owner
+        record = record.model_copy(update={"updated_at": time.time(), "owner": owner})
         data = record.model_dump_json(indent=1).encode()
         open_path = self._open_path(record.attempt_id)
         if record.state in states.OPEN:
@@ -138,6 +141,20 @@ class TaskStore:
         except FileNotFoundError:
             return []
         return self._load_many([p for p in paths if p.endswith(".json")])
+
+    def records_since(self, since: float, until: float | None = None) -> list[AttemptRecord]:
+        """The attempts started at or after ``since`` (epoch seconds), up to ``until`` (default now): only their
+        files are read, picked by the start time their ids begin with."""
+        first, last = new_attempt_id(since)[:18], new_attempt_id(until or time.time())[:18]
+        day, paths = first[:10], []
+        while day <= last[:10]:
+            try:
+                names = self.storage.fs.ls(self.storage.path(layout.task_day(day)), detail=False)
+            except FileNotFoundError:
+                names = []
+            paths += [p for p in names if p.endswith(".json") and first <= p.rsplit("/", 1)[-1][:18] <= last]
+            day = f"{datetime.fromisoformat(day).date() + timedelta(days=1):%Y-%m-%d}"
+        return self._newest(self._load_many(sorted(paths)))
 
     def day_records_cached(self, day: str, cache: dict[str, tuple[str, AttemptRecord]]) -> list[AttemptRecord]:
         """``day_records``, re-reading only the files whose size or mtime/ETag changed since ``cache`` saw them."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from seedance_pipeline.core.request import GenerationRequest
-from seedance_pipeline.providers.states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.states import ListedTask, TaskSnapshot, TaskState
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,9 @@ class ProviderAdapter(ABC):
     # is lost, §8.6), and how long an output URL lives when a reply does not say; None: not documented.
     task_retention_s: float | None = None
     output_url_ttl_s: float | None = None
+    # Where the provider lists an account's recent tasks (build_list): how long after a submit its task is sure
+    # to be in the list, so that one absent after that was never created. None: no list.
+    list_visibility_s: float | None = None
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
@@ -92,6 +95,15 @@ class ProviderAdapter(ABC):
     @abstractmethod
     def error_message(self, reply: WireReply) -> tuple[str | None, str]:
         """(code, message) from an error reply, in the provider's own terms."""
+
+    def build_list(self) -> WireRequest | None:
+        """The call that lists the account's recent tasks, newest first, where the provider has one."""
+        return None
+
+    def parse_list(self, reply: WireReply) -> tuple[list[ListedTask], bool]:
+        """The tasks of a 2xx list reply, and whether the list is complete back to its oldest task (False: it was
+        cut at a page size, so an older task may be missing from it)."""
+        return [], False
 
     def build_cancel(self, task_id: str) -> WireRequest | None:
         """The call that cancels a task, where the provider has one; its 2xx reply parses like a poll's."""

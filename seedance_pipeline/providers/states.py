@@ -24,6 +24,17 @@ TERMINAL_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.EX
 
 
 @dataclass(frozen=True)
+class ListedTask:
+    """One task of a provider's task list, with the request fields it was created with, in our names (prompt,
+    duration, resolution, aspect_ratio as sent, generate_audio, camera_fixed, seed): what lets a submit whose
+    answer was lost be found (docs/providers.md §8.1)."""
+
+    task_id: str
+    created_at: float | None  # epoch seconds
+    request: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TaskSnapshot:
     """What one provider response says about one task, in common terms.
 

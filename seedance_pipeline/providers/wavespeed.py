@@ -9,8 +9,10 @@ task id, which we keep polling.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from seedance_pipeline.core.images import sent_sha256
 from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.providers.base import (
     BYTEDANCE_IMAGE_FORMATS,
@@ -25,9 +27,10 @@ from seedance_pipeline.providers.base import (
     map_status,
     nested_dict,
 )
-from seedance_pipeline.providers.states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.states import ListedTask, TaskSnapshot, TaskState
 
-SUBMIT_PATH = "/api/v3/bytedance/seedance-v1.5-pro/image-to-video"
+MODEL_ID = "bytedance/seedance-v1.5-pro/image-to-video"
+SUBMIT_PATH = f"/api/v3/{MODEL_ID}"
 SYNC_TIMEOUT_CODE = 5004
 
 _STATES = {
@@ -47,6 +50,8 @@ class WaveSpeedAdapter(ProviderAdapter):
     env_key = "WAVESPEED_API_KEY"
     default_base_url = "https://api.wavespeed.ai"
     task_retention_s = 7 * 86400.0  # predictions and their outputs are deleted after 7 days: docs/providers.md §4.6
+    list_visibility_s = 60.0  # how soon a prediction is in the list is [UNKNOWN] (§4.7): a minute assumed [INF]
+    list_page = 100  # the list's page size is [UNKNOWN]: a full page is taken as possibly cut
     capabilities = Capabilities(
         resolutions=frozenset({"480p", "720p"}),
         ratios=frozenset({"21:9", "16:9", "4:3", "1:1", "3:4", "9:16"}),
@@ -93,6 +98,28 @@ class WaveSpeedAdapter(ProviderAdapter):
         data = body_dict(reply).get("data")
         return self._snapshot(data if isinstance(data, dict) else {})
 
+    def build_list(self) -> WireRequest:
+        return WireRequest("GET", "/api/v3/predictions")
+
+    def parse_list(self, reply: WireReply) -> tuple[list[ListedTask], bool]:
+        """``data`` is a list of predictions or an object holding one under ``items`` (the shape beyond the
+        fields is [UNKNOWN], §4.7); each has ``id``, ``model``, ``created_at`` (ISO 8601) and the ``input`` it
+        was given. Predictions of other models are left out."""
+        data = body_dict(reply).get("data")
+        items: list[Any] = (
+            data if isinstance(data, list) else list(nested_dict(body_dict(reply), "data").get("items") or [])
+        )
+        tasks = []
+        for item in items:
+            if not isinstance(item, dict) or not item.get("id") or item.get("model", MODEL_ID) != MODEL_ID:
+                continue
+            given = item["input"] if isinstance(item.get("input"), dict) else {}
+            request = {ours: given[theirs] for theirs, ours in _LISTED_FIELDS.items() if theirs in given}
+            if isinstance(given.get("image"), str):
+                request["image_sent_sha256"] = sent_sha256(given["image"])
+            tasks.append(ListedTask(str(item["id"]), _epoch(item.get("created_at")), request))
+        return tasks, len(items) < self.list_page
+
     def error_message(self, reply: WireReply) -> tuple[str | None, str]:
         body = body_dict(reply)
         data = nested_dict(body, "data")
@@ -135,3 +162,22 @@ def _is_sync_timeout(reply: WireReply) -> bool:
     body = body_dict(reply)
     data = nested_dict(body, "data")
     return SYNC_TIMEOUT_CODE in (body.get("code"), data.get("code")) or "Sync mode timed out" in str(data.get("error"))
+
+
+# The input fields a listed prediction is matched on: WaveSpeed's name -> ours (the image by its digest).
+_LISTED_FIELDS = {
+    "prompt": "prompt",
+    "duration": "duration",
+    "resolution": "resolution",
+    "aspect_ratio": "aspect_ratio_sent",
+    "generate_audio": "generate_audio",
+    "camera_fixed": "camera_fixed",
+    "seed": "seed",
+}
+
+
+def _epoch(value: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

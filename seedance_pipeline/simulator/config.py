@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 PROVIDERS = ("runpod", "wavespeed", "jiekou", "novita", "vibedream")
 
-Endpoint = Literal["submit", "status", "download", "cancel", "*"]
+Endpoint = Literal["submit", "status", "download", "cancel", "list", "*"]
 
 FaultKind = Literal[
     "http_429",  # 429 with the provider's error body (+ Retry-After when retry_after is set)
@@ -54,6 +54,8 @@ class ProviderSimConfig(BaseModel):
     submits_per_window: int | None = Field(None, ge=1)
     rate_window_s: float = Field(60.0, gt=0)
     max_running: int | None = Field(None, ge=1)
+    # WaveSpeed's predictions list: how long after its creation a task shows in it.
+    list_delay_s: float = Field(0.0, ge=0)
     # Time every task spends queued before it can start.
     queue_delay_s: float = Field(0.0, ge=0)
     # Tasks beyond this many running at once wait queued for a free slot (None: unlimited).

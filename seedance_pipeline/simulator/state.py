@@ -30,7 +30,7 @@ from seedance_pipeline.simulator.config import (
 )
 from seedance_pipeline.simulator.task import Task, outcome_from_prompt
 
-ENDPOINTS = ("submit", "status", "download", "cancel", "other")
+ENDPOINTS = ("submit", "status", "download", "cancel", "list", "other")
 
 RenderFn = Callable[..., bytes]
 
@@ -334,6 +334,11 @@ class Simulator:
             fn = render_clip
         cache = self._config.render_cache_dir
         return fn(data, w, h, dur, audio, seed, pathlib.Path(cache) if cache else None)
+
+    def provider_tasks(self, provider: str) -> list[Task]:
+        """The provider's tasks, newest first."""
+        with self._lock:
+            return sorted((t for t in self._tasks.values() if t.provider == provider), key=lambda t: -t.created_wall)
 
     def get_task(self, provider: str, task_id: str) -> Task | None:
         with self._lock:

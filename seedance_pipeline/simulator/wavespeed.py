@@ -41,6 +41,7 @@ RATIOS = ("21:9", "16:9", "4:3", "1:1", "3:4", "9:16")
 RESOLUTIONS = ("720p", "480p")
 SEED_MAX = 2147483647
 SYNC_TIMEOUT_CODE = 5004
+LIST_LIMIT = 100  # predictions per list answer (the real page size is [UNKNOWN])
 
 STATUS = {
     "queued": "created",
@@ -58,6 +59,8 @@ def classify(method: str, path: str) -> str:
         return "submit"
     if method == "GET" and path.startswith("/api/v3/predictions/"):
         return "status"
+    if method == "GET" and path == "/api/v3/predictions":
+        return "list"
     return "other"
 
 
@@ -168,7 +171,11 @@ def routes(sim: Simulator) -> list[Route]:
             seed_max=SEED_MAX,
             outcome=fault_outcome(request),
             task_id=uuid.uuid4().hex,
-            meta={"base64": params["enable_base64_output"], "sync": params["enable_sync_mode"]},
+            meta={
+                "base64": params["enable_base64_output"],
+                "sync": params["enable_sync_mode"],
+                "input": dict(body),  # as given: the predictions list shows it
+            },
         )
         sim.record_submit(NAME, replace_images(body, images.shas()), accepted=True, task_id=task.id)
         if not params["enable_sync_mode"]:
@@ -197,7 +204,28 @@ def routes(sim: Simulator) -> list[Route]:
             return error_response(404, "prediction not found")
         return _envelope(prediction(request, task))
 
+    async def predictions(request: Request) -> Response:
+        """The account's recent predictions, newest first: id, model, status, created_at, input (§4.7). A task
+        shows up ``list_delay_s`` after it was created; at most LIST_LIMIT are returned."""
+        if not authorized(sim, request):
+            return error_response(401, "Unauthorized: invalid or missing API key")
+        delay = sim.provider_config(NAME).list_delay_s
+        now = time.time()
+        tasks = [t for t in sim.provider_tasks(NAME) if t.created_wall <= now - delay][:LIST_LIMIT]
+        items = [
+            {
+                "id": t.id,
+                "model": MODEL,
+                "status": STATUS[t.phase()],
+                "created_at": iso(t.created_wall),
+                "input": t.meta.get("input", {}),
+            }
+            for t in tasks
+        ]
+        return _envelope({"items": items})
+
     return [
+        Route("/api/v3/predictions", predictions, methods=["GET"]),
         Route(SUBMIT_PATH, submit, methods=["POST"]),
         Route("/api/v3/predictions/{task_id}/result", result, methods=["GET"]),
         Route("/api/v3/predictions/{task_id}", result, methods=["GET"]),

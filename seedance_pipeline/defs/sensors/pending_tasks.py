@@ -1,6 +1,6 @@
 """``pending_tasks_sensor``: every provider task still in flight; a dead run's tasks are collected (polled and
-downloaded by a run of their own, never submitted again), and attempts of unknown acceptance are shown on their
-clip partition for a person to decide."""
+downloaded by a run of their own, never submitted again); attempts of unknown acceptance are looked up in the
+provider's task list where it has one, and those still unsettled are shown on their clip partition for a person."""
 
 import json
 import time
@@ -15,6 +15,8 @@ from seedance_pipeline.ledger.liveness import orphaned, retention_warning
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_KEY, PROVIDER_TAG, TRIGGER_TAG
 from seedance_pipeline.lineage.partitions import clip_key
+from seedance_pipeline.production.settle import settle_unknowns
+from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 
@@ -26,11 +28,26 @@ from seedance_pipeline.storage.resource import SeedanceStorage
     description="Tracks every provider task still in flight. When the run that submitted a task has died, requests "
     "a run that collects the task's output without submitting it again.",
 )
-def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage):
-    records = TaskStore(storage).open_records()
+def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage, providers: SeedanceProviders):
+    store = TaskStore(storage)
+    # Attempts of unknown acceptance are looked up in the providers' task lists first (production/settle.py).
+    settlement = settle_unknowns(store, providers, context.instance)
+    settled = [
+        dg.AssetObservation(
+            asset_key=CLIPS_KEY,
+            partition=str(clip_key(r.image, r.prompt)),
+            metadata={"settled": r.settled or "", "attempt_id": r.attempt_id, "provider": r.provider},
+        )
+        for r in settlement.found + settlement.absent
+    ]
+    for line in settlement.lines():
+        context.log.info(line)
+    why = {v.record.attempt_id: v.reason for v in settlement.undecided}
+    records = store.open_records()
     cursor = json.loads(context.cursor) if context.cursor else {}
     if not records:
-        return dg.SensorResult(skip_reason=dg.SkipReason("no provider task in flight"), cursor=json.dumps({}))
+        idle = dg.SkipReason("no provider task in flight")
+        return dg.SensorResult(asset_events=settled, skip_reason=idle, cursor=json.dumps({}))
     dead: dict[tuple, bool] = {}
     runs, stuck, notices = [], [], []
     counts: Counter[tuple[str, str]] = Counter()
@@ -66,7 +83,12 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
                     partition=str(clip_key(rec.image, rec.prompt)),
                     metadata={
                         "needs_decision": "acceptance unknown: the provider may have taken (and may bill) this "
-                        "request; it is never resubmitted automatically",
+                        "request; it is never resubmitted automatically"
+                        + (
+                            f" (its task list could not settle it: {why[rec.attempt_id]})"
+                            if rec.attempt_id in why
+                            else ""
+                        ),
                         "attempt_id": rec.attempt_id,
                         "provider": rec.provider,
                         "estimated_cost_usd": dg.MetadataValue.float(rec.estimated_cost_usd),
@@ -85,5 +107,5 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
     )
     skip = None if runs else dg.SkipReason(f"{len(records)} open attempt(s), none orphaned: {summary}")
     return dg.SensorResult(
-        run_requests=runs, asset_events=notices, skip_reason=skip, cursor=json.dumps({"shown": shown})
+        run_requests=runs, asset_events=settled + notices, skip_reason=skip, cursor=json.dumps({"shown": shown})
     )

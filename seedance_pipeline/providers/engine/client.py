@@ -47,7 +47,7 @@ from seedance_pipeline.providers.engine.retry import (
 )
 from seedance_pipeline.providers.engine.schedule import PollSchedule
 from seedance_pipeline.providers.engine.settings import ClientSettings
-from seedance_pipeline.providers.states import TaskSnapshot, TaskState
+from seedance_pipeline.providers.states import ListedTask, TaskSnapshot, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class ProviderClient(Downloads):
         self._told_at = -float("inf")
         host = urlsplit(self.base_url).hostname or ""
         self._allow_private = s.allow_private_hosts if s.allow_private_hosts is not None else is_private_host(host)
-        self.requests_sent = {"submit": 0, "status": 0, "download": 0, "cancel": 0}
+        self.requests_sent = {"submit": 0, "status": 0, "download": 0, "cancel": 0, "list": 0}
 
     async def __aenter__(self) -> ProviderClient:
         return self
@@ -314,6 +314,19 @@ class ProviderClient(Downloads):
             )
         snap = self.adapter.parse_poll(reply)
         return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
+
+    async def list_tasks(self) -> tuple[list[ListedTask], bool] | None:
+        """The account's recent tasks, newest first, and whether the list is complete (not cut at a page);
+        None when the provider has no list. One page: its paging is undocumented (docs/providers.md §4.7)."""
+        wire = self.adapter.build_list()
+        if wire is None:
+            return None
+        reply = await self._get(self._api, wire, "list")
+        if not 200 <= reply.status_code < 300:
+            code, message = self._message(reply)
+            cls = ProviderUnavailable if reply.status_code in RETRYABLE_STATUSES else ProviderError
+            raise self._error(cls, f"task list: {message}", status_code=reply.status_code, code=code)
+        return self.adapter.parse_list(reply)
 
     def slot(self) -> AdaptiveLimit:
         """Hold while a task is in flight at the provider: ``async with client.slot(): ...``."""
