@@ -52,7 +52,7 @@ def measure(n: int = N, window_s: float = 2.0, latency_s: float = 0.3) -> dict[s
         report = run_pipeline(instance, storage, providers)
         wall = time.monotonic() - t0
         tasks = srv.sim.tasks()
-        accepted = sorted(s["at"] for s in srv.sim.submits() if s["provider"] == "wavespeed" and s["accepted"])
+        accepted = srv.sim.admitted_submits("wavespeed")
         span = max(t["finished_at"] for t in tasks) - min(t["created_at"] for t in tasks) if tasks else None
         throttle_lines = [
             e.user_message for e in instance.all_logs(report.runs["clips"]) if "is throttling" in (e.user_message or "")

@@ -86,6 +86,7 @@ class Simulator:
         self._renders: dict[tuple, Future] = {}
         self._rate: dict[str, list[float]] = {p: [] for p in PROVIDERS}  # accepted submits in the window
         self._rate_pending: dict[str, list[float]] = {p: [] for p in PROVIDERS}  # reserved, not yet answered
+        self._admitted: dict[str, list[float]] = {p: [] for p in PROVIDERS}  # arrival of every counted submit
         self._rate_limited: dict[str, int] = dict.fromkeys(PROVIDERS, 0)  # submits answered 429 by the limit
         self._faults = [_FaultState() for _ in self._config.faults]
         self._seed_rngs()
@@ -154,6 +155,16 @@ class Simulator:
             self._rate_pending[provider].remove(reserved)
             if accepted:
                 self._rate[provider].append(reserved)
+                self._admitted[provider].append(reserved)
+
+    def admitted_submits(self, provider: str) -> list[float]:
+        """When each submit that counted against the provider's rate limit arrived (monotonic seconds), in order.
+
+        The limit counts a submit at its arrival, as a provider does; ``submits()``'s ``at`` is when the task was
+        recorded, after the body was read, which under load can put three arrivals of one window into two.
+        """
+        with self._lock:
+            return sorted(self._admitted[provider])
 
     def match_fault(self, provider: str, endpoint: str) -> FaultRule | None:
         """The first rule that applies to this request (its bookkeeping advanced), else None."""
@@ -336,14 +347,24 @@ class Simulator:
         return fn(data, w, h, dur, audio, seed, pathlib.Path(cache) if cache else None)
 
     def provider_tasks(self, provider: str) -> list[Task]:
-        """The provider's tasks, newest first."""
+        """The provider's tasks it still keeps, newest first."""
         with self._lock:
-            return sorted((t for t in self._tasks.values() if t.provider == provider), key=lambda t: -t.created_wall)
+            kept = [t for t in self._tasks.values() if t.provider == provider and not self._forgotten(t)]
+        return sorted(kept, key=lambda t: -t.created_wall)
 
     def get_task(self, provider: str, task_id: str) -> Task | None:
+        """A task the provider still keeps: once ``record_ttl_s`` has passed since it ended, it knows it no more
+        (status 404, output gone, not listed), as every provider does after its retention (docs/providers.md §8.6)."""
         with self._lock:
             t = self._tasks.get(task_id)
-        return t if t is not None and t.provider == provider else None
+            if t is None or t.provider != provider or self._forgotten(t):
+                return None
+        return t
+
+    def _forgotten(self, task: Task) -> bool:
+        ttl = self.provider_config(task.provider).record_ttl_s
+        finished = task.finished_mono() if ttl is not None else None
+        return finished is not None and ttl is not None and time.monotonic() > finished + ttl
 
     def cancel_task(self, task: Task) -> bool:
         """Cancel a task that is still queued; False (no change) in any other state."""
