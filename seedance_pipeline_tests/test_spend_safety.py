@@ -78,6 +78,35 @@ def test_acceptance_unknown_is_never_resubmitted_until_a_person_decides(storage,
     assert requests_total(sim, "submit") == 2
 
 
+def test_a_task_id_from_the_dashboard_is_adopted_and_collected_without_a_second_submit(
+    storage, providers, sim, instance, monkeypatch
+):
+    put(storage, "images/lake.png", png())
+    put(storage, "prompts/dawn.yaml", "text: a calm lake\nprovider: novita\nduration: 4\nresolution: 480p\nseed: 3\n")
+    sim.configure(fast_config(faults=[FaultRule(provider="novita", endpoint="submit", kind="drop_after", times=1)]))
+    run_pipeline(instance, storage, providers)
+    [record] = TaskStore(storage).open_records()
+    [task] = sim.sim.tasks()  # what the provider's dashboard shows
+    assert record.state == "unknown" and record.task_id is None
+    monkeypatch.setenv("SEEDANCE_STORAGE_URL", storage.url)
+    monkeypatch.setenv("SEEDANCE_SIMULATOR_URL", sim.base_url)
+
+    wrong = CliRunner().invoke(main, ["tasks", "adopt", record.attempt_id, "no-such-task"])
+    assert wrong.exit_code == 1 and "novita did not confirm task no-such-task" in wrong.output, wrong.output
+    assert TaskStore(storage).load(record.attempt_id) == record  # unchanged
+
+    adopted = CliRunner().invoke(main, ["tasks", "adopt", record.attempt_id, task["id"]])
+    assert adopted.exit_code == 0 and task["id"] in adopted.output, adopted.output
+    again = CliRunner().invoke(main, ["tasks", "adopt", record.attempt_id, task["id"]])
+    assert again.exit_code == 1 and "accepted" in again.output  # only an undecided attempt takes a task id
+
+    collected = run_pipeline(instance, storage, providers)
+    assert collected.ok, collected.failures
+    assert [r.clip for r in collected.clips] == ["lake|dawn"]
+    assert requests_total(sim, "submit") == 1  # the clip the provider made, collected: not paid again
+    assert TaskStore(storage).load(record.attempt_id).state == "succeeded"
+
+
 THREE_NOVITA = "text: a calm lake\nprovider: novita\nduration: 5\nresolution: 720p\naspect_ratio: '16:9'\nseed: 3\n"
 
 

@@ -1,4 +1,4 @@
-"""``seedance-pipeline tasks``: the provider attempts that need attention: list, retry, abandon."""
+"""``seedance-pipeline tasks``: the provider attempts that need attention: list, retry, adopt, abandon."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from seedance_pipeline.lineage.names import CLIPS_JOB
 
 @click.group()
 def tasks() -> None:
-    """Provider attempts that need a decision: list them, retry them, or abandon them."""
+    """Provider attempts that need a decision: list them, retry them, adopt their task, or abandon them."""
 
 
 def _task_store(storage_url: str | None) -> TaskStore:
@@ -51,8 +51,10 @@ def tasks_list(storage_url: str | None, days: int) -> None:
     if unknown:
         click.echo(
             f"\n{len(unknown)} attempt(s) may or may not have been accepted (and billed) by the provider; "
-            "they are never resubmitted automatically. `seedance-pipeline tasks retry ATTEMPT` submits again, "
-            "`seedance-pipeline tasks abandon ATTEMPT` stops tracking."
+            "they are never resubmitted automatically. Check the provider's dashboard: "
+            "`seedance-pipeline tasks adopt ATTEMPT TASK_ID` when it shows the task (it is collected, nothing is paid "
+            "again), `seedance-pipeline tasks abandon ATTEMPT` when it does not (the next run makes the clip), "
+            "`seedance-pipeline tasks retry ATTEMPT` to submit again now."
         )
     if lost:
         click.echo(
@@ -110,6 +112,59 @@ def tasks_abandon(attempt_id: str, storage_url: str | None) -> None:
         f"it, it may already be billed: about ${record.estimated_cost_usd:.4f}. The next `seedance-pipeline run` "
         "makes this clip again, at about the same cost."
     )
+
+
+@tasks.command("adopt")
+@click.argument("attempt_id")
+@click.argument("task_id")
+@storage_option
+def tasks_adopt(attempt_id: str, task_id: str, storage_url: str | None) -> None:
+    """Give an attempt whose acceptance is unknown the task id its provider shows (e.g. on its dashboard): the
+    provider is asked for that task first; then the pending-tasks sensor or the next run collects it, and the
+    clip is not paid for again."""
+    from seedance_pipeline.ledger.liveness import owner_alive
+
+    store = _task_store(storage_url)
+    record = _load_open(store, attempt_id)
+    if record.state not in states.NEEDS_DECISION:
+        raise click.ClickException(f"attempt {attempt_id} is {record.state} (task {record.task_id}): it has its task")
+    if record.state not in states.AWAITING_PERSON and owner_alive(record.owner):
+        raise click.ClickException(f"attempt {attempt_id} is still being submitted by process {record.owner}")
+    task_id = task_id.strip()
+    tracked = [r.attempt_id for r in store.records_since(record.created_at - 86400) if r.task_id == task_id]
+    if tracked:
+        raise click.ClickException(f"task {task_id} already belongs to attempt {tracked[0]}")
+    state = _provider_state(record.provider, task_id)
+    store.save(
+        record.moved(
+            AttemptState.ACCEPTED,
+            task_id=task_id,
+            error=f"{record.error or ''} [task id given by the user]".strip(),
+        )
+    )
+    click.echo(
+        f"attempt {attempt_id} ({record.image}|{record.prompt}) now tracks {record.provider} task {task_id} "
+        f"({state}): the pending-tasks sensor or the next `seedance-pipeline run` collects it."
+    )
+
+
+def _provider_state(provider: str, task_id: str) -> str:
+    """The provider's state of ``task_id``; a ClickException when the provider does not know it."""
+    from seedance_pipeline.core.errors import SeedanceError
+    from seedance_pipeline.providers.resource import SeedanceProviders
+
+    providers = SeedanceProviders.from_env()
+
+    async def poll() -> str:
+        async with providers.make_client(provider) as client:
+            return (await client.poll(task_id)).state.value
+
+    try:
+        return asyncio.run(poll())
+    except SeedanceError as exc:
+        raise click.ClickException(f"{provider} did not confirm task {task_id}: {exc}") from None
+    finally:
+        providers.close()
 
 
 def _cancel(store: TaskStore, record: AttemptRecord) -> None:

@@ -10,7 +10,7 @@ written before anything is sent and after every step, so a crash leaves a record
     UNKNOWN          the POST may have reached the provider and no task id came back: a task may exist and may be
                      billed. Where the provider lists its tasks, the listing settles it (found: ACCEPTED; provably
                      never created: REJECTED, ledger/settle.py); otherwise a person decides
-                     (``seedance-pipeline tasks retry|abandon``)
+                     (``seedance-pipeline tasks adopt|retry|abandon``)
     REJECTED         the provider refused the submit, or was never reached: nothing exists, nothing is billed
     BLOCKED          a budget stopped it before anything was sent
     SUCCEEDED        the output is stored (billed)

@@ -92,7 +92,8 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
                         "attempt_id": rec.attempt_id,
                         "provider": rec.provider,
                         "estimated_cost_usd": dg.MetadataValue.float(rec.estimated_cost_usd),
-                        "resolve_with": f"seedance-pipeline tasks retry {rec.attempt_id}  |  "
+                        "resolve_with": f"seedance-pipeline tasks adopt {rec.attempt_id} TASK_ID  |  "
+                        f"seedance-pipeline tasks retry {rec.attempt_id}  |  "
                         f"seedance-pipeline tasks abandon {rec.attempt_id}",
                     },
                 )
