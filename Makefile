@@ -9,7 +9,7 @@ UV_VERSION := 0.13.9
 export SEEDANCE_STORAGE_URL ?= $(CURDIR)/.seedance/storage
 export DAGSTER_HOME ?= $(CURDIR)/.seedance/dagster_home
 
-.PHONY: demo test test-quick check install sysdeps ui clean bench bench-quick reliability
+.PHONY: demo test test-quick check install sysdeps ui clean bench bench-quick reliability lifecycle
 
 # Exactly the versions in uv.lock (`uv lock` after changing pyproject.toml); --inexact keeps pip and uv,
 # which installed the environment, in it.
@@ -59,6 +59,13 @@ CLIPS ?= 200
 SEED ?= 1
 reliability: $(STAMP)
 	$(BIN)/python -m seedance_pipeline_tests.campaign --clips $(CLIPS) --seed $(SEED) --storage s3 --outage-s 60
+
+# A simulated month of daily use (seeded): files added, deleted, renamed and replaced, prompts edited, reverted,
+# deleted and restored, one provider throttling, one forgetting tasks, a run killed each week; the invariants
+# checked after every day. CI runs four days of it (seedance_pipeline_tests/test_lifecycle.py).
+DAYS ?= 30
+lifecycle: $(STAMP)
+	$(BIN)/python -m seedance_pipeline_tests.lifecycle --days $(DAYS) --seed $(SEED)
 
 # The Dagster UI (and daemon: sensors, schedule) on the demo's history: http://127.0.0.1:3000
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml

@@ -43,7 +43,7 @@ from seedance_pipeline.clip.probe import VideoProbeError, probe_video
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.defs.sensors.pending_tasks import pending_tasks_sensor
 from seedance_pipeline.ledger.store import TaskStore
-from seedance_pipeline.providers import PROVIDERS
+from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.providers.routing import SIMULATOR_KEY
 from seedance_pipeline.simulator.config import FaultRule, ProviderSimConfig, SimConfig
@@ -203,7 +203,8 @@ def _state(storage: SeedanceStorage) -> tuple:
 
 
 def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignResult) -> None:
-    """First ``run``, then rounds of (pending-tasks sensor + its runs, ``run`` again) until stable."""
+    """First ``run``, then rounds of (pending-tasks sensor + its runs, ``run`` again) until stable; then, where an
+    attempt of unknown acceptance waits on a provider's task-list delay, that wait and one more round."""
     defs = build_definitions(storage, providers)
     launched: set[str] = set()
     t0 = time.monotonic()
@@ -212,7 +213,10 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
         f"run 1: {len(report.clips)} clip(s) stored, {len(report.failures)} failure line(s) "
         f"({time.monotonic() - t0:.0f} s)"
     )
-    for n in range(cfg.max_rounds):
+
+    def one_round(n: int) -> bool:
+        """One round; True when it changed nothing and left nothing a rerun would collect."""
+        nonlocal report
         before = _state(storage)
         t0 = time.monotonic()
         resources = {"storage": storage, "providers": providers}
@@ -244,9 +248,38 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
         storage_errors = any("storage error" in line for line in report.failures)
         after = _state(storage)
         collectable = any(state in ("accepted", "download_failed") for _, state in after[1])
-        if not requests and after == before and not storage_errors and not collectable:
-            break
+        return not requests and after == before and not storage_errors and not collectable
+
+    n = 0
+    while n < cfg.max_rounds and not one_round(n):
+        n += 1
+    if _await_task_lists(storage, result):
+        one_round(n + 1)
     result.last_failures = report.failures
+
+
+def _await_task_lists(storage: SeedanceStorage, result: CampaignResult) -> bool:
+    """Waits for ``task_list_wait_s`` and returns True (one more round settles them) when there is a wait."""
+    wait = task_list_wait_s(storage)
+    if not wait:
+        return False
+    result.rounds.append(f"waited {wait:.0f} s for the providers' task-list delay")
+    time.sleep(wait)
+    return True
+
+
+def task_list_wait_s(storage: SeedanceStorage) -> float:
+    """Wall time a user's sensor would let pass: an attempt of unknown acceptance at a provider that lists its
+    tasks is provably absent only once the provider's listing delay has passed since it was recorded. The time
+    until the youngest such attempt reaches it (and a second more), or 0 when none is waiting."""
+    pending = [
+        r.updated_at + visibility
+        for r in TaskStore(storage).open_records()
+        if r.state in ("intent", "unknown") and (visibility := ADAPTER_CLASSES[r.provider].list_visibility_s)
+    ]
+    if not pending or max(pending) <= time.time():
+        return 0.0
+    return max(pending) - time.time() + 1
 
 
 # -- the figures ---------------------------------------------------------------------------------------

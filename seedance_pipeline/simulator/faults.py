@@ -94,6 +94,13 @@ class FaultMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        self.sim.request_started()
+        try:
+            return await self._handle(scope, receive, send)
+        finally:
+            self.sim.request_ended()
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         _, _, rest = scope["path"].partition("/")
         provider, slash, sub = rest.partition("/")
         module = self.modules.get(provider)

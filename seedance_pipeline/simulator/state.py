@@ -57,6 +57,7 @@ class Simulator:
         self._executor = ThreadPoolExecutor(max_workers=render_workers, thread_name_prefix="sim-render")
         self._config = config or SimConfig()
         self._wall_offset = time.time() - time.monotonic()
+        self._in_flight = 0  # HTTP requests being handled (a reset does not end them)
         self._reset_locked()
 
     # --- configuration ---
@@ -125,6 +126,19 @@ class Simulator:
         return keys is None or token in keys
 
     # --- counters and faults ---
+    def request_started(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    def request_ended(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def in_flight(self) -> int:
+        """HTTP requests being handled now, also those whose client has gone (a provider finishes what it read)."""
+        with self._lock:
+            return self._in_flight
+
     def count(self, provider: str, endpoint: str) -> None:
         with self._lock:
             self._counts[provider][endpoint if endpoint in ENDPOINTS else "other"] += 1
