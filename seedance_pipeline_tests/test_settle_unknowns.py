@@ -22,6 +22,7 @@ from seedance_pipeline.providers.base import WireReply
 from seedance_pipeline.providers.states import ListedTask
 from seedance_pipeline.providers.wavespeed import WaveSpeedAdapter
 from seedance_pipeline.simulator.config import FaultRule
+from seedance_pipeline.storage import layout
 from seedance_pipeline_tests.conftest import fast_config, png, put, requests_total
 from seedance_pipeline_tests.test_sensors import execute, tick
 
@@ -280,6 +281,30 @@ def test_providers_without_a_list_leave_the_decision_to_a_person(storage, provid
     [record] = TaskStore(storage).open_records()
     assert record.state is AttemptState.UNKNOWN and second.settled == []
     assert requests_total(sim, "submit") == 1 and requests_total(sim, "list") == 0
+
+
+def test_an_intent_whose_record_was_never_written_was_never_sent_and_is_made_once(storage, providers, sim, instance):
+    put(storage, "images/lake.png", png())
+    put(storage, "prompts/dawn.yaml", PROMPT.replace("wavespeed", "novita"))
+    sim.configure(fast_config(faults=[FaultRule(provider="novita", endpoint="submit", kind="drop_before", times=1)]))
+    run_pipeline(instance, storage, providers)
+    store = TaskStore(storage)
+    [record] = store.open_records()
+    # As a process killed inside TaskStore.create leaves it: the intent's open copy, and no record.
+    intent = record.model_copy(update={"state": AttemptState.INTENT, "owner": None, "run_id": None})
+    storage.write_bytes(storage.path(layout.task_open(record.attempt_id)), intent.model_dump_json().encode())
+    storage.fs.rm(storage.path(layout.task_record(record.attempt_id)))
+    assert store.load(record.attempt_id).state is AttemptState.INTENT and not store.written(record.attempt_id)
+    submits = requests_total(sim, "submit")
+
+    second = run_pipeline(instance, storage, providers)
+    assert second.ok, second.failures
+    settled = store.load(record.attempt_id)
+    assert settled.state is AttemptState.REJECTED and "never written" in (settled.settled or "")
+    assert any(line.startswith(f"settled lake|dawn on novita (attempt {record.attempt_id})") for line in second.settled)
+    assert [c.outcome for c in second.clips] == ["generated"]
+    assert requests_total(sim, "submit") == submits + 1 and len(sim.sim.provider_tasks("novita")) == 1
+    assert store.open_records() == []
 
 
 def test_the_pending_tasks_sensor_settles_and_collects_in_one_tick(storage, providers, sim, instance):

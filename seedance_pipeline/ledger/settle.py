@@ -125,6 +125,14 @@ def settle(
     return verdicts
 
 
+NEVER_SENT = "its record was never written, so its submit was never sent: submitting it pays once"
+
+
+def never_sent(record: AttemptRecord) -> AttemptRecord:
+    """An orphaned intent whose record was never written (``TaskStore.written``), settled: nothing was sent."""
+    return record.moved(AttemptState.REJECTED, settled=NEVER_SENT, error=f"{record.error or 'intent'} [{NEVER_SENT}]")
+
+
 def settled_record(verdict: Verdict, provider: str) -> AttemptRecord:
     """The attempt's record as the verdict settles it (only for a settled verdict). A found task belongs to no
     process any more (its submitter gave up on it): whoever finds it orphaned collects it."""

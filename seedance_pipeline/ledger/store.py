@@ -99,8 +99,18 @@ class TaskStore:
             raise
 
     def load(self, attempt_id: str) -> AttemptRecord:
-        record = AttemptRecord.model_validate_json(self.storage.read_bytes(self._record_path(attempt_id)))
+        """The attempt's record; its open copy when the record itself was never written (``written``)."""
+        try:
+            record = AttemptRecord.model_validate_json(self.storage.read_bytes(self._record_path(attempt_id)))
+        except FileNotFoundError:
+            return AttemptRecord.model_validate_json(self.storage.read_bytes(self._open_path(attempt_id)))
         return self._newest([record])[0]
+
+    def written(self, attempt_id: str) -> bool:
+        """Whether the attempt's record exists. ``create`` writes the open copy, then the record, and only then
+        does the caller send anything: an open copy without its record is an intent never sent (the process
+        stopped between the two writes)."""
+        return self.storage.fs.exists(self._record_path(attempt_id))
 
     def _load_many(self, paths: list[str]) -> list[AttemptRecord]:
         return list(self._read_many(paths).values())

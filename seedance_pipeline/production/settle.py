@@ -14,7 +14,8 @@ import dagster as dg
 from seedance_pipeline.core.errors import SeedanceError
 from seedance_pipeline.ledger.liveness import orphaned
 from seedance_pipeline.ledger.records import AttemptRecord
-from seedance_pipeline.ledger.settle import TaskList, Verdict, decidable, settle, settled_record, window
+from seedance_pipeline.ledger.settle import TaskList, Verdict, decidable, never_sent, settle, settled_record, window
+from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.providers import ADAPTER_CLASSES
 from seedance_pipeline.providers.resource import SeedanceProviders
@@ -55,6 +56,9 @@ def settle_unknowns(
     pending: dict[str, list[AttemptRecord]] = {}
     for record in store.open_records():
         if not decidable(record, orphaned(record, instance)):
+            continue
+        if record.state is AttemptState.INTENT and not store.written(record.attempt_id):
+            result.absent.append(store.save(never_sent(record), claim=False))
             continue
         adapter = ADAPTER_CLASSES.get(record.provider)
         listable = adapter is not None and adapter.list_visibility_s is not None
