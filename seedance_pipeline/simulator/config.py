@@ -62,7 +62,7 @@ class ProviderSimConfig(BaseModel):
     max_concurrency: int | None = Field(None, ge=1)
     # Output URLs stop working this many seconds after the task completed (None: never).
     output_url_ttl_s: float | None = Field(None, gt=0)
-    # A task is forgotten (status 404, output gone, not listed) this many seconds after it ended.
+    # A task is forgotten (status 404, not listed; its output URL keeps output_url_ttl_s) this long after it ended.
     # None: never, except RunPod's documented defaults, 1800 s for /run jobs and 60 s for /runsync jobs.
     record_ttl_s: float | None = Field(None, ge=0)
     # RunPod /runsync wait when no ?wait= is given (docs: 90 s).

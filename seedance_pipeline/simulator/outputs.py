@@ -45,7 +45,7 @@ async def _padded(video: bytes, size: int):
 
 def route(sim: Simulator, provider: str) -> Route:
     async def download(request: Request) -> Response:
-        task = sim.get_task(provider, request.path_params["task_id"])
+        task = sim.get_task(provider, request.path_params["task_id"], forgotten=True)
         video = task.video() if task is not None else None
         if task is None or video is None:
             return storage_error(404, "NoSuchKey", "The specified key does not exist.")

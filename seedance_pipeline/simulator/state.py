@@ -366,12 +366,13 @@ class Simulator:
             kept = [t for t in self._tasks.values() if t.provider == provider and not self._forgotten(t)]
         return sorted(kept, key=lambda t: -t.created_wall)
 
-    def get_task(self, provider: str, task_id: str) -> Task | None:
+    def get_task(self, provider: str, task_id: str, *, forgotten: bool = False) -> Task | None:
         """A task the provider still keeps: once ``record_ttl_s`` has passed since it ended, it knows it no more
-        (status 404, output gone, not listed), as every provider does after its retention (docs/providers.md §8.6)."""
+        (status 404, not listed), as every provider does after its retention (docs/providers.md §8.6).
+        ``forgotten=True`` finds it anyway: its output URL lives by ``output_url_ttl_s``, not by the record."""
         with self._lock:
             t = self._tasks.get(task_id)
-            if t is None or t.provider != provider or self._forgotten(t):
+            if t is None or t.provider != provider or (self._forgotten(t) and not forgotten):
                 return None
         return t
 
