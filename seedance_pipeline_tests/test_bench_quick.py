@@ -1,7 +1,8 @@
 """The benchmarks' quick mode runs and prints every figure, each sane. No absolute time is judged here.
 
-Runs ``python -m benchmarks --quick --only 2,4,5`` (status requests vs the SDKs, memory, sensor ticks)
-and one small multi-partition clips run of benchmark 1/3 (N=20), in a subprocess each.
+Runs ``python -m benchmarks --quick --only 2,4,5`` (status requests vs the SDKs, memory, sensor ticks),
+one small multi-partition clips run of benchmark 1/3 (N=20) and benchmark 7's cold and warm runs (N=8), in a
+subprocess each.
 """
 
 from __future__ import annotations
@@ -93,3 +94,23 @@ def test_a_run_on_s3_with_round_trips_is_measured():
     assert r["wall"] >= 10 * 1.0 / 10
     leftover = subprocess.run(["pgrep", "-f", "moto_server|S3FaultProxy"], capture_output=True, text=True).stdout
     assert leftover.strip() == "", leftover
+
+
+def test_a_cold_and_a_warm_run_are_measured():
+    """Benchmark 7 at quick size: both runs store every clip, and the second starts from what the first stored."""
+    out = _run(
+        [
+            "-c",
+            "from benchmarks.bench_warm_polling import measure; import json; print(json.dumps(measure(8)))",
+        ],
+        timeout=300,
+    )
+    import json
+
+    r = json.loads(out.strip().splitlines()[-1])
+    for run in ("cold", "warm"):
+        assert (r[run]["stored"], r[run]["failed"]) == (8, 0), r
+        assert r[run]["span_s"] >= 8 * 2.0 / 4  # never faster than the physical limit
+        assert r[run]["status_per_clip"] >= 1
+    # the prior is 60 s: a run that waited on it would span minutes, not the clips' few seconds
+    assert r["cold"]["span_s"] < 30 and r["warm"]["span_s"] < 30, r

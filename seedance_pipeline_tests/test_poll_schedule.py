@@ -141,13 +141,71 @@ def test_only_tasks_seen_from_their_submit_are_learned(sim, tmp_path):
         async with ProviderClient(
             get_adapter("novita"), "k", base_url=sim.provider_url("novita"), settings=settings
         ) as client:
+            schedule = client.schedule_for(prepared.request.latency_shape())  # "480p/4s/silent"
             first = await generate_clip(client, prepared, fs, str(tmp_path / "a.mp4"))
-            learned = client.schedule.learned
+            learned = schedule.learned
             snap = await client.submit(prepared.wire)
             resumed = await generate_clip(client, prepared, fs, str(tmp_path / "b.mp4"), resume=snap)
-            return first, learned, resumed, client.schedule.learned
+            return first, learned, resumed, schedule.learned
 
     first, learned, resumed, after = asyncio.run(go())
     assert first.status == resumed.status == "succeeded" and resumed.task_id != first.task_id
     assert len(learned) == 1 and learned[0][1] >= FAST  # seen done no sooner than the task's duration
     assert after == learned  # the resumed task changed nothing
+
+
+def test_until_a_duration_is_bracketed_a_probe_doubles_its_waits_up_to_the_first_regular_poll():
+    sched = PollSchedule(ClientSettings(expected_latency_s=60, min_poll_interval_s=1.0))
+    assert sched.probing
+    t, polls = 0.0, []
+    while t < 54:
+        t += sched.probe_delay(t, None)
+        polls.append(t)
+    assert polls == [1, 2, 4, 8, 16, 32, 54]  # log2(prior / floor) polls, then the regular first poll at 90 %
+    assert sched.probe_delay(54, None) == sched.next_delay(54, None)
+    assert sched.probe_delay(3, 10) == 10  # a provider's ETA wins, as in the regular rule
+    sched.observe(4.0)  # done at the first poll: an upper bound only, still probing
+    assert sched.probing
+    sched.observe(4.0, running_at_s=2.0)
+    assert not sched.probing
+
+
+def test_a_schedule_seeded_with_what_an_earlier_one_learned_starts_where_it_ended():
+    settings = ClientSettings(expected_latency_s=60)
+    earlier = PollSchedule(settings)
+    for d in (75, 76, 74, 75, 77, 73):
+        walk(earlier, d)
+    later = PollSchedule(settings)
+    later.seed(earlier.samples())
+    assert later.learned == earlier.learned and not later.probing
+    assert later.next_delay(0, None) == earlier.next_delay(0, None) < 0.9 * 60 + 20  # not the prior's 54 s rule
+    later.seed(earlier.samples() * 10)  # more than it keeps: the newest KEEP stay
+    assert len(later.learned) == PollSchedule.KEEP
+
+
+def test_tasks_waiting_on_the_prior_wake_when_a_probe_learns_the_provider_is_fast(sim, tmp_path):
+    """Prior 30 s, tasks of 0.2 s, four at once: one probes and finds out; the other three, asleep until 27 s,
+    wake when the schedule learns and are collected at once. None waits for the prior (the deadline)."""
+    import asyncio
+
+    from seedance_pipeline.clip.prepare import build_request, prepare
+    from seedance_pipeline.providers import get_adapter
+    from seedance_pipeline.providers.engine import ProviderClient
+    from seedance_pipeline_tests.conftest import png
+
+    image = tmp_path / "cat.png"
+    image.write_bytes(png())
+    prepared = prepare(get_adapter("novita"), build_request(prompt="a cat", image=str(image), duration=4))
+
+    async def go():
+        settings = ClientSettings(expected_latency_s=30, min_poll_interval_s=0.1)
+        async with ProviderClient(
+            get_adapter("novita"), "k", base_url=sim.provider_url("novita"), settings=settings
+        ) as client:
+            snaps = [await client.submit(prepared.wire) for _ in range(4)]
+            done = await asyncio.wait_for(asyncio.gather(*(client.wait(s, shape="s") for s in snaps)), 15)
+            return done, client.schedule_for("s")
+
+    done, schedule = asyncio.run(go())
+    assert [d.state.value for d in done] == ["succeeded"] * 4
+    assert not schedule.probing and len(schedule.learned) == 4

@@ -96,7 +96,13 @@ async def generate_clip(
                     await asyncio.to_thread(journal.accepted, prepared, snap)
             else:
                 snap = resume
-            snap = await client.wait(snap, started_at=t_start, on_update=on_update, learn=resume is None)
+            snap = await client.wait(
+                snap,
+                started_at=t_start,
+                on_update=on_update,
+                learn=resume is None,
+                shape=prepared.request.latency_shape(),
+            )
             timings["task_s"] = time.monotonic() - t0
         if snap.state is not TaskState.SUCCEEDED:
             raise TaskFailed(

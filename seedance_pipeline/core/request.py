@@ -56,6 +56,12 @@ class GenerationRequest(BaseModel):
     execution_expires_after: int | None = Field(default=None)
     watermark: bool | None = None
 
+    def latency_shape(self) -> str:
+        """What a task's duration at a provider depends on (e.g. ``480p/4s/silent``): its poll schedule's key."""
+        audio = "audio" if self.generate_audio else "silent"
+        tier = f"/{self.service_tier}" if self.service_tier else ""
+        return f"{self.resolution}/{self.duration}s/{audio}{tier}"
+
     def wire_fields(self) -> dict:
         """The fields that shape the generated clip (used for fingerprints), images excluded."""
         return self.model_dump(exclude={"image", "last_image"})

@@ -18,6 +18,7 @@ from seedance_pipeline.planning.refusals import Refusals
 from seedance_pipeline.planning.reuse import StoredClips
 from seedance_pipeline.planning.select import Item
 from seedance_pipeline.production.bridge import RelayLog, Send
+from seedance_pipeline.production.latency import LatencyMemory, route_key
 from seedance_pipeline.production.messages import Failed, Stored
 from seedance_pipeline.production.metadata import lost_observation
 from seedance_pipeline.production.plan import ItemFailed, Production, plan_production, storage_error
@@ -53,29 +54,40 @@ async def produce_all(
     run_id: str,
     send: Send,
 ) -> None:
-    """Every item, concurrently; sends ``Stored`` or ``Failed`` for each item as it ends."""
+    """Every item, concurrently; sends ``Stored`` or ``Failed`` for each item as it ends. The poll schedules
+    start from what earlier runs learned (production/latency.py) and what this run learns is kept."""
     log = RelayLog(send)
     used = sorted({c.provider for it in ready for c in it.candidates})
     async with providers.clients(used, logger=log) as clients:
+        memory = await asyncio.to_thread(LatencyMemory, storage)
+        keyed = {p: (c, route_key(p, providers.route(p).simulated)) for p, c in clients.items()}
+        memory.seed(keyed)
         refusals = await asyncio.to_thread(Refusals, storage)
         run = Run(run_id, log, clients, storage, store, guard, refusals)
-        stored = await asyncio.to_thread(StoredClips.for_items, storage, ready)
-        plans = await asyncio.gather(
-            *(asyncio.to_thread(plan_production, storage, store, it, run_id, stored) for it in ready)
-        )
-        plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
-        tasks = [asyncio.ensure_future(_produce(run, plan)) for plan in plans]
         try:
-            for next_done in asyncio.as_completed(tasks):
-                try:
-                    send(Stored(await next_done))
-                except ItemFailed as exc:
-                    send(Failed(str(exc), exc.events))
+            await _produce_every(run, ready, send)
         finally:
-            # Leaving early (an error, or the run being stopped): stop waiting, keep every record as it is.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(memory.save, keyed)
+
+
+async def _produce_every(run: Run, ready: list[Item], send: Send) -> None:
+    stored = await asyncio.to_thread(StoredClips.for_items, run.storage, ready)
+    plans = await asyncio.gather(
+        *(asyncio.to_thread(plan_production, run.storage, run.store, it, run.run_id, stored) for it in ready)
+    )
+    plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
+    tasks = [asyncio.ensure_future(_produce(run, plan)) for plan in plans]
+    try:
+        for next_done in asyncio.as_completed(tasks):
+            try:
+                send(Stored(await next_done))
+            except ItemFailed as exc:
+                send(Failed(str(exc), exc.events))
+    finally:
+        # Leaving early (an error, or the run being stopped): stop waiting, keep every record as it is.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _produce(run: Run, plan: Production) -> Events:

@@ -10,6 +10,7 @@
     tasks/by-fingerprint/<fingerprint>/<attempt>           empty markers: the attempts of one request
     state/stamps/<asset>.json                              stamps of materialized source files (an index)
     state/refusals.json                                    resolutions a provider refused at submit
+    state/latency.json                                     task durations learned per provider and request shape
 
 Each function returns a path relative to the root; ``SeedanceStorage.path`` makes it absolute.
 """
@@ -71,6 +72,11 @@ def task_marker(fingerprint: str, attempt_id: str) -> str:
 def refusals() -> str:
     """What providers refused at submit though their pages promise it (planning/refusals.py)."""
     return "state/refusals.json"
+
+
+def latency() -> str:
+    """The task durations the poll schedules learned, per provider and request shape (production/latency.py)."""
+    return "state/latency.json"
 
 
 def stamps(asset: str) -> str:

@@ -45,7 +45,7 @@ from seedance_pipeline.providers.engine.retry import (
     backoff,
     parse_retry_after,
 )
-from seedance_pipeline.providers.engine.schedule import PollSchedule
+from seedance_pipeline.providers.engine.schedule import PollSchedule, Sample
 from seedance_pipeline.providers.engine.settings import ClientSettings
 from seedance_pipeline.providers.states import ListedTask, TaskSnapshot, TaskState
 
@@ -73,7 +73,11 @@ class ProviderClient(Downloads):
         self.provider = adapter.name
         self.base_url = (base_url or adapter.default_base_url).rstrip("/")
         self.settings = settings or ClientSettings()
-        self.schedule = PollSchedule(self.settings)
+        # One poll schedule per request shape (``wait``'s ``shape``: 480p 4 s and 1080p 12 s differ), and for
+        # each, an event set when it learns: tasks waiting on the prior wake and decide again.
+        self.schedules: dict[str | None, PollSchedule] = {}
+        self._learned: dict[str | None, asyncio.Event] = {}
+        self._probes: dict[str | None, int] = {}
         self._secret = api_key
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -258,6 +262,43 @@ class ProviderClient(Downloads):
         snap = self.adapter.parse_poll(reply)
         return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
 
+    PROBES = 1  # tasks per shape that probe at once while nothing bounds its duration (schedule.py)
+
+    @property
+    def schedule(self) -> PollSchedule:
+        """The schedule of tasks waited on without a shape."""
+        return self.schedule_for(None)
+
+    def schedule_for(self, shape: str | None) -> PollSchedule:
+        if shape not in self.schedules:
+            self.schedules[shape] = PollSchedule(self.settings)
+        return self.schedules[shape]
+
+    def latency_samples(self) -> dict[str, tuple[Sample, ...]]:
+        """What each shape's schedule learned (and was seeded with), to be kept for later clients."""
+        return {shape: s.samples() for shape, s in self.schedules.items() if shape is not None and s.samples()}
+
+    def seed_latency(self, samples: dict[str, list[Sample]]) -> None:
+        """Start each shape's schedule from brackets learned earlier (``latency_samples`` of an earlier client)."""
+        for shape, known in samples.items():
+            self.schedule_for(shape).seed(known)
+
+    async def _nap(self, delay: float, shape: str | None) -> bool:
+        """Sleep ``delay``; False when woken earlier because the shape's schedule learned something."""
+        learned = self._learned.setdefault(shape, asyncio.Event())
+        nap, woken = asyncio.ensure_future(self._sleep(delay)), asyncio.ensure_future(learned.wait())
+        try:
+            done, _ = await asyncio.wait((nap, woken), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            woken.cancel()
+        return woken not in done
+
+    def _learn(self, shape: str | None, done_by_s: float, running_at_s: float | None) -> None:
+        self.schedule_for(shape).observe(done_by_s, running_at_s)
+        if (event := self._learned.pop(shape, None)) is not None:
+            event.set()
+
     async def wait(
         self,
         snapshot: TaskSnapshot,
@@ -265,12 +306,41 @@ class ProviderClient(Downloads):
         started_at: float | None = None,
         on_update: Callable[[TaskSnapshot], Any] | None = None,
         learn: bool = True,
+        shape: str | None = None,
     ) -> TaskSnapshot:
         """Poll until the task is terminal; facts from earlier answers (cost, poll URL) are kept.
 
+        ``shape`` names the request's shape (resolution, duration, audio): its tasks share one schedule.
         ``learn=False`` for a task that started before ``started_at`` (one resumed after a crash): its
         duration is unknown, and learning the part we saw would pull every later first poll early."""
-        start = time.monotonic() if started_at is None else started_at
+        schedule = self.schedule_for(shape)
+        probe = learn and schedule.probing and self._probes.get(shape, 0) < self.PROBES
+        if probe:
+            self._probes[shape] = self._probes.get(shape, 0) + 1
+        try:
+            return await self._wait(
+                snapshot,
+                start=time.monotonic() if started_at is None else started_at,
+                on_update=on_update,
+                learn=learn,
+                shape=shape,
+                probe=probe,
+            )
+        finally:
+            if probe:
+                self._probes[shape] -= 1
+
+    async def _wait(
+        self,
+        snapshot: TaskSnapshot,
+        *,
+        start: float,
+        on_update: Callable[[TaskSnapshot], Any] | None,
+        learn: bool,
+        shape: str | None,
+        probe: bool,
+    ) -> TaskSnapshot:
+        schedule = self.schedule_for(shape)
         snap = snapshot
         running_at = None  # when the task was last asked about and still running
         while not snap.state.terminal:
@@ -281,7 +351,13 @@ class ProviderClient(Downloads):
                     f"task {snap.task_id} still {snap.raw_status or snap.state.value} after {elapsed:.0f} s"
                     f" (deadline {self.settings.task_deadline_s:.0f} s)",
                 )
-            await self._sleep(self.schedule.next_delay(elapsed, snap.eta_s))
+            # The next poll is due ``delay`` after this moment; woken because the schedule learned meanwhile,
+            # the delay is decided again from this same moment (the next poll may come sooner, or later).
+            while True:
+                rule = schedule.probe_delay if probe and schedule.probing else schedule.next_delay
+                left = elapsed + rule(elapsed, snap.eta_s) - (time.monotonic() - start)
+                if left <= 0 or await self._nap(left, shape):
+                    break
             asked_at = time.monotonic() - start
             new = await self.poll(snap.task_id, snap.poll_url)
             new = replace(
@@ -297,7 +373,7 @@ class ProviderClient(Downloads):
                 running_at = asked_at
             snap = new
         if snap.state is TaskState.SUCCEEDED and learn:
-            self.schedule.observe(time.monotonic() - start, running_at)
+            self._learn(shape, time.monotonic() - start, running_at)
         return snap
 
     async def cancel(self, task_id: str) -> TaskSnapshot | None:
