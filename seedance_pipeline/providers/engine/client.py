@@ -47,6 +47,7 @@ from seedance_pipeline.providers.engine.retry import (
 )
 from seedance_pipeline.providers.engine.schedule import PollSchedule, Sample
 from seedance_pipeline.providers.engine.settings import ClientSettings
+from seedance_pipeline.providers.engine.shapes import Schedules
 from seedance_pipeline.providers.states import ListedTask, TaskSnapshot, TaskState
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,8 @@ class ProviderClient(Downloads):
         self.provider = adapter.name
         self.base_url = (base_url or adapter.default_base_url).rstrip("/")
         self.settings = settings or ClientSettings()
-        # One poll schedule per request shape (``wait``'s ``shape``: 480p 4 s and 1080p 12 s differ), and for
-        # each, an event set when it learns: tasks waiting on the prior wake and decide again.
-        self.schedules: dict[str | None, PollSchedule] = {}
-        self._learned: dict[str | None, asyncio.Event] = {}
-        self._probes: dict[str | None, int] = {}
+        # One poll schedule per request shape (``wait``'s ``shape``: 480p 4 s and 1080p 12 s differ).
+        self.schedules = Schedules(self.settings, sleep)
         self._secret = api_key
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -262,42 +260,21 @@ class ProviderClient(Downloads):
         snap = self.adapter.parse_poll(reply)
         return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
 
-    PROBES = 1  # tasks per shape that probe at once while nothing bounds its duration (schedule.py)
-
     @property
     def schedule(self) -> PollSchedule:
         """The schedule of tasks waited on without a shape."""
-        return self.schedule_for(None)
+        return self.schedules.of(None)
 
     def schedule_for(self, shape: str | None) -> PollSchedule:
-        if shape not in self.schedules:
-            self.schedules[shape] = PollSchedule(self.settings)
-        return self.schedules[shape]
+        return self.schedules.of(shape)
 
     def latency_samples(self) -> dict[str, tuple[Sample, ...]]:
         """What each shape's schedule learned (and was seeded with), to be kept for later clients."""
-        return {shape: s.samples() for shape, s in self.schedules.items() if shape is not None and s.samples()}
+        return self.schedules.samples()
 
     def seed_latency(self, samples: dict[str, list[Sample]]) -> None:
         """Start each shape's schedule from brackets learned earlier (``latency_samples`` of an earlier client)."""
-        for shape, known in samples.items():
-            self.schedule_for(shape).seed(known)
-
-    async def _nap(self, delay: float, shape: str | None) -> bool:
-        """Sleep ``delay``; False when woken earlier because the shape's schedule learned something."""
-        learned = self._learned.setdefault(shape, asyncio.Event())
-        nap, woken = asyncio.ensure_future(self._sleep(delay)), asyncio.ensure_future(learned.wait())
-        try:
-            done, _ = await asyncio.wait((nap, woken), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            nap.cancel()
-            woken.cancel()
-        return woken not in done
-
-    def _learn(self, shape: str | None, done_by_s: float, running_at_s: float | None) -> None:
-        self.schedule_for(shape).observe(done_by_s, running_at_s)
-        if (event := self._learned.pop(shape, None)) is not None:
-            event.set()
+        self.schedules.seed(samples)
 
     async def wait(
         self,
@@ -313,10 +290,7 @@ class ProviderClient(Downloads):
         ``shape`` names the request's shape (resolution, duration, audio): its tasks share one schedule.
         ``learn=False`` for a task that started before ``started_at`` (one resumed after a crash): its
         duration is unknown, and learning the part we saw would pull every later first poll early."""
-        schedule = self.schedule_for(shape)
-        probe = learn and schedule.probing and self._probes.get(shape, 0) < self.PROBES
-        if probe:
-            self._probes[shape] = self._probes.get(shape, 0) + 1
+        probe = learn and self.schedules.take_probe(shape)
         try:
             return await self._wait(
                 snapshot,
@@ -328,7 +302,7 @@ class ProviderClient(Downloads):
             )
         finally:
             if probe:
-                self._probes[shape] -= 1
+                self.schedules.give_probe(shape)
 
     async def _wait(
         self,
@@ -340,7 +314,7 @@ class ProviderClient(Downloads):
         shape: str | None,
         probe: bool,
     ) -> TaskSnapshot:
-        schedule = self.schedule_for(shape)
+        schedule = self.schedules.of(shape)
         snap = snapshot
         running_at = None  # when the task was last asked about and still running
         while not snap.state.terminal:
@@ -356,7 +330,7 @@ class ProviderClient(Downloads):
             while True:
                 rule = schedule.probe_delay if probe and schedule.probing else schedule.next_delay
                 left = elapsed + rule(elapsed, snap.eta_s) - (time.monotonic() - start)
-                if left <= 0 or await self._nap(left, shape):
+                if left <= 0 or await self.schedules.nap(left, shape):
                     break
             asked_at = time.monotonic() - start
             new = await self.poll(snap.task_id, snap.poll_url)
@@ -373,7 +347,7 @@ class ProviderClient(Downloads):
                 running_at = asked_at
             snap = new
         if snap.state is TaskState.SUCCEEDED and learn:
-            self._learn(shape, time.monotonic() - start, running_at)
+            self.schedules.learn(shape, time.monotonic() - start, running_at)
         return snap
 
     async def cancel(self, task_id: str) -> TaskSnapshot | None:
