@@ -532,13 +532,18 @@ def violations(r: CampaignResult, min_stored_share: float = 0.0) -> list[str]:
     return [rule for ok, rule in rules if not ok]
 
 
-def main(argv: list[str] | None = None) -> int:
+def quiet() -> None:
+    """A campaign's own table is its output: warnings and the pipeline's and Dagster's logs below errors are not."""
     import logging
     import warnings
 
     warnings.filterwarnings("ignore")
     for name in ("seedance_pipeline", "dagster"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clips", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)

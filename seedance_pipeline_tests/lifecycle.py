@@ -59,7 +59,7 @@ from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
-from seedance_pipeline_tests.campaign import task_list_wait_s
+from seedance_pipeline_tests.campaign import quiet, task_list_wait_s
 
 TERMINAL_FAILURES = frozenset({"fail", "expire", "moderation", "cancelled"})  # simulator task outcomes
 EVENTS = (
@@ -611,12 +611,7 @@ def format_table(r: LifecycleResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore")
-    for name in ("seedance_pipeline", "dagster"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--seed", type=int, default=1)
