@@ -125,12 +125,14 @@ def settle(
     return verdicts
 
 
-NEVER_SENT = "its record was never written, so its submit was never sent: submitting it pays once"
+NEVER_SENT_NOTE = "its record was never written, so its submit was never sent: submitting it pays once"
 
 
 def never_sent(record: AttemptRecord) -> AttemptRecord:
     """An orphaned intent whose record was never written (``TaskStore.written``), settled: nothing was sent."""
-    return record.moved(AttemptState.REJECTED, settled=NEVER_SENT, error=f"{record.error or 'intent'} [{NEVER_SENT}]")
+    return record.moved(
+        AttemptState.REJECTED, settled=NEVER_SENT_NOTE, error=f"{record.error or 'intent'} [{NEVER_SENT_NOTE}]"
+    )
 
 
 def settled_record(verdict: Verdict, provider: str) -> AttemptRecord:

@@ -4,7 +4,8 @@ the tasks asleep on a shape when it learns something (``schedule.py`` is the ari
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
 from seedance_pipeline.providers.engine.schedule import PollSchedule, Sample
 from seedance_pipeline.providers.engine.settings import ClientSettings
@@ -32,15 +33,18 @@ class Schedules:
         for shape, known in samples.items():
             self.of(shape).seed(known)
 
-    def take_probe(self, shape: str | None) -> bool:
-        """Whether a task starting now probes: its shape is cold and no other task probes it."""
-        if not self.of(shape).probing or self._probes.get(shape, 0) >= self.PROBES:
-            return False
-        self._probes[shape] = self._probes.get(shape, 0) + 1
-        return True
-
-    def give_probe(self, shape: str | None) -> None:
-        self._probes[shape] -= 1
+    @contextmanager
+    def probe_slot(self, shape: str | None, *, wanted: bool = True) -> Iterator[bool]:
+        """Whether the task waited on inside probes: it is ``wanted`` (a task whose duration will be learned),
+        its shape is cold and no other task probes it. The slot is given back on leaving."""
+        took = wanted and self.of(shape).probing and self._probes.get(shape, 0) < self.PROBES
+        if took:
+            self._probes[shape] = self._probes.get(shape, 0) + 1
+        try:
+            yield took
+        finally:
+            if took:
+                self._probes[shape] -= 1
 
     async def nap(self, delay: float, shape: str | None) -> bool:
         """Sleep ``delay``; False when woken earlier because the shape's schedule learned something."""
