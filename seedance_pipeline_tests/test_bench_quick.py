@@ -1,6 +1,6 @@
 """The benchmarks' quick mode runs and prints every figure, each sane. No absolute time is judged here.
 
-Runs ``python -m benchmarks --quick --only 2,4,5`` (status requests vs the SDKs, memory, sensor ticks),
+Runs ``python -m benchmarks --quick --only 2,5`` and ``--only 4`` (status requests vs the SDKs, sensor ticks, memory),
 one small multi-partition clips run of benchmark 1/3 (N=20) and benchmark 7's cold and warm runs (N=8), in a
 subprocess each.
 """
@@ -42,7 +42,11 @@ def _figures(out: str) -> dict[str, float]:
 
 
 def test_quick_benchmarks_print_every_figure():
-    out = _run(["-m", "benchmarks", "--quick", "--only", "2,4,5"], timeout=600)
+    # Benchmark 4 apart: run with 2 (as `--only 2,4` does, to save its minute) its 20 downloads compete with
+    # benchmark 2's five simulators, and on a loaded 2-core CI machine a simulator then stalled past a client's
+    # timeout (3 of 4 full runs, 2026-12-02).
+    out = _run(["-m", "benchmarks", "--quick", "--only", "2,5"], timeout=600)
+    out += _run(["-m", "benchmarks", "--quick", "--only", "4"], timeout=600)
     figs = _figures(out)
     assert "load average" in out and "SUMMARY" in out
     for client in ("ours/wavespeed", "ours/runpod", "wavespeed SDK", "runpod SDK", "naive poll every 0.2 s"):
