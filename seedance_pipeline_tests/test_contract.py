@@ -257,7 +257,9 @@ def assert_stored_mp4(c: Contract, result: ClipResult) -> None:
 def test_success_stores_the_mp4_and_sends_the_documented_body(make_contract, provider):
     c = make_contract(provider)
     prepared = c.prepare()
+    started = time.monotonic()
     result = c.run(prepared)
+    elapsed_s = time.monotonic() - started
 
     assert_stored_mp4(c, result)
     [task] = c.tasks()
@@ -285,7 +287,9 @@ def test_success_stores_the_mp4_and_sends_the_documented_body(make_contract, pro
         "ratio": "16:9",
     }
     counts = c.requests()
-    assert counts["submit"] == 1 and counts["download"] == 1 and 1 <= counts["status"] <= 10
+    assert counts["submit"] == 1 and counts["download"] == 1 and counts["status"] >= 1
+    # Paced, not a storm: polls are at least min_poll_interval apart, however long the render took under load.
+    assert counts["status"] <= 2 + elapsed_s / settings().min_poll_interval_s
     assert counts["cancel"] == counts["other"] == 0
 
 

@@ -336,7 +336,7 @@ def _wait_until(predicate, timeout_s: float = 5.0) -> None:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_down_window_answers_503_on_every_endpoint_then_recovers(make_server, client, provider):
-    rule = FaultRule(provider=provider, kind="down", duration_s=0.6, times=1, retry_after="1")
+    rule = FaultRule(provider=provider, kind="down", duration_s=2.0, times=1, retry_after="1")
     srv = make_server(fast_config(faults=[rule]))
     # The window opens when the simulator sees the first request: after ``sent``, before ``answered``.
     sent = time.monotonic()
@@ -353,11 +353,11 @@ def test_down_window_answers_503_on_every_endpoint_then_recovers(make_server, cl
     # every request in the window, whatever the endpoint, gets the same answer; no task is created
     assert client.get(srv.provider_url(provider) + poll_path(provider, "x")).status_code == 503
     assert _submit(client, srv, provider).status_code == 503
-    assert time.monotonic() - sent < 0.6 and srv.sim.tasks() == []
+    assert time.monotonic() - sent < 2.0 and srv.sim.tasks() == []  # 2 s: all three fell in the window, even under load
     # another provider is not affected
     other = next(p for p in PROVIDERS if p != provider)
     assert _submit(client, srv, other).status_code == 200
-    _wait_until(lambda: time.monotonic() - answered > 0.65)
+    _wait_until(lambda: time.monotonic() - answered > 2.05)
     assert _submit(client, srv, provider).status_code == 200  # the outage is over; times=1: no second one
     fault = srv.sim.stats()["faults"][0]
     assert fault["outages"] == 1 and fault["applied"] == 3
