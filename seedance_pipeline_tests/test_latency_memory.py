@@ -23,7 +23,7 @@ def _client() -> ProviderClient:
 
 def _learned(client: ProviderClient, shape: str, *durations: float, at: float = 1000.0) -> None:
     for i, d in enumerate(durations):
-        client.schedule_for(shape).observe(d, running_at_s=d - 0.5, at=at + i)
+        client.schedules.of(shape).observe(d, running_at_s=d - 0.5, at=at + i)
 
 
 def test_two_processes_saving_at_once_keep_both_what_each_learned(storage):
@@ -37,9 +37,9 @@ def test_two_processes_saving_at_once_keep_both_what_each_learned(storage):
 
     seeded = _client()
     LatencyMemory(storage).seed({"novita": (seeded, "novita")})
-    assert [hi for _, hi in seeded.schedule_for("480p/4s/silent").learned] == [70, 71, 90]  # oldest first
-    assert [hi for _, hi in seeded.schedule_for("1080p/12s/audio").learned] == [200]
-    assert not seeded.schedule_for("480p/4s/silent").probing
+    assert [hi for _, hi in seeded.schedules.of("480p/4s/silent").learned] == [70, 71, 90]  # oldest first
+    assert [hi for _, hi in seeded.schedules.of("1080p/12s/audio").learned] == [200]
+    assert not seeded.schedules.of("480p/4s/silent").probing
 
 
 def test_the_simulators_durations_never_seed_the_real_provider(storage):
@@ -48,7 +48,7 @@ def test_the_simulators_durations_never_seed_the_real_provider(storage):
     LatencyMemory(storage).save({"novita": (sim_client, route_key("novita", simulated=True))})
     real = _client()
     LatencyMemory(storage).seed({"novita": (real, route_key("novita", simulated=False))})
-    assert real.latency_samples() == {} and real.schedule_for("480p/4s/silent").probing
+    assert real.schedules.samples() == {} and real.schedules.of("480p/4s/silent").probing
 
 
 def test_only_the_newest_samples_are_kept(storage):
@@ -67,12 +67,12 @@ def test_a_file_that_cannot_be_read_costs_the_warm_start_and_nothing_else(storag
     storage.write_bytes(path, b"{not json")
     client = _client()
     LatencyMemory(storage).seed({"novita": (client, "novita")})
-    assert client.latency_samples() == {}
+    assert client.schedules.samples() == {}
     storage.write_bytes(
         path, json.dumps({"novita": {"s": [[1, 2, True, 3], ["x", 2, True, 3], [5, 4, True, 1]]}}).encode()
     )
     LatencyMemory(storage).seed({"novita": (client, "novita")})
-    assert client.schedule_for("s").samples() == (Sample(1.0, 2.0, True, 3.0),)  # the two bad rows left out
+    assert client.schedules.of("s").samples() == (Sample(1.0, 2.0, True, 3.0),)  # the two bad rows left out
 
 
 def test_a_run_keeps_what_it_learned_for_the_next_one(storage, providers, sim):

@@ -141,7 +141,7 @@ def test_only_tasks_seen_from_their_submit_are_learned(sim, tmp_path):
         async with ProviderClient(
             get_adapter("novita"), "k", base_url=sim.provider_url("novita"), settings=settings
         ) as client:
-            schedule = client.schedule_for(prepared.request.latency_shape())  # "480p/4s/silent"
+            schedule = client.schedules.of(prepared.request.latency_shape())  # "480p/4s/silent"
             first = await generate_clip(client, prepared, fs, str(tmp_path / "a.mp4"))
             learned = schedule.learned
             snap = await client.submit(prepared.wire)
@@ -204,7 +204,7 @@ def test_tasks_waiting_on_the_prior_wake_when_a_probe_learns_the_provider_is_fas
         ) as client:
             snaps = [await client.submit(prepared.wire) for _ in range(4)]
             done = await asyncio.wait_for(asyncio.gather(*(client.wait(s, shape="s") for s in snaps)), 15)
-            return done, client.schedule_for("s")
+            return done, client.schedules.of("s")
 
     done, schedule = asyncio.run(go())
     assert [d.state.value for d in done] == ["succeeded"] * 4

@@ -69,7 +69,7 @@ class LatencyMemory:
     def seed(self, clients: dict[str, tuple[ProviderClient, str]]) -> None:
         """Give each client (with its route key) what earlier runs learned for its provider."""
         for client, key in clients.values():
-            client.seed_latency(self.known.get(key, {}))
+            client.schedules.seed(self.known.get(key, {}))
 
     def save(self, clients: dict[str, tuple[ProviderClient, str]]) -> None:
         """Merge what the clients learned into the file as it is now, and write it. A storage error is logged,
@@ -77,7 +77,7 @@ class LatencyMemory:
         try:
             merged = self._read()
             for client, key in clients.values():
-                for shape, samples in client.latency_samples().items():
+                for shape, samples in client.schedules.samples().items():
                     have = merged.setdefault(key, {}).setdefault(shape, [])
                     union = {(s.lo, s.hi, s.bracketed, s.at): s for s in [*have, *samples]}
                     have[:] = sorted(union.values(), key=lambda s: s.at)[-PollSchedule.KEEP :]

@@ -1,9 +1,9 @@
 """The one I/O engine every provider adapter shares (``client.py`` says what it guarantees).
 
 The public surface is what this module exports; its modules each do one job: ``client`` (submit, poll,
-wait), ``download``, ``schedule`` (when to poll), ``shapes`` (a schedule per request shape), ``retry`` (what to
-retry and how long to wait), ``limit`` (the adaptive in-flight limit), ``redaction`` (no secret in any message),
-``settings`` (every knob).
+cancel, list), ``wait`` (poll until terminal), ``download``, ``schedule`` (when to poll), ``shapes`` (a schedule
+per request shape), ``retry`` (what to retry and how long to wait), ``limit`` (the adaptive in-flight limit),
+``redaction`` (no secret in any message), ``settings`` (every knob).
 """
 
 from seedance_pipeline.providers.engine.client import ProviderClient

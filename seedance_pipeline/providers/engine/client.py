@@ -28,7 +28,6 @@ import httpx
 
 from seedance_pipeline.core.errors import (
     AcceptanceUnknown,
-    PollTimeout,
     ProviderError,
     ProviderUnavailable,
     SubmitRejected,
@@ -45,15 +44,15 @@ from seedance_pipeline.providers.engine.retry import (
     backoff,
     parse_retry_after,
 )
-from seedance_pipeline.providers.engine.schedule import PollSchedule, Sample
 from seedance_pipeline.providers.engine.settings import ClientSettings
 from seedance_pipeline.providers.engine.shapes import Schedules
-from seedance_pipeline.providers.states import ListedTask, TaskSnapshot, TaskState
+from seedance_pipeline.providers.engine.wait import Waiting
+from seedance_pipeline.providers.states import ListedTask, TaskSnapshot
 
 log = logging.getLogger(__name__)
 
 
-class ProviderClient(Downloads):
+class ProviderClient(Downloads, Waiting):
     """One provider's HTTP client. Create it inside the event loop that uses it; close it after."""
 
     def __init__(
@@ -259,74 +258,6 @@ class ProviderClient(Downloads):
             raise self._error(cls, f"status of task {task_id}: {message}", status_code=reply.status_code, code=code)
         snap = self.adapter.parse_poll(reply)
         return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
-
-    @property
-    def schedule(self) -> PollSchedule:
-        """The schedule of tasks waited on without a shape."""
-        return self.schedules.of(None)
-
-    def schedule_for(self, shape: str | None) -> PollSchedule:
-        return self.schedules.of(shape)
-
-    def latency_samples(self) -> dict[str, tuple[Sample, ...]]:
-        """What each shape's schedule learned (and was seeded with), to be kept for later clients."""
-        return self.schedules.samples()
-
-    def seed_latency(self, samples: dict[str, list[Sample]]) -> None:
-        """Start each shape's schedule from brackets learned earlier (``latency_samples`` of an earlier client)."""
-        self.schedules.seed(samples)
-
-    async def wait(
-        self,
-        snapshot: TaskSnapshot,
-        *,
-        started_at: float | None = None,
-        on_update: Callable[[TaskSnapshot], Any] | None = None,
-        learn: bool = True,
-        shape: str | None = None,
-    ) -> TaskSnapshot:
-        """Poll until the task is terminal; facts from earlier answers (cost, poll URL) are kept.
-
-        ``shape`` names the request's shape (resolution, duration, audio): its tasks share one schedule.
-        ``learn=False`` for a task that started before ``started_at`` (one resumed after a crash): its
-        duration is unknown, and learning the part we saw would pull every later first poll early."""
-        start = time.monotonic() if started_at is None else started_at
-        schedule = self.schedules.of(shape)
-        snap = snapshot
-        running_at = None  # when the task was last asked about and still running
-        with self.schedules.probe_slot(shape, wanted=learn) as probe:
-            while not snap.state.terminal:
-                elapsed = time.monotonic() - start
-                if elapsed > self.settings.task_deadline_s:
-                    raise self._error(
-                        PollTimeout,
-                        f"task {snap.task_id} still {snap.raw_status or snap.state.value} after {elapsed:.0f} s"
-                        f" (deadline {self.settings.task_deadline_s:.0f} s)",
-                    )
-                # The next poll is due ``delay`` after this moment; woken because the schedule learned meanwhile,
-                # the delay is decided again from this same moment (the next poll may come sooner, or later).
-                while True:
-                    rule = schedule.probe_delay if probe and schedule.probing else schedule.next_delay
-                    left = elapsed + rule(elapsed, snap.eta_s) - (time.monotonic() - start)
-                    if left <= 0 or await self.schedules.nap(left, shape):
-                        break
-                asked_at = time.monotonic() - start
-                new = await self.poll(snap.task_id, snap.poll_url)
-                new = replace(
-                    new,
-                    poll_url=new.poll_url or snap.poll_url,
-                    reported_cost_usd=new.reported_cost_usd
-                    if new.reported_cost_usd is not None
-                    else snap.reported_cost_usd,
-                )
-                if on_update is not None and (new.state, new.progress) != (snap.state, snap.progress):
-                    on_update(new)
-                if not new.state.terminal:
-                    running_at = asked_at
-                snap = new
-        if snap.state is TaskState.SUCCEEDED and learn:
-            self.schedules.learn(shape, time.monotonic() - start, running_at)
-        return snap
 
     async def cancel(self, task_id: str) -> TaskSnapshot | None:
         """Ask the provider to cancel a task: its state after the call, or None when it has no cancel endpoint.
