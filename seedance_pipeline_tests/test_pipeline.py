@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import dagster as dg
@@ -10,6 +11,7 @@ import pytest
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
+from seedance_pipeline.cli import runner
 from seedance_pipeline.cli.demo_data import write_demo_data
 from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.clip.probe import probe_video
@@ -63,16 +65,37 @@ def test_run_materializes_every_asset(demo, providers, instance, sim):
     assert runpod["reported_usd"].tolist() == pytest.approx(runpod["estimated_usd"].tolist())  # documented price
 
 
+def planned_clips(instance, run_id: str) -> list[str]:
+    """The clip partitions Dagster was told a run would materialize (one planned event each)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED).records
+    return sorted(
+        str(r.event_log_entry.dagster_event.event_specific_data.partition)
+        for r in records
+        if r.event_log_entry.dagster_event.event_specific_data.asset_key == CLIPS
+    )
+
+
 def test_second_run_sends_nothing(demo, providers, instance, sim):
-    run_pipeline(instance, demo, providers)
+    first = run_pipeline(instance, demo, providers)
+    # One run around the five (planning/cover.py): it covers the untargeted tiles|quick-pan too, within SLACK.
+    assert set(first.runs) == {"source_images", "prompts", "clips", "cost_report"}
+    assert planned_clips(instance, first.runs["clips"]) == sorted({*DEMO_CLIPS, "tiles|quick-pan"})
     before = requests_total(sim)
     report = run_pipeline(instance, demo, providers)
     assert report.ok and report.clips == []
     assert requests_total(sim) == before
+    # Nothing wanted, no clips run: an unchanged day writes no event for the clips it leaves alone.
+    assert set(report.runs) == {"cost_report"}
 
 
-def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instance, sim):
-    run_pipeline(instance, demo, providers)
+def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instance, sim, monkeypatch):
+    # No slack: every clips run covers only the partitions it produces, however many runs that takes.
+    monkeypatch.setattr(runner, "rectangles", functools.partial(runner.rectangles, slack=0))
+    first = run_pipeline(instance, demo, providers)
+    assert sorted(first.runs) == ["clips", "clips 2", "clips 3", "cost_report", "prompts", "source_images"]
+    assert sorted(p for run in ("clips", "clips 2", "clips 3") for p in planned_clips(instance, first.runs[run])) == (
+        sorted(DEMO_CLIPS)
+    )
     path = demo.path("prompts", "quick-pan.yaml")
     put(demo, "prompts/quick-pan.yaml", demo.read_bytes(path).decode().replace("Gentle pan", "Brisk pan"))
     # After the prompts refresh, exactly quick-pan's clips are stale.
@@ -95,6 +118,12 @@ def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instan
     report = run_pipeline(instance, demo, providers)
     assert {r.clip for r in report.clips} == {"mountains|quick-pan", "tower|quick-pan"}
     assert requests_total(sim, "submit") == submits + 2
+    # Two runs (tiles|quick-pan lies between them, untargeted): each covered its partition, nothing around it.
+    assert sorted(report.runs) == ["clips", "clips 2", "cost_report"]  # prompts: refreshed above
+    assert planned_clips(instance, report.runs["clips"]) + planned_clips(instance, report.runs["clips 2"]) == [
+        "mountains|quick-pan",
+        "tower|quick-pan",
+    ]
 
 
 def test_comment_only_edit_changes_nothing(demo, providers, instance, sim):

@@ -24,7 +24,9 @@ from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JOB, PROMPTS_JOB, SOURCE_IMAGES_JOB
 from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags, today_utc
+from seedance_pipeline.planning.cover import rectangles, span
 from seedance_pipeline.planning.refresh import RefreshPlan, apply, plan_refresh, retired_lines
+from seedance_pipeline.planning.select import select
 from seedance_pipeline.production.settle import settle_unknowns
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage import layout
@@ -96,14 +98,14 @@ def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, exec
         execute(
             "source_images",
             SOURCE_IMAGES_JOB,
-            tags=range_tags(plan.images[0], plan.images[-1]),
+            tags=range_tags(*span(plan.images, plan.changed_images)),
             run_config={"ops": {"source_images": {"config": {"only_changed": True}}}},
         )
     if plan.changed_prompts:
         execute(
             "prompts",
             PROMPTS_JOB,
-            tags=range_tags(plan.prompts[0], plan.prompts[-1]),
+            tags=range_tags(*span(plan.prompts, plan.changed_prompts)),
             run_config={"ops": {"prompts": {"config": {"only_changed": True}}}},
         )
     return plan
@@ -117,12 +119,13 @@ def collect_orphans(
     Returns the clip partitions whose task turned out lost: this run leaves them be."""
     store = TaskStore(storage)
     now = time.time()
-    orphans = []
+    orphans: dict[tuple[str, str], list[str]] = {}  # (image, prompt) -> attempt ids
+    images, prompts = set(plan.images), set(plan.prompts)
     for record in store.open_records():
         if record.state not in states.COLLECTABLE or not record.task_id or not orphaned(record, instance):
             continue
-        if record.image in plan.images and record.prompt in plan.prompts:
-            orphans.append(record.attempt_id)
+        if record.image in images and record.prompt in prompts:
+            orphans.setdefault((record.image, record.prompt), []).append(record.attempt_id)
         else:
             execute.report.notes.append(
                 f"attempt {record.attempt_id} ({record.image}|{record.prompt} on {record.provider}) cannot be "
@@ -130,16 +133,37 @@ def collect_orphans(
             )
         if warning := retention_warning(record, now):
             execute.report.notes.append(warning)
-    if not orphans:
-        return []
-    execute(
-        "collect",
-        CLIPS_JOB,
-        tags=clip_range_tags(plan.images, plan.prompts),
-        run_config={"ops": {"clips": {"config": {"collect": orphans}}}},
-    )
-    collected = [store.load(attempt_id) for attempt_id in orphans]
+    for n, rect in enumerate(rectangles(orphans, plan.images, plan.prompts)):
+        execute(
+            "collect" if n == 0 else f"collect {n + 1}",
+            CLIPS_JOB,
+            tags=clip_range_tags(list(rect.images), list(rect.prompts)),
+            run_config={"ops": {"clips": {"config": {"collect": [a for pair in rect.pairs for a in orphans[pair]]}}}},
+        )
+    collected = [store.load(attempt_id) for ids in orphans.values() for attempt_id in ids]
     return [f"{r.image}|{r.prompt}" for r in collected if r.state is AttemptState.LOST]
+
+
+def produce_wanted(instance: dg.DagsterInstance, execute: Executor, plan: RefreshPlan, lost: list[str]) -> None:
+    """Every missing or outdated clip the prompts target, in runs over just those partitions (``planning/cover.py``),
+    and no run at all when none is wanted: a day with nothing to do writes nothing to Dagster's event log."""
+    leave = set(lost)
+    selection = select(
+        instance, [(i, p) for p in plan.prompts for i in plan.images if f"{i}|{p}" not in leave], "missing_or_stale"
+    )
+    failures = [f"clips: {line}" for line in selection.failures]
+    wanted = ((item.image, item.prompt) for item in selection.items)
+    for n, rect in enumerate(rectangles(wanted, plan.images, plan.prompts)):
+        result = execute(
+            "clips" if n == 0 else f"clips {n + 1}",
+            CLIPS_JOB,
+            tags=clip_range_tags(list(rect.images), list(rect.prompts)),
+            run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale", "leave": lost}}}},
+        )
+        execute.report.clips += _clip_rows(instance, result.run_id)
+    # A run over a rectangle around its clips selects again, and finds the same pairs lacking a source.
+    execute.report.failures += [line for line in failures if line not in execute.report.failures]
+    execute.report.clips.sort(key=lambda r: r.clip)
 
 
 def run_pipeline(
@@ -156,14 +180,7 @@ def run_pipeline(
     plan = refresh_sources(instance, storage, execute)
     report.settled = settle_unknowns(TaskStore(storage), providers, instance).lines()
     lost = collect_orphans(instance, storage, execute, plan)
-    if plan.images and plan.prompts:
-        result = execute(
-            "clips",
-            CLIPS_JOB,
-            tags=clip_range_tags(plan.images, plan.prompts),
-            run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale", "leave": lost}}}},
-        )
-        report.clips = _clip_rows(instance, result.run_id)
+    produce_wanted(instance, execute, plan, lost)
     day = today_utc()
     execute("cost_report", COST_REPORT_JOB, partition_key=day)
     report.cost_report = storage.ref(storage.path(layout.report(day, "md")))
@@ -188,7 +205,7 @@ def _clip_rows(instance: dg.DagsterInstance, run_id: str) -> list[ClipRow]:
                 simulated=bool(meta.get("simulated")),
             )
         )
-    return sorted(rows, key=lambda r: r.clip)
+    return rows
 
 
 def _failure_lines(instance: dg.DagsterInstance, run_id: str, step: str) -> list[str]:

@@ -10,6 +10,7 @@ from seedance_pipeline.ledger.budget import SpendPolicy
 from seedance_pipeline.lineage.names import IMAGES_KEY, PROMPTS_KEY, PROVIDER_TAG, TRIGGER_TAG
 from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags
 from seedance_pipeline.planning import backfill
+from seedance_pipeline.planning.cover import span
 from seedance_pipeline.planning.provider_choice import planned_provider
 from seedance_pipeline.planning.refresh import partition_requests, plan_refresh, retired_lines
 from seedance_pipeline.planning.specs import load_specs
@@ -49,7 +50,7 @@ def storage_sensor(
                     run_key=f"{name}:{plan.digest(changed)}",
                     job_name=job.name,
                     run_config=_refresh_config(name),
-                    tags={**range_tags(keys[0], keys[-1]), TRIGGER_TAG: "storage_sensor"},
+                    tags={**range_tags(*span(keys, changed)), TRIGGER_TAG: "storage_sensor"},
                 )
             )
 
