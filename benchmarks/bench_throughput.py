@@ -273,11 +273,9 @@ def one_run(
             src = _execute(defs, instance, "source_images_job", tags=range_tags(images[0], images[-1]))
             prm = _execute(defs, instance, "prompts_job", partition_key="bench")
         if not (src.success and prm.success):
-            from seedance_pipeline.cli.runner import _failure_lines
+            from seedance_pipeline.cli.run_report import failure_lines
 
-            raise RuntimeError(
-                _failure_lines(instance, src.run_id, "src") + _failure_lines(instance, prm.run_id, "prm")
-            )
+            raise RuntimeError(failure_lines(instance, src.run_id, "src") + failure_lines(instance, prm.run_id, "prm"))
         # warm the simulator's shared render for this shape so the first wave is not a render wait
         # (a real provider has no such cost; the render is a simulator artefact)
         _warm(sim, images[0], storage)

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from seedance_pipeline.cli import main
-from seedance_pipeline.cli.runner import format_report, run_pipeline
+from seedance_pipeline.cli.run_report import format_report
+from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import TaskLost

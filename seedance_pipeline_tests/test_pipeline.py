@@ -84,8 +84,21 @@ def test_second_run_sends_nothing(demo, providers, instance, sim):
     report = run_pipeline(instance, demo, providers)
     assert report.ok and report.clips == []
     assert requests_total(sim) == before
-    # Nothing wanted, no clips run: an unchanged day writes no event for the clips it leaves alone.
-    assert set(report.runs) == {"cost_report"}
+    # Nothing wanted and no attempt recorded since the report was built: no run at all, and the report stays.
+    assert report.runs == {} and report.cost_report == first.cost_report
+    assert demo.exists(demo.path("reports", first.cost_report.rsplit("/", 2)[-2], "cost_report.parquet"))
+
+
+def test_the_cost_report_is_built_again_when_a_record_changes_or_its_file_is_gone(demo, providers, instance, sim):
+    first = run_pipeline(instance, demo, providers)
+    day = first.cost_report.rsplit("/", 2)[-2]
+    [record] = [p for p in demo.fs.find(demo.path("tasks", "days", day)) if p.endswith(".json")][:1]
+    demo.write_bytes(record, demo.read_bytes(record))  # rewritten, as the journal rewrites a record: a new mtime
+    assert run_pipeline(instance, demo, providers).runs.keys() == {"cost_report"}
+    demo.fs.rm(demo.path("reports", day, "cost_report.parquet"))
+    assert run_pipeline(instance, demo, providers).runs.keys() == {"cost_report"}
+    assert demo.exists(demo.path("reports", day, "cost_report.parquet"))
+    assert run_pipeline(instance, demo, providers).runs == {}
 
 
 def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instance, sim, monkeypatch):

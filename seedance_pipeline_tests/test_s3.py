@@ -419,7 +419,7 @@ def test_planning_lists_each_prompt_folder_once(s3_endpoint, bucket):
 def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, providers, instance, sim):
     """The listing in the real run path: 20 clips of one prompt made, then all 20 asked for again (mode
     ``all``): each is found through the prompt folder's listing and reused, and the provider sees nothing."""
-    from seedance_pipeline.cli.runner import _clip_rows
+    from seedance_pipeline.cli.run_report import clip_rows
     from seedance_pipeline.lineage.partitions import clip_range_tags
     from seedance_pipeline.planning.reuse import StoredClips
 
@@ -445,7 +445,7 @@ def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, provide
         )
     )
     assert result.success
-    again = _clip_rows(instance, result.run_id)
+    again = clip_rows(instance, result.run_id)
     assert sorted(r.clip for r in again) == [f"{i}|wave" for i in images]
     assert all(r.outcome == "reused" for r in again), [(r.clip, r.outcome) for r in again]
     assert len(sim.sim.submits()) == submits

@@ -9,7 +9,8 @@ import asyncio
 
 import pytest
 
-from seedance_pipeline.cli.runner import format_report, run_pipeline
+from seedance_pipeline.cli.run_report import format_report
+from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.defs.sensors.pending_tasks import pending_tasks_sensor

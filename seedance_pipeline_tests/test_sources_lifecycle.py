@@ -7,7 +7,8 @@ from __future__ import annotations
 import dagster as dg
 
 from seedance_pipeline.cli.demo_data import write_demo_data
-from seedance_pipeline.cli.runner import format_report, run_pipeline
+from seedance_pipeline.cli.run_report import format_report
+from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.defs.sensors.storage import storage_sensor
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS

@@ -24,7 +24,8 @@ from seedance_pipeline.planning.select import MODES, Mode
 @storage_option
 def run_command(storage_url: str | None) -> None:
     """Register new images and prompts, make every missing or outdated clip, and today's cost report."""
-    from seedance_pipeline.cli.runner import dagster_instance, format_report, run_pipeline
+    from seedance_pipeline.cli.run_report import format_report
+    from seedance_pipeline.cli.runner import dagster_instance, run_pipeline
     from seedance_pipeline.providers.resource import SeedanceProviders
 
     storage = open_storage(storage_url)

@@ -3,26 +3,34 @@
 Registers partitions exactly as the storage sensor would (same ``plan_refresh``), then materializes
 changed sources, every missing or outdated clip the prompts target, and today's cost report, each as
 an in-process run of the code location's asset job on the configured Dagster instance, so the
-history shows in the UI.
+history shows in the UI. Each run covers only the partitions it produces (``planning/cover.py``), and a
+step with nothing to do launches no run: an unchanged day costs a listing and a few queries.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 
+from seedance_pipeline.cli.run_report import RunReport, clip_rows, failure_lines
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendPolicy
 from seedance_pipeline.ledger.liveness import orphaned, retention_warning
+from seedance_pipeline.ledger.report import LEDGER_DIGEST
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
-from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JOB, PROMPTS_JOB, SOURCE_IMAGES_JOB
+from seedance_pipeline.lineage.names import (
+    CLIPS_JOB,
+    COST_REPORT_JOB,
+    COST_REPORT_KEY,
+    PROMPTS_JOB,
+    SOURCE_IMAGES_JOB,
+)
 from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags, today_utc
 from seedance_pipeline.planning.cover import rectangles, span
 from seedance_pipeline.planning.refresh import RefreshPlan, apply, plan_refresh, retired_lines
@@ -33,33 +41,6 @@ from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"
-
-
-@dataclass
-class ClipRow:
-    clip: str
-    provider: str
-    outcome: str
-    seconds: int | None
-    cost_usd: float
-    path: str
-    simulated: bool
-
-
-@dataclass
-class RunReport:
-    runs: dict[str, str] = field(default_factory=dict)  # step -> run id
-    clips: list[ClipRow] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    ignored: list[str] = field(default_factory=list)
-    retired: list[str] = field(default_factory=list)
-    settled: list[str] = field(default_factory=list)  # attempts of unknown acceptance, looked up at the provider
-    notes: list[str] = field(default_factory=list)
-    cost_report: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
 
 
 def dagster_instance() -> dg.DagsterInstance:
@@ -84,7 +65,7 @@ class Executor:
         )
         self.report.runs[step] = result.run_id
         if not result.success:
-            self.report.failures.extend(_failure_lines(self.instance, result.run_id, step))
+            self.report.failures.extend(failure_lines(self.instance, result.run_id, step))
         return result
 
 
@@ -160,7 +141,7 @@ def produce_wanted(instance: dg.DagsterInstance, execute: Executor, plan: Refres
             tags=clip_range_tags(list(rect.images), list(rect.prompts)),
             run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale", "leave": lost}}}},
         )
-        execute.report.clips += _clip_rows(instance, result.run_id)
+        execute.report.clips += clip_rows(instance, result.run_id)
     # A run over a rectangle around its clips selects again, and finds the same pairs lacking a source.
     execute.report.failures += [line for line in failures if line not in execute.report.failures]
     execute.report.clips.sort(key=lambda r: r.clip)
@@ -182,80 +163,22 @@ def run_pipeline(
     lost = collect_orphans(instance, storage, execute, plan)
     produce_wanted(instance, execute, plan, lost)
     day = today_utc()
-    execute("cost_report", COST_REPORT_JOB, partition_key=day)
+    if not report_is_current(instance, storage, day):
+        execute("cost_report", COST_REPORT_JOB, partition_key=day)
     report.cost_report = storage.ref(storage.path(layout.report(day, "md")))
     return report
 
 
-def _clip_rows(instance: dg.DagsterInstance, run_id: str) -> list[ClipRow]:
-    rows = []
-    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records:
-        mat = record.event_log_entry.asset_materialization
-        if mat is None or mat.asset_key != CLIPS_KEY:
-            continue
-        meta = {k: v.value for k, v in mat.metadata.items()}
-        rows.append(
-            ClipRow(
-                clip=mat.partition or "",
-                provider=str(meta.get("provider")),
-                outcome=str(meta.get("outcome")),
-                seconds=round(float(str(meta["duration_s"]))) if "duration_s" in meta else None,
-                cost_usd=float(str(meta.get("estimated_cost_usd") or 0.0)),
-                path=str(meta.get("path")),
-                simulated=bool(meta.get("simulated")),
-            )
-        )
-    return rows
-
-
-def _failure_lines(instance: dg.DagsterInstance, run_id: str, step: str) -> list[str]:
-    lines: list[str] = []
-    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records:
-        event = record.event_log_entry.dagster_event
-        if event is None:
-            continue
-        data = event.step_failure_data
-        user = data.user_failure_data
-        text = (
-            user.description if user and user.description else data.error.message if data.error else "the step failed"
-        )
-        lines.extend(
-            f"{step}: {line[2:] if line.startswith('- ') else line}"
-            for line in text.strip().splitlines()
-            if line.startswith("- ") or not user
-        )
-    return lines or [f"{step}: run {run_id} failed (see the Dagster UI)"]
-
-
-def format_report(report: RunReport) -> str:
-    out = []
-    if report.clips:
-        header = f"{'clip':<28} {'provider':<10} {'outcome':<10} {'sec':>3} {'cost $':>8}  path"
-        out += [header, "-" * len(header)]
-        for r in report.clips:
-            provider = r.provider + ("*" if r.simulated else "")
-            seconds = "" if r.seconds is None else str(r.seconds)
-            out.append(f"{r.clip:<28} {provider:<10} {r.outcome:<10} {seconds:>3} {r.cost_usd:>8.4f}  {r.path}")
-        total = sum(r.cost_usd for r in report.clips)
-        out.append(
-            f"{len(report.clips)} clip(s), estimated ${total:.4f}"
-            + (
-                "  (* simulated: the built-in simulator, not a real provider; nothing billed)"
-                if any(r.simulated for r in report.clips)
-                else ""
-            )
-        )
-    else:
-        out.append("no clip needed producing: every targeted clip is up to date")
-    for line in report.retired:
-        out.append(f"retired {line}")
-    out += report.settled
-    for line in report.notes:
-        out.append(f"note: {line}")
-    for line in report.ignored:
-        out.append(f"ignored {line}")
-    for line in report.failures:
-        out.append(f"FAILED {line}")
-    if report.cost_report:
-        out.append(f"cost report: {report.cost_report}")
-    return "\n".join(out)
+def report_is_current(instance: dg.DagsterInstance, storage: SeedanceStorage, day: str) -> bool:
+    """Whether the stored report of ``day`` was built from the attempt records as they are (no run needed)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=COST_REPORT_KEY, asset_partitions=[day]), limit=1
+    ).records
+    mat = records[0].asset_materialization if records else None
+    built_from = mat.metadata.get(LEDGER_DIGEST) if mat else None
+    return (
+        built_from is not None
+        and built_from.value == TaskStore(storage).day_digest(day)
+        and storage.exists(storage.path(layout.report(day, "md")))
+        and storage.exists(storage.path(layout.report(day, "parquet")))
+    )

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 STORED = [s.value for s in states.STORED]
+LEDGER_DIGEST = "ledger_digest"  # the report's metadata: ``TaskStore.day_digest`` of the records it was built from
 
 COLUMNS = [
     "attempt_id",

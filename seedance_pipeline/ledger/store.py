@@ -14,6 +14,7 @@ the outcome when done. A crash at any point leaves a record that says exactly wh
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -151,6 +152,16 @@ class TaskStore:
         except FileNotFoundError:
             return []
         return self._load_many([p for p in paths if p.endswith(".json")])
+
+    def day_digest(self, day: str) -> str:
+        """Changes whenever an attempt of ``day`` is added or rewritten: a hash of its records' stamps (one listing,
+        no read). The cost report records it, so a run can tell that the report it would build is the one stored."""
+        try:
+            listing = self.storage.fs.find(self.storage.path(layout.task_day(day)), detail=True)
+        except FileNotFoundError:
+            listing = {}
+        stamps = sorted((p.rsplit("/", 1)[-1], file_stamp(info)) for p, info in listing.items() if p.endswith(".json"))
+        return hashlib.sha256(repr(stamps).encode()).hexdigest()[:16]
 
     def records_since(self, since: float, until: float | None = None) -> list[AttemptRecord]:
         """The attempts started at or after ``since`` (epoch seconds), up to ``until`` (default now): only their

@@ -22,6 +22,11 @@ def clip_key(image: str, prompt: str) -> dg.MultiPartitionKey:
     return dg.MultiPartitionKey({"image": image, "prompt": prompt})
 
 
+def clip_partition(image: str, prompt: str) -> str:
+    """``str(clip_key(image, prompt))`` without building the key (100,000 keys cost 1.5 s to build)."""
+    return f"{image}|{prompt}"
+
+
 def split_key(key: str | dg.MultiPartitionKey) -> tuple[str, str]:
     """(image, prompt) of a clip partition key."""
     if isinstance(key, dg.MultiPartitionKey):

@@ -8,8 +8,11 @@ nothing outdated; editing the text or a generation parameter marks exactly this 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
+import re
+from collections.abc import Callable
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -87,7 +90,13 @@ class PromptSpec(BaseModel):
         return hashlib.sha256(doc.encode()).hexdigest()[:20]
 
     def targets(self, image_key: str) -> bool:
-        return any(fnmatch.fnmatchcase(image_key, pattern) for pattern in self.images)
+        return _matcher(tuple(self.images))(image_key) is not None
+
+
+@functools.lru_cache(maxsize=256)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], re.Match[str] | None]:
+    """The image globs as one compiled pattern (``fnmatch.fnmatchcase`` semantics): a catalog asks it per image."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns) or "(?!)").match
 
 
 def parse_prompt(file: str, text: str | bytes) -> PromptSpec:

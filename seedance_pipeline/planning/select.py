@@ -15,7 +15,7 @@ from seedance_pipeline.clip.prepare import PreparedRequest
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.lineage import versions
 from seedance_pipeline.lineage.names import CLIPS_CODE_VERSION, CLIPS_KEY, IMAGES_KEY, PROMPTS_KEY
-from seedance_pipeline.lineage.partitions import clip_key
+from seedance_pipeline.lineage.partitions import clip_key, clip_partition
 from seedance_pipeline.planning.prompt_spec import PromptSpec
 from seedance_pipeline.planning.specs import load_specs
 
@@ -81,7 +81,7 @@ def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode
     specs = load_specs(instance, prompt_keys)
     recorded = {}
     if mode != "all":
-        wanted = [str(clip_key(i, p)) for i, p in keys]
+        wanted = [clip_partition(i, p) for i, p in keys]
         # Past a few thousand keys one unfiltered query beats an IN clause of every key.
         recorded = versions.latest_versions(instance, CLIPS_KEY, wanted if len(wanted) <= 2000 else None)
     selection = Selection(items=[], failures=[])
@@ -101,7 +101,7 @@ def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode
             )
             continue
         inputs = {IMAGES_KEY: image_versions[image], PROMPTS_KEY: prompt_versions[prompt]}
-        previous = recorded.get(str(clip_key(image, prompt)))
+        previous = recorded.get(clip_partition(image, prompt))
         stale = previous is not None and versions.is_stale(previous, inputs, CLIPS_CODE_VERSION)
         selected_by = {
             "all": True,

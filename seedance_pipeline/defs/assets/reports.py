@@ -5,6 +5,7 @@ import io
 import dagster as dg
 
 from seedance_pipeline.ledger.report import (
+    LEDGER_DIGEST,
     PREVIEW_COLUMNS,
     attempts_frame,
     blocked_by_budget,
@@ -31,7 +32,9 @@ from seedance_pipeline.storage.resource import SeedanceStorage
 )
 def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> dg.MaterializeResult:
     day = context.partition_key
-    df = attempts_frame(TaskStore(storage), day)
+    store = TaskStore(storage)
+    digest = store.day_digest(day)  # before the read: a record written meanwhile makes the next run build it again
+    df = attempts_frame(store, day)
     summary = summary_markdown(day, df)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
@@ -53,6 +56,7 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
                 drift.to_markdown(index=False) if not drift.empty else "(none reported)"
             ),
             "path": dg.MetadataValue.path(storage.ref(parquet_path)),
+            LEDGER_DIGEST: digest,
             "summary": dg.MetadataValue.md(summary),
             "attempts_preview": dg.MetadataValue.md(
                 preview.to_markdown(index=False) if not preview.empty else "(none)"
