@@ -189,6 +189,16 @@ class TaskStore:
             cache[path] = (stamps[path], record)
         return [cache[p][1] for p in stamps if p in cache]
 
+    def fingerprints(self) -> set[str]:
+        """Every fingerprint with a recorded attempt, in one listing (a plan of many clips looks up only these)."""
+        try:
+            return {
+                p.rstrip("/").rsplit("/", 1)[-1]
+                for p in self.storage.fs.ls(self.storage.path(layout.TASKS_BY_FINGERPRINT), detail=False)
+            }
+        except FileNotFoundError:
+            return set()
+
     def for_fingerprint(self, fingerprint: str) -> list[AttemptRecord]:
         try:
             markers = self.storage.fs.ls(self.storage.path(layout.task_markers(fingerprint)), detail=False)

@@ -23,7 +23,7 @@ from seedance_pipeline.dagster_internals import (
 )
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_KEY, PROVIDER_TAG, TRIGGER_TAG
-from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
+from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_partition
 from seedance_pipeline.planning.prepare import prepare_items
 from seedance_pipeline.planning.reuse import StoredClips, attempts_by_fingerprint, find_reusable
 from seedance_pipeline.planning.select import Item, Mode, select
@@ -43,7 +43,7 @@ class PlannedClip:
 
     @property
     def partition(self) -> str:
-        return str(self.item.partition)
+        return clip_partition(self.item.image, self.item.prompt)
 
 
 @dataclass
@@ -88,9 +88,12 @@ def plan(
     result = Plan(failures=list(selection.failures))
     store = TaskStore(storage)
     items = prepare_items(selection.items, storage, providers, result.failures)
-    stored = StoredClips.for_items(storage, items)
+    # A plan may cover the whole catalog: one listing of the clip folders and one of the fingerprints instead of
+    # three lookups per clip. (A run looks each one up: it must see what a concurrent run stored meanwhile.)
+    stored = StoredClips.for_items(storage, items, local=True)
+    known = store.fingerprints() if len(items) >= StoredClips.LIST_FROM else None
     for it in items:
-        reuse = find_reusable(storage, it, attempts_by_fingerprint(store, it), stored)
+        reuse = find_reusable(storage, it, attempts_by_fingerprint(store, it, known), stored)
         chosen = reuse.candidate if reuse else it.candidates[0]
         estimate = chosen.prepared.estimate
         result.clips.append(

@@ -31,9 +31,10 @@ class StoredClips:
     LIST_FROM = 20  # a prompt's clips in one plan; below it, listing a big folder can cost more than the lookups
 
     @classmethod
-    def for_items(cls, storage: SeedanceStorage, items: list[Item]) -> StoredClips | None:
-        """The listing worth making for these items: none on a local folder (a lookup there is a stat)."""
-        if storage.is_local:
+    def for_items(cls, storage: SeedanceStorage, items: list[Item], *, local: bool = False) -> StoredClips | None:
+        """The listing worth making for these items: on a local folder only if ``local`` (a lookup there is a
+        stat; a plan of a whole catalog still saves two failed ones per clip)."""
+        if storage.is_local and not local:
             return None
         counts = Counter(it.prompt for it in items)
         prompts = {prompt for prompt, n in counts.items() if n >= cls.LIST_FROM}
@@ -66,9 +67,15 @@ def checked_sidecar(storage: SeedanceStorage, clip_path: str, stored: StoredClip
     return sidecar
 
 
-def attempts_by_fingerprint(store: TaskStore, it: Item) -> dict[str, list[AttemptRecord]]:
-    """Every recorded attempt of each of the item's candidate requests."""
-    return {c.prepared.fingerprint: store.for_fingerprint(c.prepared.fingerprint) for c in it.candidates}
+def attempts_by_fingerprint(
+    store: TaskStore, it: Item, known: set[str] | None = None
+) -> dict[str, list[AttemptRecord]]:
+    """Every recorded attempt of each of the item's candidate requests; ``known``: the fingerprints with any
+    attempt (``TaskStore.fingerprints``), to skip the lookup of the others."""
+    return {
+        fp: store.for_fingerprint(fp) if known is None or fp in known else []
+        for fp in (c.prepared.fingerprint for c in it.candidates)
+    }
 
 
 def find_reusable(

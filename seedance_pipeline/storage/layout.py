@@ -24,6 +24,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".
 PROMPT_EXTENSIONS = (".yaml", ".yml")
 TASKS_DAYS = "tasks/days"
 TASKS_OPEN = "tasks/open"
+TASKS_BY_FINGERPRINT = "tasks/by-fingerprint"
 
 
 def clip_folder(prompt: str) -> str:
@@ -62,7 +63,7 @@ def task_open(attempt_id: str) -> str:
 
 
 def task_markers(fingerprint: str) -> str:
-    return f"tasks/by-fingerprint/{fingerprint}"
+    return f"{TASKS_BY_FINGERPRINT}/{fingerprint}"
 
 
 def task_marker(fingerprint: str, attempt_id: str) -> str:
