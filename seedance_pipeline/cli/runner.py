@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -31,8 +32,8 @@ from seedance_pipeline.lineage.names import (
     PROMPTS_JOB,
     SOURCE_IMAGES_JOB,
 )
-from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags, today_utc
-from seedance_pipeline.planning.cover import rectangles, span
+from seedance_pipeline.lineage.partitions import clip_partition, clip_range_tags, range_tags, today_utc
+from seedance_pipeline.planning.cover import Rectangle, rectangles, span
 from seedance_pipeline.planning.refresh import RefreshPlan, apply, plan_refresh, retired_lines
 from seedance_pipeline.planning.select import select
 from seedance_pipeline.production.settle import settle_unknowns
@@ -114,15 +115,27 @@ def collect_orphans(
             )
         if warning := retention_warning(record, now):
             execute.report.notes.append(warning)
-    for n, rect in enumerate(rectangles(orphans, plan.images, plan.prompts)):
-        execute(
-            "collect" if n == 0 else f"collect {n + 1}",
-            CLIPS_JOB,
-            tags=clip_range_tags(list(rect.images), list(rect.prompts)),
-            run_config={"ops": {"clips": {"config": {"collect": [a for pair in rect.pairs for a in orphans[pair]]}}}},
-        )
+    clips_runs(
+        execute,
+        "collect",
+        rectangles(orphans, plan.images, plan.prompts),
+        lambda rect: {"collect": [a for pair in rect.pairs for a in orphans[pair]]},
+    )
     collected = [store.load(attempt_id) for ids in orphans.values() for attempt_id in ids]
     return [f"{r.image}|{r.prompt}" for r in collected if r.state is AttemptState.LOST]
+
+
+def clips_runs(execute: Executor, step: str, rects: list[Rectangle], config: Callable[[Rectangle], dict]) -> list[str]:
+    """One clips run per rectangle (``planning/cover.py``), named ``step``, ``step 2``, ...: their run ids."""
+    return [
+        execute(
+            step if n == 0 else f"{step} {n + 1}",
+            CLIPS_JOB,
+            tags=clip_range_tags(list(rect.images), list(rect.prompts)),
+            run_config={"ops": {"clips": {"config": config(rect)}}},
+        ).run_id
+        for n, rect in enumerate(rects)
+    ]
 
 
 def produce_wanted(instance: dg.DagsterInstance, execute: Executor, plan: RefreshPlan, lost: list[str]) -> None:
@@ -130,18 +143,15 @@ def produce_wanted(instance: dg.DagsterInstance, execute: Executor, plan: Refres
     and no run at all when none is wanted: a day with nothing to do writes nothing to Dagster's event log."""
     leave = set(lost)
     selection = select(
-        instance, [(i, p) for p in plan.prompts for i in plan.images if f"{i}|{p}" not in leave], "missing_or_stale"
+        instance,
+        [(i, p) for p in plan.prompts for i in plan.images if clip_partition(i, p) not in leave],
+        "missing_or_stale",
     )
     failures = [f"clips: {line}" for line in selection.failures]
     wanted = ((item.image, item.prompt) for item in selection.items)
-    for n, rect in enumerate(rectangles(wanted, plan.images, plan.prompts)):
-        result = execute(
-            "clips" if n == 0 else f"clips {n + 1}",
-            CLIPS_JOB,
-            tags=clip_range_tags(list(rect.images), list(rect.prompts)),
-            run_config={"ops": {"clips": {"config": {"mode": "missing_or_stale", "leave": lost}}}},
-        )
-        execute.report.clips += clip_rows(instance, result.run_id)
+    rects = rectangles(wanted, plan.images, plan.prompts)
+    for run_id in clips_runs(execute, "clips", rects, lambda _: {"mode": "missing_or_stale", "leave": lost}):
+        execute.report.clips += clip_rows(instance, run_id)
     # A run over a rectangle around its clips selects again, and finds the same pairs lacking a source.
     execute.report.failures += [line for line in failures if line not in execute.report.failures]
     execute.report.clips.sort(key=lambda r: r.clip)

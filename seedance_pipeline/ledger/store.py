@@ -156,12 +156,16 @@ class TaskStore:
     def day_digest(self, day: str) -> str:
         """Changes whenever an attempt of ``day`` is added or rewritten: a hash of its records' stamps (one listing,
         no read). The cost report records it, so a run can tell that the report it would build is the one stored."""
+        stamps = sorted((p.rsplit("/", 1)[-1], stamp) for p, stamp in self._day_stamps(day).items())
+        return hashlib.sha256(repr(stamps).encode()).hexdigest()[:16]
+
+    def _day_stamps(self, day: str) -> dict[str, str]:
+        """Path -> stamp (size + mtime/ETag) of every record file of ``day``, from one listing."""
         try:
             listing = self.storage.fs.find(self.storage.path(layout.task_day(day)), detail=True)
         except FileNotFoundError:
-            listing = {}
-        stamps = sorted((p.rsplit("/", 1)[-1], file_stamp(info)) for p, info in listing.items() if p.endswith(".json"))
-        return hashlib.sha256(repr(stamps).encode()).hexdigest()[:16]
+            return {}
+        return {p: file_stamp(info) for p, info in listing.items() if p.endswith(".json")}
 
     def records_since(self, since: float, until: float | None = None) -> list[AttemptRecord]:
         """The attempts started at or after ``since`` (epoch seconds), up to ``until`` (default now): only their
@@ -179,11 +183,7 @@ class TaskStore:
 
     def day_records_cached(self, day: str, cache: dict[str, tuple[str, AttemptRecord]]) -> list[AttemptRecord]:
         """``day_records``, re-reading only the files whose size or mtime/ETag changed since ``cache`` saw them."""
-        try:
-            listing = self.storage.fs.find(self.storage.path(layout.task_day(day)), detail=True)
-        except FileNotFoundError:
-            return []
-        stamps = {p: file_stamp(info) for p, info in listing.items() if p.endswith(".json")}
+        stamps = self._day_stamps(day)
         stale = [p for p, stamp in stamps.items() if p not in cache or cache[p][0] != stamp]
         for path, record in self._read_many(stale).items():
             cache[path] = (stamps[path], record)
