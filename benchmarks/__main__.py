@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="scaled-down sizes and latencies (CI); figures printed, absolute times not judged",
     )
-    ap.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated benchmark numbers (1 and 3 run together)")
+    ap.add_argument(
+        "--only", default="1,2,3,4,5,6,7,8", help="comma-separated benchmark numbers (1 and 3 run together)"
+    )
     ap.add_argument("--profile", default=None, help="folder for pyinstrument profiles of benchmark 1")
     ap.add_argument(
         "--diagnostics",
@@ -66,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import bench_warm_polling
 
         bench_warm_polling.run(args.quick)
+    if 8 in only:
+        from benchmarks import bench_catalog
+
+        bench_catalog.run(args.quick)
     print(
         f"\nSUMMARY ({'quick: scaled sizes/latencies, absolute times not judged' if args.quick else 'full'}); "
         f"{time.monotonic() - t0:.0f} s total; end: {common.loadavg()}"

@@ -1,6 +1,7 @@
 """Benchmark 5: one sensor tick at scale.
 
-Storage sensor, with I images (full: 20,000; quick: 2,000) and 50 prompts, on local storage and on an
+Storage sensor, with I images (full: 20,000; quick: 2,000) and 5 prompts (full: 100,000 clip partitions, the
+size the README says the design supports), on local storage and on an
 S3-protocol server (moto's, on loopback; the storage reads it through s3fs like any S3 bucket):
 
 - first tick: nothing registered yet (every file new);
@@ -220,7 +221,7 @@ def run(quick: bool = False) -> None:
 
     from seedance_pipeline.storage.resource import SeedanceStorage
 
-    n_images, n_prompts, n_tasks = (2000, 50, 500) if quick else (20000, 50, 5000)
+    n_images, n_prompts, n_tasks = (2000, 5, 500) if quick else (20000, 5, 5000)
     scaled = " (quick: scaled down)" if quick else ""
     print(
         f"[5] sensor ticks: {n_images} images + {n_prompts} prompts; {n_tasks} open tasks{scaled}; {loadavg()}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -153,6 +154,34 @@ def test_data_uri_for_novita_and_fingerprint_is_stable(image):
     assert a.wire.json["image"].startswith("data:image/png;base64,")
     assert a.fingerprint == b.fingerprint != c.fingerprint
     assert a.image_wire_kind == "data-uri"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"seed": 7, "resolution": "1080p", "aspect_ratio": "9:16", "generate_audio": True, "camera_fixed": True},
+        {"service_tier": "flex", "execution_expires_after": 7200, "duration": 12, "prompt": 'quote " and ünïcode'},
+    ],
+)
+def test_fingerprint_is_the_sha256_of_the_documented_document(image, tmp_path, fields):
+    # docs/architecture.md: sha256 of the sorted, compact JSON of model, provider, request fields and image hashes.
+    import hashlib
+    import json
+
+    last = write_image(tmp_path / "last.png", color=(1, 2, 3))
+    for last_image in (None, last):
+        req = build_request(**{"prompt": "p", "image": image, "last_image": last_image, **fields})
+        prepared = prepare(get_adapter("novita"), req)
+        doc = {
+            "model": "seedance-1.5-pro-i2v",
+            "provider": "novita",
+            "request": req.model_dump(exclude={"image", "last_image"}),
+            "image": hashlib.sha256(Path(image).read_bytes()).hexdigest(),
+            "last_image": hashlib.sha256(Path(last).read_bytes()).hexdigest() if last_image else None,
+        }
+        expected = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        assert prepared.fingerprint == expected
 
 
 def test_long_prompt_warns(image):

@@ -7,6 +7,7 @@ key) and the cost estimate, and build the wire request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -55,7 +56,9 @@ def default_presigner(ref: str, expires_s: int = 3600) -> str | None:
 class PreparedRequest:
     provider: str
     request: GenerationRequest
-    wire: WireRequest
+    # Builds the wire request when it is sent: a plan of the whole catalog holds a PreparedRequest per clip and
+    # provider, and none of their bodies (``wire`` builds a new one at each use).
+    build_wire: Callable[[], WireRequest]
     fingerprint: str
     aspect_ratio_sent: str
     width: int
@@ -67,6 +70,10 @@ class PreparedRequest:
     image_wire_kind: str = "url"  # url | data-uri | presigned-url
     # core.images.sent_sha256 of the image reference as sent: matches a provider's task list to this attempt.
     image_sent_sha256: str = ""
+
+    @property
+    def wire(self) -> WireRequest:
+        return self.build_wire()
 
     def describe(self) -> dict[str, Any]:
         """The request as it may be shown or stored: no image payloads, no secrets."""
@@ -85,27 +92,42 @@ class PreparedRequest:
 
 
 def fingerprint(provider: str, req: GenerationRequest, image_sha: str, last_image_sha: str | None) -> str:
-    """The idempotency key: image bytes + normalised request + provider + model (docs/architecture.md)."""
-    doc = {
-        "model": model_spec.MODEL_NAME,
-        "provider": provider,
-        "request": req.wire_fields(),
-        "image": image_sha,
-        "last_image": last_image_sha,
-    }
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    """The idempotency key: image bytes + normalised request + provider + model (docs/architecture.md): the
+    SHA-256 of ``json.dumps(doc, sort_keys=True, separators=(",", ":"))`` for
+
+        {"model": MODEL_NAME, "provider": provider, "request": req.wire_fields(), "image": image_sha,
+         "last_image": last_image_sha}
+
+    The keys sort as image, last_image, model, provider, request, so the text after the two image hashes is the
+    same for every clip of a prompt at a provider: it is built once per request shape (a plan of 100,000 clips
+    fingerprints them all), and the result is byte for byte that ``json.dumps``."""
+    tail = _fingerprint_tail(provider, tuple(getattr(req, name) for name in _WIRE_FIELDS))
+    head = f'{{"image":{json.dumps(image_sha)},"last_image":{json.dumps(last_image_sha)},'
+    return hashlib.sha256((head + tail).encode()).hexdigest()
+
+
+_WIRE_FIELDS = tuple(name for name in GenerationRequest.model_fields if name not in ("image", "last_image"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _fingerprint_tail(provider: str, wire_values: tuple[Any, ...]) -> str:
+    """``"model":...,"provider":...,"request":{...}}``: the end of the fingerprint document."""
+    request = dict(zip(_WIRE_FIELDS, wire_values, strict=True))
+    doc = {"model": model_spec.MODEL_NAME, "provider": provider, "request": request}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))[1:]
 
 
 def _image_for_wire(
     adapter: ProviderAdapter, field_name: str, img: ImageData, presign: Presigner | None
-) -> tuple[str, str]:
+) -> tuple[str, str, str]:
+    """(the reference as sent, how it is sent, its ``sent_sha256``)."""
     if is_http_url(img.ref):
-        return img.ref, "url"
+        return img.ref, "url", sent_sha256(img.ref)
     if adapter.capabilities.accepts_data_uri:
-        return img.data_uri(), "data-uri"
+        return img.data_uri(), "data-uri", img.data_uri_sha256
     url = presign(img.ref) if presign else None
     if url:
-        return url, "presigned-url"
+        return url, "presigned-url", sent_sha256(url)
     raise InvalidRequest(
         field_name,
         img.ref,
@@ -135,7 +157,7 @@ def prepare(
     if req.last_image:
         last = loaded.get(req.last_image) or load_image(req.last_image, "last_image")
         validate_image(adapter.name, caps, "last_image", last)
-    image_wire, kind = _image_for_wire(adapter, "image", first, presign)
+    image_wire, kind, image_sent = _image_for_wire(adapter, "image", first, presign)
     last_wire = _image_for_wire(adapter, "last_image", last, presign)[0] if last else None
     ratio = wire_aspect_ratio(caps, req.aspect_ratio, first)
     width, height = model_spec.pixel_size(req.aspect_ratio, req.resolution, (first.width, first.height))
@@ -151,7 +173,7 @@ def prepare(
     return PreparedRequest(
         provider=adapter.name,
         request=req,
-        wire=adapter.build_submit(req, ImageRefs(image_wire, last_wire), ratio),
+        build_wire=functools.partial(adapter.build_submit, req, ImageRefs(image_wire, last_wire), ratio),
         fingerprint=fingerprint(adapter.name, req, first.sha256, last.sha256 if last else None),
         aspect_ratio_sent=ratio,
         width=width,
@@ -161,5 +183,5 @@ def prepare(
         last_image_sha256=last.sha256 if last else None,
         warnings=tuple(warnings),
         image_wire_kind=kind,
-        image_sent_sha256=sent_sha256(image_wire),
+        image_sent_sha256=image_sent,
     )

@@ -5,6 +5,8 @@ Source: ``docs/providers.md`` §2.2 (pixel sizes, [SRC-3P]) and §2.1 (24 fps, 4
 
 from __future__ import annotations
 
+import functools
+
 MODEL_NAME = "seedance-1.5-pro-i2v"
 FPS = 24
 MIN_DURATION_S = 4
@@ -42,6 +44,7 @@ def ratio_value(ratio: str) -> float:
     return int(w) / int(h)
 
 
+@functools.lru_cache(maxsize=1024)
 def nearest_ratio(width: int, height: int) -> str:
     """The explicit ratio closest to an image's aspect (compared on a log scale).
 

@@ -24,16 +24,17 @@ from seedance_pipeline.dagster_internals import (
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_KEY, PROVIDER_TAG, TRIGGER_TAG
 from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_partition
-from seedance_pipeline.planning.prepare import prepare_items
+from seedance_pipeline.planning.prepare import iter_prepared
 from seedance_pipeline.planning.reuse import StoredClips, attempts_by_fingerprint, find_reusable
-from seedance_pipeline.planning.select import Item, Mode, select
+from seedance_pipeline.planning.select import Mode, select
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedClip:
-    item: Item
+    image: str
+    prompt: str
     provider: str
     usd: float  # 0 when reused
     seconds: int
@@ -43,7 +44,7 @@ class PlannedClip:
 
     @property
     def partition(self) -> str:
-        return clip_partition(self.item.image, self.item.prompt)
+        return clip_partition(self.image, self.prompt)
 
 
 @dataclass
@@ -87,18 +88,18 @@ def plan(
     selection = select(instance, targeted_keys(instance, prompts=prompts, images=images), mode)
     result = Plan(failures=list(selection.failures))
     store = TaskStore(storage)
-    items = prepare_items(selection.items, storage, providers, result.failures)
     # A plan may cover the whole catalog: one listing of the clip folders and one of the fingerprints instead of
     # three lookups per clip. (A run looks each one up: it must see what a concurrent run stored meanwhile.)
-    stored = StoredClips.for_items(storage, items, local=True)
-    known = store.fingerprints() if len(items) >= StoredClips.LIST_FROM else None
-    for it in items:
+    stored = StoredClips.for_items(storage, selection.items, local=True)
+    known = store.fingerprints() if len(selection.items) >= StoredClips.LIST_FROM else None
+    for it in iter_prepared(selection.items, storage, providers, result.failures):
         reuse = find_reusable(storage, it, attempts_by_fingerprint(store, it, known), stored)
         chosen = reuse.candidate if reuse else it.candidates[0]
         estimate = chosen.prepared.estimate
         result.clips.append(
             PlannedClip(
-                item=it,
+                image=it.image,
+                prompt=it.prompt,
                 provider=chosen.provider,
                 usd=0.0 if reuse else estimate.usd,
                 seconds=chosen.prepared.request.duration,
@@ -107,6 +108,7 @@ def plan(
                 assumption=estimate.assumption,
             )
         )
+        it.candidates = []  # priced: a plan of the whole catalog keeps no prepared request per clip
     return result
 
 

@@ -3,11 +3,15 @@ providers that could take each one, cheapest first."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from seedance_pipeline.clip.prepare import build_request
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.images import is_http_url
+from seedance_pipeline.core.request import GenerationRequest
 from seedance_pipeline.lineage.names import IMAGES_KEY
 from seedance_pipeline.planning.images import ImageLoader
+from seedance_pipeline.planning.prompt_spec import PromptSpec
 from seedance_pipeline.planning.provider_choice import candidates
 from seedance_pipeline.planning.refusals import Refusals
 from seedance_pipeline.planning.select import Item
@@ -19,10 +23,18 @@ def prepare_items(
     items: list[Item], storage: SeedanceStorage, providers: SeedanceProviders, failures: list[str]
 ) -> list[Item]:
     """Validate every item before the first request leaves and fill in its candidates; the rest go to ``failures``."""
+    return list(iter_prepared(items, storage, providers, failures))
+
+
+def iter_prepared(
+    items: list[Item], storage: SeedanceStorage, providers: SeedanceProviders, failures: list[str]
+) -> Iterator[Item]:
+    """``prepare_items`` one item at a time, for a plan that keeps no request once it has priced it."""
     image = ImageLoader(storage)
     image.preload({it.image for it in items})
     refusals = Refusals(storage)
-    ready = []
+    # Per prompt, the request is validated once and copied with each image (only the image reference differs).
+    templates: dict[int, GenerationRequest] = {}
     for it in items:
         spec = it.spec
         assert spec is not None, "select() makes every item with its prompt spec"
@@ -41,22 +53,28 @@ def prepare_items(
                 last = image(last_ref, "last_image")
                 refs[last.ref] = last
                 last_ref = last.ref
-            fields = spec.request_fields()
-            req = build_request(
-                prompt=fields["text"],
-                image=first.ref,
-                last_image=last_ref,
-                duration=fields["duration"],
-                resolution=fields["resolution"],
-                aspect_ratio=fields["aspect_ratio"],
-                generate_audio=fields["generate_audio"],
-                camera_fixed=fields["camera_fixed"],
-                seed=fields["seed"],
-                service_tier=fields["service_tier"],
-            )
+            template = templates.get(id(spec))
+            if template is None or template.last_image != last_ref:
+                template = templates[id(spec)] = _request(spec, first.ref, last_ref)
+            req = template if template.image == first.ref else template.model_copy(update={"image": first.ref})
             it.candidates = candidates(spec.provider, req, refs, storage, providers, refusals)
         except InvalidRequest as exc:
             failures.append(f"{it.where}: {exc}")
             continue
-        ready.append(it)
-    return ready
+        yield it
+
+
+def _request(spec: PromptSpec, image: str, last_image: str | None) -> GenerationRequest:
+    fields = spec.request_fields()
+    return build_request(
+        prompt=fields["text"],
+        image=image,
+        last_image=last_image,
+        duration=fields["duration"],
+        resolution=fields["resolution"],
+        aspect_ratio=fields["aspect_ratio"],
+        generate_audio=fields["generate_audio"],
+        camera_fixed=fields["camera_fixed"],
+        seed=fields["seed"],
+        service_tier=fields["service_tier"],
+    )

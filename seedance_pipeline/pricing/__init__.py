@@ -76,7 +76,24 @@ def estimate(
     height: int,
     service_tier: str | None = None,
 ) -> CostEstimate:
-    prices = price_table().providers.get(provider)
+    # A plan prices every clip; the catalog's clips share a handful of shapes.
+    return _estimate(
+        settings.PRICES_FILE.read(), provider, resolution, duration_s, generate_audio, width, height, service_tier
+    )
+
+
+@lru_cache(maxsize=1024)
+def _estimate(
+    override: str | None,
+    provider: str,
+    resolution: str,
+    duration_s: int,
+    generate_audio: bool,
+    width: int,
+    height: int,
+    service_tier: str | None,
+) -> CostEstimate:
+    prices = _load(override).providers.get(provider)
     if prices is None:
         raise NoPrice(f"no prices for provider {provider}")
     tier = service_tier or "default"

@@ -26,7 +26,7 @@ def prepared_from_record(record: AttemptRecord) -> PreparedRequest:
     return PreparedRequest(
         provider=record.provider,
         request=GenerationRequest(**{k: req[k] for k in GenerationRequest.model_fields if k in req}),
-        wire=WireRequest("POST", "(submitted earlier)"),
+        build_wire=lambda: WireRequest("POST", "(submitted earlier)"),
         fingerprint=record.fingerprint,
         aspect_ratio_sent=str(req.get("aspect_ratio_sent", req.get("aspect_ratio"))),
         width=req["width"],

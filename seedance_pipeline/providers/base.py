@@ -78,7 +78,8 @@ class ProviderAdapter(ABC):
 
     @abstractmethod
     def build_submit(self, req: GenerationRequest, images: ImageRefs, aspect_ratio: str) -> WireRequest:
-        """The submit call. ``aspect_ratio`` is already in this provider's vocabulary."""
+        """The submit call. ``aspect_ratio`` is already in this provider's vocabulary. Never raises: every rule
+        is checked by ``validation.py`` when the clip is prepared, and this runs only when the request is sent."""
 
     @abstractmethod
     def parse_submit(self, reply: WireReply) -> TaskSnapshot | None:
