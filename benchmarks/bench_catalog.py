@@ -176,7 +176,7 @@ def run(quick: bool = False) -> None:
                 s.wall_s,
                 unit,
                 target if not judged else None,
-                f"{n} partitions{judged}; peak RSS {s.rss_mb:.0f} MB{failed}; {common.loadavg()}",
+                f"{judged.strip(' ()') or f'{n} partitions'}; peak RSS {s.rss_mb:.0f} MB{failed}; {common.loadavg()}",
             )
         if s.name == "forecast (all targeted)":
             common.report("8", f"forecast of {n} clips, peak RSS", s.rss_mb, "MB", "< 300" if not judged else None)

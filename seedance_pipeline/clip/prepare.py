@@ -102,7 +102,9 @@ def fingerprint(provider: str, req: GenerationRequest, image_sha: str, last_imag
     same for every clip of a prompt at a provider: it is built once per request shape (a plan of 100,000 clips
     fingerprints them all), and the result is byte for byte that ``json.dumps``."""
     tail = _fingerprint_tail(provider, tuple(getattr(req, name) for name in _WIRE_FIELDS))
-    head = f'{{"image":{json.dumps(image_sha)},"last_image":{json.dumps(last_image_sha)},'
+    # Hex digests need no escaping: json.dumps of one is the digest in quotes.
+    last = "null" if last_image_sha is None else f'"{last_image_sha}"'
+    head = f'{{"image":"{image_sha}","last_image":{last},'
     return hashlib.sha256((head + tail).encode()).hexdigest()
 
 
