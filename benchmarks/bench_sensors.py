@@ -205,7 +205,7 @@ def pending_sensor_figure(n_tasks: int) -> None:
             (open_dir / f"{attempt}.json").write_text(data)
         defs = build_definitions(storage)
         seconds, result = _tick(pending_tasks_sensor, instance, storage, defs)
-        n_runs = len(result) if isinstance(result, list) else 0
+        n_runs = len(result.run_requests or []) if isinstance(result, dg.SensorResult) else 0
     report(
         "5",
         f"pending-tasks sensor tick, {n_tasks} tasks in flight, local",
@@ -214,6 +214,8 @@ def pending_sensor_figure(n_tasks: int) -> None:
         "< 20",
         note=f"100 runs (50 alive); {n_runs} collect runs requested for the orphaned half; {loadavg()}",
     )
+    # Every attempt of a dead run, and none of a live one: the tick's answer, not only its time.
+    report("5", f"collect runs requested, {n_tasks} tasks (half orphaned)", n_runs, "", f">= {n_tasks // 2}")
 
 
 def run(quick: bool = False) -> None:

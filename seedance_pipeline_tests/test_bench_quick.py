@@ -61,6 +61,7 @@ def test_quick_benchmarks_print_every_figure():
         assert figs[f"5 storage sensor first tick, {label}"] > 0
         assert figs[f"5 storage sensor steady-state tick, {label}"] > 0
     assert figs["5 pending-tasks sensor tick, 500 tasks in flight, local"] > 0
+    assert figs["5 collect runs requested, 500 tasks (half orphaned)"] == 250  # one per attempt of a dead run
 
 
 def test_one_multi_partition_run_is_measured():

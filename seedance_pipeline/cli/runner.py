@@ -21,7 +21,7 @@ from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendPolicy
-from seedance_pipeline.ledger.liveness import orphaned, retention_warning
+from seedance_pipeline.ledger.liveness import Orphans, retention_warning
 from seedance_pipeline.ledger.report import LEDGER_DIGEST
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
@@ -103,8 +103,9 @@ def collect_orphans(
     now = time.time()
     orphans: dict[tuple[str, str], list[str]] = {}  # (image, prompt) -> attempt ids
     images, prompts = set(plan.images), set(plan.prompts)
+    dead = Orphans(instance)
     for record in store.open_records():
-        if record.state not in states.COLLECTABLE or not record.task_id or not orphaned(record, instance):
+        if record.state not in states.COLLECTABLE or not record.task_id or not dead(record):
             continue
         if record.image in images and record.prompt in prompts:
             orphans.setdefault((record.image, record.prompt), []).append(record.attempt_id)

@@ -121,15 +121,16 @@ def _fingerprint_tail(provider: str, wire_values: tuple[Any, ...]) -> str:
 
 def _image_for_wire(
     adapter: ProviderAdapter, field_name: str, img: ImageData, presign: Presigner | None
-) -> tuple[str, str, str]:
-    """(the reference as sent, how it is sent, its ``sent_sha256``)."""
+) -> tuple[Callable[[], str], str, str]:
+    """(what makes the reference as sent, how it is sent, its ``sent_sha256``). A data URI is made only when the
+    request is sent: a plan keeps none."""
     if is_http_url(img.ref):
-        return img.ref, "url", sent_sha256(img.ref)
+        return functools.partial(str, img.ref), "url", sent_sha256(img.ref)
     if adapter.capabilities.accepts_data_uri:
-        return img.data_uri(), "data-uri", img.data_uri_sha256
+        return img.data_uri, "data-uri", img.data_uri_sha256
     url = presign(img.ref) if presign else None
     if url:
-        return url, "presigned-url", sent_sha256(url)
+        return functools.partial(str, url), "presigned-url", sent_sha256(url)
     raise InvalidRequest(
         field_name,
         img.ref,
@@ -162,6 +163,11 @@ def prepare(
     image_wire, kind, image_sent = _image_for_wire(adapter, "image", first, presign)
     last_wire = _image_for_wire(adapter, "last_image", last, presign)[0] if last else None
     ratio = wire_aspect_ratio(caps, req.aspect_ratio, first)
+
+    def build_wire() -> WireRequest:
+        refs = ImageRefs(image_wire(), last_wire() if last_wire else None)
+        return adapter.build_submit(req, refs, ratio)
+
     width, height = model_spec.pixel_size(req.aspect_ratio, req.resolution, (first.width, first.height))
     estimate = pricing.estimate(
         adapter.name,
@@ -175,7 +181,7 @@ def prepare(
     return PreparedRequest(
         provider=adapter.name,
         request=req,
-        build_wire=functools.partial(adapter.build_submit, req, ImageRefs(image_wire, last_wire), ratio),
+        build_wire=build_wire,
         fingerprint=fingerprint(adapter.name, req, first.sha256, last.sha256 if last else None),
         aspect_ratio_sent=ratio,
         width=width,

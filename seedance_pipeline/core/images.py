@@ -41,8 +41,8 @@ class ImageData:
     width: int
     height: int
 
-    # Cached: a plan asks each image for these once per clip and provider (a catalog of 20,000 images x 5
-    # prompts asks 100,000 times), and each is a pass over the bytes.
+    # Cached (and data_uri_sha256): a plan asks each image for them once per clip and provider (a catalog of
+    # 20,000 images x 5 prompts asks 100,000 times), and each is a pass over the bytes.
     @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
@@ -52,16 +52,13 @@ class ImageData:
         return Image.MIME.get(self.format, f"image/{self.format.lower()}")
 
     def data_uri(self) -> str:
-        return self._data_uri
-
-    @cached_property
-    def _data_uri(self) -> str:
+        """Built at each call, never kept: a plan of the whole catalog would otherwise hold every image twice."""
         return f"data:{self.mime};base64,{base64.b64encode(self.data).decode('ascii')}"
 
     @cached_property
     def data_uri_sha256(self) -> str:
         """``sent_sha256`` of the data URI."""
-        return sent_sha256(self._data_uri)
+        return sent_sha256(self.data_uri())
 
 
 def sent_sha256(reference: str) -> str:

@@ -68,6 +68,22 @@ def orphaned(record: AttemptRecord, instance: dg.DagsterInstance) -> bool:
     return run is None or run.status in ended
 
 
+class Orphans:
+    """``orphaned`` for many records, asking the instance once per (owner, run): a tick over 5,000 open attempts
+    of 100 runs makes 100 run lookups, not 5,000 (each a run-storage query, about 5-10 ms on SQLite: the
+    pending-tasks sensor's tick took 23.6 s, benchmark 5)."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance = instance
+        self._known: dict[tuple[str | None, str | None], bool] = {}
+
+    def __call__(self, record: AttemptRecord) -> bool:
+        key = (record.owner, record.run_id)
+        if key not in self._known:
+            self._known[key] = orphaned(record, self.instance)
+        return self._known[key]
+
+
 def retention_warning(record: AttemptRecord, now: float) -> str | None:
     """A warning for a task open so long that its provider may soon forget it (then it is lost, and billed),
     with what collects it; None while it is young or the provider's retention is not documented."""

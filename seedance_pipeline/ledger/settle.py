@@ -17,7 +17,7 @@ The rules, for one attempt whose submit POST may have reached the provider and w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from seedance_pipeline.ledger import states
@@ -52,9 +52,10 @@ class Verdict:
         return self.task is not None or self.absent
 
 
-def decidable(record: AttemptRecord, owner_dead: bool) -> bool:
-    """Whether a record's acceptance is in question: recorded unknown, or an intent whose process died."""
-    return record.state in states.AWAITING_PERSON or (record.state in states.NEEDS_DECISION and owner_dead)
+def decidable(record: AttemptRecord, owner_dead: Callable[[AttemptRecord], bool]) -> bool:
+    """Whether a record's acceptance is in question: recorded unknown, or an intent whose process died
+    (``owner_dead`` is asked only then: it looks the run up)."""
+    return record.state in states.AWAITING_PERSON or (record.state in states.NEEDS_DECISION and owner_dead(record))
 
 
 def window(record: AttemptRecord, now: float) -> tuple[float, float]:

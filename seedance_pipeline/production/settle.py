@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from seedance_pipeline.core.errors import SeedanceError
-from seedance_pipeline.ledger.liveness import orphaned
+from seedance_pipeline.ledger.liveness import Orphans
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.settle import TaskList, Verdict, decidable, never_sent, settle, settled_record, window
 from seedance_pipeline.ledger.states import AttemptState
@@ -47,15 +47,21 @@ class Settlement:
 
 
 def settle_unknowns(
-    store: TaskStore, providers: SeedanceProviders, instance: dg.DagsterInstance, *, now: float | None = None
+    store: TaskStore,
+    providers: SeedanceProviders,
+    instance: dg.DagsterInstance,
+    *,
+    now: float | None = None,
+    orphans: Orphans | None = None,
 ) -> Settlement:
     """Ask each provider that lists its tasks about the attempts whose acceptance is in question, and record
-    every verdict that is certain. Nothing is submitted here."""
+    every verdict that is certain. Nothing is submitted here. ``orphans``: the caller's, to share its lookups."""
     now = time.time() if now is None else now
+    orphans = orphans or Orphans(instance)
     result = Settlement()
     pending: dict[str, list[AttemptRecord]] = {}
     for record in store.open_records():
-        if not decidable(record, orphaned(record, instance)):
+        if not decidable(record, orphans):
             continue
         if record.state is AttemptState.INTENT and not store.written(record.attempt_id):
             result.absent.append(store.save(never_sent(record), claim=False))

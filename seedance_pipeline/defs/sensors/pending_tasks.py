@@ -11,7 +11,7 @@ import dagster as dg
 from seedance_pipeline.defs.jobs import clips_job
 from seedance_pipeline.defs.sensors.storage import SENSOR_INTERVAL_S
 from seedance_pipeline.ledger import states
-from seedance_pipeline.ledger.liveness import orphaned, retention_warning
+from seedance_pipeline.ledger.liveness import Orphans, retention_warning
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_KEY, PROVIDER_TAG, TRIGGER_TAG
 from seedance_pipeline.lineage.partitions import clip_key
@@ -30,8 +30,9 @@ from seedance_pipeline.storage.resource import SeedanceStorage
 )
 def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage, providers: SeedanceProviders):
     store = TaskStore(storage)
+    dead = Orphans(context.instance)
     # Attempts of unknown acceptance are looked up in the providers' task lists first (production/settle.py).
-    settlement = settle_unknowns(store, providers, context.instance)
+    settlement = settle_unknowns(store, providers, context.instance, orphans=dead)
     settled = [
         dg.AssetObservation(
             asset_key=CLIPS_KEY,
@@ -48,18 +49,15 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
     if not records:
         idle = dg.SkipReason("no provider task in flight")
         return dg.SensorResult(asset_events=settled, skip_reason=idle, cursor=json.dumps({}))
-    dead: dict[tuple, bool] = {}
     runs, stuck, notices = [], [], []
     counts: Counter[tuple[str, str]] = Counter()
     now = time.time()
     for rec in records:
         if warning := retention_warning(rec, now):
             context.log.warning(warning)
-        if (rec.owner, rec.run_id) not in dead:
-            dead[(rec.owner, rec.run_id)] = orphaned(rec, context.instance)
         counts[(rec.provider, rec.state)] += 1
         # Some states wait for a person whoever owns them; anything else is left to a live owner.
-        if not dead[(rec.owner, rec.run_id)] and rec.state not in states.AWAITING_PERSON:
+        if rec.state not in states.AWAITING_PERSON and not dead(rec):
             continue
         if rec.state in states.COLLECTABLE and rec.task_id:
             runs.append(
