@@ -184,6 +184,39 @@ def postgres_instance(tmp: str, *, stock: bool = False):
 
 
 S3_LATENCY_S = 0.03  # added to every S3 request: a real S3 round trip, which a server on loopback lacks
+S3_LOG = "s3-requests.log"  # the proxy's line per request (S3FaultProxy log_path)
+
+
+def _s3_lines(tmp: str) -> list[str]:
+    path = Path(tmp) / S3_LOG
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def s3_requests_by_kind(lines: list[str]) -> dict[str, int]:
+    """``METHOD folder`` -> count: the top folder under the storage root with the file's extension
+    (``clips/*.mp4``), two levels for ``tasks/`` and ``state/``; a listing counts under its prefix."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    out: dict[str, int] = {}
+    for line in lines:
+        method, _, target = line.partition(" ")
+        url = urlsplit(target)
+        query = parse_qs(url.query)
+        key = unquote(query["prefix"][0]) if "prefix" in query else unquote(url.path).lstrip("/").partition("/")[2]
+        kind = "LIST" if "list-type" in query else method
+        parts = [p for p in key.split("/")[1:] if p]  # after "storage"
+        if not parts:
+            folder = "(root)"
+        elif parts[0] in ("tasks", "state") and len(parts) > 2:
+            folder = f"{parts[0]}/{parts[1]}/*"
+        elif len(parts) > 1:
+            suffix = parts[-1].rpartition(".")[2] if "." in parts[-1] else ""
+            folder = f"{parts[0]}/*" + (f".{suffix}" if suffix and len(suffix) <= 5 else "")
+        else:
+            folder = parts[0]
+        label = f"{kind} {folder}"
+        out[label] = out.get(label, 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 @contextlib.contextmanager
@@ -213,9 +246,11 @@ def _storage(kind: str, tmp: str):
                 sys.executable,
                 "-c",
                 "import sys, time\nfrom seedance_pipeline_tests.s3faults import S3FaultProxy\n"
-                "print(S3FaultProxy(sys.argv[1], latency_s=float(sys.argv[2])).url, flush=True)\ntime.sleep(86400)",
+                "print(S3FaultProxy(sys.argv[1], latency_s=float(sys.argv[2]), log_path=sys.argv[3]).url, flush=True)"
+                "\ntime.sleep(86400)",
                 f"http://127.0.0.1:{port}",
                 str(S3_LATENCY_S),
+                str(Path(tmp) / S3_LOG),
             ],
             stdout=subprocess.PIPE,
             text=True,
@@ -238,7 +273,11 @@ def _storage(kind: str, tmp: str):
         finally:
             for proc in (proxy, moto):
                 proc.terminate()
-                proc.wait()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:  # a clean clone's test once left the proxy alive after TERM
+                    proc.kill()
+                    proc.wait()
 
 
 def one_run(
@@ -287,6 +326,7 @@ def one_run(
             profiler = Profiler(async_mode="disabled")
             profiler.start()
         server0 = server_cpu_s()
+        s3_before = len(_s3_lines(tmp))
         with ThreadCPU() as threads:
             c0, t0, w0 = cpu_s(), time.monotonic(), time.time()
             result = _execute(
@@ -298,6 +338,7 @@ def one_run(
             )
             wall, cpu = time.monotonic() - t0, cpu_s() - c0
         server1 = server_cpu_s()
+        s3_run = _s3_lines(tmp)[s3_before:]
         if profiler:
             profiler.stop()
             Path(profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
@@ -327,6 +368,8 @@ def one_run(
         "span": span,
         "threads": threads.by_role(),
         "server_cpu": None if server0 is None else server1 - server0,
+        "s3_requests": len(s3_run),
+        "s3_by_kind": s3_requests_by_kind(s3_run),
     }
 
 
@@ -497,6 +540,9 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
             f"provider slots busy {100 * r['slot_use']:.0f} % until the last task finished, then "
             f"{r['tail_s']:.1f} s to store/check the last clips and end the run; {loadavg()}",
         )
+        if storage_kind == "s3":
+            top = ", ".join(f"{k} {v / n:.1f}" for k, v in list(r["s3_by_kind"].items())[:8])
+            report("1", f"S3 requests per clip, N={n}", r["s3_requests"] / n, "", note=f"most: {top}")
         cpu_per_clip.append((label, r, diagnostic))
     print(
         f"[3] orchestrator CPU per clip (user+sys of this process during the run, plus the PostgreSQL "

@@ -35,6 +35,7 @@ class S3FaultProxy:
         burst_len: int = 6,
         seed: int = 0,
         latency_s: float = 0.0,
+        log_path: str | None = None,
     ):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port or 80)
@@ -44,6 +45,8 @@ class S3FaultProxy:
         self._lock = threading.Lock()
         self._left = 0
         self.counts = {"reads": 0, "writes": 0, "failed_writes": 0, "bursts": 0}
+        # One line per request ("METHOD path?query"), for a benchmark to say which requests a run makes.
+        self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None  # noqa: SIM115
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -70,6 +73,9 @@ class S3FaultProxy:
                 if proxy.latency_s:
                     time.sleep(proxy.latency_s)
                 write = self.command in ("PUT", "POST")
+                if proxy._log is not None:
+                    with proxy._lock:
+                        proxy._log.write(f"{self.command} {self.path}\n")
                 if self.command in ("GET", "HEAD"):
                     with proxy._lock:
                         proxy.counts["reads"] += 1

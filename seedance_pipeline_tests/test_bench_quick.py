@@ -97,6 +97,9 @@ def test_a_run_on_s3_with_round_trips_is_measured():
     r = json.loads(out.strip().splitlines()[-1])
     assert r["ok"] and r["stored"] == 10 and r["checks_passed"] == 20 and r["submit"] == 10
     assert r["wall"] >= 10 * 1.0 / 10
+    # every clip's MP4 went up through the proxy, which logged each request the run made
+    assert r["s3_requests"] >= 10 and sum(r["s3_by_kind"].values()) == r["s3_requests"], r["s3_by_kind"]
+    assert sum(v for k, v in r["s3_by_kind"].items() if k.startswith("PUT clips/")) >= 10, r["s3_by_kind"]
     leftover = subprocess.run(["pgrep", "-f", "moto_server|S3FaultProxy"], capture_output=True, text=True).stdout
     assert leftover.strip() == "", leftover
 

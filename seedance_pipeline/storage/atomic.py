@@ -15,6 +15,14 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return protocol in ("file", "local")
 
 
+def _parent_folder(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    """A local folder needs its parent folder. Object stores have none: there s3fs's ``makedirs`` asks whether
+    the bucket exists (a HEAD, 8 of a clip's 24 S3 requests, benchmark 1)."""
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+
+
 @contextmanager
 def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
     """Yield a binary file handle; ``path`` appears complete on success and not at all on failure.
@@ -22,10 +30,8 @@ def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
     Local folders: write ``<path>.part-<uuid>`` and rename (atomic on POSIX). Object stores: an object
     appears only when its upload completes, so we write in place and discard the upload on failure.
     """
-    parent = path.rsplit("/", 1)[0] if "/" in path else ""
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
     if is_local(fs):
+        _parent_folder(fs, path)
         tmp = f"{path}.part-{uuid.uuid4().hex}"
         fh = fs.open(tmp, "wb")
         try:
@@ -68,12 +74,10 @@ async def atomic_writer_async(fs: fsspec.AbstractFileSystem, path: str) -> Async
 
 def atomic_copy(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
     """Copy ``src`` to ``dst`` so that ``dst`` appears complete or not at all (server-side on object stores)."""
-    parent = dst.rsplit("/", 1)[0] if "/" in dst else ""
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
     if not is_local(fs):
         fs.copy(src, dst)  # an object appears only once the (server-side) copy is complete
         return
+    _parent_folder(fs, dst)
     tmp = f"{dst}.part-{uuid.uuid4().hex}"
     try:
         fs.copy(src, tmp)
