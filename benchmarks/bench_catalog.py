@@ -131,13 +131,19 @@ def measure(images: int) -> list[Step]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _print(images: int, steps: list[Step]) -> None:
+def measure_and_print(images: int) -> list[Step]:
+    print(
+        f"\n8 catalog of {images} images x {PROMPTS} prompts = {images * PROMPTS} clip partitions; {common.loadavg()}",
+        flush=True,
+    )
+    steps = measure(images)
     for s in steps:
         print(
             f"    {s.name:<40} {s.wall_s:7.1f} s  peak RSS {s.rss_mb:6.0f} MB  Dagster home {s.home_mb:7.1f} MB  "
             f"+{s.events_added} events" + (f"  EXIT {s.rc}" if s.rc else ""),
             flush=True,
         )
+    return steps
 
 
 # Targets (issue 16 §1), judged at the supported size: name -> (figure, unit, target).
@@ -153,12 +159,7 @@ def run(quick: bool = False) -> None:
     sizes = [200] if quick else [200, 2000, 20000]
     curve: dict[int, list[Step]] = {}
     for images in sizes:
-        n = images * PROMPTS
-        print(
-            f"\n8 catalog of {images} images x {PROMPTS} prompts = {n} clip partitions; {common.loadavg()}", flush=True
-        )
-        curve[images] = steps = measure(images)
-        _print(images, steps)
+        curve[images] = measure_and_print(images)
     print("\n8 growth curve (wall s per step; clip partitions across):", flush=True)
     print(f"    {'step':<40}" + "".join(f"{i * PROMPTS:>10}" for i in sizes), flush=True)
     for k, name in enumerate(s.name for s in curve[sizes[0]]):
@@ -186,12 +187,7 @@ def run(quick: bool = False) -> None:
 
 def main(argv: list[str]) -> int:
     for images in [int(a) for a in argv] or [200]:
-        print(
-            f"\n8 catalog of {images} images x {PROMPTS} prompts = {images * PROMPTS} clip partitions; "
-            f"{common.loadavg()}",
-            flush=True,
-        )
-        _print(images, measure(images))
+        measure_and_print(images)
         print(f"    {common.loadavg()}", flush=True)
     return 0
 

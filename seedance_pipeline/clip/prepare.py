@@ -22,7 +22,7 @@ from seedance_pipeline.clip.images import load_image
 from seedance_pipeline.core import model_spec
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.images import ImageData, is_http_url, sent_sha256
-from seedance_pipeline.core.request import GenerationRequest
+from seedance_pipeline.core.request import WIRE_FIELDS, GenerationRequest
 from seedance_pipeline.providers.base import ImageRefs, ProviderAdapter, WireRequest
 from seedance_pipeline.providers.validation import validate_image, validate_request, wire_aspect_ratio
 
@@ -95,26 +95,23 @@ def fingerprint(provider: str, req: GenerationRequest, image_sha: str, last_imag
     """The idempotency key: image bytes + normalised request + provider + model (docs/architecture.md): the
     SHA-256 of ``json.dumps(doc, sort_keys=True, separators=(",", ":"))`` for
 
-        {"model": MODEL_NAME, "provider": provider, "request": req.wire_fields(), "image": image_sha,
+        {"model": MODEL_NAME, "provider": provider, "request": {the request's WIRE_FIELDS}, "image": image_sha,
          "last_image": last_image_sha}
 
     The keys sort as image, last_image, model, provider, request, so the text after the two image hashes is the
     same for every clip of a prompt at a provider: it is built once per request shape (a plan of 100,000 clips
     fingerprints them all), and the result is byte for byte that ``json.dumps``."""
-    tail = _fingerprint_tail(provider, tuple(getattr(req, name) for name in _WIRE_FIELDS))
+    tail = _fingerprint_tail(provider, req.wire_values())
     # Hex digests need no escaping: json.dumps of one is the digest in quotes.
     last = "null" if last_image_sha is None else f'"{last_image_sha}"'
     head = f'{{"image":"{image_sha}","last_image":{last},'
     return hashlib.sha256((head + tail).encode()).hexdigest()
 
 
-_WIRE_FIELDS = tuple(name for name in GenerationRequest.model_fields if name not in ("image", "last_image"))
-
-
 @functools.lru_cache(maxsize=1024)
 def _fingerprint_tail(provider: str, wire_values: tuple[Any, ...]) -> str:
     """``"model":...,"provider":...,"request":{...}}``: the end of the fingerprint document."""
-    request = dict(zip(_WIRE_FIELDS, wire_values, strict=True))
+    request = dict(zip(WIRE_FIELDS, wire_values, strict=True))
     doc = {"model": model_spec.MODEL_NAME, "provider": provider, "request": request}
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))[1:]
 

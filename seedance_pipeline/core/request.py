@@ -62,6 +62,10 @@ class GenerationRequest(BaseModel):
         tier = f"/{self.service_tier}" if self.service_tier else ""
         return f"{self.resolution}/{self.duration}s/{audio}{tier}"
 
-    def wire_fields(self) -> dict:
-        """The fields that shape the generated clip (used for fingerprints), images excluded."""
-        return self.model_dump(exclude={"image", "last_image"})
+    def wire_values(self) -> tuple:
+        """The values of ``WIRE_FIELDS``, in that order: what shapes the generated clip (the fingerprint's)."""
+        return tuple(getattr(self, name) for name in WIRE_FIELDS)
+
+
+# Every request field but the images: what shapes the generated clip (clip/prepare.py's fingerprint).
+WIRE_FIELDS = tuple(name for name in GenerationRequest.model_fields if name not in ("image", "last_image"))

@@ -76,27 +76,27 @@ def estimate(
     height: int,
     service_tier: str | None = None,
 ) -> CostEstimate:
-    # A plan prices every clip; the catalog's clips share a handful of shapes.
-    return _estimate(
-        settings.PRICES_FILE.read(), provider, resolution, duration_s, generate_audio, width, height, service_tier
+    prices, rate = _rate(settings.PRICES_FILE.read(), provider, resolution, generate_audio, service_tier or "default")
+    quantity = float(duration_s) if prices.unit == "usd_per_second" else tokens(width, height, duration_s)
+    divisor = 1.0 if prices.unit == "usd_per_second" else 1e6
+    return CostEstimate(
+        usd=round(rate.usd * quantity / divisor, 6),
+        unit=prices.unit,
+        rate_usd=rate.usd,
+        quantity=quantity,
+        assumption=prices.assumption,
+        source=prices.source,
     )
 
 
 @lru_cache(maxsize=1024)
-def _estimate(
-    override: str | None,
-    provider: str,
-    resolution: str,
-    duration_s: int,
-    generate_audio: bool,
-    width: int,
-    height: int,
-    service_tier: str | None,
-) -> CostEstimate:
+def _rate(
+    override: str | None, provider: str, resolution: str, generate_audio: bool, tier: str
+) -> tuple[ProviderPrices, Rate]:
+    """The provider's prices and the rate that applies: looked up once per shape (a plan prices every clip)."""
     prices = _load(override).providers.get(provider)
     if prices is None:
         raise NoPrice(f"no prices for provider {provider}")
-    tier = service_tier or "default"
 
     def matches(rate: Rate) -> bool:
         return (
@@ -108,13 +108,4 @@ def _estimate(
     rate = next((r for r in prices.rates if matches(r)), None)
     if rate is None:
         raise NoPrice(f"no {provider} price for {resolution}, audio={generate_audio}, tier={tier}")
-    quantity = float(duration_s) if prices.unit == "usd_per_second" else tokens(width, height, duration_s)
-    divisor = 1.0 if prices.unit == "usd_per_second" else 1e6
-    return CostEstimate(
-        usd=round(rate.usd * quantity / divisor, 6),
-        unit=prices.unit,
-        rate_usd=rate.usd,
-        quantity=quantity,
-        assumption=prices.assumption,
-        source=prices.source,
-    )
+    return prices, rate
