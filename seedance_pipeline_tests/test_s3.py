@@ -8,7 +8,9 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import tempfile
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import dagster as dg
@@ -449,3 +451,35 @@ def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, provide
     assert sorted(r.clip for r in again) == [f"{i}|wave" for i in images]
     assert all(r.outcome == "reused" for r in again), [(r.clip, r.outcome) for r in again]
     assert len(sim.sim.submits()) == submits
+
+
+def test_a_clip_on_s3_is_checked_from_the_bytes_it_was_uploaded_from(s3_endpoint, bucket, providers, instance, sim):
+    """Each new clip is probed (every frame decoded) from the bytes its upload sent, so a run never reads a
+    clip back (a HEAD and a GET per clip); retiring an attempt's open copy is one DELETE, no HEAD first; and
+    every read is one GET, with no HEAD for the object's size first."""
+    from seedance_pipeline_tests.s3faults import S3FaultProxy
+
+    images = [f"img{i}" for i in range(3)]
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "s3.log"
+        with S3FaultProxy(s3_endpoint, log_path=str(log)) as proxy:
+            storage = SeedanceStorage(url=f"s3://{bucket}/team/storage", endpoint_url=proxy.url)
+            for i, key in enumerate(images):
+                put(storage, f"images/{key}.png", png(color=(60 * i, 120, 40)))
+            put(storage, "prompts/wave.yaml", 'text: "a slow wave"\nprovider: novita\nduration: 4\nresolution: 480p\n')
+            result = run_pipeline(instance, storage, providers)
+            requests = [line.split(" ", 1) for line in log.read_text().splitlines()]
+            assert result.ok, result.failures
+            assert sorted((r.clip, r.outcome) for r in result.clips) == [(f"{i}|wave", "generated") for i in images]
+            for key in images:
+                sidecar = json.loads(storage.read_bytes(storage.sidecar_path("wave", key)))
+                assert sidecar["checks"] == {"plays_to_end": True, "matches_request": True}
+                assert sidecar["size_bytes"] == storage.fs.size(storage.clip_path("wave", key)) > 0
+            assert TaskStore(storage).open_records() == []  # every open copy was deleted
+    paths = [(method, path.split("?")[0]) for method, path in requests]
+    assert len([p for m, p in paths if m == "PUT" and p.endswith(".mp4")]) == len(images)  # the log sees clips
+    assert [f"{m} {p}" for m, p in paths if m in ("GET", "HEAD") and p.endswith(".mp4")] == []
+    assert [p for m, p in paths if m == "HEAD" and "/tasks/open/" in p] == []
+    got = {p for m, p in paths if m == "GET"}
+    assert len(got) > 10  # images, records, stamps...
+    assert sorted(p for m, p in paths if m == "HEAD" and p in got) == []

@@ -7,9 +7,10 @@ task id as soon as it is known, outcome at the end), so a crash at any point can
 from __future__ import annotations
 
 import asyncio
-import functools
+import io
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -52,6 +53,30 @@ class ClipResult:
         return asdict(self)
 
 
+class _Tee:
+    """Writes to the stored file and to a buffer kept in memory."""
+
+    def __init__(self, fh, kept: io.BytesIO):
+        self.fh, self.kept = fh, kept
+
+    def write(self, data: bytes) -> int:
+        self.kept.write(data)
+        return self.fh.write(data)
+
+
+@asynccontextmanager
+async def _sink(fs: fsspec.AbstractFileSystem, path: str, keep: io.BytesIO | None) -> AsyncIterator:
+    """The MP4 appears whole or not at all; with ``keep``, its bytes also stay in memory (emptied at each
+    try, so a download tried again keeps only what was stored)."""
+    async with atomic_writer_async(fs, path) as fh:
+        if keep is None:
+            yield fh
+            return
+        keep.seek(0)
+        keep.truncate()
+        yield _Tee(fh, keep)
+
+
 def _seed_used(prepared: PreparedRequest, snap: TaskSnapshot) -> int | None:
     reported = snap.extra.get("seed")
     try:
@@ -72,13 +97,18 @@ async def generate_clip(
     on_update: Callable[[TaskSnapshot], Any] | None = None,
     resume: TaskSnapshot | None = None,
     patient: bool = True,
+    keep: io.BytesIO | None = None,
 ) -> ClipResult:
     """Submit (or resume ``resume``), wait, download into ``dest_path``. Raises ProviderError subclasses.
 
     ``patient``: the provider is the clip's last choice, so its 429s are waited out (``ProviderClient.submit``);
-    False when another provider could take the clip instead."""
+    False when another provider could take the clip instead. ``keep``: a buffer that ends up holding the
+    stored bytes, so an object store's clip can be checked without downloading it again."""
     t0 = time.monotonic()
-    sink = functools.partial(atomic_writer_async, fs, dest_path)  # the MP4 appears whole or not at all
+
+    def sink():
+        return _sink(fs, dest_path, keep)
+
     timings: dict[str, float] = {}
     try:
         async with client.slot():

@@ -55,7 +55,9 @@ class TaskStore:
             self.storage.write_bytes(self._record_path(record.attempt_id), data)
         else:
             self.storage.write_bytes(self._record_path(record.attempt_id), data)
-            if self.storage.fs.exists(open_path):
+            # No exists() first: that is a HEAD per clip on an object store, whose DELETE of a missing key
+            # succeeds anyway (a local folder raises, and there is nothing to remove).
+            with contextlib.suppress(FileNotFoundError):
                 self.storage.fs.rm(open_path)
         return record
 

@@ -5,6 +5,7 @@ fails over to the next cheapest provider only if the previous one never accepted
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from dataclasses import dataclass
 
@@ -115,6 +116,9 @@ async def _produce_one(run: Run, plan: Production) -> Events:
             "making the clip again as a new, budget-checked attempt"
         )
     order = [opened[0]] if opened else it.candidates
+    # On an object store the clip is checked from the bytes it was uploaded from: reading it back would
+    # cost a HEAD and a GET per clip (benchmark 1). A local file is read back (from the page cache).
+    kept = None if storage.is_local else io.BytesIO()
     passed_over: list[str] = []
     for n, candidate in enumerate(order):
         prepared, provider = candidate.prepared, candidate.provider
@@ -158,6 +162,7 @@ async def _produce_one(run: Run, plan: Production) -> Events:
                 on_update=progress,
                 resume=resume,
                 patient=n + 1 == len(order),
+                keep=kept,
             )
         except OverBudget as exc:
             raise ItemFailed(f"{it.where}: {exc}") from None
@@ -184,5 +189,5 @@ async def _produce_one(run: Run, plan: Production) -> Events:
             raise ItemFailed(
                 f"{it.where}: {exc}" + (f" (after {'; '.join(passed_over)})" if passed_over else "")
             ) from None
-        return await store_generated(it, candidate, storage, result, journal, passed_over, plan.after_lost)
+        return await store_generated(it, candidate, storage, result, journal, passed_over, plan.after_lost, kept)
     raise AssertionError("unreachable")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 import json
 import time
 
@@ -34,11 +35,14 @@ async def store_generated(
     journal: AttemptJournal,
     passed_over: list[str],
     after_lost: str | None = None,
+    uploaded: io.BytesIO | None = None,
 ) -> Events:
-    """A clip the provider made, now in storage: probed, its sidecar written."""
+    """A clip the provider made, now in storage: probed, its sidecar written. ``uploaded``: the bytes the
+    clip was stored from (an object store acknowledges an upload only once it holds exactly those), probed
+    instead of reading the clip back."""
     prepared = candidate.prepared
     clip_path = storage.clip_path(it.prompt, it.image)
-    probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
+    probed, thumb, results = await _probe(storage, clip_path, _expected(prepared), uploaded)
     sidecar = {
         "image": it.image,
         "prompt": it.prompt,
@@ -119,11 +123,14 @@ def _expected(prepared: PreparedRequest) -> Expected:
 
 
 async def _probe(
-    storage: SeedanceStorage, clip_path: str, expected: Expected
+    storage: SeedanceStorage, clip_path: str, expected: Expected, uploaded: io.BytesIO | None = None
 ) -> tuple[VideoProbe | None, bytes | None, CheckResults]:
     """Probe the stored MP4 for real (every frame decoded), with a preview of its first frame."""
 
     def probe() -> VideoProbe:
+        if uploaded is not None:
+            uploaded.seek(0)
+            return probe_video(uploaded, preview_width=320)
         with storage.fs.open(clip_path, "rb") as fh:
             return probe_video(fh, preview_width=320)
 

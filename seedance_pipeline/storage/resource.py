@@ -74,6 +74,10 @@ class SeedanceStorage(dg.ConfigurableResource):
                 options["use_listings_cache"] = False
                 # botocore presigns SigV2 in us-east-1, which R2 and newer AWS regions refuse.
                 options["config_kwargs"] = {"signature_version": "s3v4"}
+                # Every read is one GET: above 1, s3fs asks each object's size first (a HEAD per read) to
+                # fetch big objects in parallel parts. Ours are small (records, sidecars, images < 30 MB,
+                # clips); reads of many objects still go concurrently (``cat`` of a list).
+                options["max_concurrency"] = 1
                 if self.endpoint_url:
                     options["client_kwargs"] = {"endpoint_url": self.endpoint_url}
             self._fs, _ = fsspec.core.url_to_fs(self.url, **options)

@@ -12,7 +12,7 @@ import random
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -26,7 +26,12 @@ EXPIRED_URL_STATUSES = frozenset({401, 403, 404, 410})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 
-Sink = Callable[[], AbstractAsyncContextManager[IO[bytes]]]
+
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
+Sink = Callable[[], AbstractAsyncContextManager[Writable]]
 
 
 @dataclass(frozen=True)
