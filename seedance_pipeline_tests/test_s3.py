@@ -455,8 +455,9 @@ def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, provide
 
 def test_a_clip_on_s3_is_checked_from_the_bytes_it_was_uploaded_from(s3_endpoint, bucket, providers, instance, sim):
     """Each new clip is probed (every frame decoded) from the bytes its upload sent, so a run never reads a
-    clip back (a HEAD and a GET per clip); retiring an attempt's open copy is one DELETE, no HEAD first; and
-    every read is one GET, with no HEAD for the object's size first."""
+    clip back (a HEAD and a GET per clip); retiring an attempt's open copy is one DELETE, no HEAD first; every
+    read is one GET, with no HEAD for the object's size first; and finding a request's attempts lists only its
+    own markers (s3fs's ``ls`` of an empty prefix lists its parent too: every request ever made)."""
     from seedance_pipeline_tests.s3faults import S3FaultProxy
 
     images = [f"img{i}" for i in range(3)]
@@ -483,3 +484,57 @@ def test_a_clip_on_s3_is_checked_from_the_bytes_it_was_uploaded_from(s3_endpoint
     got = {p for m, p in paths if m == "GET"}
     assert len(got) > 10  # images, records, stamps...
     assert sorted(p for m, p in paths if m == "HEAD" and p in got) == []
+    # Looking up a request's attempts is one listing of its own markers, never one of every request's folder.
+    listed = [parse_qs(urlsplit(path).query).get("prefix", [""])[0] for m, path in requests if "list-type" in path]
+    assert sum(p.endswith("/tasks/by-fingerprint/") for p in listed) == 0, listed
+    assert sum("/tasks/by-fingerprint/" in p for p in listed) == len(images)
+
+
+def test_a_forecast_takes_unchanged_images_from_the_facts_registration_recorded(
+    s3_endpoint, bucket, providers, instance
+):
+    """A plan that sends nothing reads no image that registration described and that still has the ETag it had
+    then: the same plan as from the files themselves. An image replaced since is read, and refused as changed."""
+    from seedance_pipeline.cli.run_report import RunReport
+    from seedance_pipeline.cli.runner import Executor, refresh_sources
+    from seedance_pipeline.planning.backfill import plan
+    from seedance_pipeline.storage import layout
+    from seedance_pipeline_tests.s3faults import S3FaultProxy
+
+    sizes = {"wide": (640, 360), "tall": (360, 640), "square": (400, 400)}
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "s3.log"
+        with S3FaultProxy(s3_endpoint, log_path=str(log)) as proxy:
+            storage = SeedanceStorage(url=f"s3://{bucket}/team/storage", endpoint_url=proxy.url)
+            for key, size in sizes.items():
+                put(storage, f"images/{key}.png", png(size=size))
+            put(storage, "prompts/wave.yaml", 'text: "a slow wave"\nprovider: auto\naspect_ratio: adaptive\n')
+            defs = build_definitions(storage, providers)
+            refresh_sources(instance, storage, Executor(instance, defs, RunReport(), "CRITICAL"))
+
+            def forecast():
+                before = len(log.read_text().splitlines())
+                result = plan(instance, storage, providers, mode="missing")
+                lines = log.read_text().splitlines()[before:]
+                image_reads = sorted(
+                    p.split("?")[0].rsplit("/", 1)[-1]
+                    for m, p in map(str.split, lines)
+                    if m == "GET" and "/images/" in p
+                )
+                return result, image_reads
+
+            from_facts, reads = forecast()
+            assert reads == []
+            assert sorted(c.image for c in from_facts.clips) == sorted(sizes) and not from_facts.failures
+            facts = storage.path(layout.image_facts())
+            saved = storage.read_bytes(facts)
+            storage.fs.rm(facts)
+            from_files, reads = forecast()
+            assert reads == ["square.png", "tall.png", "wide.png"]
+            assert from_files.clips == from_facts.clips  # the same providers and prices, image by image
+            storage.write_bytes(facts, saved)
+            put(storage, "images/tall.png", png(size=(360, 640), color=(1, 2, 3)))  # a new ETag, not registered
+            changed, reads = forecast()
+            assert reads == ["tall.png"]
+            assert sorted(c.image for c in changed.clips) == ["square", "wide"]
+            assert len(changed.failures) == 1 and "tall" in changed.failures[0] and "changed" in changed.failures[0]

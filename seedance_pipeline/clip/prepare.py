@@ -69,11 +69,16 @@ class PreparedRequest:
     warnings: tuple[str, ...] = ()
     image_wire_kind: str = "url"  # url | data-uri | presigned-url
     # core.images.sent_sha256 of the image reference as sent: matches a provider's task list to this attempt.
-    image_sent_sha256: str = ""
+    # Computed when asked (the attempt's record): for a data URI it is a pass over the image's bytes.
+    sent_image_sha256: Callable[[], str] = str  # str() is "": not known (an attempt collected from its record)
 
     @property
     def wire(self) -> WireRequest:
         return self.build_wire()
+
+    @property
+    def image_sent_sha256(self) -> str:
+        return self.sent_image_sha256()
 
     def describe(self) -> dict[str, Any]:
         """The request as it may be shown or stored: no image payloads, no secrets."""
@@ -118,16 +123,16 @@ def _fingerprint_tail(provider: str, wire_values: tuple[Any, ...]) -> str:
 
 def _image_for_wire(
     adapter: ProviderAdapter, field_name: str, img: ImageData, presign: Presigner | None
-) -> tuple[Callable[[], str], str, str]:
-    """(what makes the reference as sent, how it is sent, its ``sent_sha256``). A data URI is made only when the
-    request is sent: a plan keeps none."""
+) -> tuple[Callable[[], str], str, Callable[[], str]]:
+    """(what makes the reference as sent, how it is sent, what gives its ``sent_sha256``). A data URI is made
+    only when the request is sent or recorded: a plan keeps none, and one that sends nothing reads no image."""
     if is_http_url(img.ref):
-        return functools.partial(str, img.ref), "url", sent_sha256(img.ref)
+        return functools.partial(str, img.ref), "url", functools.partial(sent_sha256, img.ref)
     if adapter.capabilities.accepts_data_uri:
-        return img.data_uri, "data-uri", img.data_uri_sha256
+        return img.data_uri, "data-uri", lambda: img.data_uri_sha256
     url = presign(img.ref) if presign else None
     if url:
-        return functools.partial(str, url), "presigned-url", sent_sha256(url)
+        return functools.partial(str, url), "presigned-url", functools.partial(sent_sha256, url)
     raise InvalidRequest(
         field_name,
         img.ref,
@@ -188,5 +193,5 @@ def prepare(
         last_image_sha256=last.sha256 if last else None,
         warnings=tuple(warnings),
         image_wire_kind=kind,
-        image_sent_sha256=image_sent,
+        sent_image_sha256=image_sent,
     )

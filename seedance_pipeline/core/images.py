@@ -2,14 +2,17 @@
 
 An image reference is a local path, an fsspec URL (``s3://…``, ``file://…``) or an http(s) URL. The bytes are
 read once (``clip/images.py``): they feed validation (format, pixel size, aspect), the request fingerprint,
-and the ``data:`` URI for providers that accept one. Decoding here is Pillow's header parse, no I/O.
+and the ``data:`` URI for providers that accept one. A plan that sends nothing may instead take the facts
+registration recorded (``planning/images.py``) and never read the file. Decoding here is Pillow's header parse, no I/O.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -33,19 +36,22 @@ _EXTENSION_FORMATS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ImageData:
+    """An image's facts, and its bytes on demand: read from the file (or kept from the read that found the
+    facts) only when a request that carries them is sent, so a plan of the whole catalog holds no image."""
+
     ref: str
-    data: bytes
     format: str  # Pillow's name: JPEG, PNG, WEBP, ...
     width: int
     height: int
+    size: int  # bytes
+    sha256: str
+    read: Callable[[], bytes] = dataclasses.field(repr=False)
 
-    # Cached (and data_uri_sha256): a plan asks each image for them once per clip and provider (a catalog of
-    # 20,000 images x 5 prompts asks 100,000 times), and each is a pass over the bytes.
-    @cached_property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+    @property
+    def data(self) -> bytes:
+        return self.read()
 
     @property
     def mime(self) -> str:
@@ -57,7 +63,7 @@ class ImageData:
 
     @cached_property
     def data_uri_sha256(self) -> str:
-        """``sent_sha256`` of the data URI."""
+        """``sent_sha256`` of the data URI (asked once per clip and provider that is sent one)."""
         return sent_sha256(self.data_uri())
 
 
@@ -90,4 +96,12 @@ def inspect_image(ref: str, data: bytes, field: str = "image") -> ImageData:
             raise InvalidRequest(
                 field, ref, f"the file name says {promised} but the content is {fmt}; rename it or convert it"
             )
-    return ImageData(ref=ref, data=data, format=fmt, width=width, height=height)
+    return ImageData(
+        ref=ref,
+        format=fmt,
+        width=width,
+        height=height,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        read=lambda: data,
+    )

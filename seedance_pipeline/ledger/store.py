@@ -202,9 +202,6 @@ class TaskStore:
             return set()
 
     def for_fingerprint(self, fingerprint: str) -> list[AttemptRecord]:
-        try:
-            markers = self.storage.fs.ls(self.storage.path(layout.task_markers(fingerprint)), detail=False)
-        except FileNotFoundError:
-            return []
+        markers = self.storage.list_folder(self.storage.path(layout.task_markers(fingerprint)))
         ids = sorted(m.rsplit("/", 1)[-1] for m in markers)
         return self._newest(self._load_many([self._record_path(i) for i in ids]))

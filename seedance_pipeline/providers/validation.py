@@ -61,8 +61,8 @@ def validate_image(provider: str, caps: Capabilities, field: str, img: ImageData
 
     if img.format not in caps.image_formats:
         reject(f"image format {img.format} is not accepted; accepted: {', '.join(sorted(caps.image_formats))}")
-    if len(img.data) > caps.max_image_bytes:
-        reject(f"{caps.image_size_rule} (this one is {len(img.data) / 2**20:.1f} MB)")
+    if img.size > caps.max_image_bytes:
+        reject(f"{caps.image_size_rule} (this one is {img.size / 2**20:.1f} MB)")
     # Open ranges (docs/providers.md §2.5): exactly 300 px, 6000 px, 0.4 and 2.5 are refused.
     for side_name, side in (("width", img.width), ("height", img.height)):
         if not MIN_SIDE < side < MAX_SIDE:

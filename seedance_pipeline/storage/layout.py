@@ -9,6 +9,7 @@
     tasks/open/<attempt>.json                              copy of each record that needs attention
     tasks/by-fingerprint/<fingerprint>/<attempt>           empty markers: the attempts of one request
     state/stamps/<asset>.json                              stamps of materialized source files (an index)
+    state/facts/source_images.json                         format, size, pixels, sha256 of each registered image
     state/refusals.json                                    resolutions a provider refused at submit
     state/latency.json                                     task durations learned per provider and request shape
 
@@ -82,3 +83,8 @@ def latency() -> str:
 
 def stamps(asset: str) -> str:
     return f"state/stamps/{asset}.json"
+
+
+def image_facts() -> str:
+    """What registration learned of each image (planning/images.py): a plan that sends nothing reads no image."""
+    return "state/facts/source_images.json"

@@ -5,6 +5,7 @@ through s3fs in production. Paths come from ``layout.py``; writes are atomic (``
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -133,6 +134,18 @@ class SeedanceStorage(dg.ConfigurableResource):
                 files[stem] = StoredFile(stem, full, int(info.get("size") or 0), file_stamp(info))
         return list(files.values()), rejected
 
+    def list_folder(self, folder: str) -> list[str]:
+        """Full paths of the files under ``folder`` ([] when there are none). On S3 one listing whose key prefix
+        is the folder: s3fs's ``ls`` of a prefix with no keys lists the parent folder too (to tell a missing
+        folder from a file), and ``tasks/by-fingerprint/`` grows with every request ever made."""
+        if self.url.startswith("s3://"):
+            parent, _, name = folder.rstrip("/").rpartition("/")
+            return sorted(self.fs.find(parent, prefix=f"{name}/"))
+        try:
+            return sorted(self.fs.find(folder))
+        except FileNotFoundError:
+            return []
+
     def scan_images(self) -> tuple[list[StoredFile], list[Rejected]]:
         return self._scan(layout.IMAGES, layout.IMAGE_EXTENSIONS)
 
@@ -183,19 +196,25 @@ class SeedanceStorage(dg.ConfigurableResource):
         """Copy a stored file (and nothing else); ``dst`` appears complete or not at all."""
         atomic_copy(self.fs, src, dst)
 
-    # -- stamps of materialized sources (an optimisation: losing them only costs a re-read) ---------
+    # -- indexes of materialized sources (an optimisation: losing one only costs a re-read) -----------
 
-    def _stamps_path(self, asset: str) -> str:
-        return self.path(layout.stamps(asset))
-
-    def read_stamps(self, asset: str) -> dict[str, str]:
+    def read_index(self, path: str) -> dict[str, Any]:
+        """A JSON object kept in storage as a cache: empty when missing or unreadable."""
         try:
-            return json.loads(self.read_bytes(self._stamps_path(asset)))
+            index = json.loads(self.read_bytes(self.path(path)))
         except (FileNotFoundError, ValueError):
             return {}
+        return index if isinstance(index, dict) else {}
+
+    def update_index(self, path: str, entries: Mapping[str, Any]) -> None:
+        """Merge ``entries`` into the index at ``path``. Concurrent writers may lose each other's entries:
+        an index is a cache, and a lost entry is found again by reading the file it describes."""
+        if entries:
+            merged = {**self.read_index(path), **entries}
+            self.write_bytes(self.path(path), json.dumps(merged, sort_keys=True).encode())
+
+    def read_stamps(self, asset: str) -> dict[str, str]:
+        return self.read_index(layout.stamps(asset))
 
     def update_stamps(self, asset: str, stamps: dict[str, str]) -> None:
-        if stamps:
-            self.write_bytes(
-                self._stamps_path(asset), json.dumps({**self.read_stamps(asset), **stamps}, sort_keys=True).encode()
-            )
+        self.update_index(layout.stamps(asset), stamps)

@@ -19,6 +19,7 @@ from seedance_pipeline.lineage.names import (
     SOURCES_GROUP,
 )
 from seedance_pipeline.lineage.partitions import image_partitions, prompt_partitions
+from seedance_pipeline.planning.images import ImageFacts, record_facts
 from seedance_pipeline.planning.prompt_spec import PromptError, parse_prompt
 from seedance_pipeline.planning.specs import load_specs
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -75,7 +76,7 @@ def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, stor
     files = {f.key: f for f in storage.scan_images()[0]}
     keys = list(context.partition_keys)
     skip = _unchanged(context, storage, IMAGES_KEY, keys, {k: f.stamp for k, f in files.items()}, config.only_changed)
-    failures, seen = [], {}
+    failures, seen, facts = [], {}, {}
     for key in keys:
         stored = files.get(key)
         if stored is None:
@@ -91,6 +92,7 @@ def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, stor
             failures.append(f"{key}: {exc}")
             continue
         seen[key] = stored.stamp
+        facts[key] = ImageFacts.of(img, stored.stamp)
         yield versions.materialization(
             IMAGES_KEY,
             key,
@@ -108,6 +110,7 @@ def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, stor
             },
         )
     storage.update_stamps(IMAGES_STAMPS, seen)
+    record_facts(storage, facts)
     _fail_if(failures, "images")
 
 
