@@ -76,7 +76,24 @@ def estimate(
     height: int,
     service_tier: str | None = None,
 ) -> CostEstimate:
-    prices, rate = _rate(settings.PRICES_FILE.read(), provider, resolution, generate_audio, service_tier or "default")
+    return _estimate(
+        settings.PRICES_FILE.read(), provider, resolution, duration_s, generate_audio, width, height, service_tier
+    )
+
+
+@lru_cache(maxsize=4096)
+def _estimate(
+    override: str | None,
+    provider: str,
+    resolution: str,
+    duration_s: int,
+    generate_audio: bool,
+    width: int,
+    height: int,
+    service_tier: str | None,
+) -> CostEstimate:
+    """One estimate per shape (a plan of the whole catalog prices each clip, mostly of a few shapes)."""
+    prices, rate = _rate(override, provider, resolution, generate_audio, service_tier or "default")
     quantity = float(duration_s) if prices.unit == "usd_per_second" else tokens(width, height, duration_s)
     divisor = 1.0 if prices.unit == "usd_per_second" else 1e6
     return CostEstimate(
