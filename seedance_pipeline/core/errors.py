@@ -27,6 +27,16 @@ class SettingError(SeedanceError, ValueError):
         super().__init__(f"{name}={value!r} is not allowed: {rule}")
 
 
+class BadFile(SeedanceError):
+    """A file in storage that people may edit (a review) breaks a rule: names the file, the field, the value and
+    the rule. The file is left as it is."""
+
+    def __init__(self, path: str, field: str, value: Any, rule: str):
+        self.path, self.field, self.value, self.rule = path, field, value, rule
+        shown = value if not isinstance(value, str) or len(value) <= 120 else value[:117] + "..."
+        super().__init__(f"{path}: {field}={shown!r} is not allowed: {rule} (the file was left as it is)")
+
+
 class MissingApiKey(SeedanceError):
     def __init__(self, provider: str, env_var: str):
         self.provider, self.env_var = provider, env_var

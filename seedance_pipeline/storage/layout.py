@@ -8,6 +8,7 @@
     tasks/days/<YYYY-MM-DD>/<attempt>.json                 write-ahead record of every provider attempt
     tasks/open/<attempt>.json                              copy of each record that needs attention
     tasks/by-fingerprint/<fingerprint>/<attempt>           empty markers: the attempts of one request
+    reviews/<prompt>/<image>.json                          the review decisions on each take of a pair
     state/stamps/<asset>.json                              stamps of materialized source files (an index)
     state/facts/source_images.json                         format, size, pixels, sha256 of each registered image
     state/refusals.json                                    resolutions a provider refused at submit
@@ -41,13 +42,32 @@ def sidecar_of(clip_path: str) -> str:
     return clip_path[: -len(".mp4")] + ".json"
 
 
+def versions_of(prompt: str, image: str) -> str:
+    """The folder of a pair's earlier clips."""
+    return f"{clip_folder(prompt)}/{image}.versions"
+
+
+def clip_of(sidecar_path: str) -> str:
+    """The clip a sidecar describes (``.../<image>.json`` -> ``.../<image>.mp4``)."""
+    return sidecar_path[: -len(".json")] + ".mp4"
+
+
 def kept_version(prompt: str, image: str, fingerprint: str) -> str:
     """Where an earlier clip of a pair is kept when a changed request replaces it (never thrown away)."""
-    return f"{clip_folder(prompt)}/{image}.versions/{fingerprint}.mp4"
+    return f"{versions_of(prompt, image)}/{fingerprint}.mp4"
 
 
 def report(day: str, extension: str) -> str:
     return f"reports/{day}/cost_report.{extension}"
+
+
+def reviews(prompt: str) -> str:
+    return f"reviews/{prompt}"
+
+
+def review(prompt: str, image: str) -> str:
+    """The decisions people made on the takes of one pair (review/store.py): plain JSON, editable by hand."""
+    return f"reviews/{prompt}/{image}.json"
 
 
 def task_day(day: str) -> str:
