@@ -538,3 +538,29 @@ def test_a_forecast_takes_unchanged_images_from_the_facts_registration_recorded(
             assert reads == ["tall.png"]
             assert sorted(c.image for c in changed.clips) == ["square", "wide"]
             assert len(changed.failures) == 1 and "tall" in changed.failures[0] and "changed" in changed.failures[0]
+
+
+def test_a_gallery_on_s3_links_presigned_urls_that_work_without_credentials(s3_storage, providers, instance, sim):
+    import httpx
+
+    from seedance_pipeline.review.gallery import build_gallery
+    from seedance_pipeline_tests.test_gallery import cards
+
+    storage = s3_storage
+    put(storage, "images/dune.png", png(color=(200, 160, 90)))
+    put(storage, "prompts/wave.yaml", 'text: "a slow wave"\nprovider: novita\nduration: 4\nresolution: 480p\n')
+    assert run_pipeline(instance, storage, providers).ok
+    page = build_gallery(storage, "wave")
+    assert page.path == f"s3://{storage.root}/galleries/wave.html" and page.takes == 1
+    html_text = storage.read_bytes(storage.path("galleries/wave.html")).decode()
+    until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(page.expires_at))
+    assert f"work without credentials until {until}" in html_text
+    card = cards(storage, "wave")["dune|wave"]
+    for url, wanted in ((card["src"], storage.clip_path("wave", "dune")), (card["poster"], None)):
+        assert any(m in url for m in SIGNATURE_MARKERS)
+        got = httpx.get(url, timeout=10)  # no credentials: the URL is the permission
+        assert got.status_code == 200
+        if wanted:
+            assert got.content == storage.read_bytes(wanted)
+        else:
+            assert got.content[:3] == b"\xff\xd8\xff"

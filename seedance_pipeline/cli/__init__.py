@@ -15,7 +15,7 @@ from seedance_pipeline.cli.common import EXIT_FAILED, EXIT_REJECTED
 from seedance_pipeline.cli.demo_data import demo_data
 from seedance_pipeline.cli.generate import generate
 from seedance_pipeline.cli.pipeline import backfill, forecast, run_command
-from seedance_pipeline.cli.review import review
+from seedance_pipeline.cli.review import gallery, review
 from seedance_pipeline.cli.simulate import simulate
 from seedance_pipeline.cli.tasks import tasks
 from seedance_pipeline.core.errors import BadFile, InvalidRequest, MissingApiKey, SeedanceError, SettingError
@@ -37,5 +37,5 @@ def main() -> None:
     """Seedance 1.5 Pro image-to-video clips from five providers, orchestrated by Dagster."""
 
 
-for command in (generate, simulate, demo_data, run_command, forecast, backfill, tasks, review):
+for command in (generate, simulate, demo_data, run_command, forecast, backfill, tasks, review, gallery):
     main.add_command(command)

@@ -14,6 +14,7 @@ import click
 from seedance_pipeline.cli.common import EXIT_REJECTED, open_storage, storage_option
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.keys import key_problem
+from seedance_pipeline.review.gallery import build_gallery
 from seedance_pipeline.review.records import REVIEW_STATES, PairReviews
 from seedance_pipeline.review.store import ReviewStore
 from seedance_pipeline.review.takes import Take, pair_takes, prompt_takes
@@ -152,3 +153,20 @@ def review_approve(storage_url: str | None, clip: str, note: str, as_json: bool)
 def review_reject(storage_url: str | None, clip: str, note: str, no_retake: bool, as_json: bool) -> None:
     """Reject CLIP's current take (<image>|<prompt> or <prompt>/<image>), saying why."""
     _decide(storage_url, clip, "rejected", note, not no_retake, as_json)
+
+
+@click.command()
+@storage_option
+@click.option("--prompt", default=None, help="Only this prompt's page.")
+@json_option
+def gallery(storage_url: str | None, prompt: str | None, as_json: bool) -> None:
+    """Write each prompt's review contact sheet (galleries/<prompt>.html) and print where it is."""
+    storage = open_storage(storage_url)
+    pages = [build_gallery(storage, name) for name in _prompts(storage, prompt)]
+    if as_json:
+        click.echo(json.dumps([vars(p) for p in pages], indent=1, sort_keys=True))
+        return
+    if not pages:
+        click.echo("no clips to show" + (f" for prompt {prompt}" if prompt else ""))
+    for page in pages:
+        click.echo(f"{page.prompt:<24} {page.takes:>5} clip(s)  {page.path}")

@@ -210,3 +210,19 @@ def _preview_jpeg(frame: Any, max_width: int) -> bytes:
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)
     return out.getvalue()
+
+
+def poster_jpeg(source: VideoSource, *, max_width: int = 320) -> bytes:
+    """The first frame as a JPEG at most ``max_width`` wide: one frame decoded, not the clip."""
+    with _Opened(source) as opened:
+        container = _open_container(opened.target)
+        try:
+            if not container.streams.video:
+                raise VideoProbeError("no video stream")
+            for frame in container.decode(video=0):
+                return _preview_jpeg(frame, max_width)
+            raise VideoProbeError("no video frame")
+        except av.FFmpegError as exc:
+            raise VideoProbeError(f"cannot decode the first frame: {exc}") from exc
+        finally:
+            container.close()

@@ -9,6 +9,7 @@
     tasks/open/<attempt>.json                              copy of each record that needs attention
     tasks/by-fingerprint/<fingerprint>/<attempt>           empty markers: the attempts of one request
     reviews/<prompt>/<image>.json                          the review decisions on each take of a pair
+    galleries/<prompt>.html + <prompt>/<image>-<fp>.jpg    review contact sheets and their poster frames
     state/stamps/<asset>.json                              stamps of materialized source files (an index)
     state/facts/source_images.json                         format, size, pixels, sha256 of each registered image
     state/refusals.json                                    resolutions a provider refused at submit
@@ -68,6 +69,15 @@ def reviews(prompt: str) -> str:
 def review(prompt: str, image: str) -> str:
     """The decisions people made on the takes of one pair (review/store.py): plain JSON, editable by hand."""
     return f"reviews/{prompt}/{image}.json"
+
+
+def gallery(prompt: str) -> str:
+    return f"galleries/{prompt}.html"
+
+
+def poster(prompt: str, image: str, fingerprint: str) -> str:
+    """A take's first frame for its gallery (made once per take: the take's clip never changes)."""
+    return f"galleries/{prompt}/{image}-{fingerprint[:16]}.jpg"
 
 
 def task_day(day: str) -> str:
