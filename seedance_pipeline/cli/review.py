@@ -15,7 +15,7 @@ from seedance_pipeline.cli.common import EXIT_REJECTED, open_storage, storage_op
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.keys import key_problem
 from seedance_pipeline.review.gallery import build_gallery
-from seedance_pipeline.review.records import REVIEW_STATES, PairReviews
+from seedance_pipeline.review.records import APPROVED, PENDING, REJECTED, REVIEW_STATES, PairReviews
 from seedance_pipeline.review.store import ReviewStore
 from seedance_pipeline.review.takes import Take, pair_takes, prompt_takes
 from seedance_pipeline.storage import layout
@@ -54,7 +54,7 @@ def _row(take: Take, reviews: PairReviews) -> dict:
         "prompt": take.prompt,
         "take": take.number,
         "fingerprint": take.fingerprint,
-        "state": decision.state if decision else "pending",
+        "state": decision.state if decision else PENDING,
         "provider": side.get("provider"),
         "seed": side.get("seed"),
         "cost_usd": float(cost if cost is not None else side.get("estimated_cost_usd") or 0.0),
@@ -139,7 +139,7 @@ def _decide(storage_url: str | None, clip: str, state: str, note: str, retake: b
 @json_option
 def review_approve(storage_url: str | None, clip: str, note: str, as_json: bool) -> None:
     """Approve CLIP's current take (<image>|<prompt> or <prompt>/<image>)."""
-    _decide(storage_url, clip, "approved", note, True, as_json)
+    _decide(storage_url, clip, APPROVED, note, True, as_json)
 
 
 @review.command("reject")
@@ -152,7 +152,7 @@ def review_approve(storage_url: str | None, clip: str, note: str, as_json: bool)
 @json_option
 def review_reject(storage_url: str | None, clip: str, note: str, no_retake: bool, as_json: bool) -> None:
     """Reject CLIP's current take (<image>|<prompt> or <prompt>/<image>), saying why."""
-    _decide(storage_url, clip, "rejected", note, not no_retake, as_json)
+    _decide(storage_url, clip, REJECTED, note, not no_retake, as_json)
 
 
 @click.command()

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from seedance_pipeline.clip.probe import VideoProbeError, poster_jpeg
-from seedance_pipeline.review.records import PairReviews
+from seedance_pipeline.review.records import PENDING, PairReviews
 from seedance_pipeline.review.store import ReviewStore
 from seedance_pipeline.review.takes import Take, prompt_takes
 from seedance_pipeline.storage import layout
@@ -71,7 +71,7 @@ def build_gallery(storage: SeedanceStorage, prompt: str) -> Gallery:
 def _card(storage: SeedanceStorage, page: str, take: Take, earlier: list[Take], reviews: PairReviews | None) -> str:
     side = take.sidecar
     decision = reviews.latest(take.fingerprint) if reviews else None
-    state = "unreadable review file" if reviews is None else decision.state if decision else "pending"
+    state = "unreadable review file" if reviews is None else decision.state if decision else PENDING
     poster = _poster(storage, take)
     cost = side.get("reported_cost_usd")
     checks = side.get("checks") or {}

@@ -17,7 +17,10 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 ReviewState = Literal["pending", "approved", "rejected"]
-REVIEW_STATES: tuple[ReviewState, ...] = ("pending", "approved", "rejected")
+PENDING: ReviewState = "pending"
+APPROVED: ReviewState = "approved"
+REJECTED: ReviewState = "rejected"
+REVIEW_STATES: tuple[ReviewState, ...] = (PENDING, APPROVED, REJECTED)
 
 
 class Decision(BaseModel):

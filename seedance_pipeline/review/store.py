@@ -25,7 +25,7 @@ def reviewer() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
-        return "unknown"
+        return "unknown reviewer"
 
 
 class ReviewStore:
