@@ -186,3 +186,22 @@ def conftest_png(size, color=(200, 120, 40)):
     from seedance_pipeline_tests.conftest import png
 
     return png(size, color)
+
+
+def test_every_clip_materialization_carries_its_cost_as_a_number(demo, providers, instance, sim):
+    """``cost_usd`` on every clip event is a float (the provider's charge where reported, else the estimate);
+    ``reported_cost_usd`` appears only where a provider reported one, and then as a float too."""
+    assert run_pipeline(instance, demo, providers).ok
+    records = instance.fetch_materializations(CLIPS, limit=1000).records
+    assert {r.partition_key for r in records} == DEMO_CLIPS
+    reported = 0
+    for r in records:
+        meta = r.asset_materialization.metadata
+        assert isinstance(meta["cost_usd"], dg.FloatMetadataValue) and meta["cost_usd"].value > 0
+        if "reported_cost_usd" in meta:
+            reported += 1
+            assert isinstance(meta["reported_cost_usd"], dg.FloatMetadataValue)
+            assert meta["cost_usd"].value == meta["reported_cost_usd"].value
+        else:
+            assert meta["cost_usd"].value == meta["estimated_cost_usd"].value
+    print(f"\n{reported} of {len(records)} clips with a provider-reported cost")

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,10 +22,35 @@ from seedance_pipeline.cli.common import (
 )
 from seedance_pipeline.planning.select import MODES, Mode
 
+if TYPE_CHECKING:
+    from seedance_pipeline.planning.backfill import Plan
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+
+
+def plan_payload(result: Plan) -> dict[str, Any]:
+    """A plan as JSON: every clip, the totals per provider, what cannot be made."""
+    return {
+        "clips": [{"partition": c.partition, **dataclasses.asdict(c)} for c in result.clips],
+        "by_provider": {
+            provider: {
+                "clips": len(group),
+                "reused": sum(c.reused for c in group),
+                "seconds": sum(c.seconds for c in group if not c.reused),
+                "usd": round(sum(c.usd for c in group), 6),
+            }
+            for provider, group in result.by_provider().items()
+        },
+        "total_usd": round(result.total_usd, 6),
+        "failures": list(result.failures),
+    }
+
 
 @click.command("run")
 @storage_option
-def run_command(storage_url: str | None) -> None:
+@json_option
+def run_command(storage_url: str | None, as_json: bool) -> None:
     """Register new images and prompts, make every missing or outdated clip, and today's cost report."""
     from seedance_pipeline.cli.run_report import format_report
     from seedance_pipeline.cli.runner import dagster_instance, run_pipeline
@@ -31,7 +59,10 @@ def run_command(storage_url: str | None) -> None:
     storage = open_storage(storage_url)
     instance = dagster_instance()
     report = run_pipeline(instance, storage, SeedanceProviders.from_env())
-    click.echo(format_report(report))
+    if as_json:
+        click.echo(json.dumps({**dataclasses.asdict(report), "ok": report.ok}, sort_keys=True))
+    else:
+        click.echo(format_report(report))
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
@@ -47,7 +78,8 @@ def run_command(storage_url: str | None) -> None:
     "--list/--no-list", "list_clips", default=True, show_default=True, help="List every clip, not only totals."
 )
 @selection_options
-def forecast(mode: Mode, list_clips: bool, prompts, images, storage_url) -> None:
+@json_option
+def forecast(mode: Mode, list_clips: bool, prompts, images, storage_url, as_json: bool) -> None:
     """What producing a selection of clips would cost: clips, seconds and USD per provider (nothing is sent).
 
     Refreshes the sources from storage first (as the storage sensor would), so edits are counted.
@@ -56,7 +88,10 @@ def forecast(mode: Mode, list_clips: bool, prompts, images, storage_url) -> None
 
     instance, storage, providers, _ = pipeline_context(storage_url)
     result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
-    click.echo(format_plan(result, list_clips=list_clips))
+    if as_json:
+        click.echo(json.dumps(plan_payload(result), sort_keys=True))
+    else:
+        click.echo(format_plan(result, list_clips=list_clips))
 
 
 @click.command()
@@ -67,7 +102,10 @@ def forecast(mode: Mode, list_clips: bool, prompts, images, storage_url) -> None
 @click.option("--dry-run", is_flag=True, help="Print the clips and the forecast; launch nothing.")
 @click.option("--max-usd", type=float, default=None, help="Refuse to launch when the forecast is over this many USD.")
 @selection_options
-def backfill(changed: bool, missing: bool, dry_run: bool, max_usd: float | None, prompts, images, storage_url) -> None:
+@json_option
+def backfill(
+    changed: bool, missing: bool, dry_run: bool, max_usd: float | None, prompts, images, storage_url, as_json: bool
+) -> None:
     """Backfill exactly the clips an edit made outdated (and/or the missing ones), with their forecast cost.
 
     Launches one Dagster backfill per provider (tagged seedance/provider for the run queue's limits); the
@@ -80,25 +118,38 @@ def backfill(changed: bool, missing: bool, dry_run: bool, max_usd: float | None,
     mode: Mode = "missing_or_stale" if changed and missing else "stale" if changed else "missing"
     instance, storage, providers, defs = pipeline_context(storage_url)
     result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
+    payload = {**plan_payload(result), "dry_run": dry_run, "launched": []}
     if not result.clips:
-        click.echo(
-            "nothing to backfill: every targeted clip is up to date"
-            + (f" ({len(result.failures)} cannot be made, see above)" if result.failures else "")
-        )
-        for failure in result.failures:
-            click.echo(f"cannot be made: {failure}")
+        if as_json:
+            click.echo(json.dumps(payload, sort_keys=True))
+        else:
+            click.echo(
+                "nothing to backfill: every targeted clip is up to date"
+                + (f" ({len(result.failures)} cannot be made, see above)" if result.failures else "")
+            )
+            for failure in result.failures:
+                click.echo(f"cannot be made: {failure}")
         sys.exit(EXIT_OK if not result.failures else EXIT_FAILED)
-    click.echo(format_plan(result))
+    if not as_json:
+        click.echo(format_plan(result))
     if dry_run:
-        click.echo("dry run: nothing launched")
+        click.echo(json.dumps(payload, sort_keys=True) if as_json else "dry run: nothing launched")
         return
     if max_usd is not None and result.total_usd > max_usd + 1e-9:
         click.echo(
             f"error: the forecast ${result.total_usd:.4f} is over --max-usd ${max_usd:.2f}; nothing launched", err=True
         )
+        if as_json:
+            click.echo(json.dumps(payload, sort_keys=True))
         sys.exit(EXIT_REJECTED)
     for provider, backfill_id, n in launch(instance, defs, result):
-        click.echo(f"launched backfill {backfill_id}: {n} clip(s) on {provider} (Dagster UI: /runs/b/{backfill_id})")
+        payload["launched"].append({"provider": provider, "backfill_id": backfill_id, "clips": n})
+        if not as_json:
+            click.echo(
+                f"launched backfill {backfill_id}: {n} clip(s) on {provider} (Dagster UI: /runs/b/{backfill_id})"
+            )
+    if as_json:
+        click.echo(json.dumps(payload, sort_keys=True))
     if not _daemon_running(instance):
         click.echo(
             "note: no Dagster daemon is running on this instance; the backfill waits until one is "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,8 @@ def _task_store(storage_url: str | None) -> TaskStore:
 @tasks.command("list")
 @storage_option
 @click.option("--days", type=int, default=7, show_default=True, help="Also list attempts lost in the last DAYS.")
-def tasks_list(storage_url: str | None, days: int) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object ({open, lost}: the records).")
+def tasks_list(storage_url: str | None, days: int, as_json: bool) -> None:
     """Open attempts (in flight, orphaned, acceptance unknown), and attempts the providers lost recently."""
     store = _task_store(storage_url)
     records = store.open_records()
@@ -40,6 +42,17 @@ def tasks_list(storage_url: str | None, days: int) -> None:
         for r in store.day_records(f"{today - timedelta(days=n):%Y-%m-%d}")
         if r.state is AttemptState.LOST
     ]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "open": [r.model_dump(mode="json") for r in records],
+                    "lost": [r.model_dump(mode="json") for r in lost],
+                },
+                sort_keys=True,
+            )
+        )
+        return
     if not records and not lost:
         click.echo("no open attempts" + (f" and none lost in the last {days} days" if days else ""))
         return

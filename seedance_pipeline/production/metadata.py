@@ -43,19 +43,19 @@ def clip_events(
         "seed": str(sidecar.get("seed")),
         "fingerprint": prepared.fingerprint,
         "estimated_cost_usd": dg.MetadataValue.float(0.0 if reused else float(sidecar["estimated_cost_usd"])),
-        "reported_cost_usd": dg.MetadataValue.float(float(sidecar["reported_cost_usd"]))
-        if sidecar.get("reported_cost_usd") is not None and not reused
-        else dg.MetadataValue.text("not reported"),
+        # Always a number: what this materialization cost (the provider's charge where it reports one, else
+        # the estimate; 0 when reused). reported_cost_usd is there only when the provider reported a charge.
+        "cost_usd": dg.MetadataValue.float(0.0 if reused else float(_charged(sidecar))),
         "path": dg.MetadataValue.path(storage.ref(clip_path)),
         "wall_time_s": dg.MetadataValue.float(
             0.0 if reused else float((sidecar.get("timings_s") or {}).get("total_s", 0.0))
         ),
         "aspect_ratio_sent": prepared.aspect_ratio_sent,
     }
+    if sidecar.get("reported_cost_usd") is not None and not reused:
+        metadata["reported_cost_usd"] = dg.MetadataValue.float(float(sidecar["reported_cost_usd"]))
     if reused:
-        metadata["saved_usd"] = dg.MetadataValue.float(
-            float(sidecar.get("reported_cost_usd") or sidecar["estimated_cost_usd"])
-        )
+        metadata["saved_usd"] = dg.MetadataValue.float(float(_charged(sidecar)))
     if sidecar.get("passed_over"):
         metadata["passed_over"] = "; ".join(sidecar["passed_over"])
     if sidecar.get("after_lost_attempt") and not reused:
@@ -119,3 +119,8 @@ def lost_observation(it: Item, record: AttemptRecord) -> dg.AssetObservation:
             "its output is unknown. The next run makes the clip again as a new attempt.",
         },
     )
+
+
+def _charged(sidecar: dict) -> float:
+    reported = sidecar.get("reported_cost_usd")
+    return float(reported if reported is not None else sidecar["estimated_cost_usd"])
