@@ -205,3 +205,30 @@ def test_every_clip_materialization_carries_its_cost_as_a_number(demo, providers
         else:
             assert meta["cost_usd"].value == meta["estimated_cost_usd"].value
     print(f"\n{reported} of {len(records)} clips with a provider-reported cost")
+
+
+def test_the_cost_report_gives_its_tables_with_a_schema_and_its_row_count(demo, providers, instance, sim):
+    report = run_pipeline(instance, demo, providers)
+    assert report.ok
+    [record] = instance.fetch_materializations(dg.AssetKey("cost_report"), limit=10).records
+    meta = record.asset_materialization.metadata
+    day = report.cost_report.rsplit("/", 2)[-2]
+    df = pd.read_parquet(demo.path("reports", day, "cost_report.parquet"))
+    assert meta["dagster/row_count"].value == len(df) == 5
+    for name, key in (("per_provider", "provider"), ("per_prompt", "prompt")):
+        table = meta[name]
+        assert isinstance(table, dg.TableMetadataValue)
+        columns = {c.name: c.type for c in table.schema.columns}
+        assert columns == {
+            key: "string",
+            "attempts": "int",
+            "clips_stored": "int",
+            "charged_usd": "float",
+            "on_failures_usd": "float",
+            "saved_by_reuse_usd": "float",
+        }
+        rows = {r.data[key]: r.data for r in table.records}
+        assert rows.keys() == set(df[key])
+        for value, row in rows.items():
+            assert row["attempts"] == (df[key] == value).sum()
+            assert row["charged_usd"] == pytest.approx(df.loc[df[key] == value, "charged_usd"].sum(), abs=1e-4)

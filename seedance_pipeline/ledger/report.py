@@ -84,12 +84,21 @@ def spent_on_failures(df: pd.DataFrame) -> float:
 
 def per_prompt(df: pd.DataFrame) -> pd.DataFrame:
     """Attempts, clips stored, charged, spent on failures and saved by reuse, per prompt."""
+    return _per(df, "prompt")
+
+
+def per_provider(df: pd.DataFrame) -> pd.DataFrame:
+    """``per_prompt``, per provider."""
+    return _per(df, "provider")
+
+
+def _per(df: pd.DataFrame, key: str) -> pd.DataFrame:
     g = df.assign(
         stored=df["outcome"].isin(STORED),
         failure_usd=df["charged_usd"].where(~df["outcome"].isin(STORED), 0.0),
     )
     table = (
-        g.groupby("prompt")
+        g.groupby(key)
         .agg(
             attempts=("attempt_id", "count"),
             clips_stored=("stored", "sum"),

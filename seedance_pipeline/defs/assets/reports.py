@@ -1,6 +1,7 @@
 """``cost_report``: every attempt of one UTC day, from the write-ahead task records."""
 
 import io
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -11,6 +12,7 @@ from seedance_pipeline.ledger.report import (
     blocked_by_budget,
     estimate_drift,
     per_prompt,
+    per_provider,
     spent_on_failures,
     summary_markdown,
 )
@@ -19,6 +21,9 @@ from seedance_pipeline.lineage.names import CLIPS_KEY, OWNERS, REPORTS_GROUP
 from seedance_pipeline.lineage.partitions import daily_partitions
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dg.asset(
@@ -51,7 +56,9 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
             "saved_by_reuse_usd": dg.MetadataValue.float(float(df["saved_usd"].sum())),
             "spent_on_failures_usd": dg.MetadataValue.float(spent_on_failures(df)),
             "blocked_by_budget": blocked_by_budget(df),
-            "per_prompt": dg.MetadataValue.md(per_prompt(df).to_markdown(index=False) if not df.empty else "(none)"),
+            "dagster/row_count": len(df),
+            "per_provider": table(per_provider(df)),
+            "per_prompt": table(per_prompt(df)),
             "estimate_drift": dg.MetadataValue.md(
                 drift.to_markdown(index=False) if not drift.empty else "(none reported)"
             ),
@@ -63,3 +70,22 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
             ),
         }
     )
+
+
+_TYPES = {"i": "int", "u": "int", "f": "float", "b": "bool"}
+
+
+def table(frame: "pd.DataFrame") -> dg.TableMetadataValue:
+    """A frame as Dagster's table metadata, with its schema (the UI shows it sortable, typed)."""
+    import pandas as pd  # only when a report is built: loading the definitions stays free of pandas
+
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn(str(c), _TYPES.get(frame[c].dtype.kind, "string")) for c in frame.columns]
+    )
+    records = [
+        dg.TableRecord(
+            {str(k): (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        )
+        for row in frame.to_dict("records")
+    ]
+    return dg.MetadataValue.table(records, schema)
