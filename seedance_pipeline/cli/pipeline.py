@@ -20,6 +20,7 @@ from seedance_pipeline.cli.common import (
     selection_options,
     storage_option,
 )
+from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.planning.select import MODES, Mode
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def plan_payload(result: Plan) -> dict[str, Any]:
         "by_provider": {
             provider: {
                 "clips": len(group),
-                "reused": sum(c.reused for c in group),
+                AttemptState.REUSED.value: sum(c.reused for c in group),
                 "seconds": sum(c.seconds for c in group if not c.reused),
                 "usd": round(sum(c.usd for c in group), 6),
             }

@@ -47,7 +47,7 @@ def tasks_list(storage_url: str | None, days: int, as_json: bool) -> None:
             json.dumps(
                 {
                     "open": [r.model_dump(mode="json") for r in records],
-                    "lost": [r.model_dump(mode="json") for r in lost],
+                    AttemptState.LOST.value: [r.model_dump(mode="json") for r in lost],
                 },
                 sort_keys=True,
             )
