@@ -25,6 +25,9 @@ storage_option = click.option(
 )
 
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+
+
 def open_storage(storage_url: str | None) -> SeedanceStorage:
     """The storage a command works on: ``--storage`` if given, with every other setting from the environment."""
     from seedance_pipeline.storage.resource import SeedanceStorage

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,8 @@ from seedance_pipeline.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REJECTED,
+    emit,
+    json_option,
     open_storage,
     pipeline_context,
     selection_options,
@@ -25,9 +26,6 @@ from seedance_pipeline.planning.select import MODES, Mode
 
 if TYPE_CHECKING:
     from seedance_pipeline.planning.backfill import Plan
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 
 
 def plan_payload(result: Plan) -> dict[str, Any]:
@@ -61,7 +59,7 @@ def run_command(storage_url: str | None, as_json: bool) -> None:
     instance = dagster_instance()
     report = run_pipeline(instance, storage, SeedanceProviders.from_env())
     if as_json:
-        click.echo(json.dumps({**dataclasses.asdict(report), "ok": report.ok}, sort_keys=True))
+        emit(True, {**dataclasses.asdict(report), "ok": report.ok})
     else:
         click.echo(format_report(report))
     sys.exit(EXIT_OK if report.ok else EXIT_FAILED)
@@ -90,7 +88,7 @@ def forecast(mode: Mode, list_clips: bool, prompts, images, storage_url, as_json
     instance, storage, providers, _ = pipeline_context(storage_url)
     result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
     if as_json:
-        click.echo(json.dumps(plan_payload(result), sort_keys=True))
+        emit(True, plan_payload(result))
     else:
         click.echo(format_plan(result, list_clips=list_clips))
 
@@ -121,9 +119,8 @@ def backfill(
     result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
     payload = {**plan_payload(result), "dry_run": dry_run, "launched": []}
     if not result.clips:
-        if as_json:
-            click.echo(json.dumps(payload, sort_keys=True))
-        else:
+        emit(as_json, payload)
+        if not as_json:
             click.echo(
                 "nothing to backfill: every targeted clip is up to date"
                 + (f" ({len(result.failures)} cannot be made, see above)" if result.failures else "")
@@ -134,14 +131,15 @@ def backfill(
     if not as_json:
         click.echo(format_plan(result))
     if dry_run:
-        click.echo(json.dumps(payload, sort_keys=True) if as_json else "dry run: nothing launched")
+        emit(as_json, payload)
+        if not as_json:
+            click.echo("dry run: nothing launched")
         return
     if max_usd is not None and result.total_usd > max_usd + 1e-9:
         click.echo(
             f"error: the forecast ${result.total_usd:.4f} is over --max-usd ${max_usd:.2f}; nothing launched", err=True
         )
-        if as_json:
-            click.echo(json.dumps(payload, sort_keys=True))
+        emit(as_json, payload)
         sys.exit(EXIT_REJECTED)
     for provider, backfill_id, n in launch(instance, defs, result):
         payload["launched"].append({"provider": provider, "backfill_id": backfill_id, "clips": n})
@@ -149,8 +147,7 @@ def backfill(
             click.echo(
                 f"launched backfill {backfill_id}: {n} clip(s) on {provider} (Dagster UI: /runs/b/{backfill_id})"
             )
-    if as_json:
-        click.echo(json.dumps(payload, sort_keys=True))
+    emit(as_json, payload)
     if not _daemon_running(instance):
         click.echo(
             "note: no Dagster daemon is running on this instance; the backfill waits until one is "

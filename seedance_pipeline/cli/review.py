@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from seedance_pipeline.cli.common import EXIT_REJECTED, open_storage, storage_option
+from seedance_pipeline.cli.common import EXIT_REJECTED, json_option, open_storage, storage_option
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.keys import key_problem
 from seedance_pipeline.review.gallery import build_gallery
@@ -20,8 +20,6 @@ from seedance_pipeline.review.store import ReviewStore
 from seedance_pipeline.review.takes import Take, pair_takes, prompt_takes
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
 @click.group()
@@ -47,7 +45,6 @@ def parse_clip(clip: str) -> tuple[str, str]:
 def _row(take: Take, reviews: PairReviews) -> dict:
     decision = reviews.latest(take.fingerprint)
     side = take.sidecar
-    cost = side.get("reported_cost_usd")
     return {
         "clip": take.clip,
         "image": take.image,
@@ -57,7 +54,7 @@ def _row(take: Take, reviews: PairReviews) -> dict:
         "state": decision.state if decision else PENDING,
         "provider": side.get("provider"),
         "seed": side.get("seed"),
-        "cost_usd": float(cost if cost is not None else side.get("estimated_cost_usd") or 0.0),
+        "cost_usd": take.cost_usd,
         "checks_passed": take.checks_passed,
         "reviewer": decision.reviewer if decision else None,
         "at": decision.at.isoformat() if decision else None,

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 
 import click
 
-from seedance_pipeline.cli.common import EXIT_FAILED, EXIT_OK, open_storage, storage_option
+from seedance_pipeline.cli.common import EXIT_FAILED, EXIT_OK, emit, json_option, open_storage, storage_option
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.states import AttemptState
@@ -30,7 +29,7 @@ def _task_store(storage_url: str | None) -> TaskStore:
 @tasks.command("list")
 @storage_option
 @click.option("--days", type=int, default=7, show_default=True, help="Also list attempts lost in the last DAYS.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object ({open, lost}: the records).")
+@json_option
 def tasks_list(storage_url: str | None, days: int, as_json: bool) -> None:
     """Open attempts (in flight, orphaned, acceptance unknown), and attempts the providers lost recently."""
     store = _task_store(storage_url)
@@ -43,14 +42,12 @@ def tasks_list(storage_url: str | None, days: int, as_json: bool) -> None:
         if r.state is AttemptState.LOST
     ]
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "open": [r.model_dump(mode="json") for r in records],
-                    AttemptState.LOST.value: [r.model_dump(mode="json") for r in lost],
-                },
-                sort_keys=True,
-            )
+        emit(
+            True,
+            {
+                "open": [r.model_dump(mode="json") for r in records],
+                AttemptState.LOST.value: [r.model_dump(mode="json") for r in lost],
+            },
         )
         return
     if not records and not lost:

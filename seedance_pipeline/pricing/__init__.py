@@ -106,11 +106,10 @@ def _estimate(
     )
 
 
-@lru_cache(maxsize=1024)
 def _rate(
     override: str | None, provider: str, resolution: str, generate_audio: bool, tier: str
 ) -> tuple[ProviderPrices, Rate]:
-    """The provider's prices and the rate that applies: looked up once per shape (a plan prices every clip)."""
+    """The provider's prices and the rate that applies (called once per shape: ``_estimate`` is cached)."""
     prices = _load(override).providers.get(provider)
     if prices is None:
         raise NoPrice(f"no prices for provider {provider}")

@@ -73,14 +73,13 @@ def _card(storage: SeedanceStorage, page: str, take: Take, earlier: list[Take], 
     decision = reviews.latest(take.fingerprint) if reviews else None
     state = "unreadable review file" if reviews is None else decision.state if decision else PENDING
     poster = _poster(storage, take)
-    cost = side.get("reported_cost_usd")
     checks = side.get("checks") or {}
     rows = [
         ("image", _e(take.image)),
         ("provider", _e(side.get("provider") or "-") + (" (simulated)" if side.get("simulated") else "")),
         ("seed", _e(side.get("seed") if side.get("seed") is not None else "-")),
         ("take", str(take.number)),
-        ("cost", f"${float(cost if cost is not None else side.get('estimated_cost_usd') or 0.0):.4f}"),
+        ("cost", f"${take.cost_usd:.4f}"),
         *((f"{name}", "passed" if ok else "<span class='fail'>FAILED</span>") for name, ok in sorted(checks.items())),
     ]
     if decision:

@@ -29,6 +29,12 @@ class Take:
         return f"{self.image}|{self.prompt}"
 
     @property
+    def cost_usd(self) -> float:
+        """What the take cost: the provider's charge where it reported one, else our estimate."""
+        reported = self.sidecar.get("reported_cost_usd")
+        return float(reported if reported is not None else self.sidecar.get("estimated_cost_usd") or 0.0)
+
+    @property
     def checks_passed(self) -> bool:
         checks = self.sidecar.get("checks") or {}
         return bool(checks) and all(checks.values())
