@@ -49,6 +49,20 @@ def instance():
         yield inst
 
 
+@pytest.fixture
+def made(storage, providers, instance, sim, monkeypatch):
+    """The demo's five clips, made by the simulator, none reviewed yet (reviewer: ana)."""
+    from seedance_pipeline.cli.demo_data import write_demo_data
+    from seedance_pipeline.cli.runner import run_pipeline
+
+    monkeypatch.setenv("USER", "ana")
+    monkeypatch.delenv("LOGNAME", raising=False)
+    write_demo_data(storage)
+    report = run_pipeline(instance, storage, providers)
+    assert report.ok, report.failures
+    return storage
+
+
 def png(size=(800, 450), color=(200, 120, 40)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="PNG")

@@ -7,37 +7,11 @@ import json
 from datetime import datetime
 
 import pytest
-from click.testing import CliRunner
 
-from seedance_pipeline.cli import main
-from seedance_pipeline.cli.demo_data import write_demo_data
 from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.storage import layout
 from seedance_pipeline_tests.conftest import put
-
-DEMO_CLIPS = {"mountains|dusk-dolly", "tiles|dusk-dolly", "tower|dusk-dolly", "mountains|quick-pan", "tower|quick-pan"}
-
-
-@pytest.fixture
-def made(storage, providers, instance, sim, monkeypatch):
-    """The demo's five clips, made by the simulator, none reviewed yet."""
-    monkeypatch.setenv("USER", "ana")
-    monkeypatch.delenv("LOGNAME", raising=False)
-    write_demo_data(storage)
-    report = run_pipeline(instance, storage, providers)
-    assert report.ok, report.failures
-    return storage
-
-
-def cli(storage, *args: str, ok: bool = True):
-    result = CliRunner().invoke(main, [*args[:2], "--storage", storage.root, *args[2:]])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-def listed(storage, *args: str) -> dict[str, dict]:
-    return {r["clip"]: r for r in json.loads(cli(storage, "review", "list", "--json", *args).stdout)}
+from seedance_pipeline_tests.review_support import DEMO_CLIPS, cli, listed
 
 
 def test_every_new_take_starts_pending(made):

@@ -42,7 +42,9 @@ def plan_payload(result: Plan) -> dict[str, Any]:
             for provider, group in result.by_provider().items()
         },
         "total_usd": round(result.total_usd, 6),
+        "retakes": {"clips": len(result.retakes), "usd": round(sum(c.usd for c in result.retakes), 6)},
         "failures": list(result.failures),
+        "waiting": list(result.waiting),
     }
 
 

@@ -12,8 +12,10 @@ import sys
 import click
 
 from seedance_pipeline.cli.common import EXIT_REJECTED, json_option, open_storage, storage_option
+from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.keys import key_problem
+from seedance_pipeline.planning.retakes import waiting_reason
 from seedance_pipeline.review.gallery import build_gallery
 from seedance_pipeline.review.records import APPROVED, PENDING, REJECTED, REVIEW_STATES, PairReviews
 from seedance_pipeline.review.store import ReviewStore
@@ -42,6 +44,19 @@ def parse_clip(clip: str) -> tuple[str, str]:
     return image, prompt
 
 
+def _next(take: Take, reviews: PairReviews) -> str:
+    """What happens to the pair next, for a rejected take (``planning/retakes.py``)."""
+    decision = reviews.latest(take.fingerprint)
+    if decision is None or decision.state != REJECTED:
+        return ""
+    if not decision.retake:
+        return "none: rejected with --no-retake"
+    cap = settings.MAX_TAKES.read() or 1
+    if decision.take >= cap:
+        return f"waits: {waiting_reason(decision.take, cap)}"
+    return f"retake: take {decision.take + 1}, a new seed, on the next run"
+
+
 def _row(take: Take, reviews: PairReviews) -> dict:
     decision = reviews.latest(take.fingerprint)
     side = take.sidecar
@@ -59,6 +74,7 @@ def _row(take: Take, reviews: PairReviews) -> dict:
         "reviewer": decision.reviewer if decision else None,
         "at": decision.at.isoformat() if decision else None,
         "note": decision.note if decision else "",
+        "next": _next(take, reviews),
         "path": take.path,
     }
 
@@ -101,7 +117,7 @@ def review_list(storage_url: str | None, prompt: str | None, state: str | None, 
             click.echo(
                 f"{r['clip']:<34} {r['take']:>4} {r['state']:<9} {r['provider'] or '-':<10} "
                 f"{r['seed'] if r['seed'] is not None else '-':>11} {r['cost_usd']:>8.4f} "
-                f"{'ok' if r['checks_passed'] else 'FAILED':<7} {r['note']}"
+                f"{'ok' if r['checks_passed'] else 'FAILED':<7} {r['note']}" + (f"  ({r['next']})" if r["next"] else "")
             )
     for problem in problems:
         click.echo(f"error: {problem}", err=True)

@@ -139,14 +139,18 @@ def clips_runs(execute: Executor, step: str, rects: list[Rectangle], config: Cal
     ]
 
 
-def produce_wanted(instance: dg.DagsterInstance, execute: Executor, plan: RefreshPlan, lost: list[str]) -> None:
-    """Every missing or outdated clip the prompts target, in runs over just those partitions (``planning/cover.py``),
-    and no run at all when none is wanted: a day with nothing to do writes nothing to Dagster's event log."""
+def produce_wanted(
+    instance: dg.DagsterInstance, storage: SeedanceStorage, execute: Executor, plan: RefreshPlan, lost: list[str]
+) -> None:
+    """Every missing or outdated clip the prompts target, and every retake of a rejected take, in runs over just
+    those partitions (``planning/cover.py``), and no run at all when none is wanted: a day with nothing to do
+    writes nothing to Dagster's event log."""
     leave = set(lost)
     selection = select(
         instance,
         [(i, p) for p in plan.prompts for i in plan.images if clip_partition(i, p) not in leave],
         "missing_or_stale",
+        storage,
     )
     failures = [f"clips: {line}" for line in selection.failures]
     wanted = ((item.image, item.prompt) for item in selection.items)
@@ -172,7 +176,7 @@ def run_pipeline(
     plan = refresh_sources(instance, storage, execute)
     report.settled = settle_unknowns(TaskStore(storage), providers, instance).lines()
     lost = collect_orphans(instance, storage, execute, plan)
-    produce_wanted(instance, execute, plan, lost)
+    produce_wanted(instance, storage, execute, plan, lost)
     day = today_utc()
     if not report_is_current(instance, storage, day):
         execute("cost_report", COST_REPORT_JOB, partition_key=day)

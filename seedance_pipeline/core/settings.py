@@ -76,6 +76,12 @@ def _usd(raw: str) -> float:
     return value
 
 
+def _take_count(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError("a whole number of takes, at least 1")
+    return int(raw)
+
+
 def _task_count(raw: str) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ValueError("a whole number of tasks, at least 1")
@@ -151,6 +157,13 @@ THROTTLE_DEADLINE_S = Setting(
     DEFAULT_THROTTLE_DEADLINE_S,
     "how long a clip waits out a provider that answers 429 (with no other provider to try) before it fails",
 )
+MAX_TAKES = Setting(
+    "SEEDANCE_MAX_TAKES",
+    _take_count,
+    "a whole number of takes, at least 1",
+    3,
+    "takes of one pair made without a person: a rejected take past this waits instead of being made again",
+)
 SIMULATOR_URL = Setting(
     "SEEDANCE_SIMULATOR_URL",
     _text,
@@ -195,6 +208,7 @@ ALL: tuple[Setting, ...] = (
     BUDGET_PER_DAY_USD,
     AUTO_BACKFILL_BUDGET_USD,
     THROTTLE_DEADLINE_S,
+    MAX_TAKES,
     SIMULATOR_URL,
     base_url("<PROVIDER>"),
     max_in_flight("<PROVIDER>"),

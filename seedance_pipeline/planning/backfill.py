@@ -41,6 +41,7 @@ class PlannedClip:
     reused: bool
     simulated: bool
     assumption: bool  # the price is an assumption (the provider publishes none)
+    retake: int | None = None  # the take number, when this clip is made again because a person rejected the last
 
     @property
     def partition(self) -> str:
@@ -51,6 +52,7 @@ class PlannedClip:
 class Plan:
     clips: list[PlannedClip] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # rejected takes past SEEDANCE_MAX_TAKES: why each waits
 
     def by_provider(self) -> dict[str, list[PlannedClip]]:
         groups: dict[str, list[PlannedClip]] = defaultdict(list)
@@ -61,6 +63,10 @@ class Plan:
     @property
     def total_usd(self) -> float:
         return sum(c.usd for c in self.clips)
+
+    @property
+    def retakes(self) -> list[PlannedClip]:
+        return [c for c in self.clips if c.retake is not None]
 
 
 def targeted_keys(
@@ -85,8 +91,11 @@ def plan(
     prompts: list[str] | None = None,
     images: list[str] | None = None,
 ) -> Plan:
-    selection = select(instance, targeted_keys(instance, prompts=prompts, images=images), mode)
-    result = Plan(failures=list(selection.failures))
+    selection = select(instance, targeted_keys(instance, prompts=prompts, images=images), mode, storage)
+    result = Plan(
+        failures=list(selection.failures),
+        waiting=[f"{image}|{prompt}: {why}" for (image, prompt), why in sorted(selection.waiting.items())],
+    )
     store = TaskStore(storage)
     # A plan may cover the whole catalog: one listing of the clip folders and one of the fingerprints instead of
     # three lookups per clip. (A run looks each one up: it must see what a concurrent run stored meanwhile.)
@@ -106,6 +115,7 @@ def plan(
                 reused=reuse is not None,
                 simulated=chosen.simulated,
                 assumption=estimate.assumption,
+                retake=it.retake.number if it.retake else None,
             )
         )
         it.candidates = []  # priced: a plan of the whole catalog keeps no prepared request per clip
@@ -118,6 +128,7 @@ def format_plan(result: Plan, *, list_clips: bool = True) -> str:
         lines += [f"{'clip':<34} {'provider':<10} {'sec':>3} {'est $':>9}", "-" * 60]
         for c in sorted(result.clips, key=lambda c: c.partition):
             note = "  reused: same request already stored" if c.reused else ""
+            note += f"  retake: take {c.retake}, a new seed" if c.retake is not None else ""
             lines.append(
                 f"{c.partition:<34} {c.provider + ('*' if c.simulated else ''):<10} {c.seconds:>3} {c.usd:>9.4f}{note}"
             )
@@ -133,12 +144,19 @@ def format_plan(result: Plan, *, list_clips: bool = True) -> str:
         f"{'total':<12} {len(result.clips):>6} {sum(c.reused for c in result.clips):>6} "
         f"{sum(c.seconds for c in result.clips if not c.reused):>8} {result.total_usd:>10.4f}"
     )
+    if result.retakes:
+        lines.append(
+            f"of which retakes of rejected takes: {len(result.retakes)} clip(s), "
+            f"{sum(c.usd for c in result.retakes):.4f} USD"
+        )
     if any(c.simulated for c in result.clips):
         lines.append(
             "* simulated: these providers go to the built-in simulator (no API key or base URL set); nothing is billed"
         )
     for failure in result.failures:
         lines.append(f"cannot be made: {failure}")
+    for line in result.waiting:
+        lines.append(f"waits for a person: {line}")
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from seedance_pipeline.planning.images import ImageLoader
 from seedance_pipeline.planning.prompt_spec import PromptSpec
 from seedance_pipeline.planning.provider_choice import candidates
 from seedance_pipeline.planning.refusals import Refusals
+from seedance_pipeline.planning.retakes import seed_max
 from seedance_pipeline.planning.select import Item
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -64,6 +65,8 @@ def iter_prepared(
             if template is None or template.last_image != last_ref:
                 template = templates[id(spec)] = _request(spec, first.ref, last_ref)
             req = template if template.image == first.ref else template.model_copy(update={"image": first.ref})
+            if it.retake is not None:
+                req = req.model_copy(update={"seed": it.retake.seed(seed_max(spec.provider))})
             it.candidates = candidates(spec.provider, req, refs, storage, providers, refusals)
         except InvalidRequest as exc:
             failures.append(f"{it.where}: {exc}")

@@ -17,7 +17,10 @@ from seedance_pipeline.lineage import versions
 from seedance_pipeline.lineage.names import CLIPS_CODE_VERSION, CLIPS_KEY, IMAGES_KEY, PROMPTS_KEY
 from seedance_pipeline.lineage.partitions import clip_key, clip_partition
 from seedance_pipeline.planning.prompt_spec import PromptSpec
+from seedance_pipeline.planning.retakes import Pair, scan_retakes
+from seedance_pipeline.planning.retakes import Retake as Retake
 from seedance_pipeline.planning.specs import load_specs
+from seedance_pipeline.storage.resource import SeedanceStorage
 
 # ``all``: every targeted pair (an explicit materialization or backfill; unchanged requests are reused for free).
 # ``missing_or_stale``: never made, or made from other inputs or code (``seedance-pipeline run``).
@@ -49,6 +52,7 @@ class Item:
     # accepts the request, and the next is tried only when the previous one never accepted the task.
     candidates: list[Candidate] = field(default_factory=list)
     record: AttemptRecord | None = None  # an attempt a dead run left at the provider, to collect
+    retake: Retake | None = None  # made again with a new seed: a person rejected the current take
 
     @property
     def partition(self) -> dg.MultiPartitionKey:
@@ -65,26 +69,36 @@ class Selection:
     failures: list[str]
     untargeted: int = 0
     left_alone: int = 0  # already made (and, for the stale modes, made from the current inputs)
+    waiting: dict[Pair, str] = field(default_factory=dict)  # rejected takes not made again: why
+
+    @property
+    def retakes(self) -> int:
+        return sum(it.retake is not None for it in self.items)
 
 
-def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode) -> Selection:
+def select(
+    instance: dg.DagsterInstance, keys: list[Pair], mode: Mode, storage: SeedanceStorage | None = None
+) -> Selection:
     """The pairs among ``keys`` that ``mode`` asks to produce, with the input versions they will be made from.
 
     ``all``: every targeted pair. ``missing``: never made. ``stale``: made, but from other inputs or code
     (an edited prompt, a replaced image). ``missing_or_stale``: both. Pairs a prompt does not target are
-    never selected.
+    never selected. With ``storage``, the pairs whose current take a person rejected (``planning/retakes.py``) are
+    selected whatever the mode, as retakes, while their inputs are those the take was made from.
     """
+    scan = scan_retakes(storage, keys) if storage is not None else None
+    retakes = scan.retakes if scan else {}
     images = {i for i, _ in keys}
     prompt_keys = {p for _, p in keys}
     image_versions = versions.latest_versions(instance, IMAGES_KEY, images)
     prompt_versions = versions.latest_versions(instance, PROMPTS_KEY, prompt_keys)
     specs = load_specs(instance, prompt_keys)
     recorded = {}
-    if mode != "all":
-        wanted = [clip_partition(i, p) for i, p in keys]
+    if mode != "all" or retakes:
+        wanted = [clip_partition(i, p) for i, p in keys] if mode != "all" else [clip_partition(*k) for k in retakes]
         # Past a few thousand keys one unfiltered query beats an IN clause of every key.
         recorded = versions.latest_versions(instance, CLIPS_KEY, wanted if len(wanted) <= 2000 else None)
-    selection = Selection(items=[], failures=[])
+    selection = Selection(items=[], failures=list(scan.problems) if scan else [], waiting=scan.waiting if scan else {})
     for image, prompt in keys:
         spec = specs.get(prompt)
         if spec is None or prompt not in prompt_versions:
@@ -109,8 +123,9 @@ def select(instance: dg.DagsterInstance, keys: list[tuple[str, str]], mode: Mode
             "stale": stale,
             "missing_or_stale": previous is None or stale,
         }
-        if not selected_by[mode]:
+        retake = retakes.get((image, prompt)) if previous is not None and not stale else None
+        if not selected_by[mode] and retake is None:
             selection.left_alone += 1
             continue
-        selection.items.append(Item(image, prompt, spec, inputs))
+        selection.items.append(Item(image, prompt, spec, inputs, retake=retake))
     return selection

@@ -63,6 +63,7 @@ async def store_generated(
         "checks": {name: passed for name, (passed, _) in results.items()},
         "passed_over": passed_over,
         "after_lost_attempt": after_lost,
+        "retake_of": it.retake.of if it.retake else None,
     }
     await _write_sidecar(storage, it, sidecar)
     return clip_events(

@@ -41,7 +41,7 @@ class ReviewStore:
             blob = self.storage.read_bytes(path)
         except FileNotFoundError:
             return PairReviews(image=image, prompt=prompt)
-        return self._parse(path, blob, prompt, image)
+        return self.parse(path, blob, prompt, image)
 
     def load_prompt(self, prompt: str, images: list[str]) -> tuple[dict[str, PairReviews], list[BadFile]]:
         """The reviews of these pairs of one prompt (one batched read), and the files that break a rule."""
@@ -53,7 +53,7 @@ class ReviewStore:
                 reviews[image] = PairReviews(image=image, prompt=prompt)
                 continue
             try:
-                reviews[image] = self._parse(path, blobs[path], prompt, image)
+                reviews[image] = self.parse(path, blobs[path], prompt, image)
             except BadFile as exc:
                 problems.append(exc)
         return reviews, problems
@@ -79,7 +79,7 @@ class ReviewStore:
         self.storage.write_bytes(path, (reviews.model_dump_json(indent=1) + "\n").encode())
         return decision
 
-    def _parse(self, path: str, blob: bytes, prompt: str, image: str) -> PairReviews:
+    def parse(self, path: str, blob: bytes, prompt: str, image: str) -> PairReviews:
         ref = self.storage.ref(path)
         try:
             raw = json.loads(blob)

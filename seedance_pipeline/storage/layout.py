@@ -9,6 +9,8 @@
     tasks/open/<attempt>.json                              copy of each record that needs attention
     tasks/by-fingerprint/<fingerprint>/<attempt>           empty markers: the attempts of one request
     reviews/<prompt>/<image>.json                          the review decisions on each take of a pair
+    selects/<prompt>/<image>.mp4 + <image>.json            the approved take of each pair, and its manifest row
+    selects/<prompt>/manifest.csv                          every approved take of a prompt, for the tools downstream
     galleries/<prompt>.html + <prompt>/<image>-<fp>.jpg    review contact sheets and their poster frames
     state/stamps/<asset>.json                              stamps of materialized source files (an index)
     state/facts/source_images.json                         format, size, pixels, sha256 of each registered image
@@ -60,6 +62,23 @@ def kept_version(prompt: str, image: str, fingerprint: str) -> str:
 
 def report(day: str, extension: str) -> str:
     return f"reports/{day}/cost_report.{extension}"
+
+
+REVIEWS = "reviews"
+SELECTS = "selects"
+
+
+def select_clip(prompt: str, image: str) -> str:
+    """The approved take of a pair, copied out of ``clips/`` for the tools downstream (review/selects.py)."""
+    return f"{SELECTS}/{prompt}/{image}.mp4"
+
+
+def select_row(prompt: str, image: str) -> str:
+    return f"{SELECTS}/{prompt}/{image}.json"
+
+
+def manifest(prompt: str) -> str:
+    return f"{SELECTS}/{prompt}/manifest.csv"
 
 
 def reviews(prompt: str) -> str:

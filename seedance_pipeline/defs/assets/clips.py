@@ -66,7 +66,7 @@ def produce_clips(
         ready, failures = collect_items(context.instance, context.log.info, config.collect, store, keys), []
     else:
         left = {tuple(key.split("|", 1)) for key in config.leave}
-        selection = select(context.instance, [k for k in keys if k not in left], config.mode)
+        selection = select(context.instance, [k for k in keys if k not in left], config.mode, storage)
         failures = selection.failures
         context.log.info(
             f"{len(keys)} partitions in this run: {len(selection.items)} to produce, "
