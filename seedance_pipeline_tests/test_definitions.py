@@ -39,7 +39,13 @@ def test_every_asset_has_a_group_kinds_owners_and_a_description():
         assert node.owners == ["team:creative-ops"], key
         assert node.kinds, key
         groups[key.to_user_string()] = node.group_name
-    assert groups == {"source_images": "sources", "prompts": "sources", "clips": "clips", "cost_report": "reports"}
+    assert groups == {
+        "source_images": "sources",
+        "prompts": "sources",
+        "clips": "clips",
+        "selects": "review",
+        "cost_report": "reports",
+    }
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {"plays_to_end", "matches_request"}
     assert {s.name for s in defs.sensors} == {"storage_sensor", "pending_tasks_sensor"}

@@ -134,6 +134,7 @@ def _decide(storage_url: str | None, clip: str, state: str, note: str, retake: b
     take = takes[0]
     store = ReviewStore(storage)
     decision = store.decide(take, state, note, retake=retake)
+    selected = _refresh_selects(storage, image, prompt)
     if as_json:
         click.echo(json.dumps(_row(take, store.load(prompt, image)), indent=1, sort_keys=True))
         return
@@ -141,8 +142,31 @@ def _decide(storage_url: str | None, clip: str, state: str, note: str, retake: b
         f"{decision.state} take {take.number} of {take.clip} (fingerprint {take.fingerprint[:12]}) as "
         f"{decision.reviewer}"
     )
+    click.echo(selected)
     if not take.checks_passed:
         click.echo(f"note: take {take.number} of {take.clip} did not pass every check", err=True)
+
+
+def _refresh_selects(storage: SeedanceStorage, image: str, prompt: str) -> str:
+    """Materialize the pair's ``selects`` partition (a copy within storage, nothing is paid): what it holds now."""
+    from seedance_pipeline.cli.run_report import RunReport
+    from seedance_pipeline.cli.runner import Executor, dagster_instance, refresh_selects
+    from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.providers.resource import SeedanceProviders
+    from seedance_pipeline.review.selects import read_row
+
+    instance = dagster_instance()
+    report = RunReport()
+    refresh_selects(
+        Executor(instance, build_definitions(storage, SeedanceProviders.from_env()), report, "CRITICAL"),
+        [(image, prompt)],
+    )
+    if report.failures:
+        raise click.ClickException("selects: " + "; ".join(report.failures))
+    row = read_row(storage, image, prompt)
+    if row is None:
+        return f"selects: {image}|{prompt} has no approved take"
+    return f"selects: take {row['take']} of {image}|{prompt} at {storage.ref(storage.path(row['path']))}"
 
 
 @review.command("approve")

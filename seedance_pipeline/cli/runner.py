@@ -18,6 +18,7 @@ import dagster as dg
 
 from seedance_pipeline.cli.run_report import RunReport, clip_rows, failure_lines
 from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.defs.assets.reports import REVIEWS_DIGEST
 from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendPolicy
@@ -30,6 +31,7 @@ from seedance_pipeline.lineage.names import (
     COST_REPORT_JOB,
     COST_REPORT_KEY,
     PROMPTS_JOB,
+    SELECTS_JOB,
     SOURCE_IMAGES_JOB,
 )
 from seedance_pipeline.lineage.partitions import clip_partition, clip_range_tags, range_tags, today_utc
@@ -38,6 +40,8 @@ from seedance_pipeline.planning.refresh import RefreshPlan, apply, plan_refresh,
 from seedance_pipeline.planning.select import select
 from seedance_pipeline.production.settle import settle_unknowns
 from seedance_pipeline.providers.resource import SeedanceProviders
+from seedance_pipeline.review.selects import out_of_step
+from seedance_pipeline.review.store import ReviewStore
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
 
@@ -162,6 +166,19 @@ def produce_wanted(
     execute.report.clips.sort(key=lambda r: r.clip)
 
 
+def refresh_selects(execute: Executor, pairs: list[tuple[str, str]], plan: RefreshPlan | None = None) -> None:
+    """The ``selects`` of these pairs, brought in step with their reviews (runs over just those partitions)."""
+    images = plan.images if plan else sorted({i for i, _ in pairs})
+    prompts = plan.prompts if plan else sorted({p for _, p in pairs})
+    for n, rect in enumerate(rectangles(pairs, images, prompts)):
+        execute(
+            "selects" if n == 0 else f"selects {n + 1}",
+            SELECTS_JOB,
+            tags=clip_range_tags(list(rect.images), list(rect.prompts)),
+            run_config={"ops": {"selects": {"config": {"only_changed": True}}}},
+        )
+
+
 def run_pipeline(
     instance: dg.DagsterInstance,
     storage: SeedanceStorage,
@@ -177,6 +194,8 @@ def run_pipeline(
     report.settled = settle_unknowns(TaskStore(storage), providers, instance).lines()
     lost = collect_orphans(instance, storage, execute, plan)
     produce_wanted(instance, storage, execute, plan, lost)
+    images, prompts = set(plan.images), set(plan.prompts)
+    refresh_selects(execute, [(i, p) for i, p in out_of_step(storage) if i in images and p in prompts], plan)
     day = today_utc()
     if not report_is_current(instance, storage, day):
         execute("cost_report", COST_REPORT_JOB, partition_key=day)
@@ -191,9 +210,12 @@ def report_is_current(instance: dg.DagsterInstance, storage: SeedanceStorage, da
     ).records
     mat = records[0].asset_materialization if records else None
     built_from = mat.metadata.get(LEDGER_DIGEST) if mat else None
+    reviews_read = mat.metadata.get(REVIEWS_DIGEST) if mat else None
     return (
         built_from is not None
         and built_from.value == TaskStore(storage).day_digest(day)
+        and reviews_read is not None
+        and reviews_read.value == ReviewStore(storage).rejected()[1]
         and storage.exists(storage.path(layout.report(day, "md")))
         and storage.exists(storage.path(layout.report(day, "parquet")))
     )

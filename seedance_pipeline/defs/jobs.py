@@ -3,8 +3,16 @@
 import dagster as dg
 
 from seedance_pipeline.defs.assets.reports import cost_report
+from seedance_pipeline.defs.assets.selects import selects
 from seedance_pipeline.defs.assets.sources import prompts, source_images
-from seedance_pipeline.lineage.names import CLIPS_JOB, CLIPS_KEY, COST_REPORT_JOB, PROMPTS_JOB, SOURCE_IMAGES_JOB
+from seedance_pipeline.lineage.names import (
+    CLIPS_JOB,
+    CLIPS_KEY,
+    COST_REPORT_JOB,
+    PROMPTS_JOB,
+    SELECTS_JOB,
+    SOURCE_IMAGES_JOB,
+)
 
 clips_job = dg.define_asset_job(
     CLIPS_JOB,
@@ -14,3 +22,6 @@ clips_job = dg.define_asset_job(
 source_images_job = dg.define_asset_job(SOURCE_IMAGES_JOB, selection=[source_images])
 prompts_job = dg.define_asset_job(PROMPTS_JOB, selection=[prompts])
 cost_report_job = dg.define_asset_job(COST_REPORT_JOB, selection=[cost_report])
+selects_job = dg.define_asset_job(
+    SELECTS_JOB, selection=[selects], description="The approved takes of a set of clip partitions, and their manifests."
+)

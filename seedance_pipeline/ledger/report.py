@@ -3,6 +3,7 @@ and a Markdown summary. pandas is imported when a report is built, not when this
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from seedance_pipeline.ledger import states
@@ -32,13 +33,16 @@ COLUMNS = [
     "saved_usd",
     "task_id",
     "error",
+    "rejected_in_review",
 ]
 # The columns the cost report shows in the Dagster UI (the rest are in the Parquet file).
 PREVIEW_COLUMNS = [c for c in COLUMNS if c not in ("attempt_id", "tier", "simulated", "saved_usd", "task_id", "error")]
 
 
-def attempts_frame(store: TaskStore, day: str) -> pd.DataFrame:
-    """One row per attempt of ``day`` (UTC); what it was charged follows ``states.BILLED``."""
+def attempts_frame(store: TaskStore, day: str, rejected: Collection[str] = ()) -> pd.DataFrame:
+    """One row per attempt of ``day`` (UTC); what it was charged follows ``states.BILLED``. ``rejected``: the
+    fingerprints of the takes people rejected in review (``review/store.py``), flagged on the attempts that made
+    them."""
     import pandas as pd
 
     rows = []
@@ -64,6 +68,7 @@ def attempts_frame(store: TaskStore, day: str) -> pd.DataFrame:
                 "saved_usd": r.estimated_cost_usd if r.state is S.REUSED else 0.0,
                 "task_id": r.task_id,
                 "error": r.error,
+                "rejected_in_review": r.state in states.STORED and r.fingerprint in rejected,
             }
         )
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -82,8 +87,13 @@ def spent_on_failures(df: pd.DataFrame) -> float:
     return float(df.loc[~df["outcome"].isin(STORED), "charged_usd"].sum())
 
 
+def spent_on_rejected(df: pd.DataFrame) -> float:
+    """Charged for takes a person has rejected since (kept as versions; their retakes are charged on their own)."""
+    return float(df.loc[df["rejected_in_review"].astype(bool), "charged_usd"].sum())
+
+
 def per_prompt(df: pd.DataFrame) -> pd.DataFrame:
-    """Attempts, clips stored, charged, spent on failures and saved by reuse, per prompt."""
+    """Attempts, clips stored, charged, spent on failures, on rejected takes, and saved by reuse, per prompt."""
     return _per(df, "prompt")
 
 
@@ -96,6 +106,7 @@ def _per(df: pd.DataFrame, key: str) -> pd.DataFrame:
     g = df.assign(
         stored=df["outcome"].isin(STORED),
         failure_usd=df["charged_usd"].where(~df["outcome"].isin(STORED), 0.0),
+        rejected_usd=df["charged_usd"].where(df["rejected_in_review"].astype(bool), 0.0),
     )
     table = (
         g.groupby(key)
@@ -104,6 +115,7 @@ def _per(df: pd.DataFrame, key: str) -> pd.DataFrame:
             clips_stored=("stored", "sum"),
             charged_usd=("charged_usd", "sum"),
             on_failures_usd=("failure_usd", "sum"),
+            on_rejected_usd=("rejected_usd", "sum"),
             saved_by_reuse_usd=("saved_usd", "sum"),
         )
         .reset_index()
@@ -152,7 +164,8 @@ def summary_markdown(day: str, df: pd.DataFrame) -> str:
         "",
         f"**{len(df)} attempts**, charged **${df['charged_usd'].sum():,.4f}** "
         f"(estimated ${df['estimated_usd'].sum():,.4f}; provider-reported ${df['reported_usd'].fillna(0).sum():,.4f} "
-        f"where reported), saved by reuse **${df['saved_usd'].sum():,.4f}**, spent on failures ${failed_spend:,.4f}.",
+        f"where reported), saved by reuse **${df['saved_usd'].sum():,.4f}**, spent on failures ${failed_spend:,.4f}, "
+        f"on takes rejected in review ${spent_on_rejected(df):,.4f}.",
         "",
         "Outcomes: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()),
         "",
@@ -167,6 +180,10 @@ def summary_markdown(day: str, df: pd.DataFrame) -> str:
         "## Per prompt",
         "",
         per_prompt(df).to_markdown(index=False),
+        "",
+        "## Per provider",
+        "",
+        per_provider(df).to_markdown(index=False),
         "",
         "## Estimate against what the provider reported",
         "",

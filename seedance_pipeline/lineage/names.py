@@ -11,6 +11,7 @@ IMAGES_KEY = dg.AssetKey("source_images")
 PROMPTS_KEY = dg.AssetKey("prompts")
 CLIPS_KEY = dg.AssetKey("clips")
 COST_REPORT_KEY = dg.AssetKey("cost_report")
+SELECTS_KEY = dg.AssetKey("selects")
 
 SOURCES_CODE_VERSION = "1"
 CLIPS_CODE_VERSION = "1"  # bump when the request mapping or the model changes: every clip becomes outdated
@@ -26,6 +27,7 @@ TRIGGER_TAG = "seedance/trigger"  # who launched a run: a sensor, `backfill`, ..
 SOURCES_GROUP = "sources"
 CLIPS_GROUP = "clips"
 REPORTS_GROUP = "reports"
+REVIEW_GROUP = "review"
 OWNERS = ["team:creative-ops"]
 # One pool for every clips step: a global backstop across runs and providers (deploy/dagster.yaml sets its
 # limit; `dagster instance concurrency set seedance_clips 0` pauses new clip steps).
@@ -35,3 +37,4 @@ CLIPS_JOB = "clips_job"
 SOURCE_IMAGES_JOB = "source_images_job"
 PROMPTS_JOB = "prompts_job"
 COST_REPORT_JOB = "cost_report_job"
+SELECTS_JOB = "selects_job"

@@ -9,12 +9,13 @@ written whole); each decision names its take, so a lost one is only made again.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 
 from pydantic import ValidationError
 
 from seedance_pipeline.core.errors import BadFile
-from seedance_pipeline.review.records import Decision, PairReviews, now
+from seedance_pipeline.review.records import REJECTED, Decision, PairReviews, now
 from seedance_pipeline.review.takes import Take
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -57,6 +58,24 @@ class ReviewStore:
             except BadFile as exc:
                 problems.append(exc)
         return reviews, problems
+
+    def rejected(self) -> tuple[frozenset[str], str]:
+        """The fingerprints of every take whose newest decision is a rejection (files that break a rule are left
+        out: ``review list`` names them), and a digest of the review files as read (one listing, one batched
+        read). The cost report is built again when the digest changes."""
+        paths = [p for p in self.storage.list_folder(self.storage.path(layout.REVIEWS)) if p.endswith(".json")]
+        blobs = self.storage.fs.cat(paths, on_error="omit") if paths else {}
+        digest = hashlib.sha256()
+        out = set()
+        for path in sorted(blobs):
+            digest.update(path.encode() + b"\0" + blobs[path] + b"\0")
+            try:
+                decisions = PairReviews.model_validate_json(blobs[path]).decisions
+            except ValidationError:
+                continue
+            latest = {d.fingerprint: d.state for d in decisions}
+            out |= {fp for fp, state in latest.items() if state == REJECTED}
+        return frozenset(out), digest.hexdigest()
 
     def decide(self, take: Take, state: str, note: str = "", *, retake: bool = True) -> Decision:
         """Append a decision on ``take``; a review file that breaks a rule is refused and left as it is."""

@@ -14,13 +14,17 @@ from seedance_pipeline.ledger.report import (
     per_prompt,
     per_provider,
     spent_on_failures,
+    spent_on_rejected,
     summary_markdown,
 )
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import CLIPS_KEY, OWNERS, REPORTS_GROUP
 from seedance_pipeline.lineage.partitions import daily_partitions
+from seedance_pipeline.review.store import ReviewStore
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
+
+REVIEWS_DIGEST = "reviews_digest"  # the review files the report's rejected-take figures were read from
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +43,8 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
     day = context.partition_key
     store = TaskStore(storage)
     digest = store.day_digest(day)  # before the read: a record written meanwhile makes the next run build it again
-    df = attempts_frame(store, day)
+    rejected, reviews_digest = ReviewStore(storage).rejected()
+    df = attempts_frame(store, day, rejected)
     summary = summary_markdown(day, df)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
@@ -55,6 +60,7 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
             "estimated_usd": dg.MetadataValue.float(float(df["estimated_usd"].sum())),
             "saved_by_reuse_usd": dg.MetadataValue.float(float(df["saved_usd"].sum())),
             "spent_on_failures_usd": dg.MetadataValue.float(spent_on_failures(df)),
+            "spent_on_rejected_takes_usd": dg.MetadataValue.float(spent_on_rejected(df)),
             "blocked_by_budget": blocked_by_budget(df),
             "dagster/row_count": len(df),
             "per_provider": table(per_provider(df)),
@@ -64,6 +70,7 @@ def cost_report(context: dg.AssetExecutionContext, storage: SeedanceStorage) -> 
             ),
             "path": dg.MetadataValue.path(storage.ref(parquet_path)),
             LEDGER_DIGEST: digest,
+            REVIEWS_DIGEST: reviews_digest,
             "summary": dg.MetadataValue.md(summary),
             "attempts_preview": dg.MetadataValue.md(
                 preview.to_markdown(index=False) if not preview.empty else "(none)"
