@@ -4,11 +4,19 @@ the CLI)."""
 import dagster as dg
 
 from seedance_pipeline.defs.assets.clips import clips
+from seedance_pipeline.defs.assets.galleries import galleries
 from seedance_pipeline.defs.assets.reports import cost_report
 from seedance_pipeline.defs.assets.selects import selects
 from seedance_pipeline.defs.assets.sources import prompts, source_images
 from seedance_pipeline.defs.checks import matches_request, plays_to_end
-from seedance_pipeline.defs.jobs import clips_job, cost_report_job, prompts_job, selects_job, source_images_job
+from seedance_pipeline.defs.jobs import (
+    clips_job,
+    cost_report_job,
+    galleries_job,
+    prompts_job,
+    selects_job,
+    source_images_job,
+)
 from seedance_pipeline.defs.resources import resources
 from seedance_pipeline.defs.schedules import daily_cost_report
 from seedance_pipeline.defs.sensors.pending_tasks import pending_tasks_sensor
@@ -17,7 +25,7 @@ from seedance_pipeline.ledger.budget import SpendPolicy
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
 
-ASSETS = [source_images, prompts, clips, selects, cost_report]
+ASSETS = [source_images, prompts, clips, selects, galleries, cost_report]
 CHECKS = [plays_to_end, matches_request]
 
 
@@ -29,7 +37,7 @@ def build_definitions(
         asset_checks=CHECKS,
         sensors=[storage_sensor, pending_tasks_sensor],
         schedules=[daily_cost_report],
-        jobs=[source_images_job, prompts_job, clips_job, selects_job, cost_report_job],
+        jobs=[source_images_job, prompts_job, clips_job, selects_job, galleries_job, cost_report_job],
         resources=resources(storage, providers, spend),
         # Every job is one main step (clips: asynchronous I/O, many partitions at once): run it in the run
         # worker itself. The default multiprocess executor starts a second Python process per run, which on a

@@ -44,6 +44,7 @@ def test_every_asset_has_a_group_kinds_owners_and_a_description():
         "prompts": "sources",
         "clips": "clips",
         "selects": "review",
+        "galleries": "review",
         "cost_report": "reports",
     }
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}

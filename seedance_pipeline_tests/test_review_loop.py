@@ -13,7 +13,7 @@ import pytest
 
 from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.definitions import defs
-from seedance_pipeline.lineage.names import CLIPS_KEY, COST_REPORT_KEY, SELECTS_KEY
+from seedance_pipeline.lineage.names import CLIPS_KEY, COST_REPORT_KEY, GALLERIES_KEY, SELECTS_KEY
 from seedance_pipeline.review.gallery import build_gallery
 from seedance_pipeline.storage import layout
 from seedance_pipeline_tests.review_support import DEMO_CLIPS, cli, listed
@@ -35,7 +35,14 @@ def selects_materializations(instance) -> dict[str, dg.AssetMaterialization]:
     return latest
 
 
+def gallery_builds(instance, prompt: str) -> int:
+    records = instance.fetch_materializations(GALLERIES_KEY, limit=100).records
+    return sum(r.asset_materialization is not None and r.asset_materialization.partition == prompt for r in records)
+
+
 def test_reject_one_approve_the_rest_run_approve_and_find_every_select(made, sim, providers, instance):
+    # `run` built each prompt's gallery as it made the clips (the asset links to the page)
+    assert gallery_builds(instance, "dusk-dolly") == 1 and gallery_builds(instance, "quick-pan") == 1
     page = build_gallery(made, "dusk-dolly")
     assert page.takes == 3 and made.exists(made.path(layout.gallery("dusk-dolly")))
     first = json.loads(made.read_bytes(made.sidecar_path("dusk-dolly", "tower")))
@@ -48,6 +55,8 @@ def test_reject_one_approve_the_rest_run_approve_and_find_every_select(made, sim
         assert f"selects: take 1 of {clip} at {made.ref(made.path(layout.select_clip(prompt, image)))}" in out
     assert len(sim.sim.submits()) == submitted  # approving pays for nothing
     assert {r["image"] for r in manifest(made, "dusk-dolly")} == {"mountains", "tiles"}
+    assert gallery_builds(instance, "dusk-dolly") == 1 + 3  # rebuilt by each decision on its clips
+    assert "the tower melts" in made.read_bytes(made.path(layout.gallery("dusk-dolly"))).decode()
 
     report = run_pipeline(instance, made, providers)
     assert report.ok, report.failures

@@ -134,7 +134,7 @@ def _decide(storage_url: str | None, clip: str, state: str, note: str, retake: b
     take = takes[0]
     store = ReviewStore(storage)
     decision = store.decide(take, state, note, retake=retake)
-    selected = _refresh_selects(storage, image, prompt)
+    selected = _refresh_review(storage, image, prompt)
     if as_json:
         click.echo(json.dumps(_row(take, store.load(prompt, image)), indent=1, sort_keys=True))
         return
@@ -147,20 +147,20 @@ def _decide(storage_url: str | None, clip: str, state: str, note: str, retake: b
         click.echo(f"note: take {take.number} of {take.clip} did not pass every check", err=True)
 
 
-def _refresh_selects(storage: SeedanceStorage, image: str, prompt: str) -> str:
-    """Materialize the pair's ``selects`` partition (a copy within storage, nothing is paid): what it holds now."""
+def _refresh_review(storage: SeedanceStorage, image: str, prompt: str) -> str:
+    """Materialize the pair's ``selects`` partition (a copy within storage, nothing is paid) and the prompt's
+    ``galleries`` partition: what the pair's select holds now."""
     from seedance_pipeline.cli.run_report import RunReport
-    from seedance_pipeline.cli.runner import Executor, dagster_instance, refresh_selects
+    from seedance_pipeline.cli.runner import Executor, dagster_instance, refresh_galleries, refresh_selects
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.review.selects import read_row
 
     instance = dagster_instance()
     report = RunReport()
-    refresh_selects(
-        Executor(instance, build_definitions(storage, SeedanceProviders.from_env()), report, "CRITICAL"),
-        [(image, prompt)],
-    )
+    execute = Executor(instance, build_definitions(storage, SeedanceProviders.from_env()), report, "CRITICAL")
+    refresh_selects(execute, [(image, prompt)])
+    refresh_galleries(execute, [prompt], {prompt})
     if report.failures:
         raise click.ClickException("selects: " + "; ".join(report.failures))
     row = read_row(storage, image, prompt)

@@ -30,6 +30,7 @@ from seedance_pipeline.lineage.names import (
     CLIPS_JOB,
     COST_REPORT_JOB,
     COST_REPORT_KEY,
+    GALLERIES_JOB,
     PROMPTS_JOB,
     SELECTS_JOB,
     SOURCE_IMAGES_JOB,
@@ -179,6 +180,13 @@ def refresh_selects(execute: Executor, pairs: list[tuple[str, str]], plan: Refre
         )
 
 
+def refresh_galleries(execute: Executor, order: list[str], prompts: set[str]) -> None:
+    """The review contact sheets of these prompts, built again: one run over the span of them in partition order
+    ``order`` (none when there are none)."""
+    if prompts:
+        execute("galleries", GALLERIES_JOB, tags=range_tags(*span(order, prompts)))
+
+
 def run_pipeline(
     instance: dg.DagsterInstance,
     storage: SeedanceStorage,
@@ -195,7 +203,10 @@ def run_pipeline(
     lost = collect_orphans(instance, storage, execute, plan)
     produce_wanted(instance, storage, execute, plan, lost)
     images, prompts = set(plan.images), set(plan.prompts)
-    refresh_selects(execute, [(i, p) for i, p in out_of_step(storage) if i in images and p in prompts], plan)
+    decided = [(i, p) for i, p in out_of_step(storage) if i in images and p in prompts]
+    refresh_selects(execute, decided, plan)
+    made = {row.clip.split("|", 1)[1] for row in report.clips}
+    refresh_galleries(execute, plan.prompts, made | {p for _, p in decided})
     day = today_utc()
     if not report_is_current(instance, storage, day):
         execute("cost_report", COST_REPORT_JOB, partition_key=day)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from seedance_pipeline.defs.assets.galleries import galleries
 from seedance_pipeline.defs.assets.reports import cost_report
 from seedance_pipeline.defs.assets.selects import selects
 from seedance_pipeline.defs.assets.sources import prompts, source_images
@@ -9,6 +10,7 @@ from seedance_pipeline.lineage.names import (
     CLIPS_JOB,
     CLIPS_KEY,
     COST_REPORT_JOB,
+    GALLERIES_JOB,
     PROMPTS_JOB,
     SELECTS_JOB,
     SOURCE_IMAGES_JOB,
@@ -24,4 +26,7 @@ prompts_job = dg.define_asset_job(PROMPTS_JOB, selection=[prompts])
 cost_report_job = dg.define_asset_job(COST_REPORT_JOB, selection=[cost_report])
 selects_job = dg.define_asset_job(
     SELECTS_JOB, selection=[selects], description="The approved takes of a set of clip partitions, and their manifests."
+)
+galleries_job = dg.define_asset_job(
+    GALLERIES_JOB, selection=[galleries], description="The review contact sheets of a set of prompts."
 )

@@ -12,6 +12,7 @@ PROMPTS_KEY = dg.AssetKey("prompts")
 CLIPS_KEY = dg.AssetKey("clips")
 COST_REPORT_KEY = dg.AssetKey("cost_report")
 SELECTS_KEY = dg.AssetKey("selects")
+GALLERIES_KEY = dg.AssetKey("galleries")
 
 SOURCES_CODE_VERSION = "1"
 CLIPS_CODE_VERSION = "1"  # bump when the request mapping or the model changes: every clip becomes outdated
@@ -38,3 +39,4 @@ SOURCE_IMAGES_JOB = "source_images_job"
 PROMPTS_JOB = "prompts_job"
 COST_REPORT_JOB = "cost_report_job"
 SELECTS_JOB = "selects_job"
+GALLERIES_JOB = "galleries_job"
