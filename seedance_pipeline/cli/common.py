@@ -12,6 +12,7 @@ import click
 if TYPE_CHECKING:
     import dagster as dg
 
+    from seedance_pipeline.cli.progress import Progress
     from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.storage.resource import SeedanceStorage
 
@@ -41,7 +42,7 @@ def emit(as_json: bool, payload: dict[str, Any]) -> None:
 
 
 def pipeline_context(
-    storage_url: str | None,
+    storage_url: str | None, progress: Progress | None = None
 ) -> tuple[dg.DagsterInstance, SeedanceStorage, SeedanceProviders, dg.Definitions]:
     """Instance, storage and providers as ``run`` uses them, with the sources refreshed from storage."""
     from seedance_pipeline.cli.runner import Executor, RunReport, dagster_instance, refresh_sources
@@ -53,7 +54,7 @@ def pipeline_context(
     instance = dagster_instance()
     defs = build_definitions(storage, providers)
     report = RunReport()
-    refresh_sources(instance, storage, Executor(instance, defs, report, "CRITICAL"))
+    refresh_sources(instance, storage, Executor(instance, defs, report, "CRITICAL", progress))
     for line in report.retired:
         click.echo(f"retired {line}", err=True)
     for line in report.ignored:

@@ -53,13 +53,14 @@ def plan_payload(result: Plan) -> dict[str, Any]:
 @json_option
 def run_command(storage_url: str | None, as_json: bool) -> None:
     """Register new images and prompts, make every missing or outdated clip, and today's cost report."""
+    from seedance_pipeline.cli.progress import Progress
     from seedance_pipeline.cli.run_report import format_report
     from seedance_pipeline.cli.runner import dagster_instance, run_pipeline
     from seedance_pipeline.providers.resource import SeedanceProviders
 
     storage = open_storage(storage_url)
     instance = dagster_instance()
-    report = run_pipeline(instance, storage, SeedanceProviders.from_env())
+    report = run_pipeline(instance, storage, SeedanceProviders.from_env(), progress=Progress("run"))
     if as_json:
         emit(True, {**dataclasses.asdict(report), "ok": report.ok})
     else:
@@ -112,13 +113,18 @@ def backfill(
     Launches one Dagster backfill per provider (tagged seedance/provider for the run queue's limits); the
     Dagster daemon runs it (`make ui`, or `dagster-daemon run`). Unchanged clips are not touched.
     """
+    from seedance_pipeline.cli.progress import Progress
     from seedance_pipeline.planning.backfill import format_plan, launch, plan
 
     if not (changed or missing):
         raise click.UsageError("say what to backfill: --changed, --missing, or both")
     mode: Mode = "missing_or_stale" if changed and missing else "stale" if changed else "missing"
-    instance, storage, providers, defs = pipeline_context(storage_url)
-    result = plan(instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None)
+    progress = Progress("backfill")
+    instance, storage, providers, defs = pipeline_context(storage_url, progress)
+    with progress.step(f"planning ({mode})"):
+        result = plan(
+            instance, storage, providers, mode=mode, prompts=list(prompts) or None, images=list(images) or None
+        )
     payload = {**plan_payload(result), "dry_run": dry_run, "launched": []}
     if not result.clips:
         emit(as_json, payload)

@@ -12,6 +12,7 @@ import sys
 import click
 
 from seedance_pipeline.cli.common import EXIT_REJECTED, json_option, open_storage, storage_option
+from seedance_pipeline.cli.progress import Progress
 from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.keys import key_problem
@@ -199,7 +200,7 @@ def review_reject(storage_url: str | None, clip: str, note: str, no_retake: bool
 def gallery(storage_url: str | None, prompt: str | None, as_json: bool) -> None:
     """Write each prompt's review contact sheet (galleries/<prompt>.html) and print where it is."""
     storage = open_storage(storage_url)
-    pages = [build_gallery(storage, name) for name in _prompts(storage, prompt)]
+    pages = [build_gallery(storage, name) for name in Progress("gallery").each("pages", _prompts(storage, prompt))]
     if as_json:
         click.echo(json.dumps([vars(p) for p in pages], indent=1, sort_keys=True))
         return

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import dagster as dg
 
+from seedance_pipeline.cli.progress import Progress
 from seedance_pipeline.cli.run_report import RunReport, clip_rows, failure_lines
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.defs.assets.reports import REVIEWS_DIGEST
@@ -28,6 +30,7 @@ from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.lineage.names import (
     CLIPS_JOB,
+    CLIPS_KEY,
     COST_REPORT_JOB,
     COST_REPORT_KEY,
     GALLERIES_JOB,
@@ -61,18 +64,43 @@ def dagster_instance() -> dg.DagsterInstance:
 class Executor:
     """Runs the code location's jobs in-process on ``instance`` and collects what failed, for the CLI."""
 
-    def __init__(self, instance: dg.DagsterInstance, defs: dg.Definitions, report: RunReport, log_level: str):
+    def __init__(
+        self,
+        instance: dg.DagsterInstance,
+        defs: dg.Definitions,
+        report: RunReport,
+        log_level: str,
+        progress: Progress | None = None,
+    ):
         self.instance, self.defs, self.report, self.log_level = instance, defs, report, log_level
+        self.progress = progress
 
-    def __call__(self, step: str, job_name: str, run_config: dict | None = None, **kw) -> dg.ExecuteInProcessResult:
+    def __call__(
+        self, step: str, job_name: str, run_config: dict | None = None, expect: int | None = None, **kw
+    ) -> dg.ExecuteInProcessResult:
+        """Run ``job_name`` as ``step``; ``expect``: how many clips it should store (a terminal shows the count)."""
         config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": self.log_level}}}}
-        result = self.defs.resolve_job_def(job_name).execute_in_process(
-            instance=self.instance, raise_on_error=False, run_config=config, **kw
-        )
+        with self._shown(step, expect):
+            result = self.defs.resolve_job_def(job_name).execute_in_process(
+                instance=self.instance, raise_on_error=False, run_config=config, **kw
+            )
         self.report.runs[step] = result.run_id
         if not result.success:
             self.report.failures.extend(failure_lines(self.instance, result.run_id, step))
         return result
+
+    def _shown(self, step: str, expect: int | None) -> AbstractContextManager:
+        if self.progress is None:
+            return nullcontext()
+        if expect is None or not self.progress.live:
+            return self.progress.step(step)
+        after = self.instance.event_log_storage.get_maximum_record_id() or 0
+
+        def stored() -> int:  # clips stored since the step began: one query every half second, on a terminal only
+            records_filter = dg.AssetRecordsFilter(asset_key=CLIPS_KEY, after_storage_id=after)
+            return len(self.instance.fetch_materializations(records_filter, limit=expect).records)
+
+        return self.progress.step(step, total=expect, count=stored)
 
 
 def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, execute: Executor):
@@ -139,6 +167,7 @@ def clips_runs(execute: Executor, step: str, rects: list[Rectangle], config: Cal
             CLIPS_JOB,
             tags=clip_range_tags(list(rect.images), list(rect.prompts)),
             run_config={"ops": {"clips": {"config": config(rect)}}},
+            expect=len(rect.pairs),
         ).run_id
         for n, rect in enumerate(rects)
     ]
@@ -194,10 +223,11 @@ def run_pipeline(
     *,
     log_level: str = "CRITICAL",
     spend: SpendPolicy | None = None,
+    progress: Progress | None = None,
 ) -> RunReport:
     defs = build_definitions(storage, providers, spend)
     report = RunReport()
-    execute = Executor(instance, defs, report, log_level)
+    execute = Executor(instance, defs, report, log_level, progress)
     plan = refresh_sources(instance, storage, execute)
     report.settled = settle_unknowns(TaskStore(storage), providers, instance).lines()
     lost = collect_orphans(instance, storage, execute, plan)
