@@ -20,6 +20,7 @@ from seedance_pipeline.defs.jobs import (
 from seedance_pipeline.defs.resources import resources
 from seedance_pipeline.defs.schedules import daily_cost_report
 from seedance_pipeline.defs.sensors.pending_tasks import pending_tasks_sensor
+from seedance_pipeline.defs.sensors.reviews import review_sensor
 from seedance_pipeline.defs.sensors.storage import storage_sensor
 from seedance_pipeline.ledger.budget import SpendPolicy
 from seedance_pipeline.providers.resource import SeedanceProviders
@@ -35,7 +36,7 @@ def build_definitions(
     return dg.Definitions(
         assets=ASSETS,
         asset_checks=CHECKS,
-        sensors=[storage_sensor, pending_tasks_sensor],
+        sensors=[storage_sensor, pending_tasks_sensor, review_sensor],
         schedules=[daily_cost_report],
         jobs=[source_images_job, prompts_job, clips_job, selects_job, galleries_job, cost_report_job],
         resources=resources(storage, providers, spend),

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 
+import dagster as dg
 import pytest
 
 from seedance_pipeline.cli.runner import run_pipeline
+from seedance_pipeline.definitions import build_definitions
+from seedance_pipeline.defs.sensors.reviews import review_sensor
 from seedance_pipeline.planning import backfill
 from seedance_pipeline.planning.retakes import Retake, seed_max
 from seedance_pipeline.storage import layout
 from seedance_pipeline_tests.conftest import requests_total
 from seedance_pipeline_tests.review_support import cli, listed
+from seedance_pipeline_tests.test_sensors import execute, tick
 
 
 def submits(sim) -> list[dict]:
@@ -97,3 +101,19 @@ def test_a_rejected_take_of_an_edited_prompt_is_a_new_take_not_a_retake(made, pr
     assert report.ok, report.failures
     after = sidecar(made, "quick-pan", "mountains")
     assert after["retake_of"] is None and after["request"]["seed"] == 7  # the prompt's own seed
+
+
+def test_the_review_sensor_launches_the_retake_a_rejection_calls_for(made, sim, providers, instance):
+    defs = build_definitions(made, providers)
+    first, _ = tick(review_sensor, instance, made, defs)
+    assert first.run_requests == []  # nothing reviewed yet
+    cli(made, "review", "reject", "tower|dusk-dolly", "--note", "the tower melts")
+    result, _ = tick(review_sensor, instance, made, defs, cursor=first.cursor)
+    [request] = result.run_requests
+    assert request.job_name == "clips_job" and request.tags["seedance/trigger"] == "review_sensor"
+    before = len(submits(sim))
+    assert execute(defs, instance, request).success
+    assert len(submits(sim)) == before + 1
+    assert sidecar(made, "dusk-dolly", "tower")["retake_of"] is not None
+    again, _ = tick(review_sensor, instance, made, defs, cursor=result.cursor)
+    assert isinstance(again, dg.SkipReason)  # the same review files: nothing to do
