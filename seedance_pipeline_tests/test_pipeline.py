@@ -225,6 +225,7 @@ def test_the_cost_report_gives_its_tables_with_a_schema_and_its_row_count(demo, 
             "clips_stored": "int",
             "charged_usd": "float",
             "on_failures_usd": "float",
+            "on_rejected_usd": "float",
             "saved_by_reuse_usd": "float",
         }
         rows = {r.data[key]: r.data for r in table.records}
