@@ -98,6 +98,24 @@ def test_reject_one_approve_the_rest_run_approve_and_find_every_select(made, sim
     assert latest[REJECTED_CLIP].metadata["take"].value == 2
     assert latest[REJECTED_CLIP].metadata["manifest_rows"].value == 3
     assert defs.resolve_asset_graph().get(SELECTS_KEY).parent_keys == {CLIPS_KEY}
+    # the clip partition shows the retake's take number, and every decision as an observation
+    [clip_mat] = [
+        r.asset_materialization
+        for r in instance.fetch_materializations(CLIPS_KEY, limit=100).records
+        if r.asset_materialization and r.asset_materialization.partition == REJECTED_CLIP
+    ][:1]
+    assert clip_mat is not None
+    assert (clip_mat.metadata["take"].value, clip_mat.metadata["retake_of"].value) == (2, first["fingerprint"])
+    observations = [
+        r.event_log_entry.asset_observation
+        for r in instance.fetch_observations(
+            dg.AssetRecordsFilter(asset_key=CLIPS_KEY, asset_partitions=[REJECTED_CLIP]), limit=10
+        ).records
+    ]
+    assert [(o.metadata["take"].value, o.metadata["review"].value) for o in observations if o] == [
+        (2, "approved"),
+        (1, "rejected"),
+    ]
 
 
 def test_a_withdrawn_approval_leaves_selects_and_a_later_approval_replaces_an_earlier_take(made, providers, instance):

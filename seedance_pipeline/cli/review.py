@@ -135,7 +135,15 @@ def _decide(storage_url: str | None, clip: str, state: str, note: str, retake: b
     take = takes[0]
     store = ReviewStore(storage)
     decision = store.decide(take, state, note, retake=retake)
-    selected = _refresh_review(storage, image, prompt)
+    observed = {
+        "review": decision.state,
+        "take": take.number,
+        "fingerprint": take.fingerprint,
+        "reviewer": decision.reviewer,
+        "note": decision.note,
+        "next": _next(take, store.load(prompt, image)) or "-",
+    }
+    selected = _refresh_review(storage, image, prompt, observed)
     if as_json:
         click.echo(json.dumps(_row(take, store.load(prompt, image)), indent=1, sort_keys=True))
         return
@@ -148,16 +156,24 @@ def _decide(storage_url: str | None, clip: str, state: str, note: str, retake: b
         click.echo(f"note: take {take.number} of {take.clip} did not pass every check", err=True)
 
 
-def _refresh_review(storage: SeedanceStorage, image: str, prompt: str) -> str:
-    """Materialize the pair's ``selects`` partition (a copy within storage, nothing is paid) and the prompt's
-    ``galleries`` partition: what the pair's select holds now."""
+def _refresh_review(storage: SeedanceStorage, image: str, prompt: str, observed: dict) -> str:
+    """Record the decision on the clip partition (an observation: the UI shows it there), materialize the pair's
+    ``selects`` partition (a copy within storage, nothing is paid) and the prompt's ``galleries`` partition: what
+    the pair's select holds now."""
+    import dagster as dg
+
     from seedance_pipeline.cli.run_report import RunReport
     from seedance_pipeline.cli.runner import Executor, dagster_instance, refresh_galleries, refresh_selects
     from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.lineage.names import CLIPS_KEY
+    from seedance_pipeline.lineage.partitions import clip_partition
     from seedance_pipeline.providers.resource import SeedanceProviders
     from seedance_pipeline.review.selects import read_row
 
     instance = dagster_instance()
+    instance.report_runless_asset_event(
+        dg.AssetObservation(CLIPS_KEY, partition=clip_partition(image, prompt), metadata=observed)
+    )
     report = RunReport()
     execute = Executor(instance, build_definitions(storage, SeedanceProviders.from_env()), report, "CRITICAL")
     refresh_selects(execute, [(image, prompt)])

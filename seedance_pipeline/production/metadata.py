@@ -58,6 +58,9 @@ def clip_events(
         metadata["saved_usd"] = dg.MetadataValue.float(float(_charged(sidecar)))
     if sidecar.get("passed_over"):
         metadata["passed_over"] = "; ".join(sidecar["passed_over"])
+    if it.retake is not None and not reused:
+        metadata["take"] = it.retake.number
+        metadata["retake_of"] = it.retake.of
     if sidecar.get("after_lost_attempt") and not reused:
         metadata["after_lost_attempt"] = str(sidecar["after_lost_attempt"])
     if source_url:
