@@ -135,17 +135,18 @@ def _decide(storage_url: str | None, clip: str, state: str, note: str, retake: b
     take = takes[0]
     store = ReviewStore(storage)
     decision = store.decide(take, state, note, retake=retake)
+    reviews = store.load(prompt, image)
     observed = {
         "review": decision.state,
         "take": take.number,
         "fingerprint": take.fingerprint,
         "reviewer": decision.reviewer,
         "note": decision.note,
-        "next": _next(take, store.load(prompt, image)) or "-",
+        "next": _next(take, reviews) or "-",
     }
     selected = _refresh_review(storage, image, prompt, observed)
     if as_json:
-        click.echo(json.dumps(_row(take, store.load(prompt, image)), indent=1, sort_keys=True))
+        click.echo(json.dumps(_row(take, reviews), indent=1, sort_keys=True))
         return
     click.echo(
         f"{decision.state} take {take.number} of {take.clip} (fingerprint {take.fingerprint[:12]}) as "

@@ -76,16 +76,18 @@ def _usd(raw: str) -> float:
     return value
 
 
-def _take_count(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError("a whole number of takes, at least 1")
-    return int(raw)
+def _count(unit: str) -> Callable[[str], int]:
+    """The parser of a whole number of ``unit``, at least 1."""
+
+    def parse(raw: str) -> int:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"a whole number of {unit}, at least 1")
+        return int(raw)
+
+    return parse
 
 
-def _task_count(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError("a whole number of tasks, at least 1")
-    return int(raw)
+_take_count, _task_count = _count("takes"), _count("tasks")
 
 
 STORAGE_URL = Setting(

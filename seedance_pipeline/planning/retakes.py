@@ -25,7 +25,7 @@ from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import BadFile
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
 from seedance_pipeline.review.records import REJECTED, PairReviews
-from seedance_pipeline.review.store import ReviewStore
+from seedance_pipeline.review.store import ReviewStore, pair_files
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
 
@@ -69,7 +69,8 @@ def scan_retakes(storage: SeedanceStorage, pairs: Iterable[Pair], max_takes: int
     """The retakes among ``pairs``, and the rejected pairs that wait for a person."""
     cap = max_takes if max_takes is not None else settings.MAX_TAKES.read() or 1
     scan = RetakeScan()
-    reviewed = _reviewed(storage, set(pairs))
+    wanted = set(pairs)
+    reviewed = {path: pair for pair, path in pair_files(storage, layout.REVIEWS, wanted).items()} if wanted else {}
     if not reviewed:
         return scan
     store = ReviewStore(storage)
@@ -101,16 +102,3 @@ def scan_retakes(storage: SeedanceStorage, pairs: Iterable[Pair], max_takes: int
         seed = (sidecar.get("request") or {}).get("seed", -1)
         scan.retakes[pair] = Retake(decision.fingerprint, decision.take + 1, seed if isinstance(seed, int) else -1)
     return scan
-
-
-def _reviewed(storage: SeedanceStorage, pairs: set[Pair]) -> dict[str, Pair]:
-    """Review file path -> pair, for the pairs among ``pairs`` that have one (one listing of ``reviews/``)."""
-    if not pairs:
-        return {}
-    folder = storage.path(layout.REVIEWS)
-    out = {}
-    for path in storage.list_folder(folder):
-        prompt, _, name = path[len(folder) + 1 :].partition("/")
-        if name.endswith(".json") and "/" not in name and (name[: -len(".json")], prompt) in pairs:
-            out[path] = (name[: -len(".json")], prompt)
-    return out

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from seedance_pipeline.core.errors import BadFile
 from seedance_pipeline.review.records import APPROVED, Decision, PairReviews
-from seedance_pipeline.review.store import ReviewStore
+from seedance_pipeline.review.store import ReviewStore, pair_files
 from seedance_pipeline.review.takes import pair_takes
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -56,8 +56,8 @@ def out_of_step(storage: SeedanceStorage, pairs: Iterable[Pair] | None = None) -
     """Pairs whose select differs from what the review files approve (approved since, withdrawn, edited by hand):
     one listing of ``reviews/`` and one of ``selects/``, and one batched read of each."""
     wanted = set(pairs) if pairs is not None else None
-    reviews = _files(storage, layout.REVIEWS, wanted)
-    rows = _files(storage, layout.SELECTS, wanted)
+    reviews = pair_files(storage, layout.REVIEWS, wanted)
+    rows = pair_files(storage, layout.SELECTS, wanted)
     blobs = storage.fs.cat([*reviews.values(), *rows.values()], on_error="omit") if reviews or rows else {}
     store = ReviewStore(storage)
     out = []
@@ -132,18 +132,6 @@ def write_manifest(storage: SeedanceStorage, prompt: str) -> tuple[str, int]:
     path = storage.path(layout.manifest(prompt))
     storage.write_bytes(path, out.getvalue().encode())
     return path, len(rows)
-
-
-def _files(storage: SeedanceStorage, top: str, pairs: set[Pair] | None) -> dict[Pair, str]:
-    """Pair -> path of its ``<top>/<prompt>/<image>.json`` (one listing of ``top``)."""
-    folder = storage.path(top)
-    out = {}
-    for path in storage.list_folder(folder):
-        prompt, _, name = path[len(folder) + 1 :].partition("/")
-        pair = (name[: -len(".json")], prompt)
-        if name.endswith(".json") and "/" not in name and (pairs is None or pair in pairs):
-            out[pair] = path
-    return out
 
 
 def _fingerprint(blob: bytes | None) -> str | None:

@@ -29,6 +29,18 @@ def reviewer() -> str:
         return "unknown reviewer"
 
 
+def pair_files(storage: SeedanceStorage, top: str, pairs: set[tuple[str, str]] | None = None) -> dict:
+    """(image, prompt) -> path of its ``<top>/<prompt>/<image>.json`` (``reviews`` or ``selects``), for the pairs
+    among ``pairs`` (all when None): one listing of ``top``."""
+    folder = storage.path(top)
+    out = {}
+    for path in storage.list_folder(folder):
+        pair = layout.pair_of(path[len(folder) + 1 :])
+        if pair is not None and (pairs is None or pair in pairs):
+            out[pair] = path
+    return out
+
+
 class ReviewStore:
     def __init__(self, storage: SeedanceStorage):
         self.storage = storage

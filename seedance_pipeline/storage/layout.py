@@ -81,6 +81,15 @@ def manifest(prompt: str) -> str:
     return f"{SELECTS}/{prompt}/manifest.csv"
 
 
+def pair_of(relative: str) -> tuple[str, str] | None:
+    """(image, prompt) of a ``<prompt>/<image>.json`` path relative to ``reviews/`` or ``selects/``; None for any
+    other file there (a manifest, a select's MP4)."""
+    prompt, _, name = relative.partition("/")
+    if not name.endswith(".json") or "/" in name:
+        return None
+    return name[: -len(".json")], prompt
+
+
 def reviews(prompt: str) -> str:
     return f"reviews/{prompt}"
 

@@ -41,7 +41,8 @@ def review_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage)
     images = context.instance.get_dynamic_partitions(IMAGES)
     prompts = context.instance.get_dynamic_partitions(PROMPTS)
     known_i, known_p = set(images), set(prompts)
-    scan = scan_retakes(storage, [(i, p) for i, p in _pairs(folder, listing) if i in known_i and p in known_p])
+    reviewed = [pair for path in listing if (pair := layout.pair_of(path[len(folder) + 1 :])) is not None]
+    scan = scan_retakes(storage, [(i, p) for i, p in reviewed if i in known_i and p in known_p])
     for problem in scan.problems:
         context.log.warning(f"review file left as it is: {problem}")
     for (image, prompt), why in sorted(scan.waiting.items()):
@@ -76,15 +77,6 @@ def review_sensor(context: dg.SensorEvaluationContext, storage: SeedanceStorage)
             )
         )
     return dg.SensorResult(run_requests=runs, cursor=digest)
-
-
-def _pairs(folder: str, listing: dict) -> set[tuple[str, str]]:
-    out = set()
-    for path in listing:
-        prompt, _, name = path[len(folder) + 1 :].partition("/")
-        if name.endswith(".json") and "/" not in name:
-            out.add((name[: -len(".json")], prompt))
-    return out
 
 
 def _by_prompt(pairs) -> dict[str, set[str]]:
