@@ -49,7 +49,7 @@ def test_every_asset_has_a_group_kinds_owners_and_a_description():
     }
     checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
     assert checks == {"plays_to_end", "matches_request"}
-    assert {s.name for s in defs.sensors} == {"storage_sensor", "pending_tasks_sensor"}
+    assert {s.name for s in defs.sensors} == {"storage_sensor", "pending_tasks_sensor", "review_sensor"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
 
 
