@@ -235,8 +235,9 @@ def run_pipeline(
     images, prompts = set(plan.images), set(plan.prompts)
     decided = [(i, p) for i, p in out_of_step(storage) if i in images and p in prompts]
     refresh_selects(execute, decided, plan)
-    made = {row.clip.split("|", 1)[1] for row in report.clips}
-    refresh_galleries(execute, plan.prompts, made | {p for _, p in decided})
+    # Galleries are not built here: reading every new take's MP4 back for its poster would undo the one-read
+    # design on object stores, and on S3 the page carries presigned URLs that `run` must not write by itself.
+    refresh_galleries(execute, plan.prompts, {p for _, p in decided})
     day = today_utc()
     if not report_is_current(instance, storage, day):
         execute("cost_report", COST_REPORT_JOB, partition_key=day)

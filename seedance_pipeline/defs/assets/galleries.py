@@ -1,6 +1,7 @@
 """``galleries``: one review contact sheet per prompt (``galleries/<prompt>.html``, ``review/gallery.py``), built
-again by ``run`` when the prompt's clips or selects changed and by ``review approve|reject`` for the prompt decided
-on; ``seedance-pipeline gallery`` builds it on demand without Dagster."""
+again by ``review approve|reject`` for the prompt decided on, by ``run`` and the review sensor for prompts whose
+selects changed otherwise; ``seedance-pipeline gallery`` builds it on demand without Dagster. New clips alone do
+not rebuild it (on S3 the page carries presigned URLs, written only when a person asks)."""
 
 import dagster as dg
 
