@@ -38,7 +38,16 @@ IMAGES = ["mountains", "tiles", "tower"]
 PROMPTS = ["dusk-dolly", "quick-pan"]
 # quick-pan targets mountains and tower only: 5 of the 3 x 2 grid.
 DEMO_CLIPS = {"mountains|dusk-dolly", "tiles|dusk-dolly", "tower|dusk-dolly", "mountains|quick-pan", "tower|quick-pan"}
-ASSETS = {"source_images": "sources", "prompts": "sources", "clips": "clips", "cost_report": "reports"}
+# Six assets in four groups: at 1600x1000 the lineage graph zooms out to names only, without partition counts.
+WINDOWS = {"lineage": (2400, 1400)}
+ASSETS = {
+    "source_images": "sources",
+    "prompts": "sources",
+    "clips": "clips",
+    "selects": "review",
+    "galleries": "review",
+    "cost_report": "reports",
+}
 
 ERROR_TEXTS = ("An error occurred", "Unexpected error", "PythonError", "Failed to load", "Page not found")
 
@@ -164,7 +173,7 @@ def _keep(shot: Path) -> Path:
     return dest / shot.name
 
 
-def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, providers):
+def test_ui_shows_every_asset_and_its_partitions(tmp_path, storage, providers):
     if find_chromium() is None:
         pytest.fail(f"the UI test needs headless Chromium at {CHROMIUM}: {CHROMIUM_INSTALL_HINT}", pytrace=False)
     timings: dict[str, float] = {}
@@ -196,7 +205,7 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
         # 3. No "Join the Dagster community" pop-up over the screenshots.
         assert dev.graphql("mutation { setNuxSeen }")["setNuxSeen"] is True
 
-        # 4. GraphQL: the four assets in the code location, with the demo's partitions.
+        # 4. GraphQL: every asset in the code location, with the demo's partitions.
         data = dev.graphql(
             ASSET_NODES_QUERY, {"selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}}
         )
@@ -209,7 +218,8 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
         dims = {k: {d["name"]: d["partitionKeys"] for d in n["partitionKeysByDimension"]} for k, n in nodes.items()}
         assert dims["source_images"] == {"default": IMAGES}
         assert dims["prompts"] == {"default": PROMPTS}
-        assert dims["clips"] == {"image": IMAGES, "prompt": PROMPTS}
+        assert dims["clips"] == dims["selects"] == {"image": IMAGES, "prompt": PROMPTS}
+        assert dims["galleries"] == {"default": PROMPTS}
         assert day in dims["cost_report"]["default"]
         days = len(dims["cost_report"]["default"])
         materialized = {k: _materialized(n) for k, n in nodes.items()}
@@ -217,10 +227,19 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
             "source_images": set(IMAGES),
             "prompts": set(PROMPTS),
             "clips": DEMO_CLIPS,
+            "selects": set(),  # nothing approved yet
+            "galleries": set(),  # built when a person decides, or by `seedance-pipeline gallery`
             "cost_report": {day},
         }
         stats = {k: n["partitionStats"] for k, n in nodes.items()}
-        expected_stats = {"source_images": (3, 3), "prompts": (2, 2), "clips": (5, 6), "cost_report": (1, days)}
+        expected_stats = {
+            "source_images": (3, 3),
+            "prompts": (2, 2),
+            "clips": (5, 6),
+            "selects": (0, 6),
+            "galleries": (0, 2),
+            "cost_report": (1, days),
+        }
         for key, (done, total) in expected_stats.items():
             assert stats[key] == {
                 "numMaterialized": done,
@@ -236,7 +255,7 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
         expanded = ",".join(f"global@global:{g}" for g in groups)  # the UI's group ids (see groupIdForNode)
         partition_query = {"view": "partitions", "partition": "mountains|dusk-dolly"}
         pages = {
-            # The global asset lineage with every group expanded: the four asset nodes and their partitions.
+            # The global asset lineage with every group expanded: every asset node and its partitions.
             "lineage": f"{dev.base_url}/asset-groups?{urlencode({'expanded': expanded}, quote_via=quote)}",
             # The clips partitions tab with one partition selected: the 2-D grid, the counts, the key.
             "clips_partitions": f"{dev.base_url}/assets/clips?{urlencode(partition_query, quote_via=quote)}",
@@ -261,7 +280,13 @@ def test_ui_shows_the_four_assets_and_their_partitions(tmp_path, storage, provid
         with ThreadPoolExecutor(len(pages)) as pool:
             futures = {
                 name: pool.submit(
-                    render_until, url, tmp_path / f"chromium-{name}", shots / f"{name}.png", ready[name], deadline_s=40
+                    render_until,
+                    url,
+                    tmp_path / f"chromium-{name}",
+                    shots / f"{name}.png",
+                    ready[name],
+                    deadline_s=40,
+                    window=WINDOWS.get(name, (1600, 1000)),
                 )
                 for name, url in pages.items()
             }
