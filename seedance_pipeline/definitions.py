@@ -8,7 +8,7 @@ from seedance_pipeline.defs.assets.galleries import galleries
 from seedance_pipeline.defs.assets.reports import cost_report
 from seedance_pipeline.defs.assets.selects import selects
 from seedance_pipeline.defs.assets.sources import prompts, source_images
-from seedance_pipeline.defs.checks import matches_request, plays_to_end
+from seedance_pipeline.defs.checks import CLIP_CHECKS
 from seedance_pipeline.defs.jobs import (
     clips_job,
     cost_report_job,
@@ -27,7 +27,7 @@ from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 ASSETS = [source_images, prompts, clips, selects, galleries, cost_report]
-CHECKS = [plays_to_end, matches_request]
+CHECKS = CLIP_CHECKS
 
 
 def build_definitions(

@@ -135,7 +135,7 @@ def poll_until_terminal(
 
 
 def fake_render(
-    image: bytes, width: int, height: int, duration_s: int, audio: bool, seed: int, cache_dir=None
+    image: bytes, width: int, height: int, duration_s: int, audio: bool, seed: int, cache_dir=None, **_content: Any
 ) -> bytes:
     """A stand-in for render_clip in protocol-shape tests: an ftyp box plus a deterministic payload."""
     digest = hashlib.sha256(image + f"{width}x{height}|{duration_s}|{audio}|{seed}".encode()).digest()

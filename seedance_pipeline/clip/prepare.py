@@ -71,6 +71,9 @@ class PreparedRequest:
     # core.images.sent_sha256 of the image reference as sent: matches a provider's task list to this attempt.
     # Computed when asked (the attempt's record): for a data URI it is a pass over the image's bytes.
     sent_image_sha256: Callable[[], str] = str  # str() is "": not known (an attempt collected from its record)
+    # The image's and the last image's bytes, for the content checks (read once: the ImageData keeps them or
+    # reads them as recorded). None: not at hand (an attempt collected from its record).
+    source_images: Callable[[], tuple[bytes, bytes | None]] | None = None
 
     @property
     def wire(self) -> WireRequest:
@@ -194,4 +197,5 @@ def prepare(
         warnings=tuple(warnings),
         image_wire_kind=kind,
         sent_image_sha256=image_sent,
+        source_images=lambda: (first.data, last.data if last is not None else None),
     )

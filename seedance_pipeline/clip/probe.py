@@ -3,8 +3,9 @@
 ``probe_video`` decodes every video frame (so a truncated or corrupt file shows up as
 ``decoded_to_end=False``) and demuxes, without decoding, the audio packets to measure the
 audio duration. On request it also returns a small JPEG of the first frame, scaled by FFmpeg from
-the frame it decoded anyway. What that costs per clip: benchmarks/README.md, "Measurements behind the
-code", M4.
+the frame it decoded anyway, and feeds every frame (audio frames decoded too) to a
+``content.ContentSampler`` for the content checks. What that costs per clip: benchmarks/README.md,
+"Measurements behind the code", M4, and docs/checks.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from fractions import Fraction
 from typing import IO, Any
 
 import av
+
+from seedance_pipeline.clip.content import ContentSample, ContentSampler
 
 VideoSource = bytes | bytearray | memoryview | str | os.PathLike | IO[bytes]
 
@@ -42,6 +45,7 @@ class VideoProbe:
     size_bytes: int
     decoded_to_end: bool  # every frame decoded without error, as many as the container declares
     preview_jpeg: bytes | None = None  # the first frame, scaled down (``preview_width``), as a JPEG
+    content: ContentSample | None = None  # with ``sample_content``: what the frames and the audio show
 
 
 class _Opened:
@@ -100,25 +104,29 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     return float(value * time_base)
 
 
-def probe_video(source: VideoSource, *, preview_width: int | None = None) -> VideoProbe:
+def probe_video(source: VideoSource, *, preview_width: int | None = None, sample_content: bool = False) -> VideoProbe:
     """Probe a video: bytes, a path, or a seekable binary file object (e.g. from ``fsspec.open``).
 
     Every video frame is decoded. Raises :class:`VideoProbeError` when the container cannot be
     opened or has no video stream; a file that opens but breaks off or is corrupt part-way gives
     ``decoded_to_end=False``. With ``preview_width``, ``preview_jpeg`` is the first frame scaled down
-    (aspect kept) to at most that width.
+    (aspect kept) to at most that width. With ``sample_content``, ``content`` holds the figures of
+    ``content.ContentSampler`` (the audio is then decoded as well as demuxed).
     """
     if preview_width is not None and preview_width < 1:
         raise ValueError(f"preview_width must be >= 1, got {preview_width}")
     with _Opened(source) as opened:
         container = _open_container(opened.target)
         try:
-            return _probe_container(container, opened.size, preview_width)
+            sampler = ContentSampler() if sample_content else None
+            return _probe_container(container, opened.size, preview_width, sampler)
         finally:
             container.close()
 
 
-def _probe_container(container: Any, size_bytes: int, preview_width: int | None) -> VideoProbe:
+def _probe_container(
+    container: Any, size_bytes: int, preview_width: int | None, sampler: ContentSampler | None
+) -> VideoProbe:
     if not container.streams.video:
         raise VideoProbeError("no video stream")
     vstream = container.streams.video[0]
@@ -148,6 +156,8 @@ def _probe_container(container: Any, size_bytes: int, preview_width: int | None)
             if packet.stream is vstream:
                 for frame in packet.decode():  # a None-size flush packet drains the decoder at the end
                     frames += 1
+                    if sampler is not None:
+                        sampler.video(frame)
                     if frames == 1:
                         width, height = frame.width, frame.height
                         if preview_width is not None:
@@ -157,6 +167,9 @@ def _probe_container(container: Any, size_bytes: int, preview_width: int | None)
                 end = packet.pts + (packet.duration or 0)
                 audio_start = start if audio_start is None else min(audio_start, start)
                 audio_end = end if audio_end is None else max(audio_end, end)
+                if sampler is not None and sampler.wants_audio_packet():
+                    for audio_frame in packet.decode():
+                        sampler.audio(audio_frame)
     except (av.FFmpegError, EOFError, OSError, ValueError):
         errored = True
 
@@ -196,6 +209,7 @@ def _probe_container(container: Any, size_bytes: int, preview_width: int | None)
         size_bytes=size_bytes,
         decoded_to_end=decoded_to_end,
         preview_jpeg=preview,
+        content=sampler.finish() if sampler is not None else None,
     )
 
 

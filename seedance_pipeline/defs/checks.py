@@ -1,16 +1,40 @@
-"""The clip checks as standalone definitions: the clips step reports them for every clip it stores,
-and these re-probe a stored clip on demand (from the UI or a job), from its sidecar's request."""
+"""The clip checks as standalone definitions: the clips step reports them for every clip it stores, and these
+re-probe a stored clip on demand (from the UI or a job), from its sidecar's request. The file checks have
+severity ERROR, the content checks WARN (clip/checks.py; rules and thresholds: docs/checks.md)."""
 
 import json
 
 import dagster as dg
 
-from seedance_pipeline.clip.checks import MATCHES_REQUEST, PLAYS_TO_END, Expected, evaluate
+from seedance_pipeline.clip import checks
+from seedance_pipeline.clip.content import source_thumb
+from seedance_pipeline.clip.images import read_image_bytes
 from seedance_pipeline.clip.probe import VideoProbeError, probe_video
+from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.defs.preview import accepting
 from seedance_pipeline.lineage.names import CLIPS_KEY
 from seedance_pipeline.lineage.partitions import clip_partitions, split_key
 from seedance_pipeline.storage.resource import SeedanceStorage
+
+DESCRIPTIONS = {
+    checks.PLAYS_TO_END: "The stored MP4 is non-empty, 24 fps, and every frame decodes to the end.",
+    checks.MATCHES_REQUEST: "Duration within one frame of the request, pixel size per the ratio/resolution table, "
+    "and an audio stream exactly when audio was requested.",
+    checks.RESEMBLES_SOURCE: "The first frame looks like the source image (SSIM of 32x32 grey thumbnails).",
+    checks.ENDS_ON_LAST_IMAGE: "When the request had a last image, the last frame looks like it.",
+    checks.NOT_BLANK: "No run of near-black or near-uniform frames longer than half a second.",
+    checks.NOT_FROZEN: "The picture moves (not judged when camera_fixed was requested).",
+    checks.AUDIO_PRESENT: "When audio was requested, the audio track is not silent.",
+}
+
+
+def _thumb(ref: str | None, width: int, height: int):
+    if not ref:
+        return None
+    try:
+        return source_thumb(read_image_bytes(ref), width, height)
+    except (OSError, ValueError, InvalidRequest):
+        return None
 
 
 def _probe_stored(context, storage: SeedanceStorage, name: str) -> dg.AssetCheckResult:
@@ -19,33 +43,44 @@ def _probe_stored(context, storage: SeedanceStorage, name: str) -> dg.AssetCheck
     if not storage.exists(sidecar) or not storage.exists(clip):
         return dg.AssetCheckResult(passed=False, metadata={"error": f"no stored clip at {storage.ref(clip)}"})
     request = json.loads(storage.read_bytes(sidecar))["request"]
-    expected = Expected(request["width"], request["height"], request["duration"], request["generate_audio"])
+    width, height = request["width"], request["height"]
+    expected = checks.Expected(
+        width, height, request["duration"], request["generate_audio"], bool(request.get("camera_fixed"))
+    )
+    content = name in checks.CONTENT_CHECKS
+    sources = None
+    if content:
+        last = request.get("last_image")
+        sources = checks.Sources(
+            _thumb(request.get("image"), width, height), _thumb(last, width, height), has_last_image=bool(last)
+        )
     try:
         with storage.fs.open(clip, "rb") as fh:
-            passed, meta = evaluate(probe_video(fh), expected)[name]
+            probed = probe_video(fh, sample_content=content)
+        passed, meta = checks.evaluate(probed, expected, sources=sources)[name]
     except (VideoProbeError, OSError) as exc:
-        passed, meta = evaluate(None, expected, str(exc))[name]
+        passed, meta = checks.evaluate(None, expected, str(exc))[name]
     return dg.AssetCheckResult(passed=passed, metadata=meta)
+
+
+def _check(name: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=CLIPS_KEY,
+        name=name,
+        partitions_def=clip_partitions,
+        description=DESCRIPTIONS[name],
+    )
+    def _reprobe(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
+        result = _probe_stored(context, storage, name)
+        if name in checks.CONTENT_CHECKS:
+            return dg.AssetCheckResult(
+                passed=result.passed, metadata=result.metadata, severity=dg.AssetCheckSeverity.WARN
+            )
+        return result
+
+    return _reprobe
 
 
 # Partitioned asset checks are a Dagster preview feature (README: "Dagster features we rely on").
 with accepting(dg.PreviewWarning):
-
-    @dg.asset_check(
-        asset=CLIPS_KEY,
-        name=PLAYS_TO_END,
-        partitions_def=clip_partitions,
-        description="The stored MP4 is non-empty, 24 fps, and every frame decodes to the end.",
-    )
-    def plays_to_end(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
-        return _probe_stored(context, storage, PLAYS_TO_END)
-
-    @dg.asset_check(
-        asset=CLIPS_KEY,
-        name=MATCHES_REQUEST,
-        partitions_def=clip_partitions,
-        description="Duration within one frame of the request, pixel size per the ratio/resolution table, "
-        "and an audio stream exactly when audio was requested.",
-    )
-    def matches_request(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
-        return _probe_stored(context, storage, MATCHES_REQUEST)
+    CLIP_CHECKS = [_check(name) for name in (*checks.FILE_CHECKS, *checks.CONTENT_CHECKS)]

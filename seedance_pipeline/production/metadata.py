@@ -7,6 +7,7 @@ import base64
 
 import dagster as dg
 
+from seedance_pipeline.clip.checks import CONTENT_CHECKS
 from seedance_pipeline.ledger.budget import committed_usd
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.states import AttemptState
@@ -101,7 +102,7 @@ def evaluations(partition: str, results: dict[str, tuple[bool, dict]]) -> list[d
             passed=passed,
             partition=partition,
             metadata=meta,
-            severity=dg.AssetCheckSeverity.ERROR,
+            severity=dg.AssetCheckSeverity.WARN if name in CONTENT_CHECKS else dg.AssetCheckSeverity.ERROR,
         )
         for name, (passed, meta) in results.items()
     ]

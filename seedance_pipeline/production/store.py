@@ -11,10 +11,13 @@ import time
 
 import dagster as dg
 
-from seedance_pipeline.clip.checks import CheckResults, Expected, evaluate
+from seedance_pipeline.clip.checks import CheckResults, Expected, Sources, evaluate
+from seedance_pipeline.clip.content import thumb_of
 from seedance_pipeline.clip.generate import ClipResult
+from seedance_pipeline.clip.images import read_image_bytes
 from seedance_pipeline.clip.prepare import PreparedRequest
 from seedance_pipeline.clip.probe import VideoProbe, VideoProbeError, probe_video
+from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.ledger.journal import AttemptJournal
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
@@ -42,7 +45,7 @@ async def store_generated(
     instead of reading the clip back."""
     prepared = candidate.prepared
     clip_path = storage.clip_path(it.prompt, it.image)
-    probed, thumb, results = await _probe(storage, clip_path, _expected(prepared), uploaded)
+    probed, thumb, results = await _probe(storage, clip_path, prepared, uploaded)
     sidecar = {
         "image": it.image,
         "prompt": it.prompt,
@@ -110,7 +113,7 @@ async def reuse_stored(
             task_id=sidecar.get("task_id"),
         )
     )
-    probed, thumb, results = await _probe(storage, clip_path, _expected(prepared))
+    probed, thumb, results = await _probe(storage, clip_path, prepared)
     return clip_events(it, reuse.candidate, storage, clip_path, sidecar, probed, thumb, results, outcome=REUSED)
 
 
@@ -120,23 +123,53 @@ async def _write_sidecar(storage: SeedanceStorage, it: Item, sidecar: dict) -> N
 
 
 def _expected(prepared: PreparedRequest) -> Expected:
-    return Expected(prepared.width, prepared.height, prepared.request.duration, prepared.request.generate_audio)
+    req = prepared.request
+    return Expected(prepared.width, prepared.height, req.duration, req.generate_audio, req.camera_fixed)
+
+
+def sources(prepared: PreparedRequest) -> Sources:
+    """The request's images as the content checks compare them (each read at most once per process); an image
+    that can no longer be read leaves its thumbnail None, and its check says so."""
+    req, width, height = prepared.request, prepared.width, prepared.height
+    picked: list[bytes | None] = []
+
+    def read(index: int, ref: str | None) -> bytes:
+        if prepared.source_images is not None:
+            if not picked:
+                picked.extend(prepared.source_images())
+            data = picked[index]
+            if data is not None:
+                return data
+        return read_image_bytes(str(ref))
+
+    def thumb(index: int, ref: str | None, sha: str | None):
+        try:
+            return thumb_of(sha or str(ref), width, height, lambda: read(index, ref))
+        except (OSError, ValueError, InvalidRequest):
+            return None
+
+    last = thumb(1, req.last_image, prepared.last_image_sha256) if req.last_image else None
+    return Sources(thumb(0, req.image, prepared.image_sha256), last, has_last_image=req.last_image is not None)
 
 
 async def _probe(
-    storage: SeedanceStorage, clip_path: str, expected: Expected, uploaded: io.BytesIO | None = None
+    storage: SeedanceStorage, clip_path: str, prepared: PreparedRequest, uploaded: io.BytesIO | None = None
 ) -> tuple[VideoProbe | None, bytes | None, CheckResults]:
-    """Probe the stored MP4 for real (every frame decoded), with a preview of its first frame."""
+    """Probe the stored MP4 for real (every frame decoded, the content sampled), with a preview of its first
+    frame, and judge every check."""
+    expected = _expected(prepared)
 
-    def probe() -> VideoProbe:
+    def probe() -> tuple[VideoProbe, Sources]:
         if uploaded is not None:
             uploaded.seek(0)
-            return probe_video(uploaded, preview_width=320)
-        with storage.fs.open(clip_path, "rb") as fh:
-            return probe_video(fh, preview_width=320)
+            probed = probe_video(uploaded, preview_width=320, sample_content=True)
+        else:
+            with storage.fs.open(clip_path, "rb") as fh:
+                probed = probe_video(fh, preview_width=320, sample_content=True)
+        return probed, sources(prepared)
 
     try:
-        probed = await asyncio.to_thread(probe)
-        return probed, probed.preview_jpeg, evaluate(probed, expected)
+        probed, srcs = await asyncio.to_thread(probe)
+        return probed, probed.preview_jpeg, evaluate(probed, expected, sources=srcs)
     except (VideoProbeError, OSError) as exc:
         return None, None, evaluate(None, expected, str(exc))

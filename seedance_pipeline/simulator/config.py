@@ -32,11 +32,18 @@ FaultKind = Literal[
     "echo_auth",  # an error (`status`, default 500) whose body echoes the request's Authorization
     #               header, as some gateways do when they dump the request they could not route
     "redirect",  # downloads: 302 to `location` (default: the same URL with ?redirected=N appended)
+    # Output faults (render.CONTENT_FAULTS): the task a matching submit creates succeeds, and its clip plays and
+    # has the requested shape, but its content is bad, for the content checks (clip/content.py) to catch.
+    "wrong_image",  # the clip animates an unrelated picture, not the input image
+    "frozen",  # every frame is the same frame
+    "black",  # the second half of the clip is black
+    "silent",  # the audio track (when audio was asked for) is silence
 ]
 
 # Kinds that only make sense on a download, and kinds that decide a submitted task's outcome.
 DOWNLOAD_KINDS = frozenset({"truncate", "corrupt", "expire_url", "redirect"})
-OUTCOME_KINDS = frozenset({"moderation", "expire", "fail"})
+CONTENT_KINDS = frozenset({"wrong_image", "frozen", "black", "silent"})
+OUTCOME_KINDS = frozenset({"moderation", "expire", "fail"}) | CONTENT_KINDS
 
 
 class ProviderSimConfig(BaseModel):

@@ -70,6 +70,7 @@ def start_task(
         provider,
         prompt=prompt,
         image=img,
+        last_image=images.last_image,
         width=width,
         height=height,
         duration_s=duration_s,

@@ -8,6 +8,7 @@ keeps reporting "running". Thread-safe: the server's event loop and test threads
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pathlib
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seedance_pipeline.simulator.config import (
+    CONTENT_KINDS,
     DOWNLOAD_KINDS,
     OUTCOME_KINDS,
     PROVIDERS,
@@ -39,6 +41,33 @@ def submit_key(body: Any) -> str:
     """sha256 of the canonical JSON of a submit body (images already replaced by their sha256)."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Shot:
+    """What one render is made from (``image``/``last_image``: images.LoadedImage)."""
+
+    image: Any
+    last_image: Any
+    width: int
+    height: int
+    duration_s: int
+    audio: bool
+    seed: int
+    content: str | None
+
+    def key(self) -> tuple:
+        last = None if self.last_image is None else self.last_image.sha256
+        return (
+            self.image.sha256,
+            last,
+            self.width,
+            self.height,
+            self.duration_s,
+            bool(self.audio),
+            self.seed,
+            self.content,
+        )
 
 
 @dataclass
@@ -285,9 +314,12 @@ class Simulator:
         outcome: str | None = None,
         task_id: str | None = None,
         meta: dict[str, Any] | None = None,
+        last_image: Any = None,  # images.LoadedImage
     ) -> Task:
         cfg = self.provider_config(provider)
         outcome = outcome or outcome_from_prompt(prompt) or "success"
+        content = outcome if outcome in CONTENT_KINDS else None
+        outcome = "success" if content else outcome
         with self._lock:
             now = time.monotonic()
             latency = self._rng.uniform(cfg.latency_min_s, cfg.latency_max_s)
@@ -312,10 +344,13 @@ class Simulator:
                 output_url_ttl_s=cfg.output_url_ttl_s,
                 wall_offset=self._wall_offset,
                 meta=dict(meta or {}),
+                content=content,
             )
             self._tasks[task.id] = task
             if outcome == "success":
-                task.render = self._start_render(image.data, image.sha256, width, height, duration_s, audio, seed)
+                task.render = self._start_render(
+                    _Shot(image, last_image, width, height, duration_s, audio, seed, content)
+                )
         if task.render is not None:
 
             def rendered(_future: Future, t: Task = task) -> None:
@@ -340,25 +375,31 @@ class Simulator:
                 return t
         return candidates[-1]  # unreachable: after the last done nothing is busy
 
-    def _start_render(self, data: bytes, sha: str, w: int, h: int, dur: int, audio: bool, seed: int) -> Future:
-        key = (sha, w, h, dur, bool(audio), seed)
+    def _start_render(self, shot: _Shot) -> Future:
+        key = shot.key()
         if self._config.render_shared:
-            key = ("shared", w, h, dur, bool(audio), 0)
-            seed = 0
+            key = ("shared", shot.width, shot.height, shot.duration_s, bool(shot.audio), 0)
+            shot = dataclasses.replace(shot, seed=0, last_image=None, content=None)
         fut = self._renders.get(key)
         if fut is None or (fut.done() and fut.exception() is not None):
-            fut = self._executor.submit(self._render, data, w, h, dur, audio, seed)
+            fut = self._executor.submit(self._render, shot)
             self._renders[key] = fut
         return fut
 
-    def _render(self, data: bytes, w: int, h: int, dur: int, audio: bool, seed: int) -> bytes:
+    def _render(self, shot: _Shot) -> bytes:
         fn = self._render_fn
         if fn is None:
             from seedance_pipeline.simulator.render import render_clip  # imported lazily: written separately
 
             fn = render_clip
         cache = self._config.render_cache_dir
-        return fn(data, w, h, dur, audio, seed, pathlib.Path(cache) if cache else None)
+        extra: dict[str, Any] = {}
+        if shot.last_image is not None:
+            extra["last_image"] = shot.last_image.data
+        if shot.content is not None:
+            extra["content"] = shot.content
+        args = (shot.image.data, shot.width, shot.height, shot.duration_s, shot.audio, shot.seed)
+        return fn(*args, pathlib.Path(cache) if cache else None, **extra)
 
     def provider_tasks(self, provider: str) -> list[Task]:
         """The provider's tasks it still keeps, newest first."""

@@ -11,7 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Prompt markers that force a task outcome (besides the moderation/expire/fail fault kinds).
-OUTCOME_MARKERS = {"[sim:moderation]": "moderation", "[sim:expire]": "expire", "[sim:fail]": "fail"}
+# ``[sim:frozen]`` and the other output faults (config.CONTENT_KINDS) make a successful task with a bad clip.
+OUTCOME_MARKERS = {
+    "[sim:moderation]": "moderation",
+    "[sim:expire]": "expire",
+    "[sim:fail]": "fail",
+    "[sim:wrong_image]": "wrong_image",
+    "[sim:frozen]": "frozen",
+    "[sim:black]": "black",
+    "[sim:silent]": "silent",
+}
 
 
 def outcome_from_prompt(prompt: str) -> str | None:
@@ -42,6 +51,7 @@ class Task:
     output_url_ttl_s: float | None
     wall_offset: float  # wall clock = monotonic + this (one value per simulator)
     meta: dict[str, Any] = field(default_factory=dict)  # provider-specific (RunPod: sync, record TTL)
+    content: str | None = None  # an output fault (config.CONTENT_KINDS) the successful clip was rendered with
     render: Future | None = None
     render_done_mono: float | None = None
     cancelled_mono: float | None = None
@@ -117,6 +127,7 @@ class Task:
             "provider": self.provider,
             "phase": self.phase(),
             "outcome": self.outcome,
+            "content_fault": self.content,
             "prompt": self.prompt,
             "width": self.width,
             "height": self.height,
