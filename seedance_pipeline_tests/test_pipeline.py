@@ -79,7 +79,7 @@ def planned_clips(instance, run_id: str) -> list[str]:
 def test_second_run_sends_nothing(demo, providers, instance, sim):
     first = run_pipeline(instance, demo, providers)
     # One run around the five (planning/cover.py): it covers the untargeted tiles|quick-pan too, within SLACK.
-    assert set(first.runs) == {"source_images", "prompts", "clips", "cost_report"}
+    assert set(first.runs) == {"source_images", "prompts", "clips", "galleries", "cost_report"}
     assert planned_clips(instance, first.runs["clips"]) == sorted({*DEMO_CLIPS, "tiles|quick-pan"})
     before = requests_total(sim)
     report = run_pipeline(instance, demo, providers)
@@ -106,7 +106,15 @@ def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instan
     # No slack: every clips run covers only the partitions it produces, however many runs that takes.
     monkeypatch.setattr(runner, "rectangles", functools.partial(runner.rectangles, slack=0))
     first = run_pipeline(instance, demo, providers)
-    assert sorted(first.runs) == ["clips", "clips 2", "clips 3", "cost_report", "prompts", "source_images"]
+    assert sorted(first.runs) == [
+        "clips",
+        "clips 2",
+        "clips 3",
+        "cost_report",
+        "galleries",
+        "prompts",
+        "source_images",
+    ]
     assert sorted(p for run in ("clips", "clips 2", "clips 3") for p in planned_clips(instance, first.runs[run])) == (
         sorted(DEMO_CLIPS)
     )
@@ -133,7 +141,7 @@ def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instan
     assert {r.clip for r in report.clips} == {"mountains|quick-pan", "tower|quick-pan"}
     assert requests_total(sim, "submit") == submits + 2
     # Two runs (tiles|quick-pan lies between them, untargeted): each covered its partition, nothing around it.
-    assert sorted(report.runs) == ["clips", "clips 2", "cost_report"]  # prompts: refreshed above
+    assert sorted(report.runs) == ["clips", "clips 2", "cost_report", "galleries"]  # prompts: refreshed above
     assert planned_clips(instance, report.runs["clips"]) + planned_clips(instance, report.runs["clips 2"]) == [
         "mountains|quick-pan",
         "tower|quick-pan",

@@ -41,10 +41,12 @@ def gallery_builds(instance, prompt: str) -> int:
 
 
 def test_reject_one_approve_the_rest_run_approve_and_find_every_select(made, sim, providers, instance):
-    # `run` makes no gallery by itself (on S3 a page carries presigned URLs); each decision builds its prompt's
-    assert gallery_builds(instance, "dusk-dolly") == 0 and gallery_builds(instance, "quick-pan") == 0
+    # `run` built the galleries of the prompts it made takes for (local storage), and each decision builds its
+    # prompt's again
+    assert gallery_builds(instance, "dusk-dolly") == 1 and gallery_builds(instance, "quick-pan") == 1
+    assert made.exists(made.path(layout.gallery("dusk-dolly"))) and made.exists(made.path(layout.gallery("quick-pan")))
     page = build_gallery(made, "dusk-dolly")
-    assert page.takes == 3 and made.exists(made.path(layout.gallery("dusk-dolly")))
+    assert page.takes == 3
     first = json.loads(made.read_bytes(made.sidecar_path("dusk-dolly", "tower")))
     submitted = len(sim.sim.submits())
 
@@ -55,7 +57,7 @@ def test_reject_one_approve_the_rest_run_approve_and_find_every_select(made, sim
         assert f"selects: take 1 of {clip} at {made.ref(made.path(layout.select_clip(prompt, image)))}" in out
     assert len(sim.sim.submits()) == submitted  # approving pays for nothing
     assert {r["image"] for r in manifest(made, "dusk-dolly")} == {"mountains", "tiles"}
-    assert gallery_builds(instance, "dusk-dolly") == 3  # rebuilt by each decision on its clips
+    assert gallery_builds(instance, "dusk-dolly") == 1 + 3  # rebuilt by each decision on its clips
     assert "the tower melts" in made.read_bytes(made.path(layout.gallery("dusk-dolly"))).decode()
 
     report = run_pipeline(instance, made, providers)
@@ -64,6 +66,10 @@ def test_reject_one_approve_the_rest_run_approve_and_find_every_select(made, sim
     second = json.loads(made.read_bytes(made.sidecar_path("dusk-dolly", "tower")))
     assert second["retake_of"] == first["fingerprint"] and second["seed"] != first["seed"]
     assert listed(made)[REJECTED_CLIP]["take"] == 2
+    # the new take rebuilt its prompt's gallery, which now shows it
+    assert gallery_builds(instance, "dusk-dolly") == 1 + 3 + 1 and gallery_builds(instance, "quick-pan") == 1 + 2
+    sheet = made.read_bytes(made.path(layout.gallery("dusk-dolly"))).decode()
+    assert f"<td>seed</td><td>{second['seed']}</td>" in sheet and "take 1</a>: rejected" in sheet
     # the rejected take's cost stays in the report, under "rejected", per provider and per prompt
     [report_mat] = [r.asset_materialization for r in instance.fetch_materializations(COST_REPORT_KEY, limit=1).records]
     assert report_mat is not None

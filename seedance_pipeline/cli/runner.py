@@ -235,9 +235,11 @@ def run_pipeline(
     images, prompts = set(plan.images), set(plan.prompts)
     decided = [(i, p) for i, p in out_of_step(storage) if i in images and p in prompts]
     refresh_selects(execute, decided, plan)
-    # Galleries are not built here: reading every new take's MP4 back for its poster would undo the one-read
-    # design on object stores, and on S3 the page carries presigned URLs that `run` must not write by itself.
-    refresh_galleries(execute, plan.prompts, {p for _, p in decided})
+    # On local storage the galleries of prompts with new takes are built again (posters read the new clips from
+    # disk). On an object store they are not: reading every new take's MP4 back for its poster would undo the
+    # one-read design, and the page carries presigned URLs that `run` must not write by itself.
+    stored = {r.clip.split("|", 1)[1] for r in report.clips} if storage.is_local else set()
+    refresh_galleries(execute, plan.prompts, stored | {p for _, p in decided})
     day = today_utc()
     if not report_is_current(instance, storage, day):
         execute("cost_report", COST_REPORT_JOB, partition_key=day)

@@ -1,7 +1,8 @@
 """``galleries``: one review contact sheet per prompt (``galleries/<prompt>.html``, ``review/gallery.py``), built
-again by ``review approve|reject`` for the prompt decided on, by ``run`` and the review sensor for prompts whose
-selects changed otherwise; ``seedance-pipeline gallery`` builds it on demand without Dagster. New clips alone do
-not rebuild it (on S3 the page carries presigned URLs, written only when a person asks)."""
+again by ``review approve|reject`` for the prompt decided on, by ``run`` for prompts with new takes (local storage)
+and, like the review sensor, for prompts whose selects changed otherwise; ``seedance-pipeline gallery`` builds it on
+demand without Dagster. On S3 new takes alone do not rebuild it (the page carries presigned URLs, written only when
+a person asks)."""
 
 import dagster as dg
 
