@@ -73,6 +73,8 @@ class ProviderAdapter(ABC):
     # Where the provider lists an account's recent tasks (build_list): how long after a submit its task is sure
     # to be in the list, so that one absent after that was never created. None: no list.
     list_visibility_s: float | None = None
+    # Whether the listed tasks carry the image reference they were sent (what proves a match, ledger/settle.py).
+    list_shows_images: bool = True
     # The states in which the cancel call (build_cancel) cancels a task; the engine asks for the task's state first
     # when this is narrower than every open state (a provider whose cancel also deletes finished tasks).
     cancellable_states: ClassVar[frozenset[TaskState]] = frozenset({TaskState.QUEUED, TaskState.RUNNING})

@@ -100,6 +100,7 @@ class ModelArkAdapter(ProviderAdapter):
     task_retention_s = 7 * 86400.0  # task ids are queryable and listed for the last 7 days (§7.6)
     output_url_ttl_s = URL_TTL_S
     list_visibility_s = 60.0  # how soon a task shows in the list is [UNKNOWN]: a minute assumed [INF]
+    list_shows_images = False  # listed tasks are query objects: no prompt, no images (§7.3)
     cancellable_states = frozenset({TaskState.QUEUED})  # running: not allowed; finished: the record is deleted
     capabilities = Capabilities(
         resolutions=frozenset({"480p", "720p", "1080p"}),
@@ -247,9 +248,10 @@ def _charge(body: dict[str, Any]) -> float | None:
 
 
 # The request fields a listed task shows: Ark's name -> ours (no prompt, no images: §7.7).
+# The ratio is left out: whether a listed task shows ``adaptive`` as sent or the ratio it became is [UNKNOWN], and
+# a wrong guess would hide the attempt's task.
 _LISTED_FIELDS = {
     "resolution": "resolution",
-    "ratio": "aspect_ratio_sent",
     "duration": "duration",
     "seed": "seed",
     "generate_audio": "generate_audio",

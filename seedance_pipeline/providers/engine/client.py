@@ -260,30 +260,25 @@ class ProviderClient(Downloads, Waiting):
         return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
 
     async def cancel(self, task_id: str) -> TaskSnapshot | None:
-        """Ask the provider to cancel a task: its state after the call, or None when it has no cancel endpoint.
-        A cancel is never retried blindly beyond what a status GET would be (it changes nothing twice). Where the
-        provider cancels only some states (``cancellable_states``), the task is asked for first and a task in any
-        other state is left alone (Ark's cancel deletes a finished task's record): its snapshot is returned."""
+        """The task's state after a cancel, or None without a cancel endpoint. Retried only as a GET is. Where the
+        provider cancels only some states (``cancellable_states``), a task in another is left alone (polled only)."""
         wire = self.adapter.build_cancel(task_id)
         if wire is None:
             return None
         narrowed = self.adapter.cancellable_states != ProviderAdapter.cancellable_states
-        if narrowed:
-            before = await self.poll(task_id)
-            if before.state not in self.adapter.cancellable_states:
-                return before
+        if narrowed and (before := await self.poll(task_id)).state not in self.adapter.cancellable_states:
+            return before
         reply = await self._get(self._api, wire, "cancel")
         if not 200 <= reply.status_code < 300:
             code, message = self._message(reply)
-            if narrowed and 400 <= reply.status_code < 500:
-                after = await self.poll(task_id)  # it may have left the cancellable state since it was asked for
-                if after.state not in self.adapter.cancellable_states:
-                    return replace(after, error=message)
+            # A refusal: the task may have left the cancellable state since it was asked for.
+            after = await self.poll(task_id) if narrowed and 400 <= reply.status_code < 500 else None
+            if after is not None and after.state not in self.adapter.cancellable_states:
+                return replace(after, error=message)
             raise self._error(
                 ProviderError, f"cancel of task {task_id}: {message}", status_code=reply.status_code, code=code
             )
-        snap = self.adapter.parse_cancel(reply)
-        if snap is None:
+        if (snap := self.adapter.parse_cancel(reply)) is None:
             return await self.poll(task_id)
         return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
 
