@@ -324,3 +324,51 @@ def test_an_explicit_seed_in_the_window_proves_the_task_and_a_random_one_leaves_
     assert not unknown.settled and "shows neither prompt nor image" in unknown.reason
     [other] = settle([_record(7)], _listing(8), set(), now=NOW)  # another seed: not ours, and nothing else is
     assert other.absent
+
+
+# --- `tasks abandon`: DELETE for a queued task, a clear no for a running one ----------------------------------
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["queued", "running"])
+def test_tasks_abandon_cancels_a_queued_task_and_says_so_when_it_already_runs(server, tmp_path, monkeypatch, running):
+    import time
+
+    from click.testing import CliRunner
+
+    from seedance_pipeline.cli.tasks import tasks
+    from seedance_pipeline.ledger.records import new_attempt_id
+    from seedance_pipeline.ledger.store import TaskStore
+    from seedance_pipeline.storage.resource import SeedanceStorage
+
+    srv = server(**({"latency_min_s": 60, "latency_max_s": 60} if running else {"queue_delay_s": 60}))
+    srv.sim.configure(srv.sim.config.model_copy(update={"api_keys": None}))  # the simulator key the CLI sends
+    item = {"type": "image_url", "image_url": {"url": data_uri()}, "role": "first_frame"}
+    with raw(srv) as http:
+        task_id = http.post(sim_ark.TASKS_PATH, json=_body(item)).json()["id"]
+    monkeypatch.setenv("SEEDANCE_SIMULATOR_URL", srv.base_url)
+    monkeypatch.delenv("ARK_API_KEY", raising=False)
+    storage = SeedanceStorage(url=str(tmp_path / "storage"))
+    now = time.time()
+    record = AttemptRecord(
+        attempt_id=new_attempt_id(now),
+        fingerprint="e" * 64,
+        image="lake",
+        prompt="dawn",
+        provider="modelark",
+        state=AttemptState.ACCEPTED,
+        simulated=True,
+        task_id=task_id,
+        request={},
+        estimated_cost_usd=0.05,
+        created_at=now,
+        updated_at=now,
+    )
+    TaskStore(storage).save(record, claim=False)
+    out = CliRunner().invoke(tasks, ["abandon", record.attempt_id, "--storage", str(tmp_path / "storage")])
+    after = TaskStore(storage).load(record.attempt_id)
+    if running:
+        assert out.exit_code == 1 and "it is already running" in out.output and "cancels only queued" in out.output
+        assert after.state is AttemptState.ACCEPTED and srv.sim.stats()["requests"]["modelark"]["cancel"] == 0
+    else:
+        assert out.exit_code == 0 and f"cancelled lake|dawn on modelark, task {task_id}" in out.output, out.output
+        assert after.state is AttemptState.ABANDONED and srv.sim.stats()["requests"]["modelark"]["cancel"] == 1
