@@ -372,3 +372,70 @@ def test_tasks_abandon_cancels_a_queued_task_and_says_so_when_it_already_runs(se
     else:
         assert out.exit_code == 0 and f"cancelled lake|dawn on modelark, task {task_id}" in out.output, out.output
         assert after.state is AttemptState.ABANDONED and srv.sim.stats()["requests"]["modelark"]["cancel"] == 1
+
+
+# --- the pipeline: provider auto considers ModelArk; its last frame lands beside the clip ------------------
+
+AUTO_1080P = "text: a calm lake\nprovider: auto\nduration: 4\nresolution: 1080p\nseed: 3\n"
+
+
+def test_auto_picks_modelark_at_list_price_and_the_run_stores_its_last_frame(storage, providers, sim, instance):
+    """At 1080p only JieKou, Novita, VibeDream and ModelArk qualify; ModelArk and the two resellers cost the same
+    ByteDance rate, and ModelArk's is published where theirs is assumed (prices.yaml), so auto picks it."""
+    import json
+
+    from seedance_pipeline.cli.runner import run_pipeline
+    from seedance_pipeline.planning.prompt_spec import PromptSpec
+    from seedance_pipeline.planning.provider_choice import planned_provider
+    from seedance_pipeline.storage import layout
+    from seedance_pipeline_tests.conftest import png as conftest_png
+    from seedance_pipeline_tests.conftest import put
+
+    assert planned_provider(PromptSpec.model_validate(yaml.safe_load(AUTO_1080P)), providers) == "modelark"
+    put(storage, "images/lake.png", conftest_png())
+    put(storage, "prompts/dawn.yaml", AUTO_1080P)
+    report = run_pipeline(instance, storage, providers)
+    assert report.ok, report.failures
+    clip = storage.clip_path("dawn", "lake")
+    sidecar = json.loads(storage.read_bytes(storage.sidecar_path("dawn", "lake")))
+    assert sidecar["provider"] == "modelark" and sidecar["last_frame"] == layout.last_frame_of(clip)
+    with Image.open(io.BytesIO(storage.read_bytes(layout.last_frame_of(clip)))) as frame:
+        assert frame.format == "PNG" and frame.size == (1920, 1080)
+    assert sidecar["reported_cost_usd"] == pytest.approx(sim_ark.tokens(1920, 1080, 4) * 1.2 / 1e6)
+
+
+def test_auto_fails_over_from_modelark_only_before_acceptance(storage, providers, sim, instance):
+    from seedance_pipeline.cli.runner import run_pipeline
+    from seedance_pipeline_tests.conftest import fast_config, put
+    from seedance_pipeline_tests.conftest import png as conftest_png
+
+    config = fast_config()
+    config.providers["modelark"] = config.providers["modelark"].model_copy(update={"refused_resolutions": ["1080p"]})
+    sim.configure(config)
+    put(storage, "images/lake.png", conftest_png())
+    put(storage, "prompts/dawn.yaml", AUTO_1080P)
+    report = run_pipeline(instance, storage, providers)
+    assert report.ok, report.failures
+    stats = sim.sim.stats()
+    assert stats["tasks"]["modelark"] == 0 and stats["requests"]["modelark"]["submit"] == 1  # refused: nothing made
+    assert stats["tasks"]["jiekou"] == 1  # the next cheapest, once
+
+
+def test_a_flex_prompt_with_a_deadline_sends_both_and_is_forecast_at_half(storage, providers, sim, instance):
+    from seedance_pipeline.cli.runner import run_pipeline
+    from seedance_pipeline_tests.conftest import png as conftest_png
+    from seedance_pipeline_tests.conftest import put
+
+    flex = "text: a calm lake\nprovider: modelark\nduration: 4\nresolution: 480p\nseed: 3\nservice_tier: flex\n"
+    put(storage, "images/lake.png", conftest_png())
+    put(storage, "prompts/dawn.yaml", flex + "execution_expires_after: 7200\n")
+    report = run_pipeline(instance, storage, providers)
+    assert report.ok, report.failures
+    [submit] = sim.sim.submits()
+    assert submit["body"]["service_tier"] == "flex" and submit["body"]["execution_expires_after"] == 7200
+    import json
+
+    sidecar = json.loads(storage.read_bytes(storage.sidecar_path("dawn", "lake")))
+    online = 864 * 496 * 24 * 4 / 1024 * 1.2 / 1e6  # the same clip at the online silent rate (prices.yaml)
+    assert sidecar["estimated_cost_usd"] == pytest.approx(online / 2, abs=1e-6)
+    assert sidecar["reported_cost_usd"] == pytest.approx(sim_ark.tokens(864, 496, 4) * 0.6 / 1e6)  # flex, silent

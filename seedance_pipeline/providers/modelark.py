@@ -67,6 +67,7 @@ REGION = Setting(
     f"one of {', '.join(REGIONS)}",
     "byteplus",
     "ModelArk region: `byteplus` (ark.ap-southeast.bytepluses.com) or `volcengine` (ark.cn-beijing.volces.com)",
+    shown_default="`byteplus`",
 )
 MODEL = Setting(
     "SEEDANCE_MODELARK_MODEL",
