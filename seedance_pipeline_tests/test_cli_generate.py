@@ -35,10 +35,10 @@ API_KEY = "sk-cli-test-0123456789abcdef"
 ESTIMATED_USD = {
     "runpod": 0.096,
     "wavespeed": 0.048,
-    "jiekou": 0.0482112,
-    "novita": 0.0482112,
+    "jiekou": 0.0487134,
+    "novita": 0.0487134,
     "vibedream": 0.29,
-    "modelark": 0.0482112,
+    "modelark": 0.0487134,
 }
 REPORTED_USD = {
     "runpod": 0.096,
