@@ -443,3 +443,14 @@ def test_a_flex_prompt_with_a_deadline_sends_both_and_is_forecast_at_half(storag
     online = 864 * 496 * (24 * 4 + 1) / 1024 * 1.2 / 1e6  # the same clip at the online silent rate (prices.yaml)
     assert sidecar["estimated_cost_usd"] == pytest.approx(online / 2, abs=1e-6)
     assert sidecar["reported_cost_usd"] == pytest.approx(sim_ark.tokens(864, 496, 4) * 0.6 / 1e6)  # flex, silent
+
+
+def test_a_task_that_would_end_past_its_deadline_expires_at_the_deadline(server):
+    srv = server(queue_delay_s=5000)  # a flex queue longer than the hour the request allows
+    item = {"type": "image_url", "image_url": {"url": data_uri()}, "role": "first_frame"}
+    body = {**_body(item), "service_tier": "flex", "execution_expires_after": 3600}
+    with raw(srv) as http:
+        task_id = http.post(sim_ark.TASKS_PATH, json=body).json()["id"]
+    [task] = srv.sim.task_objects()
+    assert task.id == task_id and task.phase() == "queued"
+    assert task.phase(task.created_mono + 3600) == "expired" and task.phase(task.created_mono + 3599) == "queued"

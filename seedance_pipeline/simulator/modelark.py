@@ -283,6 +283,9 @@ def routes(sim: Simulator) -> list[Route]:
         )
         if task.output_url_ttl_s is None:
             task.output_url_ttl_s = URL_TTL_S
+        deadline = task.created_mono + params["execution_expires_after"]
+        if task.done_mono > deadline:  # it would end past its deadline: it expires then, unbilled (§7.2)
+            task.outcome, task.start_mono, task.done_mono = "expire", min(task.start_mono, deadline), deadline
         sim.record_submit(NAME, _recorded(body, images), accepted=True, task_id=task.id)
         return JSONResponse({"id": task.id})
 
