@@ -454,3 +454,33 @@ def test_a_task_that_would_end_past_its_deadline_expires_at_the_deadline(server)
     [task] = srv.sim.task_objects()
     assert task.id == task_id and task.phase() == "queued"
     assert task.phase(task.created_mono + 3600) == "expired" and task.phase(task.created_mono + 3599) == "queued"
+
+
+def test_a_delete_refused_because_the_task_started_meanwhile_reports_the_running_task():
+    """Queued when asked, running when the DELETE arrives (Ark refuses it): the engine asks again and returns the
+    running task with Ark's refusal, instead of failing the cancel (a scripted transport: the race is exact)."""
+    answers = iter(["queued", "refused", "running"])
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        step = next(answers)
+        if step == "refused":
+            error = {
+                "code": "InvalidAction.TaskNotCancellable",
+                "message": "running",
+                "param": "",
+                "type": "BadRequest",
+            }
+            return httpx.Response(400, json={"error": error})
+        return httpx.Response(200, json={"id": "cgt-1", "status": step})
+
+    async def go():
+        async with ProviderClient(
+            get_adapter("modelark"), KEY, base_url="https://ark.test/api/v3", transport=httpx.MockTransport(handle)
+        ) as c:
+            return await c.cancel("cgt-1")
+
+    snap = asyncio.run(go())
+    assert seen == ["GET", "DELETE", "GET"] and snap is not None
+    assert snap.state is TaskState.RUNNING and snap.error == "running"
