@@ -283,17 +283,27 @@ def test_moderation_after_sending_exits_1_with_the_providers_reason(tmp_path, se
 @pytest.mark.parametrize("with_last", [False, True], ids=["first-frame", "first-and-last-frame"])
 def test_modelark_generates_with_the_simulator_and_stores_the_last_frame(tmp_path, with_last):
     """``generate --provider modelark --simulator``: the MP4 at --out and Ark's last frame beside it
-    (``<out>.last.png``, at the clip's size); with --last-image both images go out with their roles."""
+    (``<out>.last.png``, at the clip's size). First frame only: flex with a deadline, priced and charged at half;
+    with --last-image both images go out with their roles."""
     out = tmp_path / "clips" / "lake.mp4"
     image = tmp_path / "frame.png"
     image.write_bytes(png())
     extra = ["--simulator"]
+    if not with_last:  # flex with a deadline: accepted, and priced at half (the flex row of prices.yaml)
+        extra += ["--service-tier", "flex", "--execution-expires-after", "7200"]
     if with_last:
         last = tmp_path / "last.png"
         last.write_bytes(png((810, 456)))
         extra += ["--last-image", str(last)]
     proc = run_generate(tmp_path, *clip_args("modelark", str(image), out, *extra))
-    summary = assert_success(proc, "modelark", out)
+    if with_last:
+        summary = assert_success(proc, "modelark", out)
+    else:
+        assert proc.returncode == 0, proc.stderr
+        summary = last_json(proc)
+        assert summary["estimated_cost_usd"] == pytest.approx(ESTIMATED_USD["modelark"] / 2, abs=1e-6)
+        assert summary["reported_cost_usd"] == pytest.approx(REPORTED_USD["modelark"] / 2)  # the flex token rate
+        assert_mp4(out)
     stored_last = tmp_path / "clips" / "lake.last.png"
     assert summary["simulated"] is True and summary["last_frame"] == str(stored_last)
     with Image.open(stored_last) as frame:

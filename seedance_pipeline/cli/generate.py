@@ -43,6 +43,12 @@ from seedance_pipeline.storage import layout
     "--service-tier", type=click.Choice(["default", "flex"]), default=None, help="JieKou, Novita and ModelArk only."
 )
 @click.option(
+    "--execution-expires-after",
+    type=int,
+    default=None,
+    help="Seconds (3600..259200) the task may take before it expires unbilled; JieKou, Novita and ModelArk only.",
+)
+@click.option(
     "--base-url", default=None, help="Provider API root; default $SEEDANCE_<PROVIDER>_BASE_URL, else the real API."
 )
 @click.option(
@@ -62,6 +68,7 @@ def generate(
     camera_fixed,
     seed,
     service_tier,
+    execution_expires_after,
     base_url,
     simulator,
     out,
@@ -93,6 +100,7 @@ def generate(
                 camera_fixed=camera_fixed,
                 seed=seed,
                 service_tier=service_tier,
+                execution_expires_after=execution_expires_after,
             )
             client_settings = ClientSettings()
             if simulator:
