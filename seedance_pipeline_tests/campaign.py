@@ -4,7 +4,7 @@
     python -m seedance_pipeline_tests.campaign --clips 36 --outage-s 4       # the CI size
 
 What runs: storage (local folder, or S3 on moto's server behind a proxy that fails writes in bursts)
-with images and prompt files for all five providers; a SimulatorServer on loopback with seeded random
+with images and prompt files for all six providers; a SimulatorServer on loopback with seeded random
 faults of every kind (429 with and without Retry-After, 5xx, resets before and after the request was
 processed, read timeouts, trickling bodies, moderation, failed and expired tasks, output URLs that
 expire, truncated, corrupted and redirected downloads, a gateway echoing our key, one provider down
@@ -100,7 +100,7 @@ def prompt_plan(clips: int) -> tuple[int, list[tuple[str, str]]]:
     """(images, [(prompt key, provider)]): two prompts per provider when there are enough clips."""
     per = 2 if clips >= 100 else 1
     prompts = [(f"p{i}-{p}", p) for i in range(per) for p in PROVIDERS]
-    if clips < 100:
+    if clips < 100 and clips % len(prompts):  # one more prompt where it makes the clips whole images x prompts
         prompts.append(("p1-novita", "novita"))
     return math.ceil(clips / len(prompts)), prompts
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from seedance_pipeline.providers.resource import SeedanceProviders
-from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
+from seedance_pipeline.simulator.config import PROVIDERS, ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.storage.resource import SeedanceStorage
 
@@ -24,7 +24,7 @@ FAST = 0.2  # simulated generation seconds: fast tests, same protocol
 
 def fast_config(**kw) -> SimConfig:
     timing = ProviderSimConfig(latency_min_s=FAST, latency_max_s=FAST)
-    return SimConfig(providers={p: timing for p in ("runpod", "wavespeed", "jiekou", "novita", "vibedream")}, **kw)
+    return SimConfig(providers=dict.fromkeys(PROVIDERS, timing), **kw)
 
 
 @pytest.fixture

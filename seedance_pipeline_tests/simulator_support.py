@@ -28,6 +28,7 @@ SUBMIT_PATHS = {
     "jiekou": "/v3/async/seedance-v1.5-pro-i2v",
     "novita": "/v3/async/seedance-v1.5-pro-i2v",
     "vibedream": "/api/v1/models/seedance-1.5-pro-i2v/generate",
+    "modelark": "/contents/generations/tasks",
 }
 
 
@@ -38,6 +39,7 @@ def poll_path(provider: str, task_id: str) -> str:
         "jiekou": f"/v3/async/task-result?task_id={task_id}",
         "novita": f"/v3/async/task-result?task_id={task_id}",
         "vibedream": f"/api/v1/predictions/{task_id}",
+        "modelark": f"/contents/generations/tasks/{task_id}",
     }[provider]
 
 
@@ -69,6 +71,14 @@ def submit_body(provider: str, image_url: str, **overrides: Any) -> dict[str, An
     }
     fields.update(overrides)
     fields = {k: v for k, v in fields.items() if v is not None}
+    if provider == "modelark":  # content[]: the prompt and the images (with roles) as items
+        content: list[dict[str, Any]] = []
+        if "prompt" in fields:
+            content.append({"type": "text", "text": fields.pop("prompt")})
+        for key, role in (("image", "first_frame"), ("last_image", "last_frame")):
+            if key in fields:
+                content.append({"type": "image_url", "image_url": {"url": fields.pop(key)}, "role": role})
+        return {"model": "seedance-1-5-pro-251215", "content": content, **fields}
     return {"input": fields} if provider == "runpod" else fields
 
 
@@ -94,6 +104,7 @@ TERMINAL = {
     "jiekou": {"TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"},
     "novita": {"TASK_STATUS_SUCCEED", "TASK_STATUS_FAILED"},
     "vibedream": {"completed", "failed"},
+    "modelark": {"succeeded", "failed", "expired", "cancelled"},
 }
 
 
@@ -104,6 +115,8 @@ def video_url_of(provider: str, reply: dict[str, Any]) -> str:
         return reply["data"]["outputs"][0]
     if provider in ("jiekou", "novita"):
         return reply["videos"][0]["video_url"]
+    if provider == "modelark":
+        return reply["content"]["video_url"]
     return reply["outputs"][0]
 
 

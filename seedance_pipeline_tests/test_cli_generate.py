@@ -30,9 +30,24 @@ from seedance_pipeline.simulator.server import SimulatorServer
 URL_ONLY = frozenset({"runpod", "wavespeed", "vibedream"})
 SUMMARY_KEYS = {"provider", "task_id", "status", "output", "estimated_cost_usd", "reported_cost_usd"}
 API_KEY = "sk-cli-test-0123456789abcdef"
-# 4 s / 480p / silent from a 16:9 frame (prices.yaml); reported only by RunPod and VibeDream.
-ESTIMATED_USD = {"runpod": 0.096, "wavespeed": 0.048, "jiekou": 0.0482112, "novita": 0.0482112, "vibedream": 0.29}
-REPORTED_USD = {"runpod": 0.096, "wavespeed": None, "jiekou": None, "novita": None, "vibedream": 0.29}
+# 4 s / 480p / silent from a 16:9 frame (prices.yaml); reported by RunPod, VibeDream and ModelArk (the simulator's
+# 40594 completion tokens at $1.2 per million: test_contract.py).
+ESTIMATED_USD = {
+    "runpod": 0.096,
+    "wavespeed": 0.048,
+    "jiekou": 0.0487134,
+    "novita": 0.0487134,
+    "vibedream": 0.29,
+    "modelark": 0.0487134,
+}
+REPORTED_USD = {
+    "runpod": 0.096,
+    "wavespeed": None,
+    "jiekou": None,
+    "novita": None,
+    "vibedream": 0.29,
+    "modelark": 0.0487128,
+}
 TIMEOUT_S = 60
 
 
@@ -162,7 +177,7 @@ def provider_requests(srv: SimulatorServer) -> int:
 
 @pytest.mark.slow
 def test_simulator_flag_generates_a_clip_with_each_provider(tmp_path, server):
-    """``--simulator`` starts the built-in simulator (default 2 s latency); the five runs go concurrently.
+    """``--simulator`` starts the built-in simulator (default 2 s latency); the six runs go concurrently.
 
     ``server`` only hosts the first frame for the URL-only providers (their built-in simulator fetches it).
     """
@@ -263,3 +278,37 @@ def test_moderation_after_sending_exits_1_with_the_providers_reason(tmp_path, se
     assert summary["status"] == "failed" and summary["task_id"] == task["id"]
     assert sim_vibedream.MODERATION_ERROR in summary["error"]
     assert server.sim.stats()["requests"][provider]["submit"] == 1 and not out.exists()
+
+
+@pytest.mark.parametrize("with_last", [False, True], ids=["first-frame", "first-and-last-frame"])
+def test_modelark_generates_with_the_simulator_and_stores_the_last_frame(tmp_path, with_last):
+    """``generate --provider modelark --simulator``: the MP4 at --out and Ark's last frame beside it
+    (``<out>.last.png``, at the clip's size). First frame only: flex with a deadline, priced and charged at half;
+    with --last-image both images go out with their roles."""
+    out = tmp_path / "clips" / "lake.mp4"
+    image = tmp_path / "frame.png"
+    image.write_bytes(png())
+    extra = ["--simulator"]
+    if not with_last:  # flex with a deadline: accepted, and priced at half (the flex row of prices.yaml)
+        extra += ["--service-tier", "flex", "--execution-expires-after", "7200"]
+    if with_last:
+        last = tmp_path / "last.png"
+        last.write_bytes(png((810, 456)))
+        extra += ["--last-image", str(last)]
+    proc = run_generate(tmp_path, *clip_args("modelark", str(image), out, *extra))
+    if with_last:
+        summary = assert_success(proc, "modelark", out)
+    else:
+        assert proc.returncode == 0, proc.stderr
+        summary = last_json(proc)
+        assert summary["estimated_cost_usd"] == pytest.approx(ESTIMATED_USD["modelark"] / 2, abs=1e-6)
+        assert summary["reported_cost_usd"] == pytest.approx(REPORTED_USD["modelark"] / 2)  # the flex token rate
+        assert_mp4(out)
+    stored_last = tmp_path / "clips" / "lake.last.png"
+    assert summary["simulated"] is True and summary["last_frame"] == str(stored_last)
+    with Image.open(stored_last) as frame:
+        assert frame.format == "PNG" and frame.size == (864, 496)
+    assert "last frame stored at" in proc.stderr and sorted(p.name for p in out.parent.iterdir()) == [
+        "lake.last.png",
+        "lake.mp4",
+    ]

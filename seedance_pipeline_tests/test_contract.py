@@ -1,8 +1,8 @@
 """The provider contract: our real client (prepare + ProviderClient + generate_clip) against the simulator.
 
-Every case runs for each of the five providers over real loopback HTTP, one ``SimulatorServer`` per
+Every case runs for each of the six providers over real loopback HTTP, one ``SimulatorServer`` per
 test. URL-only providers (RunPod, WaveSpeed, VibeDream) get the first frame as an http URL hosted by
-the simulator (``put_asset``); JieKou and Novita get a local file, which goes out as a data: URI.
+the simulator (``put_asset``); JieKou, Novita and ModelArk get a local file, which goes out as a data: URI.
 "Did the client wait?" is answered by an injected ``sleep`` that records the delays it is asked for
 (and sleeps at most ``SLEEP_CAP_S`` so the suite stays fast); "how many requests?" by the simulator's
 own counters and its record of the submit bodies it received.
@@ -50,11 +50,26 @@ PROMPT = "a calm lake at dawn, slow pan"
 SEED = 7  # within every provider's range (VibeDream: -1..1000)
 
 # What a 4 s 480p silent clip from an 800x450 (16:9) frame is estimated to cost (prices.yaml):
-# RunPod $0.024/s; WaveSpeed/JieKou/Novita ByteDance's silent online rate, 864*496*24*4/1024 tokens
-# at $1.2/M; VibeDream scaled from its one documented price point, 29 cents.
-ESTIMATED_USD = {"runpod": 0.096, "wavespeed": 0.048, "jiekou": 0.0482112, "novita": 0.0482112, "vibedream": 0.29}
-# Only RunPod (output.cost) and VibeDream (costCents at submit) report a charge.
-REPORTED_USD = {"runpod": 0.096, "wavespeed": None, "jiekou": None, "novita": None, "vibedream": 0.29}
+# RunPod $0.024/s; WaveSpeed $0.012/s; JieKou/Novita/ModelArk ByteDance's silent online rate, 864*496*97/1024
+# tokens (24·d + 1 frames, docs/providers.md §2.4) at $1.2/M; VibeDream scaled from its one documented price, 29 cents.
+ESTIMATED_USD = {
+    "runpod": 0.096,
+    "wavespeed": 0.048,
+    "jiekou": 0.0487134,
+    "novita": 0.0487134,
+    "vibedream": 0.29,
+    "modelark": 0.0487134,
+}
+# RunPod (output.cost), VibeDream (costCents at submit) and ModelArk (usage.completion_tokens: the simulator counts
+# 864 * 496 * (24 * 4 + 1) // 1024 = 40594 tokens, at $1.2 per million) report a charge.
+REPORTED_USD = {
+    "runpod": 0.096,
+    "wavespeed": None,
+    "jiekou": None,
+    "novita": None,
+    "vibedream": 0.29,
+    "modelark": 0.0487128,
+}
 # Each provider's documented seed maximum (docs/providers.md §2.8).
 SEED_MAX = {
     "runpod": 4294967295,
@@ -62,6 +77,7 @@ SEED_MAX = {
     "jiekou": 4294967295,
     "novita": 4294967295,
     "vibedream": 1000,
+    "modelark": 4294967295,
 }
 
 
@@ -91,6 +107,20 @@ def expected_wire_body(provider: str, image: str) -> dict[str, Any]:
         return {**common, "aspect_ratio": "16:9"}
     if provider in ("jiekou", "novita"):  # `ratio`, `adaptive`, fps 24 and the extras explicit (docs/providers.md §5.2)
         return {**common, "ratio": "adaptive", "fps": 24, "watermark": False, "service_tier": "default"}
+    if provider == "modelark":  # content[] with roles, every option explicit (docs/providers.md §7.2)
+        return {
+            "model": "seedance-1-5-pro-251215",
+            "content": [
+                {"type": "text", "text": PROMPT},
+                {"type": "image_url", "image_url": {"url": image}, "role": "first_frame"},
+            ],
+            "ratio": "adaptive",
+            **{k: common[k] for k in ("resolution", "duration", "seed", "camera_fixed", "generate_audio")},
+            "watermark": False,
+            "return_last_frame": True,
+            "service_tier": "default",
+            "execution_expires_after": 172800,
+        }
     return {**common, "aspect_ratio": "auto"}  # VibeDream calls adaptive "auto" (docs/providers.md §6.2)
 
 
@@ -213,6 +243,9 @@ class Contract:
         shown = f"sha256:{prepared.image_sha256}"
         if self.provider == "runpod":
             return submit_key({**body, "input": {**body["input"], "image": shown}})
+        if self.provider == "modelark":
+            content = [{**i, "image_url": {"url": shown}} if i["type"] == "image_url" else i for i in body["content"]]
+            return submit_key({**body, "content": content})
         return submit_key({**body, "image": shown})
 
     def stored_files(self) -> list[str]:
@@ -517,7 +550,7 @@ def test_expired_output_url_is_download_failed_url_expired(make_contract, provid
 def _moderation_message(provider: str) -> str:
     if provider == "vibedream":
         return sim_vibedream.MODERATION_ERROR
-    # Ark's text for a silent clip, relayed by RunPod / WaveSpeed / JieKou / Novita.
+    # Ark's text for a silent clip: its own (ModelArk), relayed by RunPod / WaveSpeed / JieKou / Novita.
     return "The request failed because the output video may contain sensitive information."
 
 

@@ -178,10 +178,11 @@ def test_scrub_removes_keys_tokens_and_url_queries():
 
 # -- 2. a full demo with sentinel keys --------------------------------------------------------------------
 
-EXTRA_PROMPTS = {  # the demo's prompts use Novita and RunPod; these bring in the other three
+EXTRA_PROMPTS = {  # the demo's prompts use Novita and RunPod; these bring in the other four
     "ws": "text: a slow zoom\nimages: [tower]\nprovider: wavespeed\nduration: 4\nresolution: 480p\nseed: 3\n",
     "jk": "text: a slow tilt\nimages: [tower]\nprovider: jiekou\nduration: 4\nresolution: 480p\nseed: 3\n",
     "vd": "text: a slow orbit\nimages: [tower]\nprovider: vibedream\nduration: 4\nresolution: 480p\nseed: 3\n",
+    "ark": "text: a slow crane\nimages: [tower]\nprovider: modelark\nduration: 4\nresolution: 480p\nseed: 3\n",
     "echo": "text: gateway trouble\nimages: [tiles]\nprovider: jiekou\nduration: 4\nresolution: 480p\nseed: 9\n",
 }
 
@@ -241,7 +242,7 @@ def test_full_demo_with_sentinel_keys_leaks_nothing(tmp_path, s3, s3_endpoint, b
     # Every provider was reached with its sentinel key (the simulator accepts only those), and made clips.
     assert all(stats["tasks"][p] >= 1 for p in PROVIDERS), (stats["tasks"], stdout, run.stderr.decode()[-3000:])
     assert run.returncode == 1 and "tiles|echo" in stdout and "Bearer ***" in stdout, stdout  # the echo, scrubbed
-    for clip in ("tower|ws", "tower|jk", "tower|vd", "mountains|quick-pan", "tower|dusk-dolly"):
+    for clip in ("tower|ws", "tower|jk", "tower|vd", "tower|ark", "mountains|quick-pan", "tower|dusk-dolly"):
         assert clip in stdout
     # Collect everything the run left behind.
     blobs = dict(outputs)

@@ -135,7 +135,7 @@ def test_edit_waits_for_a_person_unless_its_forecast_fits_the_automatic_budget(s
     assert requests_total(sim, "submit") == 2 and not waiting.run_requests
 
     put(storage, "prompts/dawn.yaml", PROMPT.replace("calm lake", "foggy lake"))
-    each = 864 * 496 * 24 * 4 / 1024 * 1.2 / 1e6  # Novita 480p adaptive->16:9, 4 s, silent
+    each = 864 * 496 * (24 * 4 + 1) / 1024 * 1.2 / 1e6  # Novita 480p adaptive->16:9, 4 s, silent
     small = build_definitions(storage, providers, SpendPolicy(auto_backfill_usd=1.5 * each))
     refreshed, _ = tick(storage_sensor, instance, storage, small, cursor=waiting.cursor)
     for request in refreshed.run_requests:

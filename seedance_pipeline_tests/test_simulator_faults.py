@@ -130,7 +130,7 @@ def test_drop_after_creates_the_task_but_sends_nothing(make_server, client, prov
     (task,) = srv.sim.tasks()
     assert list(srv.sim.submits_by_key().values()) == [1]
     done = poll_until_terminal(client, srv, provider, task["id"])
-    assert status_of(provider, done) in ("COMPLETED", "completed", "TASK_STATUS_SUCCEED")
+    assert status_of(provider, done) in ("COMPLETED", "completed", "TASK_STATUS_SUCCEED", "succeeded")
 
 
 def test_drop_on_status_and_raw_socket_sees_no_response(make_server, client):
@@ -276,6 +276,11 @@ EXPECTED_FAILURE = {
         "expire": ("failed", "expired"),
         "fail": ("failed", "Generation failed"),
     },
+    "modelark": {  # Ark's own states and codes (docs/providers.md §7.3, §7.4)
+        "moderation": ("failed", "sensitive"),
+        "expire": ("expired", "expired"),
+        "fail": ("failed", "internal error"),
+    },
 }
 
 
@@ -286,6 +291,8 @@ def _failure_text(provider: str, body: dict) -> str:
         return body["data"]["error"]
     if provider in ("jiekou", "novita"):
         return body["task"]["reason"]
+    if provider == "modelark":
+        return body["error"]["message"]
     return body["error"]
 
 
@@ -309,7 +316,7 @@ def test_task_outcomes_by_fault_and_by_marker(make_server, client, provider, out
         if provider == "runpod":
             assert "output" not in body
     ok = poll_until_terminal(client, srv, provider, task_id_of(provider, clean.json()))
-    assert status_of(provider, ok) in ("COMPLETED", "completed", "TASK_STATUS_SUCCEED")
+    assert status_of(provider, ok) in ("COMPLETED", "completed", "TASK_STATUS_SUCCEED", "succeeded")
 
 
 def test_runpod_moderation_error_embeds_upstream_json(make_server, client):
@@ -384,7 +391,7 @@ def test_echo_auth_puts_the_authorization_header_in_the_error_body(make_server, 
     assert client.headers["authorization"] in r.text  # the key, echoed by the "gateway"
     body = r.json()
     assert (body["reason"] == "CREATE_TASK_FAILED") if provider in ("jiekou", "novita") else True
-    assert ("error" in body) if provider in ("runpod", "vibedream") else ("message" in body)
+    assert ("error" in body) if provider in ("runpod", "vibedream", "modelark") else ("message" in body)
     assert _submit(client, srv, provider).status_code == 200
 
 

@@ -210,6 +210,9 @@ def _assert_error_shape(provider: str, status: int, body: dict) -> None:
         assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
     elif provider == "wavespeed":
         assert body["code"] == status and isinstance(body["message"], str)
+    elif provider == "modelark":  # {"error": {code, message, param, type}} (docs/providers.md §7.4)
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "param", "type"}
+        assert body["error"]["code"] and "Request id: " in body["error"]["message"]
     else:
         assert set(body) == {"code", "reason", "message", "metadata"}
         assert body["code"] == status and body["metadata"] == {}

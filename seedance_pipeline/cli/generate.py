@@ -21,6 +21,7 @@ from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.providers import PROVIDERS, get_adapter
 from seedance_pipeline.providers.engine import ClientSettings, ProviderClient
 from seedance_pipeline.providers.routing import SIMULATOR_KEY, route
+from seedance_pipeline.storage import layout
 
 
 @click.command()
@@ -38,7 +39,15 @@ from seedance_pipeline.providers.routing import SIMULATOR_KEY, route
 )
 @click.option("--camera-fixed", is_flag=True, default=False)
 @click.option("--seed", type=int, default=-1, show_default=True, help="-1 = random.")
-@click.option("--service-tier", type=click.Choice(["default", "flex"]), default=None, help="JieKou and Novita only.")
+@click.option(
+    "--service-tier", type=click.Choice(["default", "flex"]), default=None, help="JieKou, Novita and ModelArk only."
+)
+@click.option(
+    "--execution-expires-after",
+    type=int,
+    default=None,
+    help="Seconds (3600..259200) the task may take before it expires unbilled; JieKou, Novita and ModelArk only.",
+)
 @click.option(
     "--base-url", default=None, help="Provider API root; default $SEEDANCE_<PROVIDER>_BASE_URL, else the real API."
 )
@@ -59,6 +68,7 @@ def generate(
     camera_fixed,
     seed,
     service_tier,
+    execution_expires_after,
     base_url,
     simulator,
     out,
@@ -90,6 +100,7 @@ def generate(
                 camera_fixed=camera_fixed,
                 seed=seed,
                 service_tier=service_tier,
+                execution_expires_after=execution_expires_after,
             )
             client_settings = ClientSettings()
             if simulator:
@@ -128,7 +139,8 @@ def generate(
     click.echo(
         f"stored {out} ({result.size_bytes} bytes) from {provider} task {result.task_id}; "
         f"estimated ${result.estimated_cost_usd:.4f}"
-        + (f", provider reported ${result.reported_cost_usd:.4f}" if result.reported_cost_usd is not None else ""),
+        + (f", provider reported ${result.reported_cost_usd:.4f}" if result.reported_cost_usd is not None else "")
+        + (f"; last frame stored at {result.last_frame}" if result.last_frame else ""),
         err=as_json,
     )
     summary.update(result.as_dict(), output=out, simulated=simulator)
@@ -141,4 +153,5 @@ async def _generate(adapter, api_key, base_url, client_settings, prepared, fs, p
         click.echo(f"  {adapter.name} task {snap.task_id}: {snap.state.value}{progress}", err=True)
 
     async with ProviderClient(adapter, api_key, base_url=base_url, settings=client_settings) as client:
-        return await generate_clip(client, prepared, fs, path, on_update=show)
+        last_frame = layout.last_frame_of(path) if path.endswith(".mp4") else None
+        return await generate_clip(client, prepared, fs, path, on_update=show, last_frame_path=last_frame)

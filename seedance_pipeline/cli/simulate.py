@@ -1,4 +1,4 @@
-"""``seedance-pipeline simulate``: the built-in simulator of the five providers, on its own."""
+"""``seedance-pipeline simulate``: the built-in simulator of every provider, on its own."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from seedance_pipeline.providers import PROVIDERS
     help="SimConfig as JSON (latency, faults, caps).",
 )
 def simulate(host: str, port: int, config_file: str | None) -> None:
-    """Serve the five providers' APIs under http://HOST:PORT/<provider>."""
+    """Serve every provider's API under http://HOST:PORT/<provider>."""
     from seedance_pipeline.simulator.config import SimConfig
     from seedance_pipeline.simulator.server import serve
 

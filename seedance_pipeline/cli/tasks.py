@@ -200,9 +200,12 @@ def _cancel(store: TaskStore, record: AttemptRecord) -> None:
             "the attempt stays open and its clip is collected by the pending-tasks sensor or the next run"
         )
     if state is not TaskState.CANCELLED:
+        from seedance_pipeline.providers import ADAPTER_CLASSES
+
+        only = sorted(s.value for s in ADAPTER_CLASSES[record.provider].cancellable_states)
         raise click.ClickException(
-            f"{record.provider} did not cancel {where} (it is {state.value}; a running task cannot be cancelled "
-            "there): the attempt stays open and its clip is collected when it ends"
+            f"{record.provider} did not cancel {where}: it is already {state.value}, and {record.provider} cancels "
+            f"only {' or '.join(only)} tasks. The attempt stays open; its clip is collected when it ends (and billed)"
         )
     store.save(record.moved(AttemptState.ABANDONED, error=f"{record.error or ''} [cancelled at the provider]".strip()))
     click.echo(f"cancelled {where} and abandoned attempt {record.attempt_id}; nothing more is billed for it.")

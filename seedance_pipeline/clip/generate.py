@@ -19,6 +19,7 @@ import fsspec
 from seedance_pipeline.clip.prepare import PreparedRequest
 from seedance_pipeline.core.errors import DownloadFailed, TaskFailed
 from seedance_pipeline.providers.engine import ProviderClient
+from seedance_pipeline.providers.engine.download import PNG
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
 from seedance_pipeline.storage.atomic import atomic_writer_async
 
@@ -48,6 +49,7 @@ class ClipResult:
     url_ttl_s: float | None
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    last_frame: str | None = None  # where the clip's last frame was stored, where the provider returned one
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,12 +100,15 @@ async def generate_clip(
     resume: TaskSnapshot | None = None,
     patient: bool = True,
     keep: io.BytesIO | None = None,
+    last_frame_path: str | None = None,
 ) -> ClipResult:
     """Submit (or resume ``resume``), wait, download into ``dest_path``. Raises ProviderError subclasses.
 
     ``patient``: the provider is the clip's last choice, so its 429s are waited out (``ProviderClient.submit``);
     False when another provider could take the clip instead. ``keep``: a buffer that ends up holding the
-    stored bytes, so an object store's clip can be checked without downloading it again."""
+    stored bytes, so an object store's clip can be checked without downloading it again. ``last_frame_path``: where
+    the clip's last frame goes when the provider returns one (``last_frame_url``, ModelArk); a last frame that
+    cannot be fetched is a warning, never a failed clip."""
     t0 = time.monotonic()
 
     def sink():
@@ -155,6 +160,8 @@ async def generate_clip(
                 raise
             snap = replace(snap, output_url=fresh.output_url)
             dl = await client.download(fresh.output_url, sink, task_id=snap.task_id)
+        warnings = list(prepared.warnings)
+        last_frame = await _last_frame(client, snap, fs, last_frame_path, warnings) if last_frame_path else None
         timings["total_s"] = time.monotonic() - t0
         result = ClipResult(
             provider=client.provider,
@@ -169,7 +176,8 @@ async def generate_clip(
             size_bytes=dl.size_bytes,
             url_ttl_s=snap.url_ttl_s if snap.url_ttl_s is not None else client.adapter.output_url_ttl_s,
             timings={k: round(v, 3) for k, v in timings.items()},
-            warnings=list(prepared.warnings),
+            warnings=warnings,
+            last_frame=last_frame,
         )
     except Exception as exc:
         if journal:
@@ -178,3 +186,18 @@ async def generate_clip(
     if journal:
         await asyncio.to_thread(journal.finished, prepared, result, None)
     return result
+
+
+async def _last_frame(
+    client: ProviderClient, snap: TaskSnapshot, fs: fsspec.AbstractFileSystem, path: str, warnings: list[str]
+) -> str | None:
+    """The clip's last frame stored at ``path`` (whole or not at all), where the task's answer carries one."""
+    url = snap.extra.get("last_frame_url")
+    if not isinstance(url, str) or not url:
+        return None
+    try:
+        await client.download(url, lambda: atomic_writer_async(fs, path), task_id=snap.task_id, expect=PNG)
+    except DownloadFailed as exc:
+        warnings.append(f"the clip's last frame was not stored: {exc}")
+        return None
+    return path

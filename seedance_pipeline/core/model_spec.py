@@ -67,4 +67,10 @@ def pixel_size(ratio: str, resolution: str, image_size: tuple[int, int] | None =
 
 
 def frame_count(duration_s: int) -> int:
-    return FPS * duration_s
+    """Frames of a clip as ByteDance counts them for billing: 24·d + 1 (docs/providers.md §2.4 [INF])."""
+    return FPS * duration_s + 1
+
+
+def billed_height(height: int) -> int:
+    """The height ByteDance bills: padded to a multiple of 16 (1080 -> 1088; docs/providers.md §2.4 [INF])."""
+    return -(-height // 16) * 16

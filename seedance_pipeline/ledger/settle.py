@@ -8,7 +8,9 @@ The rules, for one attempt whose submit POST may have reached the provider and w
   process died, to now. ``SKEW_S`` either side covers the provider's clock.
 * A listed task *is* the attempt when every listed request field equals the attempt's, the image digest too
   (``image_sent_sha256``: the exact reference sent), it was created inside the window, no other attempt of the
-  same request holds its id, and it is the only such task and no other attempt claims it.
+  same request holds its id, and it is the only such task and no other attempt claims it. A list that shows no
+  inputs (ModelArk: neither prompt nor image) proves a match only by an explicit seed the attempt chose, equal to
+  the listed task's; a random seed (-1) is never compared, and such a match stays with a person.
 * The attempt was *never created* when the list reaches back past the window's start, the window ended longer
   ago than the provider takes to show a task (``list_visibility_s``), the attempt is younger than the provider
   keeps tasks, and no task in the window unknown to the ledger has the attempt's request fields apart from the
@@ -38,6 +40,7 @@ class TaskList:
     complete: bool  # not cut at a page: every task the provider still keeps is in it
     visibility_s: float  # a task is in the list this long after its submit at the latest
     retention_s: float | None  # tasks older than this are gone from the list (None: not documented)
+    shows_images: bool = True  # the listed tasks carry the image reference they were sent (False: ModelArk)
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,19 @@ def window(record: AttemptRecord, now: float) -> tuple[float, float]:
     return record.created_at - SKEW_S, end + SKEW_S
 
 
-def _fields(record: AttemptRecord, task: ListedTask) -> tuple[bool, bool]:
-    """(the request fields the list shows, apart from the image, equal the attempt's; the image's too)."""
+def _fields(record: AttemptRecord, task: ListedTask, shows_images: bool = True) -> tuple[bool, bool]:
+    """(the request fields the list shows, apart from the image, equal the attempt's; the image's too, or where
+    the list shows no images, an explicit seed the attempt chose). A random seed (-1) is not compared: the list
+    shows the seed the provider drew."""
     ours = record.request
-    same = all(ours.get(k) == v for k, v in task.request.items() if k != IMAGE_FIELD and ours.get(k) is not None)
+    same = all(
+        ours.get(k) == v
+        for k, v in task.request.items()
+        if k != IMAGE_FIELD and ours.get(k) is not None and not (k == "seed" and ours.get(k) == -1)
+    )
+    if not shows_images:
+        seed = ours.get("seed")
+        return same, same and isinstance(seed, int) and seed >= 0 and task.request.get("seed") == seed
     image = task.request.get(IMAGE_FIELD)
     return same, same and image is not None and image == ours.get(IMAGE_FIELD)
 
@@ -92,7 +104,7 @@ def settle(
             for t in listing.tasks
             if t.task_id not in known_task_ids and t.created_at is not None and start <= t.created_at <= end
         ]
-        matched = [(t, _fields(record, t)) for t in inside]
+        matched = [(t, _fields(record, t, listing.shows_images)) for t in inside]
         candidates[record.attempt_id] = [t for t, (_, exact) in matched if exact]
         lookalikes[record.attempt_id] = [t for t, (same, exact) in matched if same and not exact]
     claims: dict[str, int] = {}
@@ -110,6 +122,13 @@ def settle(
         elif found:
             ids = ", ".join(t.task_id for t in found)
             verdicts.append(Verdict(record, reason=f"{len(found)} listed tasks match it exactly ({ids})"))
+        elif alike and not listing.shows_images:
+            ids = ", ".join(t.task_id for t in alike)
+            reason = (
+                f"listed tasks {ids} have its request fields, but the list shows neither prompt nor image and its "
+                "seed was random: not provably its task"
+            )
+            verdicts.append(Verdict(record, reason=reason))
         elif alike:
             ids = ", ".join(t.task_id for t in alike)
             verdicts.append(Verdict(record, reason=f"listed tasks {ids} have its request but another image"))

@@ -87,4 +87,5 @@ def _request(spec: PromptSpec, image: str, last_image: str | None) -> Generation
         camera_fixed=fields["camera_fixed"],
         seed=fields["seed"],
         service_tier=fields["service_tier"],
+        execution_expires_after=fields.get("execution_expires_after"),
     )

@@ -47,6 +47,9 @@ class PromptSpec(BaseModel):
     seed: int = Field(default=-1, ge=-1)
     last_image: str | None = None  # an image key, or an http(s) URL
     service_tier: ServiceTier | None = None
+    # The task's deadline in seconds from its creation (JieKou, Novita, ModelArk): a flex task past it expires
+    # unbilled instead of finishing after nobody waits for it. Range checked per provider (providers/validation.py).
+    execution_expires_after: int | None = None
 
     @field_validator("text")
     @classmethod
@@ -81,8 +84,10 @@ class PromptSpec(BaseModel):
         return v
 
     def request_fields(self) -> dict:
-        """What shapes the request sent to a provider (everything but the image globs)."""
-        return self.model_dump(exclude={"images"})
+        """What shapes the request sent to a provider (everything but the image globs). A deadline left unset is
+        left out, so prompts written before it existed keep their data version."""
+        unset = {"execution_expires_after"} if self.execution_expires_after is None else set()
+        return self.model_dump(exclude={"images", *unset})
 
     @property
     def data_version(self) -> str:

@@ -1,5 +1,6 @@
 """Through which provider: the one a prompt names, or for ``provider: auto`` every configured provider that
-accepts the request, cheapest first (the next is tried only if the previous one never accepted the task)."""
+accepts the request, cheapest first (the next is tried only if the previous one never accepted the task); at one
+price, a published price before an assumed one (prices.yaml ``assumption``), then the registry's order."""
 
 from __future__ import annotations
 
@@ -53,7 +54,10 @@ def candidates(
         raise InvalidRequest(
             "provider", choice, "no configured provider accepts this request: " + "; ".join(str(e) for e in errors)
         )
-    return sorted(options, key=lambda c: (c.prepared.estimate.usd, PROVIDERS.index(c.provider)))
+    return sorted(
+        options,
+        key=lambda c: (c.prepared.estimate.usd, c.prepared.estimate.assumption, PROVIDERS.index(c.provider)),
+    )
 
 
 def planned_provider(spec: PromptSpec, providers: SeedanceProviders) -> str:
@@ -71,11 +75,11 @@ def planned_provider(spec: PromptSpec, providers: SeedanceProviders) -> str:
         if (
             spec.resolution not in caps.resolutions
             or spec.seed > caps.seed_max
-            or (spec.service_tier is not None and "service_tier" not in caps.extras)
+            or any(getattr(spec, extra) is not None and extra not in caps.extras for extra in _EXTRAS)
         ):
             continue
         try:
-            usd = pricing.estimate(
+            cost = pricing.estimate(
                 name,
                 resolution=spec.resolution,
                 duration_s=spec.duration,
@@ -83,8 +87,11 @@ def planned_provider(spec: PromptSpec, providers: SeedanceProviders) -> str:
                 height=height,
                 generate_audio=spec.generate_audio,
                 service_tier=spec.service_tier,
-            ).usd
+            )
         except pricing.NoPrice:
             continue
-        options.append((usd, PROVIDERS.index(name), name))
-    return min(options)[2] if options else "auto"
+        options.append((cost.usd, cost.assumption, PROVIDERS.index(name), name))
+    return min(options)[3] if options else "auto"
+
+
+_EXTRAS = ("service_tier", "execution_expires_after")  # prompt fields only some providers take

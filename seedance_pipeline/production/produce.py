@@ -27,6 +27,7 @@ from seedance_pipeline.production.store import Events, reuse_stored, store_gener
 from seedance_pipeline.providers.engine import ProviderClient
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
+from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ async def _produce_one(run: Run, plan: Production) -> Events:
                 resume=resume,
                 patient=n + 1 == len(order),
                 keep=kept,
+                last_frame_path=layout.last_frame_of(clip_path),
             )
         except OverBudget as exc:
             raise ItemFailed(f"{it.where}: {exc}") from None

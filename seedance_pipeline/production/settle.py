@@ -97,7 +97,14 @@ async def _settle(
             result.unlistable.extend(records)
             continue
         tasks, complete = answer
-        listing = TaskList(provider, tasks, complete, float(adapter.list_visibility_s or 0), adapter.task_retention_s)
+        listing = TaskList(
+            provider,
+            tasks,
+            complete,
+            float(adapter.list_visibility_s or 0),
+            adapter.task_retention_s,
+            shows_images=adapter.list_shows_images,
+        )
         for verdict in settle(records, listing, _known_task_ids(store, provider, records, now), now=now):
             if not verdict.settled:
                 result.undecided.append(verdict)

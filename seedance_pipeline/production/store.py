@@ -67,6 +67,7 @@ async def store_generated(
         "passed_over": passed_over,
         "after_lost_attempt": after_lost,
         "retake_of": it.retake.of if it.retake else None,
+        "last_frame": storage.ref(result.last_frame) if result.last_frame else None,
     }
     await _write_sidecar(storage, it, sidecar)
     return clip_events(

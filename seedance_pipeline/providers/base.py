@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from seedance_pipeline.core.request import GenerationRequest
+from seedance_pipeline.core.settings import Setting
 from seedance_pipeline.providers.states import ListedTask, TaskSnapshot, TaskState
 
 
@@ -72,6 +73,23 @@ class ProviderAdapter(ABC):
     # Where the provider lists an account's recent tasks (build_list): how long after a submit its task is sure
     # to be in the list, so that one absent after that was never created. None: no list.
     list_visibility_s: float | None = None
+    # Whether the listed tasks carry the image reference they were sent (what proves a match, ledger/settle.py).
+    list_shows_images: bool = True
+    # The states in which the cancel call (build_cancel) cancels a task; the engine asks for the task's state first
+    # when this is narrower than every open state (a provider whose cancel also deletes finished tasks).
+    cancellable_states: ClassVar[frozenset[TaskState]] = frozenset({TaskState.QUEUED, TaskState.RUNNING})
+    # The adapter's own settings (read by ``from_env``), listed with the others in the README.
+    settings: ClassVar[tuple[Setting, ...]] = ()
+
+    @classmethod
+    def from_env(cls) -> ProviderAdapter:
+        """The adapter as its settings in the environment configure it (``settings``)."""
+        return cls()
+
+    @property
+    def base_url(self) -> str:
+        """The real API's root for this adapter as configured (e.g. per region)."""
+        return self.default_base_url
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"}
@@ -107,8 +125,12 @@ class ProviderAdapter(ABC):
         return [], False
 
     def build_cancel(self, task_id: str) -> WireRequest | None:
-        """The call that cancels a task, where the provider has one; its 2xx reply parses like a poll's."""
+        """The call that cancels a task, where the provider has one (``parse_cancel`` reads its 2xx reply)."""
         return None
+
+    def parse_cancel(self, reply: WireReply) -> TaskSnapshot | None:
+        """The task after a 2xx cancel reply; None when the reply carries no task (the engine then polls it)."""
+        return self.parse_poll(reply)
 
 
 def map_status(table: dict[str, TaskState], raw: str | None) -> TaskState:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from seedance_pipeline.providers import ADAPTER_CLASSES
+from seedance_pipeline.providers import get_adapter
 
 # The built-in simulator (and a base URL that needs no key, e.g. a simulator started by hand) takes any
 # non-empty key: this one is sent where none is configured.
@@ -38,5 +38,5 @@ def route(provider: str, *, api_key: str | None, base_url: str | None) -> Route:
     if base_url:
         return Route(provider, base_url, api_key or None)
     if api_key:
-        return Route(provider, ADAPTER_CLASSES[provider].default_base_url, api_key)
+        return Route(provider, get_adapter(provider).base_url, api_key)
     return Route(provider, None)

@@ -1,4 +1,4 @@
-"""A local simulator of the five hosted Seedance 1.5 Pro i2v providers, over real HTTP.
+"""A local simulator of the Seedance 1.5 Pro i2v providers (five hosted ones and ByteDance's own), over real HTTP.
 
 Public API: ``SimConfig`` / ``ProviderSimConfig`` / ``FaultRule`` (config.py), ``Simulator``
 (state.py), ``build_app`` (app.py), ``SimulatorServer`` / ``serve`` (server.py).

@@ -23,12 +23,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from seedance_pipeline.simulator import jiekou, novita, outputs, runpod, vibedream, wavespeed
+from seedance_pipeline.simulator import jiekou, modelark, novita, outputs, runpod, vibedream, wavespeed
 from seedance_pipeline.simulator.config import SimConfig
 from seedance_pipeline.simulator.faults import FaultMiddleware
 from seedance_pipeline.simulator.state import Simulator
 
-MODULES: dict[str, ModuleType] = {m.NAME: m for m in (runpod, wavespeed, jiekou, novita, vibedream)}
+MODULES: dict[str, ModuleType] = {m.NAME: m for m in (runpod, wavespeed, jiekou, novita, vibedream, modelark)}
 
 
 def _provider_app(sim: Simulator, module: ModuleType) -> Starlette:

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-PROVIDERS = ("runpod", "wavespeed", "jiekou", "novita", "vibedream")
+PROVIDERS = ("runpod", "wavespeed", "jiekou", "novita", "vibedream", "modelark")
 
 Endpoint = Literal["submit", "status", "download", "cancel", "list", "*"]
 

@@ -3,6 +3,7 @@
     images/<key>.<png|jpg|jpeg|webp|gif|bmp|tif|tiff>     source images (key = file name stem)
     prompts/<key>.yaml                                     prompt specs
     clips/<prompt>/<image>.mp4  + <image>.json             stored clips and their sidecars
+    clips/<prompt>/<image>.last.png                        the clip's last frame, where the provider returns it
     clips/<prompt>/<image>.versions/<fingerprint>.mp4      earlier clips of the pair, kept when an edit replaces them
     reports/<YYYY-MM-DD>/cost_report.{parquet,md}          daily cost reports
     tasks/days/<YYYY-MM-DD>/<attempt>.json                 write-ahead record of every provider attempt
@@ -43,6 +44,11 @@ def clip(prompt: str, image: str) -> str:
 def sidecar_of(clip_path: str) -> str:
     """The JSON sidecar stored next to a clip (``.../<image>.mp4`` -> ``.../<image>.json``)."""
     return clip_path[: -len(".mp4")] + ".json"
+
+
+def last_frame_of(clip_path: str) -> str:
+    """The clip's last frame, stored beside it where the provider returns one (``.../<image>.last.png``)."""
+    return clip_path[: -len(".mp4")] + ".last.png"
 
 
 def versions_of(prompt: str, image: str) -> str:

@@ -71,7 +71,7 @@ class ProviderClient(Downloads, Waiting):
             raise ValueError("api_key is empty")
         self.adapter = adapter
         self.provider = adapter.name
-        self.base_url = (base_url or adapter.default_base_url).rstrip("/")
+        self.base_url = (base_url or adapter.base_url).rstrip("/")
         self.settings = settings or ClientSettings()
         # One poll schedule per request shape (``wait``'s ``shape``: 480p 4 s and 1080p 12 s differ).
         self.schedules = Schedules(self.settings, sleep)
@@ -260,18 +260,26 @@ class ProviderClient(Downloads, Waiting):
         return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
 
     async def cancel(self, task_id: str) -> TaskSnapshot | None:
-        """Ask the provider to cancel a task: its state after the call, or None when it has no cancel endpoint.
-        A cancel is never retried blindly beyond what a status GET would be (it changes nothing twice)."""
+        """The task's state after a cancel, or None without a cancel endpoint. Retried only as a GET is. Where the
+        provider cancels only some states (``cancellable_states``), a task in another is left alone (polled only)."""
         wire = self.adapter.build_cancel(task_id)
         if wire is None:
             return None
+        narrowed = self.adapter.cancellable_states != ProviderAdapter.cancellable_states
+        if narrowed and (before := await self.poll(task_id)).state not in self.adapter.cancellable_states:
+            return before
         reply = await self._get(self._api, wire, "cancel")
         if not 200 <= reply.status_code < 300:
             code, message = self._message(reply)
+            # A refusal: the task may have left the cancellable state since it was asked for.
+            after = await self.poll(task_id) if narrowed and 400 <= reply.status_code < 500 else None
+            if after is not None and after.state not in self.adapter.cancellable_states:
+                return replace(after, error=message)
             raise self._error(
                 ProviderError, f"cancel of task {task_id}: {message}", status_code=reply.status_code, code=code
             )
-        snap = self.adapter.parse_poll(reply)
+        if (snap := self.adapter.parse_cancel(reply)) is None:
+            return await self.poll(task_id)
         return snap if snap.task_id and snap.task_id != "None" else replace(snap, task_id=task_id)
 
     async def list_tasks(self) -> tuple[list[ListedTask], bool] | None:

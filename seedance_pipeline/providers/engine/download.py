@@ -35,6 +35,19 @@ Sink = Callable[[], AbstractAsyncContextManager[Writable]]
 
 
 @dataclass(frozen=True)
+class Expect:
+    """What a download must be: checked on its first 12 bytes (``what`` and ``mark`` name it in errors)."""
+
+    what: str
+    mark: str
+    looks_right: Callable[[bytes], bool]
+
+
+MP4 = Expect("an MP4", "ftyp box", looks_like_mp4)
+PNG = Expect("a PNG image", "PNG signature", lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"))
+
+
+@dataclass(frozen=True)
 class DownloadResult:
     size_bytes: int
     attempts: int
@@ -64,9 +77,12 @@ class Downloads:
         if is_private_host(parts.hostname) and not self._allow_private:
             raise self._error(DownloadFailed, f"refusing to {what} a private or loopback host ({parts.hostname})")
 
-    async def download(self, url: str, sink: Sink, *, task_id: str | None = None) -> DownloadResult:
+    async def download(
+        self, url: str, sink: Sink, *, task_id: str | None = None, expect: Expect = MP4
+    ) -> DownloadResult:
         """Stream ``url`` in chunks into a handle ``sink()`` opens; it must keep the file only if its block ends
-        without an error (``storage.atomic.atomic_writer_async``), so a file appears only complete and MP4-shaped.
+        without an error (``storage.atomic.atomic_writer_async``), so a file appears only complete and shaped as
+        ``expect`` says (an MP4, or the PNG of a last frame).
 
         Redirects are followed here, not by httpx: at most ``MAX_REDIRECTS`` hops, each target checked
         like the first URL (http(s) only, no private hosts unless simulated).
@@ -75,7 +91,7 @@ class Downloads:
         for attempt in range(s.max_retries + 1):
             last = attempt == s.max_retries
             try:
-                outcome = await self._download_once(url, sink, task_id, retry=not last)
+                outcome = await self._download_once(url, sink, task_id, expect, retry=not last)
             except _Truncated as exc:
                 if last:
                     raise self._error(
@@ -97,7 +113,9 @@ class Downloads:
             await self._sleep(self._backoff(attempt, outcome))
         raise self._error(DownloadFailed, "download retries exhausted", task_id=task_id)
 
-    async def _download_once(self, url: str, sink: Sink, task_id: str | None, *, retry: bool) -> int | float | None:
+    async def _download_once(
+        self, url: str, sink: Sink, task_id: str | None, expect: Expect, *, retry: bool
+    ) -> int | float | None:
         """One GET (plus its redirects): the stored size, or the Retry-After (None: back off) to retry."""
         s = self.settings
         current = url
@@ -135,10 +153,12 @@ class Downloads:
                         f"output is {expected} bytes, over the {s.download_max_bytes}-byte limit",
                         task_id=task_id,
                     )
-                return await self._stream_to(resp, sink, expected, task_id)
+                return await self._stream_to(resp, sink, expected, task_id, expect)
         raise self._error(DownloadFailed, f"output URL redirected more than {MAX_REDIRECTS} times", task_id=task_id)
 
-    async def _stream_to(self, resp: httpx.Response, sink: Sink, expected: int | None, task_id: str | None) -> int:
+    async def _stream_to(
+        self, resp: httpx.Response, sink: Sink, expected: int | None, task_id: str | None, expect: Expect
+    ) -> int:
         s = self.settings
         size = 0
         head = b""
@@ -147,8 +167,10 @@ class Downloads:
                 async for chunk in resp.aiter_bytes(s.download_chunk_bytes):
                     if len(head) < 12:
                         head += chunk[: 12 - len(head)]
-                        if len(head) >= 12 and not looks_like_mp4(head):
-                            raise self._error(DownloadFailed, "output is not an MP4 (no ftyp box)", task_id=task_id)
+                        if len(head) >= 12 and not expect.looks_right(head):
+                            raise self._error(
+                                DownloadFailed, f"output is not {expect.what} (no {expect.mark})", task_id=task_id
+                            )
                     size += len(chunk)
                     if size > s.download_max_bytes:
                         raise self._error(
@@ -159,8 +181,10 @@ class Downloads:
                 raise _Truncated(f"{size} bytes then {type(exc).__name__}") from None
             if expected is not None and size != expected:
                 raise _Truncated(f"{size} of {expected} bytes")
-            if len(head) < 12 or not looks_like_mp4(head):
-                raise self._error(DownloadFailed, "output is not an MP4 (too short or no ftyp box)", task_id=task_id)
+            if len(head) < 12 or not expect.looks_right(head):
+                raise self._error(
+                    DownloadFailed, f"output is not {expect.what} (too short or no {expect.mark})", task_id=task_id
+                )
         return size
 
 
