@@ -312,3 +312,25 @@ def test_modelark_generates_with_the_simulator_and_stores_the_last_frame(tmp_pat
         "lake.last.png",
         "lake.mp4",
     ]
+
+
+def heic(size=(800, 450), color=(30, 90, 160)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="HEIF")
+    return buf.getvalue()
+
+
+def test_a_heic_image_generates_with_modelark_and_is_refused_by_the_resellers_before_sending(tmp_path):
+    """ModelArk takes HEIC/HEIF (docs/providers.md §2.5): the image goes out as a data:image/heif URI and the clip
+    comes back. A reseller refuses the same file before anything is sent, naming the field, the file and the
+    formats it takes."""
+    image = tmp_path / "frame.heic"
+    image.write_bytes(heic())
+    out = tmp_path / "clips" / "lake.mp4"
+    proc = run_generate(tmp_path, *clip_args("modelark", str(image), out, "--simulator"))
+    assert proc.returncode == 0, proc.stderr
+    assert last_json(proc)["status"] == "succeeded"
+    assert_mp4(out)
+    refused = run_generate(tmp_path, *clip_args("novita", str(image), tmp_path / "n.mp4", "--simulator"))
+    assert refused.returncode == 2 and not (tmp_path / "n.mp4").exists()
+    assert "image" in refused.stderr and "frame.heic" in refused.stderr and "HEIF is not accepted" in refused.stderr

@@ -18,8 +18,13 @@ from functools import cached_property
 from pathlib import PurePosixPath
 
 from PIL import Image, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from seedance_pipeline.core.errors import InvalidRequest
+
+# Pillow opens HEIC/HEIF (format name "HEIF") through pillow-heif's plugin: ModelArk accepts them, the resellers do
+# not (each adapter's Capabilities.image_formats), so a HEIC image gets a clear refusal where it cannot be sent.
+register_heif_opener()
 
 MAX_IMAGE_BYTES = 30 * 1024 * 1024  # "< 30 MB" (docs/providers.md §2.5)
 
@@ -33,6 +38,8 @@ _EXTENSION_FORMATS = {
     ".bmp": "BMP",
     ".tif": "TIFF",
     ".tiff": "TIFF",
+    ".heic": "HEIF",
+    ".heif": "HEIF",
 }
 
 

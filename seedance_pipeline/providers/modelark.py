@@ -108,7 +108,7 @@ class ModelArkAdapter(ProviderAdapter):
         ratios=frozenset({"16:9", "4:3", "1:1", "3:4", "9:16", "21:9"}),
         adaptive_wire_value="adaptive",
         seed_max=4294967295,
-        # HEIC/HEIF for 1.5 Pro (§2.5 [SRC-3P]): Pillow reads them only with a HEIF plugin installed.
+        # HEIC/HEIF for 1.5 Pro (§2.5 [SRC-3P]), read through pillow-heif (core/images.py).
         image_formats=BYTEDANCE_IMAGE_FORMATS | {"HEIF"},
         accepts_data_uri=True,
         extras=frozenset({"service_tier", "execution_expires_after", "watermark"}),

@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
+from pillow_heif import register_heif_opener
 
 BYTEDANCE_FORMATS = frozenset({"jpeg", "png", "webp", "bmp", "tiff", "gif"})
+# ModelArk takes HEIC/HEIF too (docs/providers.md §2.5); Pillow reads them through pillow-heif's plugin.
+ARK_FORMATS = BYTEDANCE_FORMATS | {"heif"}
 VIBEDREAM_FORMATS = frozenset({"jpeg", "png", "gif", "webp"})
 MIN_SIDE, MAX_SIDE = 300, 6000
 MIN_ASPECT, MAX_ASPECT = 0.4, 2.5
@@ -30,7 +33,17 @@ WAVESPEED_MAX_BYTES = 20 * 1024 * 1024  # WaveSpeed's upload cap: more than 20 M
 FETCH_TIMEOUT_S = 30.0
 
 # Pillow format name -> the providers' vocabulary (MPO is a multi-picture JPEG).
-_PIL_FORMATS = {"JPEG": "jpeg", "MPO": "jpeg", "PNG": "png", "WEBP": "webp", "BMP": "bmp", "TIFF": "tiff", "GIF": "gif"}
+_PIL_FORMATS = {
+    "JPEG": "jpeg",
+    "MPO": "jpeg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "BMP": "bmp",
+    "TIFF": "tiff",
+    "GIF": "gif",
+    "HEIF": "heif",
+}
+register_heif_opener()
 _DATA_URI = re.compile(r"^data:image/([A-Za-z0-9.+-]+);base64,(.*)$", re.S)
 
 

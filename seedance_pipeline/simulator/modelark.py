@@ -25,7 +25,7 @@ from seedance_pipeline.simulator import outcomes
 from seedance_pipeline.simulator import validation as v
 from seedance_pipeline.simulator.common import BadBody, authorized, fault_outcome, json_object, origin, output_url
 from seedance_pipeline.simulator.generate import FOLLOW_IMAGE, Images, start_task
-from seedance_pipeline.simulator.images import BYTEDANCE_FORMATS, ImageProblem, load_image
+from seedance_pipeline.simulator.images import ARK_FORMATS, ImageProblem, load_image
 from seedance_pipeline.simulator.outputs import expired_response, storage_error
 from seedance_pipeline.simulator.state import Simulator
 from seedance_pipeline.simulator.task import Task
@@ -250,12 +250,10 @@ def routes(sim: Simulator) -> list[Route]:
             message = f"The maximum number of queued tasks for a single master account is {MAX_QUEUED}."
             return error_response(429, message, code=QUEUE_FULL_CODE)
         try:
-            first = await load_image(params["image"], "image", allow_data_uri=True, formats=BYTEDANCE_FORMATS)
+            first = await load_image(params["image"], "image", allow_data_uri=True, formats=ARK_FORMATS)
             last = None
             if params["last_image"] is not None:
-                last = await load_image(
-                    params["last_image"], "last_image", allow_data_uri=True, formats=BYTEDANCE_FORMATS
-                )
+                last = await load_image(params["last_image"], "last_image", allow_data_uri=True, formats=ARK_FORMATS)
         except ImageProblem as exc:
             sim.record_submit(NAME, body, accepted=False)
             return error_response(400, str(exc), param="content")

@@ -26,7 +26,7 @@ from __future__ import annotations
 IMAGES = "images"
 PROMPTS = "prompts"
 CLIPS = "clips"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif")
 PROMPT_EXTENSIONS = (".yaml", ".yml")
 TASKS_DAYS = "tasks/days"
 TASKS_OPEN = "tasks/open"
