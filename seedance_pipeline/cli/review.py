@@ -16,7 +16,7 @@ from seedance_pipeline.cli.progress import Progress
 from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.core.keys import key_problem
-from seedance_pipeline.planning.retakes import waiting_reason
+from seedance_pipeline.planning.retakes import after_rejection
 from seedance_pipeline.review.gallery import build_gallery
 from seedance_pipeline.review.records import APPROVED, PENDING, REJECTED, REVIEW_STATES, PairReviews
 from seedance_pipeline.review.store import ReviewStore
@@ -47,15 +47,8 @@ def parse_clip(clip: str) -> tuple[str, str]:
 
 def _next(take: Take, reviews: PairReviews) -> str:
     """What happens to the pair next, for a rejected take (``planning/retakes.py``)."""
-    decision = reviews.latest(take.fingerprint)
-    if decision is None or decision.state != REJECTED:
-        return ""
-    if not decision.retake:
-        return "none: rejected with --no-retake"
-    cap = settings.MAX_TAKES.read() or 1
-    if decision.take >= cap:
-        return f"waits: {waiting_reason(decision.take, cap)}"
-    return f"retake: take {decision.take + 1}, a new seed, on the next run"
+    step = after_rejection(reviews.latest(take.fingerprint), settings.MAX_TAKES.read() or 1)
+    return f"{step[0]}: {step[1]}" if step else ""
 
 
 def _row(take: Take, reviews: PairReviews) -> dict:

@@ -159,18 +159,25 @@ def collect_orphans(
     return [f"{r.image}|{r.prompt}" for r in collected if r.state is AttemptState.LOST]
 
 
-def clips_runs(execute: Executor, step: str, rects: list[Rectangle], config: Callable[[Rectangle], dict]) -> list[str]:
-    """One clips run per rectangle (``planning/cover.py``), named ``step``, ``step 2``, ...: their run ids."""
+def rectangle_runs(
+    execute: Executor, step: str, job: str, op: str, rects: list[Rectangle], config: Callable[[Rectangle], dict]
+) -> list[str]:
+    """One run of ``job`` per rectangle of clip partitions (``planning/cover.py``), named ``step``, ``step 2``, ...,
+    with ``config(rect)`` for its op ``op``: their run ids. A clips run expects to store its rectangle's pairs."""
     return [
         execute(
             step if n == 0 else f"{step} {n + 1}",
-            CLIPS_JOB,
+            job,
             tags=clip_range_tags(list(rect.images), list(rect.prompts)),
-            run_config={"ops": {"clips": {"config": config(rect)}}},
-            expect=len(rect.pairs),
+            run_config={"ops": {op: {"config": config(rect)}}},
+            expect=len(rect.pairs) if job == CLIPS_JOB else None,
         ).run_id
         for n, rect in enumerate(rects)
     ]
+
+
+def clips_runs(execute: Executor, step: str, rects: list[Rectangle], config: Callable[[Rectangle], dict]) -> list[str]:
+    return rectangle_runs(execute, step, CLIPS_JOB, "clips", rects, config)
 
 
 def produce_wanted(
@@ -200,13 +207,8 @@ def refresh_selects(execute: Executor, pairs: list[tuple[str, str]], plan: Refre
     """The ``selects`` of these pairs, brought in step with their reviews (runs over just those partitions)."""
     images = plan.images if plan else sorted({i for i, _ in pairs})
     prompts = plan.prompts if plan else sorted({p for _, p in pairs})
-    for n, rect in enumerate(rectangles(pairs, images, prompts)):
-        execute(
-            "selects" if n == 0 else f"selects {n + 1}",
-            SELECTS_JOB,
-            tags=clip_range_tags(list(rect.images), list(rect.prompts)),
-            run_config={"ops": {"selects": {"config": {"only_changed": True}}}},
-        )
+    rects = rectangles(pairs, images, prompts)
+    rectangle_runs(execute, "selects", SELECTS_JOB, "selects", rects, lambda _: {"only_changed": True})
 
 
 def refresh_galleries(execute: Executor, order: list[str], prompts: set[str]) -> None:

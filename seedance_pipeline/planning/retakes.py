@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import BadFile
 from seedance_pipeline.providers import ADAPTER_CLASSES, PROVIDERS
-from seedance_pipeline.review.records import REJECTED, PairReviews
+from seedance_pipeline.review.records import REJECTED, Decision, PairReviews
 from seedance_pipeline.review.store import ReviewStore, pair_files
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
@@ -58,11 +58,27 @@ class RetakeScan:
     problems: list[str] = field(default_factory=list)  # review files that break a rule (left as they are)
 
 
+# What a rejection calls for (after_rejection).
+RETAKE, WAITS, NO_RETAKE = "retake", "waits", "none"
+
+
 def waiting_reason(take: int, max_takes: int) -> str:
     return (
         f"take {take} of at most {max_takes} without a person ({settings.MAX_TAKES.name}): approve an earlier take, "
         "reject with --no-retake, edit the prompt, or raise the setting"
     )
+
+
+def after_rejection(decision: Decision | None, max_takes: int) -> tuple[str, str] | None:
+    """What a take's newest decision calls for, the one statement of the rule: None when it is not a rejection;
+    else (``RETAKE``, text), (``WAITS``, why) past ``max_takes``, or (``NO_RETAKE``, text) for ``--no-retake``."""
+    if decision is None or decision.state != REJECTED:
+        return None
+    if not decision.retake:
+        return NO_RETAKE, "rejected with --no-retake"
+    if decision.take >= max_takes:
+        return WAITS, waiting_reason(decision.take, max_takes)
+    return RETAKE, f"take {decision.take + 1}, a new seed, on the next run"
 
 
 def scan_retakes(storage: SeedanceStorage, pairs: Iterable[Pair], max_takes: int | None = None) -> RetakeScan:
@@ -94,10 +110,11 @@ def scan_retakes(storage: SeedanceStorage, pairs: Iterable[Pair], max_takes: int
         except (KeyError, ValueError):
             continue  # no current clip: nothing to retake (a missing clip is made as any missing clip)
         decision = rejected[pair].latest(str(sidecar.get("fingerprint")))
-        if decision is None or decision.state != REJECTED or not decision.retake:
+        step = after_rejection(decision, cap)
+        if decision is None or step is None or step[0] == NO_RETAKE:
             continue
-        if decision.take >= cap:
-            scan.waiting[pair] = waiting_reason(decision.take, cap)
+        if step[0] == WAITS:
+            scan.waiting[pair] = step[1]
             continue
         seed = (sidecar.get("request") or {}).get("seed", -1)
         scan.retakes[pair] = Retake(decision.fingerprint, decision.take + 1, seed if isinstance(seed, int) else -1)
