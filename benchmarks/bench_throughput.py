@@ -78,11 +78,17 @@ def _one_planned_event_per_run():
 
 
 def _checked(instance, run_id: str) -> tuple[int, int]:
+    """(clips stored, file checks passed). Every check is evaluated and recorded (its cost is in the figures), but
+    only plays_to_end and matches_request are counted: with ``render_shared`` a task's clip is the one render of
+    its shape, made from another image, so the content checks (resembles_source) judge a stand-in."""
     from dagster._core.events import DagsterEventType
+
+    from seedance_pipeline.clip.checks import FILE_CHECKS
 
     mats = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=100000).records
     checks = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=100000).records
-    passed = sum(1 for r in checks if r.event_log_entry.dagster_event.event_specific_data.passed)
+    evaluations = [r.event_log_entry.dagster_event.event_specific_data for r in checks]
+    passed = sum(1 for e in evaluations if e.check_name in FILE_CHECKS and e.passed)
     return len(mats), passed
 
 

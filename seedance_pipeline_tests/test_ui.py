@@ -228,7 +228,7 @@ def test_ui_shows_every_asset_and_its_partitions(tmp_path, storage, providers):
             "prompts": set(PROMPTS),
             "clips": DEMO_CLIPS,
             "selects": set(),  # nothing approved yet
-            "galleries": set(),  # built when a person decides, or by `seedance-pipeline gallery`
+            "galleries": set(PROMPTS),  # `run` built the sheets of the prompts it made takes for
             "cost_report": {day},
         }
         stats = {k: n["partitionStats"] for k, n in nodes.items()}
@@ -237,7 +237,7 @@ def test_ui_shows_every_asset_and_its_partitions(tmp_path, storage, providers):
             "prompts": (2, 2),
             "clips": (5, 6),
             "selects": (0, 6),
-            "galleries": (0, 2),
+            "galleries": (2, 2),
             "cost_report": (1, days),
         }
         for key, (done, total) in expected_stats.items():

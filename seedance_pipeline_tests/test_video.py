@@ -129,14 +129,14 @@ def test_first_frame_comes_from_the_image(color, dominant):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_frames_pan_over_the_image(photo, seed):
+def test_frames_push_in_on_the_image(photo, seed):
     n = model_spec.frame_count(4)
     data = render_clip(photo, 560, 752, 4, False, seed=seed)
     frames = _decode_frames(data, {0, n - 1})
     from PIL import ImageChops, ImageStat
 
     diff = ImageStat.Stat(ImageChops.difference(frames[0].convert("L"), frames[n - 1].convert("L"))).mean[0]
-    assert diff > 2, f"the last frame should differ from the first (pan), mean abs diff {diff}"
+    assert diff > 2, f"the last frame should differ from the first (push-in), mean abs diff {diff}"
 
 
 @pytest.mark.parametrize(

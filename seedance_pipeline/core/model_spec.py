@@ -67,6 +67,11 @@ def pixel_size(ratio: str, resolution: str, image_size: tuple[int, int] | None =
 
 
 def frame_count(duration_s: int) -> int:
+    """Frames of a clip of ``duration_s`` seconds at 24 fps (what the checks and the simulator's renders hold)."""
+    return FPS * duration_s
+
+
+def billed_frames(duration_s: int) -> int:
     """Frames of a clip as ByteDance counts them for billing: 24·d + 1 (docs/providers.md §2.4 [INF])."""
     return FPS * duration_s + 1
 

@@ -51,7 +51,7 @@ class NoPrice(LookupError):
 def tokens(width: int, height: int, duration_s: int) -> float:
     """The observed token count (docs/providers.md §2.4): width x height padded to 16 x (24·d + 1) frames / 1024.
     ByteDance's published formula (x 24·d, unpadded) is 0.8-1.6 % low; a provider's reported charge wins anyway."""
-    return width * model_spec.billed_height(height) * model_spec.frame_count(duration_s) / 1024
+    return width * model_spec.billed_height(height) * model_spec.billed_frames(duration_s) / 1024
 
 
 @lru_cache(maxsize=8)
