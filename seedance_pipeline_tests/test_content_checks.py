@@ -21,6 +21,7 @@ from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline.simulator.render import CONTENT_FAULTS, render_clip
 from seedance_pipeline.simulator.server import SimulatorServer
+from seedance_pipeline.storage import layout
 from seedance_pipeline_tests.conftest import FAST, fast_config, png, put
 
 W, H, SECONDS = 480, 272, 2
@@ -150,3 +151,6 @@ def test_through_the_pipeline_a_faulted_clip_is_stored_and_only_its_check_warns(
         assert {n for n, ok in sidecar["checks"].items() if not ok} == {name}
     good = json.loads(storage.read_bytes(storage.sidecar_path("good", "tower")))
     assert all(good["checks"].values())
+    # the gallery `run` built shows the warning as a warning, not as a failed take
+    sheet = storage.read_bytes(storage.path(layout.gallery("frozen"))).decode()
+    assert "<td>not_frozen</td><td><span class='warn'>warning</span></td>" in sheet and "FAILED" not in sheet

@@ -14,6 +14,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
+from seedance_pipeline.clip.checks import CONTENT_CHECKS
 from seedance_pipeline.clip.probe import VideoProbeError, poster_jpeg
 from seedance_pipeline.review.records import PENDING, PairReviews
 from seedance_pipeline.review.store import ReviewStore
@@ -31,7 +32,8 @@ h1 { font-size: 20px; margin: 0 0 4px; } p.meta { color: #596275; margin: 0 0 18
 .pending { color: #8a6d00; } .approved { color: #1b7f3b; } .rejected { color: #b3261e; }
 table { border-collapse: collapse; width: 100%; } td { padding: 1px 4px; vertical-align: top; }
 td:first-child { color: #596275; width: 90px; } code { font-size: 12px; word-break: break-all; }
-.fail { color: #b3261e; font-weight: 600; } ul.takes { margin: 6px 0 0; padding-left: 18px; color: #596275; }
+.fail { color: #b3261e; font-weight: 600; } .warn { color: #8a5a00; font-weight: 600; }
+ul.takes { margin: 6px 0 0; padding-left: 18px; color: #596275; }
 """
 
 
@@ -80,7 +82,7 @@ def _card(storage: SeedanceStorage, page: str, take: Take, earlier: list[Take], 
         ("seed", _e(side.get("seed") if side.get("seed") is not None else "-")),
         ("take", str(take.number)),
         ("cost", f"${take.cost_usd:.4f}"),
-        *((f"{name}", "passed" if ok else "<span class='fail'>FAILED</span>") for name, ok in sorted(checks.items())),
+        *((f"{name}", _verdict(name, ok)) for name, ok in sorted(checks.items())),
     ]
     if decision:
         rows.append(("review", _e(f"{decision.reviewer}, {decision.at:%Y-%m-%d %H:%M}: {decision.note or '-'}")))
@@ -106,6 +108,15 @@ def _card(storage: SeedanceStorage, page: str, take: Take, earlier: list[Take], 
         + (f"<ul class='takes'>{older}</ul>" if older else "")
         + "</div>"
     )
+
+
+def _verdict(check: str, passed: bool) -> str:
+    """A failed content check is a warning for a person to weigh (severity WARN); a failed file check is not a take."""
+    if passed:
+        return "passed"
+    if check in CONTENT_CHECKS:
+        return "<span class='warn'>warning</span>"
+    return "<span class='fail'>FAILED</span>"
 
 
 def _poster(storage: SeedanceStorage, take: Take) -> str | None:
