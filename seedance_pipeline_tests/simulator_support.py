@@ -147,6 +147,30 @@ def poll_until_terminal(
     return wait_for(get, lambda body: status_of(provider, body) in TERMINAL[provider], timeout_s)
 
 
+# What a 4 s / 480p / silent clip from a 16:9 frame costs (prices.yaml), as test_contract.py and
+# test_cli_generate.py expect it.
+# RunPod $0.024/s; WaveSpeed $0.012/s; JieKou/Novita/ModelArk ByteDance's silent online rate, 864*496*97/1024
+# tokens (24·d + 1 frames, docs/providers.md §2.4) at $1.2/M; VibeDream scaled from its one documented price, 29 cents.
+ESTIMATED_USD = {
+    "runpod": 0.096,
+    "wavespeed": 0.048,
+    "jiekou": 0.0487134,
+    "novita": 0.0487134,
+    "vibedream": 0.29,
+    "modelark": 0.0487134,
+}
+# RunPod (output.cost), VibeDream (costCents at submit) and ModelArk (usage.completion_tokens: the simulator counts
+# 864 * 496 * (24 * 4 + 1) // 1024 = 40594 tokens, at $1.2 per million) report a charge.
+REPORTED_USD = {
+    "runpod": 0.096,
+    "wavespeed": None,
+    "jiekou": None,
+    "novita": None,
+    "vibedream": 0.29,
+    "modelark": 0.0487128,
+}
+
+
 def fake_render(
     image: bytes, width: int, height: int, duration_s: int, audio: bool, seed: int, cache_dir=None, **_content: Any
 ) -> bytes:

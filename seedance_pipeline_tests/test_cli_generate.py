@@ -26,28 +26,11 @@ from seedance_pipeline.providers import PROVIDERS, get_adapter
 from seedance_pipeline.simulator import vibedream as sim_vibedream
 from seedance_pipeline.simulator.config import ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
+from seedance_pipeline_tests.simulator_support import ESTIMATED_USD, REPORTED_USD
 
 URL_ONLY = frozenset({"runpod", "wavespeed", "vibedream"})
 SUMMARY_KEYS = {"provider", "task_id", "status", "output", "estimated_cost_usd", "reported_cost_usd"}
 API_KEY = "sk-cli-test-0123456789abcdef"
-# 4 s / 480p / silent from a 16:9 frame (prices.yaml); reported by RunPod, VibeDream and ModelArk (the simulator's
-# 40594 completion tokens at $1.2 per million: test_contract.py).
-ESTIMATED_USD = {
-    "runpod": 0.096,
-    "wavespeed": 0.048,
-    "jiekou": 0.0487134,
-    "novita": 0.0487134,
-    "vibedream": 0.29,
-    "modelark": 0.0487134,
-}
-REPORTED_USD = {
-    "runpod": 0.096,
-    "wavespeed": None,
-    "jiekou": None,
-    "novita": None,
-    "vibedream": 0.29,
-    "modelark": 0.0487128,
-}
 TIMEOUT_S = 60
 
 

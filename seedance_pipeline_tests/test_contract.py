@@ -41,6 +41,7 @@ from seedance_pipeline.simulator import vibedream as sim_vibedream
 from seedance_pipeline.simulator.config import FaultRule, ProviderSimConfig, SimConfig
 from seedance_pipeline.simulator.server import SimulatorServer
 from seedance_pipeline.simulator.state import submit_key
+from seedance_pipeline_tests.simulator_support import ESTIMATED_USD, REPORTED_USD
 
 URL_ONLY = frozenset({"runpod", "wavespeed", "vibedream"})
 LATENCY_S = 0.1  # simulated generation time per task
@@ -50,26 +51,6 @@ PROMPT = "a calm lake at dawn, slow pan"
 SEED = 7  # within every provider's range (VibeDream: -1..1000)
 
 # What a 4 s 480p silent clip from an 800x450 (16:9) frame is estimated to cost (prices.yaml):
-# RunPod $0.024/s; WaveSpeed $0.012/s; JieKou/Novita/ModelArk ByteDance's silent online rate, 864*496*97/1024
-# tokens (24·d + 1 frames, docs/providers.md §2.4) at $1.2/M; VibeDream scaled from its one documented price, 29 cents.
-ESTIMATED_USD = {
-    "runpod": 0.096,
-    "wavespeed": 0.048,
-    "jiekou": 0.0487134,
-    "novita": 0.0487134,
-    "vibedream": 0.29,
-    "modelark": 0.0487134,
-}
-# RunPod (output.cost), VibeDream (costCents at submit) and ModelArk (usage.completion_tokens: the simulator counts
-# 864 * 496 * (24 * 4 + 1) // 1024 = 40594 tokens, at $1.2 per million) report a charge.
-REPORTED_USD = {
-    "runpod": 0.096,
-    "wavespeed": None,
-    "jiekou": None,
-    "novita": None,
-    "vibedream": 0.29,
-    "modelark": 0.0487128,
-}
 # Each provider's documented seed maximum (docs/providers.md §2.8).
 SEED_MAX = {
     "runpod": 4294967295,

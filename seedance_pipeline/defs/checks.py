@@ -14,6 +14,7 @@ from seedance_pipeline.core.errors import InvalidRequest
 from seedance_pipeline.defs.preview import accepting
 from seedance_pipeline.lineage.names import CLIPS_KEY
 from seedance_pipeline.lineage.partitions import clip_partitions, split_key
+from seedance_pipeline.production.metadata import severity
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 DESCRIPTIONS = {
@@ -41,7 +42,9 @@ def _probe_stored(context, storage: SeedanceStorage, name: str) -> dg.AssetCheck
     image, prompt = split_key(context.partition_key)
     clip, sidecar = storage.clip_path(prompt, image), storage.sidecar_path(prompt, image)
     if not storage.exists(sidecar) or not storage.exists(clip):
-        return dg.AssetCheckResult(passed=False, metadata={"error": f"no stored clip at {storage.ref(clip)}"})
+        return dg.AssetCheckResult(
+            passed=False, metadata={"error": f"no stored clip at {storage.ref(clip)}"}, severity=severity(name)
+        )
     request = json.loads(storage.read_bytes(sidecar))["request"]
     width, height = request["width"], request["height"]
     expected = checks.Expected(
@@ -60,7 +63,7 @@ def _probe_stored(context, storage: SeedanceStorage, name: str) -> dg.AssetCheck
         passed, meta = checks.evaluate(probed, expected, sources=sources)[name]
     except (VideoProbeError, OSError) as exc:
         passed, meta = checks.evaluate(None, expected, str(exc))[name]
-    return dg.AssetCheckResult(passed=passed, metadata=meta)
+    return dg.AssetCheckResult(passed=passed, metadata=meta, severity=severity(name))
 
 
 def _check(name: str) -> dg.AssetChecksDefinition:
@@ -71,12 +74,7 @@ def _check(name: str) -> dg.AssetChecksDefinition:
         description=DESCRIPTIONS[name],
     )
     def _reprobe(context: dg.AssetCheckExecutionContext, storage: SeedanceStorage) -> dg.AssetCheckResult:
-        result = _probe_stored(context, storage, name)
-        if name in checks.CONTENT_CHECKS:
-            return dg.AssetCheckResult(
-                passed=result.passed, metadata=result.metadata, severity=dg.AssetCheckSeverity.WARN
-            )
-        return result
+        return _probe_stored(context, storage, name)
 
     return _reprobe
 

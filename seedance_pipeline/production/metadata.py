@@ -102,10 +102,15 @@ def evaluations(partition: str, results: dict[str, tuple[bool, dict]]) -> list[d
             passed=passed,
             partition=partition,
             metadata=meta,
-            severity=dg.AssetCheckSeverity.WARN if name in CONTENT_CHECKS else dg.AssetCheckSeverity.ERROR,
+            severity=severity(name),
         )
         for name, (passed, meta) in results.items()
     ]
+
+
+def severity(check: str) -> dg.AssetCheckSeverity:
+    """WARN for the content checks (a person decides), ERROR for the file checks (docs/checks.md)."""
+    return dg.AssetCheckSeverity.WARN if check in CONTENT_CHECKS else dg.AssetCheckSeverity.ERROR
 
 
 def lost_observation(it: Item, record: AttemptRecord) -> dg.AssetObservation:
