@@ -10,7 +10,8 @@ processed, read timeouts, trickling bodies, moderation, failed and expired tasks
 expire, truncated, corrupted and redirected downloads, a gateway echoing our key, one provider down
 for ``outage_s``); then ``run_pipeline`` (what ``seedance-pipeline run`` does) and recovery the way a
 user gets it: the pending-tasks sensor evaluated and its runs executed, and ``run`` again, until a
-round changes nothing and leaves nothing a rerun would collect (at most ``max_rounds``).
+round changes nothing and leaves nothing a rerun would collect (at most ``max_rounds``); where an attempt of
+unknown acceptance waits on a provider's task-list delay, that wait and rounds until stable again.
 
 What it reports (and what ``test_campaign.py`` asserts on the small run): clips requested; stored
 and passing both checks (every stored MP4 is probed again); failed, grouped by the reason the user
@@ -204,7 +205,7 @@ def _state(storage: SeedanceStorage) -> tuple:
 
 def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignResult) -> None:
     """First ``run``, then rounds of (pending-tasks sensor + its runs, ``run`` again) until stable; then, where an
-    attempt of unknown acceptance waits on a provider's task-list delay, that wait and one more round."""
+    attempt of unknown acceptance waits on a provider's task-list delay, that wait and rounds until stable again."""
     defs = build_definitions(storage, providers)
     launched: set[str] = set()
     t0 = time.monotonic()
@@ -237,24 +238,31 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
             )
             collected += res.success
         report = run_pipeline(instance, storage, providers)
+        # A storage error's message says "run again", and a user would; so would a user whose `tasks list`
+        # still shows an attempt a rerun collects (accepted, or download_failed: paid, kept open for that).
+        # Only a round that changed nothing and left neither ends the recovery (at most max_rounds).
+        storage_errors = [line for line in report.failures if "storage error" in line]
         result.rounds.append(
             f"round {n + 1}: sensor requested {len(requests)} collect run(s), {collected} succeeded; "
             f"run {n + 2}: {len(report.clips)} clip(s) stored, {len(report.failures)} failure line(s) "
             f"({time.monotonic() - t0:.0f} s)"
+            + (f"; first storage error: {storage_errors[0]}" if storage_errors else "")
         )
-        # A storage error's message says "run again", and a user would; so would a user whose `tasks list`
-        # still shows an attempt a rerun collects (accepted, or download_failed: paid, kept open for that).
-        # Only a round that changed nothing and left neither ends the recovery (at most max_rounds).
-        storage_errors = any("storage error" in line for line in report.failures)
         after = _state(storage)
         collectable = any(state in ("accepted", "download_failed") for _, state in after[1])
         return not requests and after == before and not storage_errors and not collectable
 
+    # Rounds until one is stable (at most max_rounds); then, while an attempt of unknown acceptance waits on a
+    # task-list delay, that wait and rounds until stable again: the round after the wait settles the attempt and
+    # resubmits it, and that submit meets the same S3 bursts as any other (at most two waits).
     n = 0
-    while n < cfg.max_rounds and not one_round(n):
-        n += 1
-    if _await_task_lists(storage, result):
-        one_round(n + 1)
+    for _ in range(3):
+        for _ in range(cfg.max_rounds):
+            n += 1
+            if one_round(n - 1):
+                break
+        if not _await_task_lists(storage, result):
+            break
     result.last_failures = report.failures
 
 
