@@ -9,7 +9,7 @@ instance, each step the real CLI in a process of its own:
     backfill --changed --dry-run nothing outdated (every clip is missing, none changed)
     backfill --changed --missing --dry-run   plans all I x 5 clips (comparison)
 
-Each step's wall time, the process's peak RSS (``ru_maxrss`` of the child), the Dagster home's size after it and,
+Each step's wall time, the process's peak RSS (its own ``VmHWM`` as it exits), the Dagster home's size after it and,
 for run #2, the events it added to the event log's index. Full: I = 200, 2,000, 20,000 (1k, 10k, 100k clip
 partitions; the targets are judged at 100k, the size the README says the design supports); quick: I = 200.
 ``python -m benchmarks.bench_catalog 200 2000`` prints the rows for any sizes.
@@ -41,20 +41,35 @@ def _size_mb(folder: Path) -> float:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
 
 
+# The CLI, reporting its own peak RSS as it exits. VmHWM, not the child's ru_maxrss: Linux carries ru_maxrss across
+# exec, so in `make bench`, after benchmark 1 grew this process to 600 MB, every step reported about 600 MB.
+CLI = (
+    "import atexit, os, sys\n"
+    "def hwm():\n"
+    "    with open('/proc/self/status') as fh:\n"
+    "        kb = next(line.split()[1] for line in fh if line.startswith('VmHWM:'))\n"
+    "    with open(os.environ['SEEDANCE_BENCH_HWM_FILE'], 'w') as out:\n"
+    "        out.write(kb)\n"
+    "atexit.register(hwm)\n"
+    "sys.argv[0] = 'seedance-pipeline'\n"
+    "from seedance_pipeline.cli import main\n"
+    "main()\n"
+)
+
+
 def _step(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     """(wall s, peak RSS MB of that child process, exit code) of one CLI command."""
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryFile() as log, tempfile.NamedTemporaryFile("r") as hwm:
         t0 = time.monotonic()
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("seedance-pipeline")), *args], env=env, stdout=log, stderr=log
+        proc = subprocess.run(
+            [sys.executable, "-c", CLI, *args], env={**env, "SEEDANCE_BENCH_HWM_FILE": hwm.name}, stdout=log, stderr=log
         )
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
         wall = time.monotonic() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             log.seek(0)
             print(log.read()[-3000:].decode(errors="replace"), file=sys.stderr)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+        peak_kb = int(hwm.read() or 0)
+    return wall, peak_kb / 1024, proc.returncode
 
 
 def _events(home: Path) -> int:
