@@ -12,12 +12,14 @@ instance, each step the real CLI in a process of its own:
 Each step's wall time, the process's peak RSS (its own ``VmHWM`` as it exits), the Dagster home's size after it and,
 for run #2, the events it added to the event log's index. Full: I = 200, 2,000, 20,000 (1k, 10k, 100k clip
 partitions; the targets are judged at 100k, the size the README says the design supports); quick: I = 200.
-``python -m benchmarks.bench_catalog 200 2000`` prints the rows for any sizes.
+``python -m benchmarks.bench_catalog 200 2000`` prints the rows for any sizes. Then, on S3 (moto behind the latency
+proxy, 30 ms per request), registering 1,000 images (quick: 100): there each image's read is a round trip.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
@@ -90,6 +92,48 @@ REFRESH = (
     "defs = build_definitions(storage, SeedanceProviders.from_env())\n"
     "refresh_sources(instance, storage, Executor(instance, defs, RunReport(), 'CRITICAL'))\n"
 )
+
+
+# Registration on S3 (moto behind the latency proxy of benchmark 1, 30 ms per request), in a process of its own:
+# what the images' reads cost where every read is a round trip. Prints {"wall_s": ..., "cpu_s": ...}.
+S3_REGISTER = """
+import io, json, os, sys, tempfile, time
+from pathlib import Path
+from PIL import Image
+from benchmarks.bench_throughput import _storage
+from seedance_pipeline_tests.s3server import dummy_aws_environ
+n, tmp = int(sys.argv[1]), tempfile.mkdtemp(prefix="seedance-bench8-s3-")
+home = Path(tmp) / "home"
+home.mkdir()
+os.environ["DAGSTER_HOME"] = str(home)
+from seedance_pipeline.event_logs.instance_config import ensure_instance_config
+ensure_instance_config(home)
+with dummy_aws_environ(), _storage("s3", tmp) as storage:
+    for i in range(n):
+        buf = io.BytesIO()
+        Image.new("RGB", (320, 320), ((i * 37) % 256, 90, (i * 11) % 256)).save(buf, format="PNG")
+        storage.fs.pipe(storage.path(f"images/img{i:06d}.png"), buf.getvalue())
+    storage.fs.pipe(storage.path("prompts/p0.yaml"), b'text: "x"\\nimages: ["none-*"]\\nprovider: novita\\n')
+    from seedance_pipeline.cli.runner import Executor, RunReport, dagster_instance, refresh_sources
+    from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.providers.resource import SeedanceProviders
+    instance = dagster_instance()
+    defs = build_definitions(storage, SeedanceProviders.from_env())
+    t0, c0 = time.monotonic(), time.process_time()
+    refresh_sources(instance, storage, Executor(instance, defs, RunReport(), "CRITICAL"))
+    print(json.dumps({"wall_s": time.monotonic() - t0, "cpu_s": time.process_time() - c0}))
+"""
+
+
+def s3_registration(images: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-c", S3_REGISTER, str(images)],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _refresh(env: dict[str, str]) -> None:
@@ -179,6 +223,17 @@ def run(quick: bool = False) -> None:
     print(f"    {'step':<40}" + "".join(f"{i * PROMPTS:>10}" for i in sizes), flush=True)
     for k, name in enumerate(s.name for s in curve[sizes[0]]):
         print(f"    {name:<40}" + "".join(f"{curve[i][k].wall_s:>10.1f}" for i in sizes), flush=True)
+    s3_images = 100 if quick else 1000
+    print(f"\n8 registering {s3_images} images on S3 (moto + 30 ms per request); {common.loadavg()}", flush=True)
+    s3 = s3_registration(s3_images)
+    common.report(
+        "8",
+        f"registering {s3_images} images on S3 (30 ms per request), per image",
+        s3["wall_s"] / s3_images * 1000,
+        "ms",
+        None,
+        f"{s3['wall_s']:.1f} s wall, {s3['cpu_s']:.1f} s CPU; {common.loadavg()}",
+    )
     images = sizes[-1]
     n = images * PROMPTS
     judged = "" if n >= 100_000 else f" (quick: {n} partitions; the targets are for 100,000)"

@@ -2,12 +2,16 @@
 
 import base64
 import io
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import dagster as dg
 from PIL import Image
 
 from seedance_pipeline.core.errors import InvalidRequest
-from seedance_pipeline.core.images import inspect_image
+from seedance_pipeline.core.images import ImageData, inspect_image
 from seedance_pipeline.lineage import versions
 from seedance_pipeline.lineage.names import (
     IMAGES_KEY,
@@ -22,7 +26,13 @@ from seedance_pipeline.lineage.partitions import image_partitions, prompt_partit
 from seedance_pipeline.planning.images import ImageFacts, record_facts
 from seedance_pipeline.planning.prompt_spec import PromptError, parse_prompt
 from seedance_pipeline.planning.specs import load_specs
-from seedance_pipeline.storage.resource import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage, StoredFile
+
+T = TypeVar("T")
+R = TypeVar("R")
+# Images read, inspected and previewed ahead of the event log, in threads: PIL's decode and resize and hashlib
+# release the GIL, and on S3 the reads overlap. 20,000 images: ... (benchmark 8).
+READ_AHEAD = 8
 
 
 class RefreshConfig(dg.Config):
@@ -40,6 +50,27 @@ def thumbnail_markdown(data: bytes, max_side: int = 240) -> str:
         buf = io.BytesIO()
         img.save(buf, format="JPEG", quality=80)
     return f"![thumbnail](data:image/jpeg;base64,{base64.b64encode(buf.getvalue()).decode()})"
+
+
+def _ahead(fn: Callable[[T], R], items: Iterable[T], n: int) -> Iterator[R]:
+    """``fn`` over ``items`` in order, at most ``n`` of them computed ahead of the consumer in worker threads."""
+    with ThreadPoolExecutor(n, thread_name_prefix="seedance-sources") as pool:
+        window: deque[Future[R]] = deque()
+        for item in items:
+            window.append(pool.submit(fn, item))
+            if len(window) > n:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def _read_image(storage: SeedanceStorage, stored: StoredFile) -> tuple[ImageData, str] | InvalidRequest:
+    """The image inspected and its preview, or why it cannot be used."""
+    data = storage.read_bytes(stored.path)
+    try:
+        return inspect_image(stored.path, data), thumbnail_markdown(data)
+    except InvalidRequest as exc:
+        return exc
 
 
 def _unchanged(
@@ -77,20 +108,20 @@ def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, stor
     keys = list(context.partition_keys)
     skip = _unchanged(context, storage, IMAGES_KEY, keys, {k: f.stamp for k, f in files.items()}, config.only_changed)
     failures, seen, facts = [], {}, {}
+    todo = []
     for key in keys:
         stored = files.get(key)
         if stored is None:
             # Gone since the run was planned: the next refresh retires the partition (planning/refresh.py).
             context.log.warning(f"{key}: no file images/{key}.* in {storage.url} any more; left as it was")
+        elif key not in skip:
+            todo.append((key, stored))
+    read = _ahead(lambda item: _read_image(storage, item[1]), todo, READ_AHEAD)
+    for (key, stored), outcome in zip(todo, read, strict=True):
+        if isinstance(outcome, InvalidRequest):
+            failures.append(f"{key}: {outcome}")
             continue
-        if key in skip:
-            continue
-        data = storage.read_bytes(stored.path)
-        try:
-            img = inspect_image(stored.path, data)
-        except InvalidRequest as exc:
-            failures.append(f"{key}: {exc}")
-            continue
+        img, preview = outcome
         seen[key] = stored.stamp
         facts[key] = ImageFacts.of(img, stored.stamp)
         yield versions.materialization(
@@ -104,9 +135,9 @@ def source_images(context: dg.AssetExecutionContext, config: RefreshConfig, stor
                 "format": img.format,
                 "width": img.width,
                 "height": img.height,
-                "size_bytes": len(data),
+                "size_bytes": img.size,
                 "sha256": img.sha256,
-                "preview": dg.MetadataValue.md(thumbnail_markdown(data)),
+                "preview": dg.MetadataValue.md(preview),
             },
         )
     storage.update_stamps(IMAGES_STAMPS, seen)
