@@ -141,3 +141,11 @@ def test_the_catalog_steps_are_measured():
     assert all(s["rc"] == 0 and s["wall_s"] > 0 and s["rss_mb"] > 0 for s in steps.values()), steps
     assert steps["run #1 (register)"]["events_added"] >= 40  # one materialization per image, at least
     assert steps["run #2 (nothing changed)"]["events_added"] == 0, steps
+
+
+def test_registration_on_s3_is_measured():
+    """Benchmark 8's S3 step: the images uploaded to moto's server (behind the latency proxy) are all registered."""
+    from benchmarks.bench_catalog import s3_registration
+
+    r = s3_registration(12)
+    assert r["registered"] == 12 and r["wall_s"] > 0, r
