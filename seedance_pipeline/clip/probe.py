@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import IO, Any
 
-import av
-
 from seedance_pipeline.clip.content import ContentSample, ContentSampler
 
 VideoSource = bytes | bytearray | memoryview | str | os.PathLike | IO[bytes]
@@ -92,6 +90,10 @@ class _Opened:
 
 
 def _open_container(target: Any) -> Any:
+    # PyAV is imported where a clip is opened (here, _probe_container and poster_jpeg): a process that opens none
+    # (forecast, backfill, the sensors) is spared its 22 MB and 0.14 s.
+    import av
+
     try:
         return av.open(target, mode="r")
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
@@ -127,6 +129,8 @@ def probe_video(source: VideoSource, *, preview_width: int | None = None, sample
 def _probe_container(
     container: Any, size_bytes: int, preview_width: int | None, sampler: ContentSampler | None
 ) -> VideoProbe:
+    import av
+
     if not container.streams.video:
         raise VideoProbeError("no video stream")
     vstream = container.streams.video[0]
@@ -228,6 +232,8 @@ def _preview_jpeg(frame: Any, max_width: int) -> bytes:
 
 def poster_jpeg(source: VideoSource, *, max_width: int = 320) -> bytes:
     """The first frame as a JPEG at most ``max_width`` wide: one frame decoded, not the clip."""
+    import av
+
     with _Opened(source) as opened:
         container = _open_container(opened.target)
         try:

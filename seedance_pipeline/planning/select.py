@@ -40,9 +40,9 @@ class Candidate:
         return self.prepared.provider
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
-    """One clip partition to produce."""
+    """One clip partition to produce (slots: a plan of the whole catalog holds 100,000 of them)."""
 
     image: str
     prompt: str
