@@ -30,8 +30,9 @@ from seedance_pipeline.storage.resource import SeedanceStorage, StoredFile
 
 T = TypeVar("T")
 R = TypeVar("R")
-# Images read, inspected and previewed ahead of the event log, in threads: PIL's decode and resize and hashlib
-# release the GIL, and on S3 the reads overlap. 20,000 images: ... (benchmark 8).
+# Images read, inspected and previewed ahead of the event log, in threads: on S3 the reads overlap (1,000 images at
+# 30 ms per request: 90.1 s one after another, 15.1 s eight ahead; benchmarks/README.md M11), and PIL's decode and
+# resize and hashlib release the GIL. At most this many images are held in memory at once (each < 30 MB).
 READ_AHEAD = 8
 
 
