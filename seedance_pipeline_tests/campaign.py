@@ -256,13 +256,13 @@ def recover(cfg: CampaignConfig, instance, storage, providers, result: CampaignR
     # task-list delay, that wait and rounds until stable again: the round after the wait settles the attempt and
     # resubmits it, and that submit meets the same S3 bursts as any other (at most two waits).
     n = 0
-    for _ in range(3):
+    for phase in range(3):
+        if phase and not _await_task_lists(storage, result):
+            break
         for _ in range(cfg.max_rounds):
             n += 1
             if one_round(n - 1):
                 break
-        if not _await_task_lists(storage, result):
-            break
     result.last_failures = report.failures
 
 

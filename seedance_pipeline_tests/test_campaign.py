@@ -31,7 +31,7 @@ def test_campaign_local(tmp_path):
 
 
 def test_campaign_s3_write_errors(tmp_path):
-    # A burst (6 failed writes) outlasts botocore's 5 attempts of the write it starts on, and a write that fails
+    # A burst (6 failed writes) outlasts the S3 client's retries of the write it starts on, and a write that fails
     # fails its clip for this run ("storage error ... run again"): 5 of 9 rounds that had a clip to collect failed
     # that way (4 campaigns), so 5 reruns left an accepted clip uncollected in about 1 campaign in 20 (0.55^5).
     # Recovery here is rerunning until stable, as a user would; 10 rounds bound that at about 0.25 % (0.55^10).
