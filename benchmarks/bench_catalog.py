@@ -97,22 +97,19 @@ REFRESH = (
 # Registration on S3 (moto behind the latency proxy of benchmark 1, 30 ms per request), in a process of its own:
 # what the images' reads cost where every read is a round trip. Prints {"wall_s", "cpu_s", "registered"}.
 S3_REGISTER = """
-import io, json, os, sys, tempfile, time
+import json, os, sys, tempfile, time
 from pathlib import Path
-from PIL import Image
 from benchmarks.bench_throughput import _storage
-from seedance_pipeline_tests.s3server import dummy_aws_environ
+from benchmarks.common import png
 n, tmp = int(sys.argv[1]), tempfile.mkdtemp(prefix="seedance-bench8-s3-")
 home = Path(tmp) / "home"
 home.mkdir()
 os.environ["DAGSTER_HOME"] = str(home)
 from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 ensure_instance_config(home)
-with dummy_aws_environ(), _storage("s3", tmp) as storage:
+with _storage("s3", tmp) as storage:  # moto's server behind the proxy, with dummy AWS credentials
     for i in range(n):
-        buf = io.BytesIO()
-        Image.new("RGB", (320, 320), ((i * 37) % 256, 90, (i * 11) % 256)).save(buf, format="PNG")
-        storage.fs.pipe(storage.path(f"images/img{i:06d}.png"), buf.getvalue())
+        storage.fs.pipe(storage.path(f"images/img{i:06d}.png"), png(i, (320, 320)))
     storage.fs.pipe(storage.path("prompts/p0.yaml"), b'text: "x"\\nimages: ["none-*"]\\nprovider: novita\\n')
     from seedance_pipeline.cli.runner import Executor, RunReport, dagster_instance, refresh_sources
     from seedance_pipeline.definitions import build_definitions
@@ -154,16 +151,13 @@ class Step:
 
 
 def measure(images: int) -> list[Step]:
-    from PIL import Image
-
     work = Path(tempfile.mkdtemp(prefix=f"seedance-bench-catalog-{images}-"))
     try:
         storage, home = work / "storage", work / "dagster_home"
         (storage / "images").mkdir(parents=True)
         (storage / "prompts").mkdir()
         for i in range(images):
-            color = ((i * 37) % 256, (i // 256 * 59) % 256, (i * 11 + 90) % 256)
-            Image.new("RGB", (320, 320), color).save(storage / "images" / f"img{i:06d}.png")
+            (storage / "images" / f"img{i:06d}.png").write_bytes(common.png(i, (320, 320)))
         for p in range(PROMPTS):
             (storage / "prompts" / f"shot{p}.yaml").write_bytes(_prompt(p, '["none-*"]'))  # targets no image
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("SEEDANCE_")}
