@@ -17,8 +17,12 @@ from dagster._core.definitions.data_version import (
 )
 from dagster._core.definitions.events import AssetKeyPartitionKey
 from dagster._core.definitions.partitions.utils import get_tags_from_multi_partition_key
+from dagster._core.events import DagsterEvent, StepMaterializationData
+from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.backfill import PartitionBackfill
+from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._core.utils import make_new_backfill_id
@@ -40,7 +44,15 @@ __all__ = [
     "AssetKeyPartitionKey",
     "PartitionBackfill",
     "make_new_backfill_id",
-    # The embedded default's event log (event_logs/sqlite.py).
+    # The embedded default's event log (event_logs/sqlite.py), and its batched write.
     "SQLITE_BUSY_TIMEOUT_SECONDS",
+    "EventLogEntry",
+    "SqlEventLogStorageTable",
     "SqliteEventLogStorage",
+    # Source images recorded in batches, without a run (lineage/reported.py): the event Dagster's
+    # report_runless_asset_event builds, stored with the event log's store_event_batch.
+    "DagsterEvent",
+    "RUNLESS_JOB_NAME",
+    "RUNLESS_RUN_ID",
+    "StepMaterializationData",
 ]

@@ -17,12 +17,14 @@ from unittest import mock
 import dagster as dg
 import psycopg2
 import pytest
+import sqlalchemy
 import yaml
 from dagster._core.events import DagsterEventType
 
 from seedance_pipeline.defs.preview import accepting
 from seedance_pipeline.event_logs.instance_config import embedded_instance_config, ensure_instance_config
 from seedance_pipeline.event_logs.sqlite import PooledSqliteEventLogStorage
+from seedance_pipeline.lineage.reported import report_materializations
 from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML
 
 PARTS = dg.StaticPartitionsDefinition([f"p{i:02d}" for i in range(30)])
@@ -184,6 +186,76 @@ def test_sqlite_wipe_then_store(tmp_path, monkeypatch):
         assert instance.all_logs(first) == []
         second, _ = _run_partitions(instance)
         assert _stored(instance, second) == (30, 30, 30)
+
+
+def _reported(instance: dg.DagsterInstance) -> tuple:
+    """What Dagster reads back of THING's materializations: per partition its data version (from the event and from
+    the tag index), run id and metadata, and the latest event's partition and run id."""
+    latest = {}
+    for r in reversed(instance.fetch_materializations(THING, limit=1000).records):  # newest last
+        m = r.asset_materialization
+        [indexed] = instance.get_event_tags_for_asset(THING, filter_event_id=r.storage_id)
+        latest[m.partition] = (
+            m.tags["dagster/data_version"],
+            indexed["dagster/data_version"],
+            r.run_id,
+            m.metadata["n"].value,
+        )
+    last = instance.get_latest_materialization_event(THING)
+    return latest, last.asset_materialization.partition, last.run_id
+
+
+def _commits(run) -> int:
+    commits = []
+    listener = lambda conn: commits.append(1)  # noqa: E731
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "commit", listener)
+    try:
+        run()
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "commit", listener)
+    return len(commits)
+
+
+def test_sqlite_batch_reads_back_as_dagster_stores_each_event_and_takes_two_commits(tmp_path, monkeypatch):
+    """``report_materializations`` (how ``run`` registers images) against Dagster's own
+    ``report_runless_asset_event`` of the same events, each on a fresh embedded-default instance: the same
+    partitions, data versions, run ids, metadata, latest event and tag index; the batch in 2 commits (run file and
+    index) where one at a time takes 2 an event."""
+    mats = [
+        dg.AssetMaterialization(
+            asset_key=THING, partition=key, metadata={"n": i}, tags={"dagster/data_version": f"v{i}"}
+        )
+        for i, key in enumerate(PARTS.get_partition_keys())
+    ]
+    seen = {}
+    for how in ("dagster", "batched"):
+        monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path / how, None)))
+        with dg.DagsterInstance.get() as instance:
+            instance.report_runless_asset_event(mats[0])  # files and tables created before counting
+            if how == "dagster":
+                commits = _commits(lambda: [instance.report_runless_asset_event(m) for m in mats[1:]])
+            else:
+                commits = _commits(lambda: report_materializations(instance, mats[1:], batch=1000))
+            seen[how] = (_reported(instance), commits)
+    assert seen["batched"][0] == seen["dagster"][0]
+    assert seen["batched"][0][0]["p07"] == ("v7", "v7", "", 7) and seen["batched"][0][1:] == ("p29", "")
+    assert seen["dagster"][1] >= 2 * 29 and seen["batched"][1] == 2, (seen["dagster"][1], seen["batched"][1])
+
+
+def test_sqlite_batch_of_mixed_events_is_stored_an_event_at_a_time(tmp_path):
+    """A batch that is not one asset's materializations of one run (here: two runs' events) takes Dagster's path."""
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        first, _ = _run_partitions(instance, 3)
+        second, _ = _run_partitions(instance, 3)
+        entries = [
+            e
+            for run_id in (first, second)
+            for e in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        ]
+    storage = PooledSqliteEventLogStorage(str(tmp_path / "mixed"))
+    storage.store_event_batch(entries)
+    assert [len(storage.get_logs_for_run(r)) for r in (first, second)] == [3, 3]
+    storage.dispose()
 
 
 def test_sqlite_default_folder_needs_dagster_home(tmp_path, monkeypatch):

@@ -79,7 +79,11 @@ def planned_clips(instance, run_id: str) -> list[str]:
 def test_second_run_sends_nothing(demo, providers, instance, sim):
     first = run_pipeline(instance, demo, providers)
     # One run around the five (planning/cover.py): it covers the untargeted tiles|quick-pan too, within SLACK.
-    assert set(first.runs) == {"source_images", "prompts", "clips", "galleries", "cost_report"}
+    # The images are recorded without a run (cli/runner.py register_images); everything else is a run.
+    assert set(first.runs) == {"prompts", "clips", "galleries", "cost_report"}
+    images = instance.fetch_materializations(dg.AssetKey("source_images"), limit=100).records
+    assert sorted(r.partition_key for r in images) == sorted({c.split("|")[0] for c in DEMO_CLIPS})
+    assert {r.run_id for r in images} == {""}
     assert planned_clips(instance, first.runs["clips"]) == sorted({*DEMO_CLIPS, "tiles|quick-pan"})
     before = requests_total(sim)
     report = run_pipeline(instance, demo, providers)
@@ -113,7 +117,6 @@ def test_prompt_edit_marks_and_remakes_exactly_its_clips(demo, providers, instan
         "cost_report",
         "galleries",
         "prompts",
-        "source_images",
     ]
     assert sorted(p for run in ("clips", "clips 2", "clips 3") for p in planned_clips(instance, first.runs[run])) == (
         sorted(DEMO_CLIPS)

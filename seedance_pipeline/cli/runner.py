@@ -1,17 +1,18 @@
 """``seedance-pipeline run``: bring storage, partitions and clips up to date without the daemon.
 
-Registers partitions exactly as the storage sensor would (same ``plan_refresh``), then materializes
-changed sources, every missing or outdated clip the prompts target, and today's cost report, each as
-an in-process run of the code location's asset job on the configured Dagster instance, so the
-history shows in the UI. Each run covers only the partitions it produces (``planning/cover.py``), and a
-step with nothing to do launches no run: an unchanged day costs a listing and a few queries.
+Registers partitions exactly as the storage sensor would (same ``plan_refresh``), records the changed images
+as the ``source_images`` asset would but without a run, in batches (``register_images``), then materializes the
+changed prompts, every missing or outdated clip the prompts target, and today's cost report, each as an in-process
+run of the code location's asset job on the configured Dagster instance, so the history shows in the UI. Each run
+covers only the partitions it produces (``planning/cover.py``), and a step with nothing to do launches no run: an
+unchanged day costs a listing and a few queries.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -36,11 +37,12 @@ from seedance_pipeline.lineage.names import (
     GALLERIES_JOB,
     PROMPTS_JOB,
     SELECTS_JOB,
-    SOURCE_IMAGES_JOB,
 )
 from seedance_pipeline.lineage.partitions import clip_partition, clip_range_tags, range_tags, today_utc
+from seedance_pipeline.lineage.reported import report_materializations
 from seedance_pipeline.planning.cover import Rectangle, rectangles, span
 from seedance_pipeline.planning.refresh import RefreshPlan, apply, plan_refresh, retired_lines
+from seedance_pipeline.planning.registration import ImageRegistration
 from seedance_pipeline.planning.select import select
 from seedance_pipeline.production.settle import settle_unknowns
 from seedance_pipeline.providers.resource import SeedanceProviders
@@ -80,7 +82,7 @@ class Executor:
     ) -> dg.ExecuteInProcessResult:
         """Run ``job_name`` as ``step``; ``expect``: how many clips it should store (a terminal shows the count)."""
         config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": self.log_level}}}}
-        with self._shown(step, expect):
+        with self.shown(step, expect):
             result = self.defs.resolve_job_def(job_name).execute_in_process(
                 instance=self.instance, raise_on_error=False, run_config=config, **kw
             )
@@ -89,7 +91,7 @@ class Executor:
             self.report.failures.extend(failure_lines(self.instance, result.run_id, step))
         return result
 
-    def _shown(self, step: str, expect: int | None) -> AbstractContextManager:
+    def shown(self, step: str, expect: int | None = None) -> AbstractContextManager:
         if self.progress is None:
             return nullcontext()
         if expect is None or not self.progress.live:
@@ -104,18 +106,15 @@ class Executor:
 
 
 def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, execute: Executor):
-    """Register new files as partitions and materialize changed sources, exactly as the storage sensor would."""
+    """Register new files as partitions and record the changed sources, as the storage sensor would (the images
+    without a run: ``register_images``)."""
     plan = plan_refresh(instance, storage)
     execute.report.ignored = [f"{r.name}: {r.reason}" for r in plan.rejected]
     execute.report.retired = retired_lines(plan)
     apply(instance, plan)
     if plan.changed_images:
-        execute(
-            "source_images",
-            SOURCE_IMAGES_JOB,
-            tags=range_tags(*span(plan.images, plan.changed_images)),
-            run_config={"ops": {"source_images": {"config": {"only_changed": True}}}},
-        )
+        with execute.shown("source_images"):
+            register_images(instance, storage, plan.changed_images, execute.report)
     if plan.changed_prompts:
         execute(
             "prompts",
@@ -124,6 +123,18 @@ def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, exec
             run_config={"ops": {"prompts": {"config": {"only_changed": True}}}},
         )
     return plan
+
+
+def register_images(
+    instance: dg.DagsterInstance, storage: SeedanceStorage, keys: Iterable[str], report: RunReport
+) -> None:
+    """The images as the ``source_images`` asset records them, reported without a run in batches (a run stores two
+    events an image, one at a time: 20,000 images took 102 s that way, benchmarks/README.md M12)."""
+    files = {f.key: f for f in storage.scan_images()[0]}
+    registration = ImageRegistration(storage)
+    report_materializations(instance, registration.materializations([files[k] for k in keys if k in files]))
+    registration.record()
+    report.failures.extend(f"source_images: {failure}" for failure in registration.failures)
 
 
 def collect_orphans(

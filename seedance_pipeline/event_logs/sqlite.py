@@ -1,20 +1,29 @@
 """The embedded default's event log (Dagster's SQLite one, one file per run plus an index file), with
-one engine and one open connection per file instead of a new engine for every statement."""
+one engine and one open connection per file instead of a new engine for every statement, and a batch of one
+asset's materializations stored in one transaction per file."""
 
 from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from dagster import Field, StringSource
+from dagster import DagsterEventType, Field, StringSource
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
-from seedance_pipeline.dagster_internals import SQLITE_BUSY_TIMEOUT_SECONDS, SqliteEventLogStorage
+from seedance_pipeline.dagster_internals import (
+    SQLITE_BUSY_TIMEOUT_SECONDS,
+    EventLogEntry,
+    SqlEventLogStorageTable,
+    SqliteEventLogStorage,
+)
 from seedance_pipeline.event_logs import KnownTables
+
+# What ``store_event_batch`` writes at once (dagster-postgres batches the same two kinds).
+BATCHED = (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION)
 
 # The index file and the run files last used. A run worker writes to two files; a webserver reads
 # whichever runs are open in the UI, so the cache is bounded and the least recently used is closed.
@@ -96,6 +105,39 @@ class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
             finally:
                 if self._engines[shard][1] is None:  # the first statement created the file: remember which
                     self._engines[shard] = (engine, _identity(self.path_for_shard(shard)))
+
+    def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
+        """A batch of one asset's materializations (or observations) of one run in one transaction per file.
+
+        Dagster's SQLite class stores a batch an event at a time: per event, a transaction in the run's file and
+        one in the index (two commits, each a WAL sync). Written here as dagster-postgres writes a batch: every
+        event into the run's file and the index, the asset tags of each, and the asset's row from the last event
+        (the rows of the others would be overwritten by it). Any other batch is stored an event at a time."""
+        first = events[0].dagster_event if events else None
+        if (
+            len(events) < 2
+            or first is None
+            or first.event_type not in BATCHED
+            or first.asset_key is None
+            or any(
+                e.dagster_event is None
+                or e.dagster_event.event_type != first.event_type
+                or e.dagster_event.asset_key != first.asset_key
+                or e.run_id != events[0].run_id
+                for e in events
+            )
+        ):
+            super().store_event_batch(events)
+            return
+        rows = [self._event_to_row(e) for e in events]
+        table = SqlEventLogStorageTable
+        with self.run_connection(events[0].run_id) as conn:
+            conn.execute(table.insert(), rows)
+        with self.index_transaction() as conn:
+            inserted = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
+            ids = [row[0] for row in inserted]
+            self._store_asset_event_tags(conn, events, ids)
+            self._store_asset_event(conn, events[-1], ids[-1])
 
     def _close_all(self) -> None:
         with self._db_lock:
