@@ -100,3 +100,23 @@ def test_the_sqlite_event_log_still_has_what_our_pooled_subclass_overrides():
         assert callable(getattr(cls, name, None)), name
     assert list(inspect.signature(cls.__init__).parameters)[:3] == ["self", "base_dir", "inst_data"]
     assert isinstance(di.SQLITE_BUSY_TIMEOUT_SECONDS, int | float) and di.SQLITE_BUSY_TIMEOUT_SECONDS > 0
+
+
+def test_a_reported_materialization_is_the_event_dagster_builds_for_a_runless_one(tmp_path):
+    # lineage/reported.py builds the event report_runless_asset_event builds, to store many at once.
+    from seedance_pipeline.lineage.reported import _entry
+
+    mat = dg.AssetMaterialization(asset_key="a", partition="p", metadata={"n": 1}, tags={di.DATA_VERSION_TAG: "v"})
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        instance.report_runless_asset_event(mat)
+        theirs = instance.get_latest_materialization_event(dg.AssetKey("a"))
+    ours = _entry(mat)
+    assert theirs is not None and theirs.dagster_event is not None and ours.dagster_event is not None
+    assert (ours.run_id, ours.job_name, ours.level, ours.step_key, ours.user_message) == (
+        theirs.run_id,
+        theirs.job_name,
+        theirs.level,
+        theirs.step_key,
+        theirs.user_message,
+    )
+    assert ours.dagster_event._replace(pid=None) == theirs.dagster_event._replace(pid=None)
