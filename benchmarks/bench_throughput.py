@@ -35,6 +35,7 @@ from benchmarks.common import (
     cpu_s,
     die_with_parent,
     loadavg,
+    pids_cpu_s,
     png,
     postmaster_cpu_s,
     prompt_yaml,
@@ -226,9 +227,10 @@ def s3_requests_by_kind(lines: list[str]) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def _storage(kind: str, tmp: str):
+def _storage(kind: str, tmp: str, servers: list[int] | None = None):
     """``local``: a folder. ``s3``: moto's S3 server behind ``S3FaultProxy`` adding ``S3_LATENCY_S`` to every
-    request, each in a process of its own (their CPU is not ours), stopped afterwards."""
+    request, each in a process of its own (their CPU is not ours; their pids are appended to ``servers``),
+    stopped afterwards."""
     from seedance_pipeline.storage.resource import SeedanceStorage
 
     if kind == "local":
@@ -263,6 +265,8 @@ def _storage(kind: str, tmp: str):
             cwd=Path(__file__).resolve().parents[1],
             preexec_fn=die_with_parent,
         )
+        if servers is not None:
+            servers += [moto.pid, proxy.pid]
         try:
             endpoint = proxy.stdout.readline().strip()
             deadline = time.monotonic() + 30
@@ -301,12 +305,13 @@ def one_run(
     from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags
     from seedance_pipeline.providers.resource import SeedanceProviders
 
+    s3_servers: list[int] = []  # moto's server and the proxy, whose CPU shares the machine with this run
     with (
         tempfile.TemporaryDirectory(prefix="seedance-bench1-") as tmp,
         quiet_dagster(),
         SimProcess(sim_config(latency, max_concurrency=cap, providers=(PROVIDER,))) as sim,
         _instance(instance_kind, tmp) as (instance, server_cpu_s),
-        _storage(storage_kind, tmp) as storage,
+        _storage(storage_kind, tmp, s3_servers) as storage,
     ):
         root = Path(tmp)
         images, _ = _setup(root, n, instance, storage)
@@ -332,6 +337,7 @@ def one_run(
             profiler = Profiler(async_mode="disabled")
             profiler.start()
         server0 = server_cpu_s()
+        s3_cpu0 = pids_cpu_s(s3_servers)
         s3_before = len(_s3_lines(tmp))
         with ThreadCPU() as threads:
             c0, t0, w0 = cpu_s(), time.monotonic(), time.time()
@@ -344,6 +350,7 @@ def one_run(
             )
             wall, cpu = time.monotonic() - t0, cpu_s() - c0
         server1 = server_cpu_s()
+        s3_cpu = pids_cpu_s(s3_servers) - s3_cpu0
         s3_run = _s3_lines(tmp)[s3_before:]
         if profiler:
             profiler.stop()
@@ -374,6 +381,7 @@ def one_run(
         "span": span,
         "threads": threads.by_role(),
         "server_cpu": None if server0 is None else server1 - server0,
+        "s3_server_cpu": s3_cpu,
         "s3_requests": len(s3_run),
         "s3_by_kind": s3_requests_by_kind(s3_run),
     }
@@ -506,25 +514,29 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
         flush=True,
     )
     cpu_per_clip = []
-    runs = [(n, "sqlite", "local") for n in sizes]
+    runs = [(n, "sqlite", "local", latency) for n in sizes]
     if not quick or diagnostics:
         if postgres_available():
-            runs.append((200, "postgres", "local"))
+            runs.append((200, "postgres", "local", latency))
         else:
             print("    (PostgreSQL run skipped: needs Debian's postgresql and dagster-postgres)", flush=True)
-        runs.append((100, "sqlite", "s3"))  # the production storage, where round trips matter
+        runs.append((100, "sqlite", "s3", latency))  # the production storage, where round trips matter
+        # The same at 10 s tasks: S3's cost is per request (the write-ahead records before each submit, the
+        # lookups before the first), not per second of task, so it weighs less as tasks get longer.
+        runs.append((100, "sqlite", "s3", 10.0))
     if diagnostics:  # --diagnostics: the same N=200 on Dagster's in-memory instance and on Dagster's own event logs
-        runs.append((200, "memory", "local"))
-        runs.append((200, "sqlite-stock", "local"))
+        runs.append((200, "memory", "local", latency))
+        runs.append((200, "sqlite-stock", "local", latency))
         if postgres_available():
-            runs.append((200, "postgres-stock", "local"))
-    for n, kind, storage_kind in runs:
+            runs.append((200, "postgres-stock", "local", latency))
+    for n, kind, storage_kind, task_s in runs:
         prof = os.path.join(profile_dir, f"bench1_{kind}_{storage_kind}_n{n}.txt") if profile_dir else None
-        r = one_run(n, latency, cap, profile=prof, instance_kind=kind, storage_kind=storage_kind)
-        ideal = n * latency / cap
+        r = one_run(n, task_s, cap, profile=prof, instance_kind=kind, storage_kind=storage_kind)
+        ideal = n * task_s / cap
         good = r["ok"] and r["stored"] == n and r["checks_passed"] == 2 * n
-        diagnostic = kind == "memory" or kind.endswith("-stock")
-        target = ">= 0.85" if n >= 200 and not diagnostic else None
+        diagnostic = kind == "memory" or kind.endswith("-stock") or task_s != latency
+        # The issue's targets: >= 0.85 at N >= 200 on local storage, >= 0.8 on S3 (N = 100).
+        target = None if diagnostic else ">= 0.8" if storage_kind == "s3" else ">= 0.85" if n >= 200 else None
         label = {
             "sqlite": f"N={n}",
             "memory": f"N={n}, in-memory instance (diagnostic)",
@@ -534,6 +546,8 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
         }[kind]
         if storage_kind == "s3":
             label += f", S3 storage (moto + {S3_LATENCY_S * 1000:.0f} ms per request)"
+        if task_s != latency:
+            label += f", L={task_s:g} s (comparison)"
         report(
             "1",
             f"ideal/actual {label}",
@@ -548,7 +562,18 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
         )
         if storage_kind == "s3":
             top = ", ".join(f"{k} {v / n:.1f}" for k, v in list(r["s3_by_kind"].items())[:8])
-            report("1", f"S3 requests per clip, N={n}", r["s3_requests"] / n, "", note=f"most: {top}")
+            at = f"N={n}, L={task_s:g} s"
+            report("1", f"S3 requests per clip, {at}", r["s3_requests"] / n, "", note=f"most: {top}")
+            # Everything here shares the machine's cores: is the run waiting on round trips, or on CPU?
+            used = r["cpu"] + r["sim_cpu"] + r["s3_server_cpu"]
+            report(
+                "1",
+                f"share of the machine's CPU busy during the S3 run, {at}",
+                100 * used / ((os.cpu_count() or 1) * r["wall"]),
+                "%",
+                note=f"{used:.1f} s of {os.cpu_count()} cores x {r['wall']:.1f} s: this process {r['cpu']:.1f} s, "
+                f"moto's server and the latency proxy {r['s3_server_cpu']:.1f} s, the simulator {r['sim_cpu']:.1f} s",
+            )
         cpu_per_clip.append((label, r, diagnostic))
     print(
         f"[3] orchestrator CPU per clip (user+sys of this process during the run, plus the PostgreSQL "

@@ -244,6 +244,11 @@ def _proc_cpu_s(stat_path: str, *, children: bool = False) -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def pids_cpu_s(pids: list[int]) -> float:
+    """user+sys seconds of these running processes (e.g. moto's server and the latency proxy of an S3 run)."""
+    return sum(_proc_cpu_s(f"/proc/{pid}/stat") or 0.0 for pid in pids)
+
+
 class ThreadCPU:
     """CPU seconds of this process's threads while it runs, grouped by what they do (Linux ``/proc``).
 

@@ -83,7 +83,7 @@ def test_one_multi_partition_run_is_measured():
 
 def test_a_run_on_s3_with_round_trips_is_measured():
     """Benchmark 1's S3 row: moto's server and the latency proxy start in processes of their own, the run
-    stores every clip through them, and both are gone afterwards."""
+    stores every clip through them, their CPU is counted, and both are gone afterwards."""
     out = _run(
         [
             "-c",
@@ -100,6 +100,7 @@ def test_a_run_on_s3_with_round_trips_is_measured():
     # every clip's MP4 went up through the proxy, which logged each request the run made
     assert r["s3_requests"] >= 10 and sum(r["s3_by_kind"].values()) == r["s3_requests"], r["s3_by_kind"]
     assert sum(v for k, v in r["s3_by_kind"].items() if k.startswith("PUT clips/")) >= 10, r["s3_by_kind"]
+    assert r["s3_server_cpu"] > 0  # the CPU moto's server and the proxy spent serving those requests was read
     leftover = subprocess.run(["pgrep", "-f", "moto_server|S3FaultProxy"], capture_output=True, text=True).stdout
     assert leftover.strip() == "", leftover
 
