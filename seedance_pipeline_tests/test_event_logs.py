@@ -216,27 +216,33 @@ def _commits(run) -> int:
     return len(commits)
 
 
-def test_sqlite_batch_reads_back_as_dagster_stores_each_event_and_takes_two_commits(tmp_path, monkeypatch):
-    """``report_materializations`` (how ``run`` registers images) against Dagster's own
-    ``report_runless_asset_event`` of the same events, each on a fresh embedded-default instance: the same
-    partitions, data versions, run ids, metadata, latest event and tag index; the batch in 2 commits (run file and
-    index) where one at a time takes 2 an event."""
+def _report_both_ways(instance: dg.DagsterInstance, how: str) -> tuple[tuple, int]:
+    """THING's 30 partitions reported without a run, ``how``: "dagster" one at a time, or "batched"; what reads
+    back, and the commits it took (after the first event, which creates the files and tables)."""
     mats = [
         dg.AssetMaterialization(
             asset_key=THING, partition=key, metadata={"n": i}, tags={"dagster/data_version": f"v{i}"}
         )
         for i, key in enumerate(PARTS.get_partition_keys())
     ]
+    instance.report_runless_asset_event(mats[0])
+    if how == "dagster":
+        commits = _commits(lambda: [instance.report_runless_asset_event(m) for m in mats[1:]])
+    else:
+        commits = _commits(lambda: report_materializations(instance, mats[1:], batch=1000))
+    return _reported(instance), commits
+
+
+def test_sqlite_batch_reads_back_as_dagster_stores_each_event_and_takes_two_commits(tmp_path, monkeypatch):
+    """``report_materializations`` (how ``run`` registers images) against Dagster's own
+    ``report_runless_asset_event`` of the same events, each on a fresh embedded-default instance: the same
+    partitions, data versions, run ids, metadata, latest event and tag index; the batch in 2 commits (run file and
+    index) where one at a time takes 2 an event."""
     seen = {}
     for how in ("dagster", "batched"):
         monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path / how, None)))
         with dg.DagsterInstance.get() as instance:
-            instance.report_runless_asset_event(mats[0])  # files and tables created before counting
-            if how == "dagster":
-                commits = _commits(lambda: [instance.report_runless_asset_event(m) for m in mats[1:]])
-            else:
-                commits = _commits(lambda: report_materializations(instance, mats[1:], batch=1000))
-            seen[how] = (_reported(instance), commits)
+            seen[how] = _report_both_ways(instance, how)
     assert seen["batched"][0] == seen["dagster"][0]
     assert seen["batched"][0][0]["p07"] == ("v7", "v7", "", 7) and seen["batched"][0][1:] == ("p29", "")
     assert seen["dagster"][1] >= 2 * 29 and seen["batched"][1] == 2, (seen["dagster"][1], seen["batched"][1])
@@ -309,6 +315,21 @@ def test_postgres_connections_do_not_grow_with_the_events_a_run_stores(tmp_path,
         assert large - small >= 60, (small, large)
     else:
         assert large - small <= 1, (small, large)
+
+
+def test_postgres_batch_reads_back_as_dagster_stores_each_event(tmp_path, pg_server, monkeypatch):
+    """``report_materializations`` on the production instance (dagster-postgres' own ``store_event_batch``,
+    under our pooled class): the same reads as Dagster's one-at-a-time runless path, in a few commits."""
+    seen = {}
+    for how in ("dagster", "batched"):
+        for name, value in pg_server.dagster_env(pg_server.create_database(f"event_log_{how}")).items():
+            monkeypatch.setenv(name, value)
+        (tmp_path / how).mkdir()
+        with dg.DagsterInstance.from_config(str(_pg_home(tmp_path / how, False))) as instance:
+            seen[how] = _report_both_ways(instance, how)
+    assert seen["batched"][0] == seen["dagster"][0]
+    assert seen["batched"][0][0]["p07"] == ("v7", "v7", "", 7) and seen["batched"][0][1:] == ("p29", "")
+    assert seen["dagster"][1] >= 29 and seen["batched"][1] <= 3, (seen["dagster"][1], seen["batched"][1])
 
 
 def test_postgres_event_log_reconnects_after_the_server_drops_its_connection(tmp_path, pg_server, monkeypatch):

@@ -4,8 +4,9 @@ Each event is the one Dagster's ``report_runless_asset_event`` builds (a run id 
 reported, not under a run), and the partition's data version and metadata are the ones the ``source_images``
 asset's run would record. ``report_runless_asset_event`` and a run both store one event at a time; here a batch
 goes to the event log's ``store_event_batch``, which the project's SQLite event log and dagster-postgres write in
-one transaction per file (20,000 images: benchmarks/README.md M12). A process that stops half-way leaves every
-batch it stored; the images after it are registered by the next refresh.
+one transaction per file (20,000 images: benchmarks/README.md M12). A process that stops half-way keeps every
+batch it stored; the images' stamps are recorded after the last batch, so the next refresh registers all of that
+refresh's images again (the stored ones with the same data version: nothing turns stale).
 """
 
 from __future__ import annotations
