@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -49,7 +49,7 @@ from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.review.selects import out_of_step
 from seedance_pipeline.review.store import ReviewStore
 from seedance_pipeline.storage import layout
-from seedance_pipeline.storage.resource import SeedanceStorage
+from seedance_pipeline.storage.resource import SeedanceStorage, StoredFile
 
 DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"
 
@@ -114,7 +114,7 @@ def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, exec
     apply(instance, plan)
     if plan.changed_images:
         with execute.shown("source_images"):
-            register_images(instance, storage, plan.changed_images, execute.report)
+            register_images(instance, storage, [plan.image_files[k] for k in plan.changed_images], execute.report)
     if plan.changed_prompts:
         execute(
             "prompts",
@@ -126,13 +126,12 @@ def refresh_sources(instance: dg.DagsterInstance, storage: SeedanceStorage, exec
 
 
 def register_images(
-    instance: dg.DagsterInstance, storage: SeedanceStorage, keys: Iterable[str], report: RunReport
+    instance: dg.DagsterInstance, storage: SeedanceStorage, files: list[StoredFile], report: RunReport
 ) -> None:
     """The images as the ``source_images`` asset records them, reported without a run in batches (a run stores two
     events an image, one at a time: 20,000 images took 102 s that way, benchmarks/README.md M12)."""
-    files = {f.key: f for f in storage.scan_images()[0]}
     registration = ImageRegistration(storage)
-    report_materializations(instance, registration.materializations([files[k] for k in keys if k in files]))
+    report_materializations(instance, registration.materializations(files))
     registration.record()
     report.failures.extend(f"source_images: {failure}" for failure in registration.failures)
 

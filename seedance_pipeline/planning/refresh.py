@@ -35,6 +35,7 @@ class RefreshPlan:
     changed_images: dict[str, str] = field(default_factory=dict)  # key -> stamp (new ones included)
     changed_prompts: dict[str, str] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
+    image_files: dict[str, StoredFile] = field(default_factory=dict)  # the listing of images/ it was planned from
 
     def digest(self, what: dict[str, str]) -> str:
         return hashlib.sha256(repr(sorted(what.items())).encode()).hexdigest()[:16]
@@ -55,6 +56,7 @@ def plan_refresh(instance: dg.DagsterInstance, storage: SeedanceStorage) -> Refr
         new_images=[f.key for f in images if f.key not in known_i],
         new_prompts=[f.key for f in prompt_files if f.key not in known_p],
         rejected=rejected_images + rejected_prompts,
+        image_files={f.key: f for f in images},
     )
     plan.changed_images = _changed(instance, storage, IMAGES_KEY, IMAGES_STAMPS, images)
     plan.changed_prompts = _changed(instance, storage, PROMPTS_KEY, PROMPTS_STAMPS, prompt_files)
