@@ -21,8 +21,9 @@ from dagster._core.events import DagsterEvent, StepMaterializationData
 from dagster._core.events.log import EventLogEntry
 from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._core.utils import make_new_backfill_id
@@ -49,6 +50,9 @@ __all__ = [
     "EventLogEntry",
     "SqlEventLogStorageTable",
     "SqliteEventLogStorage",
+    # A check evaluation's execution row written in the transaction of its event (event_logs/checks.py).
+    "AssetCheckExecutionRecordStatus",
+    "AssetCheckExecutionsTable",
     # Source images recorded in batches, without a run (lineage/reported.py): the event Dagster's
     # report_runless_asset_event builds, stored with the event log's store_event_batch.
     "DagsterEvent",

@@ -264,6 +264,128 @@ def test_sqlite_batch_of_mixed_events_is_stored_an_event_at_a_time(tmp_path):
     storage.dispose()
 
 
+JUDGED = dg.AssetKey("judged")
+with accepting(dg.BetaWarning, dg.PreviewWarning):
+
+    @dg.asset(partitions_def=PARTS, output_required=False, backfill_policy=dg.BackfillPolicy.single_run())
+    def judged(context):  # as the clips step: a materialization, then checks reported without a spec, some failed
+        for i, key in enumerate(context.partition_keys):
+            yield dg.AssetMaterialization(asset_key=JUDGED, partition=key)
+            for name in ("ok", "other"):
+                yield dg.AssetCheckEvaluation(
+                    asset_key=JUDGED, check_name=name, passed=i % 3 != 0, partition=key, metadata={"i": i}
+                )
+
+    @dg.asset(partitions_def=PARTS, check_specs=[dg.AssetCheckSpec("ok", asset="specced", partitions_def=PARTS)])
+    def specced(context):  # a check with a spec: planned when the step starts, then the planned row is updated
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=False, metadata={"again": True})])
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("ok", asset="whole")])
+    def whole(context):  # the same, unpartitioned
+        return dg.MaterializeResult(check_results=[dg.AssetCheckResult(passed=True)])
+
+
+JUDGED_DEFS = dg.Definitions(
+    assets=[judged, specced, whole],
+    jobs=[
+        dg.define_asset_job("judged_job", dg.AssetSelection.assets(JUDGED).without_checks()),
+        dg.define_asset_job("specced_job", dg.AssetSelection.assets("specced")),
+        dg.define_asset_job("whole_job", dg.AssetSelection.assets("whole")),
+    ],
+)
+
+
+def _target(data, runs: dict) -> tuple | None:
+    return None if data is None else (data.storage_id, runs.get(data.run_id))
+
+
+def _judge_and_check_alone(instance: dg.DagsterInstance) -> tuple[dict, list, int]:
+    """One run reporting two checks on 12 partitions, then two assets whose checks have specs (planned when
+    their step starts, then evaluated), partitioned and not. What the check tables read back: each check's history
+    (status, partition, run, passed, metadata, the targeted materialization), and each partition's latest status as
+    the UI reads it (with the index storage ids of its event and target); and the commits the first run's 24
+    evaluations took."""
+    keys = PARTS.get_partition_keys()[:12]
+    tags = {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    commits = []
+    storage = instance.event_log_storage
+    real_store = storage.store_event
+
+    def store(event):  # counts the commits of the evaluations only
+        judged = event.dagster_event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        before = _commits(lambda: real_store(event)) if judged else real_store(event)
+        if judged:
+            commits.append(before)
+
+    with mock.patch.object(storage, "store_event", store):
+        first = JUDGED_DEFS.resolve_job_def("judged_job").execute_in_process(
+            instance=instance, run_config=CONFIG, tags=tags
+        )
+    second = JUDGED_DEFS.resolve_job_def("specced_job").execute_in_process(
+        instance=instance, run_config=CONFIG, partition_key="p04"
+    )
+    third = JUDGED_DEFS.resolve_job_def("whole_job").execute_in_process(instance=instance, run_config=CONFIG)
+    assert first.success and second.success and third.success
+    runs = {first.run_id: "first", second.run_id: "specced", third.run_id: "whole"}
+    history = {}
+    checks = [dg.AssetCheckKey(JUDGED, "ok"), dg.AssetCheckKey(JUDGED, "other")]
+    checks += [dg.AssetCheckKey(dg.AssetKey(name), "ok") for name in ("specced", "whole")]
+    for key in checks:
+        history[key] = [
+            (
+                r.status.value,
+                r.partition,
+                runs[r.run_id],
+                r.event.dagster_event.event_specific_data.passed,
+                {k: v.value for k, v in r.event.dagster_event.event_specific_data.metadata.items()},
+                _target(r.event.dagster_event.event_specific_data.target_materialization_data, runs),
+            )
+            for r in storage.get_asset_check_execution_history(key, limit=100)
+        ]
+    infos = storage.get_asset_check_partition_info(checks)
+    latest = sorted(
+        (
+            i.check_key.to_user_string(),
+            i.partition_key,
+            i.latest_execution_status.value,
+            runs[i.latest_planned_run_id],
+            i.latest_check_event_storage_id,
+            i.latest_target_materialization_storage_id,
+            i.is_current,
+        )
+        for i in infos
+    )
+    return history, latest, sum(commits)
+
+
+def test_sqlite_check_evaluations_read_back_as_dagster_stores_them_in_fewer_commits(tmp_path, monkeypatch):
+    """Check evaluations of a run (reported by the asset's step without a spec, and planned ones) on a fresh
+    embedded-default instance and on Dagster's own SQLite event log: the same history, statuses, partitions, runs,
+    metadata and index storage ids (both instances store the same events in the same order); two commits an
+    evaluation where Dagster takes three."""
+    seen = {}
+    for name, config in (("dagster", "telemetry:\n  enabled: false\n"), ("ours", None)):
+        (tmp_path / name).mkdir()
+        monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path / name, config)))
+        with dg.DagsterInstance.get() as instance:
+            assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage) is (name == "ours")
+            seen[name] = _judge_and_check_alone(instance)
+    assert seen["ours"][:2] == seen["dagster"][:2]
+    history, latest, _ = seen["ours"]
+    ok, other, specced, whole = history.values()
+    assert len(ok) == len(other) == 12 and [h[0] for h in other[::-1][:4]] == [
+        "FAILED",
+        "SUCCEEDED",
+        "SUCCEEDED",
+        "FAILED",
+    ]
+    assert other[0][1:5] == ("p11", "first", True, {"i": 11})
+    assert [h[:5] for h in specced] == [("FAILED", "p04", "specced", False, {"again": True})]
+    assert [h[:5] for h in whole] == [("SUCCEEDED", None, "whole", True, {})]
+    assert len(latest) == 26 and ("judged:other", "p03", "FAILED", "first") in [i[:4] for i in latest]
+    assert (seen["dagster"][2], seen["ours"][2]) == (3 * 24, 2 * 24)
+
+
 def test_sqlite_default_folder_needs_dagster_home(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(ValueError, match=r"event_log_storage\.config\.base_dir: not set, and DAGSTER_HOME"):

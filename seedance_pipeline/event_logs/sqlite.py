@@ -21,6 +21,7 @@ from seedance_pipeline.dagster_internals import (
     SqliteEventLogStorage,
 )
 from seedance_pipeline.event_logs import KnownTables
+from seedance_pipeline.event_logs.checks import record_evaluation
 
 # What ``store_event_batch`` writes at once (dagster-postgres batches the same two kinds).
 BATCHED = (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION)
@@ -105,6 +106,25 @@ class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
             finally:
                 if self._engines[shard][1] is None:  # the first statement created the file: remember which
                     self._engines[shard] = (engine, _identity(self.path_for_shard(shard)))
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """An asset-check evaluation of a run: the event in the run's file, then in the index with its execution
+        row in the same transaction (``checks.py``). Any other event as Dagster stores it."""
+        dagster_event = event.dagster_event
+        if (
+            dagster_event is None
+            or dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION
+            or not event.run_id
+            or not self.supports_asset_checks
+        ):
+            super().store_event(event)
+            return
+        row = self._event_to_row(event)
+        with self.run_connection(event.run_id) as conn:
+            conn.execute(SqlEventLogStorageTable.insert(), row)
+        with self.index_transaction() as conn:
+            inserted = conn.execute(SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id), row)
+            record_evaluation(conn, event, row, inserted.scalar_one())
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """A batch of one asset's materializations (or observations) of one run in one transaction per file.
