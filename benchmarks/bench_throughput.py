@@ -21,6 +21,7 @@ cores, or the provider bound, whichever is slower. Printed as an extrapolation.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -76,6 +77,33 @@ def _one_planned_event_per_run():
     from unittest import mock
 
     return mock.patch.dict(os.environ, {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1"})
+
+
+def _as_the_cli_runs():
+    """The timed run stores its planned events as `seedance-pipeline run`'s runs do (cli/runner.py)."""
+    from unittest import mock
+
+    from seedance_pipeline.cli.runner import PLANNED_EVENT_BATCH
+
+    return mock.patch.dict(os.environ, {"DAGSTER_EVENT_BATCH_SIZE": PLANNED_EVENT_BATCH})
+
+
+def _decode_ms(storage, image: str, repeat: int = 15) -> float:
+    """CPU (user+sys of this process) of the decode ``plays_to_end`` is defined by, for a clip the run stored: every
+    frame, one decoder thread, no content sampling and no preview (``probe_video``'s defaults); the median of
+    ``repeat``, measured after the run, in a quiet process (the same decode inside a busy run costs more)."""
+    import statistics
+
+    from seedance_pipeline.clip.probe import probe_video
+
+    data = storage.read_bytes(storage.clip_path("bench", image))
+    probe_video(io.BytesIO(data))
+    times = []
+    for _ in range(repeat):
+        c0 = cpu_s()
+        probe_video(io.BytesIO(data))
+        times.append(cpu_s() - c0)
+    return 1000 * statistics.median(times)
 
 
 def _checked(instance, run_id: str) -> tuple[int, int]:
@@ -339,7 +367,7 @@ def one_run(
         server0 = server_cpu_s()
         s3_cpu0 = pids_cpu_s(s3_servers)
         s3_before = len(_s3_lines(tmp))
-        with ThreadCPU() as threads:
+        with ThreadCPU() as threads, _as_the_cli_runs():
             c0, t0, w0 = cpu_s(), time.monotonic(), time.time()
             result = _execute(
                 defs,
@@ -357,6 +385,7 @@ def one_run(
             Path(profile).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
             profiler.last_session.save(str(Path(profile).with_suffix(".pyisession")))
         stored, passed = _checked(instance, result.run_id)
+        decode_ms = _decode_ms(storage, images[0])
         stats = sim.stats()["requests"][PROVIDER]
         tasks = [t for t in sim.tasks() if t["prompt"] != "warm-up"]
         first_submit = min(t["created_at"] for t in tasks) - w0
@@ -380,6 +409,7 @@ def one_run(
         "slot_use": busy / (cap * max(1e-9, last_done - first_submit)),
         "span": span,
         "threads": threads.by_role(),
+        "decode_ms": decode_ms,
         "server_cpu": None if server0 is None else server1 - server0,
         "s3_server_cpu": s3_cpu,
         "s3_requests": len(s3_run),
@@ -584,27 +614,39 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
         n, threads = r["n"], r["threads"]
         ours = r["cpu"] - threads.get("sampler", 0.0)  # the per-thread sampler is the benchmark's, not ours
         server = r["server_cpu"] or 0.0
-        per = {role: threads.get(role, 0.0) / n * 1000 for role in ("dagster", "production", "workers", "other")}
+        roles = ("dagster", "production", "probes", "workers", "other")
+        per = {role: threads.get(role, 0.0) / n * 1000 for role in roles}
         parts = (
             f"Dagster's step thread (run and event storage) {per['dagster']:.1f}, clips production thread "
-            f"(provider I/O) {per['production']:.1f}, worker threads (probes decoding every frame, planning, "
-            f"task-record and storage writes) {per['workers']:.1f}, other threads (on S3: fsspec's I/O loop) "
+            f"(provider I/O) {per['production']:.1f}, probe thread (every frame decoded, content sampled, source "
+            f"thumbnails) {per['probes']:.1f}, worker threads (planning, task-record and storage writes) "
+            f"{per['workers']:.1f}, other threads (on S3: fsspec's I/O loop) "
             f"{per['other']:.1f}"
             + (f", PostgreSQL server {server / n * 1000:.1f}" if r["server_cpu"] is not None else "")
         )
+        total = (ours + server) / n * 1000
         report(
             "3",
             f"CPU per clip {label}",
-            (ours + server) / n * 1000,
+            total,
             "ms",
-            None if diagnostic else "<= 30",
             note=f"ms per clip: {parts}; {ours + server:.1f} s CPU for {n} clips in {r['wall']:.1f} s wall; "
             f"simulator used {r['sim_cpu']:.1f} s",
         )
+        # The issue's target: at most 30 ms beyond the decode plays_to_end is defined by.
         report(
             "3",
-            f"our code's CPU per clip {label} (production + workers)",
-            per["production"] + per["workers"],
+            f"CPU per clip beyond the plays_to_end decode {label}",
+            total - r["decode_ms"],
+            "ms",
+            None if diagnostic else "<= 30",
+            note=f"{total:.1f} ms per clip less {r['decode_ms']:.1f} ms, the decode of one of the run's clips "
+            "(every frame, one thread, no sampling), measured alone after the run",
+        )
+        report(
+            "3",
+            f"our code's CPU per clip {label} (production + probes + workers)",
+            per["production"] + per["probes"] + per["workers"],
             "ms",
             note="the part of figure 3 that is this project's own code (the rest is Dagster and its database)",
         )

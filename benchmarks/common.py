@@ -255,8 +255,8 @@ class ThreadCPU:
     Threads are sampled every ``interval_s`` (each sample keeps a thread's latest total, so a thread that
     ends loses at most one interval) and named from ``threading``: the thread that started the sampler
     is Dagster's step thread (it stores every event), ``seedance-clips-*`` is the clips production (our
-    provider I/O), ``asyncio_*`` / ``ThreadPoolExecutor-*`` are the workers the production hands probes,
-    planning and storage writes to.
+    provider I/O), ``seedance-probe*`` the probes (every frame decoded, content sampled), ``asyncio_*`` /
+    ``ThreadPoolExecutor-*`` the workers the production hands planning and storage writes to.
     """
 
     def __init__(self, interval_s: float = 0.1):
@@ -307,6 +307,8 @@ class ThreadCPU:
             return "dagster"
         if name.startswith("seedance-clips"):
             return "production"
+        if name.startswith("seedance-probe"):
+            return "probes"
         if name.startswith(("asyncio_", "ThreadPoolExecutor")):
             return "workers"
         if name == "bench-thread-cpu":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 import dagster as dg
 import pytest
@@ -18,6 +19,19 @@ pytest_plugins = (  # fixtures of their own modules, for every test module
     "seedance_pipeline_tests.s3server",
     "seedance_pipeline_tests.simulator_support",
 )
+
+
+@pytest.fixture(autouse=True)
+def _event_batching_as_before():
+    """The CLI's ``dagster_instance`` sets DAGSTER_EVENT_BATCH_SIZE for its process (cli/runner.py): a test that
+    calls it in-process must not change how the tests after it store their events."""
+    before = os.environ.get("DAGSTER_EVENT_BATCH_SIZE")
+    yield
+    if before is None:
+        os.environ.pop("DAGSTER_EVENT_BATCH_SIZE", None)
+    else:
+        os.environ["DAGSTER_EVENT_BATCH_SIZE"] = before
+
 
 FAST = 0.2  # simulated generation seconds: fast tests, same protocol
 

@@ -386,6 +386,65 @@ def test_sqlite_check_evaluations_read_back_as_dagster_stores_them_in_fewer_comm
     assert (seen["dagster"][2], seen["ours"][2]) == (3 * 24, 2 * 24)
 
 
+def _planned_read_back(instance: dg.DagsterInstance, run_id: str) -> tuple:
+    """What Dagster reads of THING's planned partitions: the run each is planned in, and the asset's latest
+    planned event."""
+    storage = instance.event_log_storage
+    planned = {
+        key: (info.run_id == run_id) if (info := storage.get_latest_planned_materialization_info(THING, key)) else None
+        for key in PARTS.get_partition_keys()
+    }
+    [record] = storage.get_asset_records([THING])
+    last = record.asset_entry.last_planned_materialization_storage_id
+    return planned, last is not None, instance.get_records_for_run(run_id, limit=1000).records[-1].storage_id > 0
+
+
+def _store_planned(instance: dg.DagsterInstance) -> tuple:
+    """A run over 20 partitions: what reads back of its planned events, how many were stored one at a time, the
+    sizes of the batches stored, and the commits the planned events took."""
+    _run_partitions(instance, 3)  # the files and tables exist
+    storage = instance.event_log_storage
+    planned_singly, batches, commits = 0, [], []
+    store, store_batch = storage.store_event, storage.store_event_batch
+
+    def one(event):
+        nonlocal planned_singly
+        if event.dagster_event_type != DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
+            return store(event)
+        planned_singly += 1
+        commits.append(_commits(lambda: store(event)))
+
+    def many(events):
+        batches.append(len(events))
+        commits.append(_commits(lambda: store_batch(events)))
+
+    with mock.patch.object(storage, "store_event", one), mock.patch.object(storage, "store_event_batch", many):
+        _run_partitions(instance, 20)
+    run_id = instance.get_runs(limit=1)[0].run_id
+    return _planned_read_back(instance, run_id), planned_singly, batches, sum(commits)
+
+
+def test_sqlite_a_runs_planned_events_are_stored_in_one_batch_where_the_cli_asks_for_it(tmp_path, monkeypatch):
+    """With DAGSTER_EVENT_BATCH_SIZE, as the CLI's ``dagster_instance`` sets it, a run's 20 planned events reach the
+    embedded default's ``store_event_batch`` at once and are stored in two commits (run file and index), not one
+    event at a time; Dagster reads back the same planned partitions as from its own SQLite class without it."""
+    from seedance_pipeline.cli.runner import PLANNED_EVENT_BATCH, dagster_instance
+
+    seen = {}
+    for how, config in (("dagster", "telemetry:\n  enabled: false\n"), ("ours", None)):
+        (tmp_path / how).mkdir()
+        monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path / how, config)))
+        monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+        with dagster_instance() if how == "ours" else dg.DagsterInstance.get() as instance:
+            assert os.environ.get("DAGSTER_EVENT_BATCH_SIZE") == (PLANNED_EVENT_BATCH if how == "ours" else None)
+            seen[how] = _store_planned(instance)
+    assert seen["ours"][0] == seen["dagster"][0]
+    assert sum(1 for v in seen["ours"][0][0].values() if v) == 20
+    assert seen["dagster"][1:3] == (20, []) and seen["ours"][1:3] == (0, [20])
+    # Run file and index: two commits an event, or two for the batch (creating the run's file takes the same either way)
+    assert seen["dagster"][3] - seen["ours"][3] == 2 * 20 - 2, (seen["dagster"][3], seen["ours"][3])
+
+
 def test_sqlite_default_folder_needs_dagster_home(tmp_path, monkeypatch):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(ValueError, match=r"event_log_storage\.config\.base_dir: not set, and DAGSTER_HOME"):

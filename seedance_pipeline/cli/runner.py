@@ -52,10 +52,16 @@ from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage, StoredFile
 
 DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"
+# Dagster hands a run's planned events (one per partition, stored when the run is created, before its first step)
+# to the event log's store_event_batch in batches of this many when the variable is set, else one at a time; the
+# project's SQLite event log and dagster-postgres store a batch in one transaction (benchmarks/README.md, M15).
+PLANNED_EVENT_BATCH = "1000"
 
 
 def dagster_instance() -> dg.DagsterInstance:
-    """The configured instance ($DAGSTER_HOME), else the project's own under .seedance/."""
+    """The configured instance ($DAGSTER_HOME), else the project's own under .seedance/. The runs of this process
+    store their planned events in batches (``PLANNED_EVENT_BATCH``; a value set in the environment is kept)."""
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", PLANNED_EVENT_BATCH)
     if not os.environ.get("DAGSTER_HOME"):
         home = DEFAULT_DAGSTER_HOME.resolve()
         ensure_instance_config(home)

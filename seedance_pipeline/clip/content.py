@@ -96,7 +96,9 @@ def _luma_grid(frame: Any) -> np.ndarray:
 
 
 def _thumb(frame: Any) -> np.ndarray:
-    small = frame.reformat(width=THUMB, height=THUMB, format="gray", interpolation="AREA")
+    # One scaling thread, as the decoder has (probe.py): FFmpeg's default starts a pool per call, which costs more
+    # CPU than scaling one frame (benchmarks/README.md, M4).
+    small = frame.reformat(width=THUMB, height=THUMB, format="gray", interpolation="AREA", threads=1)
     return small.to_ndarray().astype(np.float32)
 
 

@@ -224,7 +224,9 @@ def _preview_jpeg(frame: Any, max_width: int) -> bytes:
     materialization event: a JPEG is several times smaller and cheaper to encode (benchmarks/README.md, M5)."""
     width = min(max_width, frame.width)
     height = max(1, round(frame.height * width / frame.width))
-    image = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR").to_image()
+    # One scaling thread (content._thumb says why).
+    scaled = frame.reformat(width=width, height=height, format="rgb24", interpolation="BILINEAR", threads=1)
+    image = scaled.to_image()
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)
     return out.getvalue()

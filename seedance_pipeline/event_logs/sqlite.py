@@ -23,8 +23,13 @@ from seedance_pipeline.dagster_internals import (
 from seedance_pipeline.event_logs import KnownTables
 from seedance_pipeline.event_logs.checks import record_evaluation
 
-# What ``store_event_batch`` writes at once (dagster-postgres batches the same two kinds).
-BATCHED = (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION)
+# What ``store_event_batch`` writes at once (dagster-postgres batches these too): Dagster sends the planned
+# events of a run in a batch when DAGSTER_EVENT_BATCH_SIZE is set (``cli/runner.py``).
+BATCHED = (
+    DagsterEventType.ASSET_MATERIALIZATION,
+    DagsterEventType.ASSET_OBSERVATION,
+    DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+)
 
 # The index file and the run files last used. A run worker writes to two files; a webserver reads
 # whichever runs are open in the UI, so the cache is bounded and the least recently used is closed.

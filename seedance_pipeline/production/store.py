@@ -8,6 +8,7 @@ import functools
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
@@ -28,6 +29,12 @@ from seedance_pipeline.production.metadata import GENERATED, REUSED, clip_events
 from seedance_pipeline.storage.resource import SeedanceStorage
 
 Events = list[dg.AssetMaterialization | dg.AssetCheckEvaluation]
+
+# Probes decode one at a time, on a thread of their own: PyAV holds the GIL for much of a decode, so probes side by
+# side contend with each other and with the step's thread, and a clip's decode then costs more CPU, not less time
+# (benchmarks/README.md, "Measurements behind the code", M16). One thread decodes a 4 s 720p clip in about 15 ms,
+# far more clips a second than a run's providers deliver.
+PROBES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seedance-probe")
 
 
 async def store_generated(
@@ -170,7 +177,7 @@ async def _probe(
         return probed, sources(prepared)
 
     try:
-        probed, srcs = await asyncio.to_thread(probe)
+        probed, srcs = await asyncio.get_running_loop().run_in_executor(PROBES, probe)
         return probed, probed.preview_jpeg, evaluate(probed, expected, sources=srcs)
     except (VideoProbeError, OSError) as exc:
         return None, None, evaluate(None, expected, str(exc))
