@@ -23,7 +23,7 @@ from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, AssetKeyTable, SqlEventLogStorageTable
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._core.utils import make_new_backfill_id
@@ -50,6 +50,7 @@ __all__ = [
     "EventLogEntry",
     "SqlEventLogStorageTable",
     "SqliteEventLogStorage",
+    "AssetKeyTable",
     # A check evaluation's execution row written in the transaction of its event (event_logs/checks.py).
     "AssetCheckExecutionRecordStatus",
     "AssetCheckExecutionsTable",

@@ -355,13 +355,23 @@ def _judge_and_check_alone(instance: dg.DagsterInstance) -> tuple[dict, list, in
         )
         for i in infos
     )
-    return history, latest, sum(commits)
+    entries = {
+        str(r.asset_entry.asset_key.to_user_string()): (
+            r.asset_entry.last_materialization_storage_id,
+            runs.get(r.asset_entry.last_run_id),
+            r.asset_entry.last_planned_materialization_storage_id,
+            runs.get(r.asset_entry.last_planned_materialization_run_id),
+            r.asset_entry.last_event_storage_id,
+        )
+        for r in storage.get_asset_records([JUDGED, dg.AssetKey("specced"), dg.AssetKey("whole")])
+    }
+    return (history, entries), latest, sum(commits)
 
 
 def test_sqlite_check_evaluations_read_back_as_dagster_stores_them_in_fewer_commits(tmp_path, monkeypatch):
     """Check evaluations of a run (reported by the asset's step without a spec, and planned ones) on a fresh
     embedded-default instance and on Dagster's own SQLite event log: the same history, statuses, partitions, runs,
-    metadata and index storage ids (both instances store the same events in the same order); two commits an
+    metadata, asset rows and index storage ids (both instances store the same events in the same order); two commits an
     evaluation where Dagster takes three."""
     seen = {}
     for name, config in (("dagster", "telemetry:\n  enabled: false\n"), ("ours", None)):
@@ -371,7 +381,9 @@ def test_sqlite_check_evaluations_read_back_as_dagster_stores_them_in_fewer_comm
             assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage) is (name == "ours")
             seen[name] = _judge_and_check_alone(instance)
     assert seen["ours"][:2] == seen["dagster"][:2]
-    history, latest, _ = seen["ours"]
+    (history, entries), latest, _ = seen["ours"]
+    # the assets' rows (updated in place after the first event, where Dagster inserts and updates on the error)
+    assert entries["judged"][1] == "first" and entries["judged"][0] is not None and entries["whole"][1] == "whole"
     ok, other, specced, whole = history.values()
     assert len(ok) == len(other) == 12 and [h[0] for h in other[::-1][:4]] == [
         "FAILED",

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from seedance_pipeline.dagster_internals import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
+    AssetKeyTable,
     EventLogEntry,
     SqlEventLogStorageTable,
     SqliteEventLogStorage,
@@ -130,6 +131,21 @@ class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
         with self.index_transaction() as conn:
             inserted = conn.execute(SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id), row)
             record_evaluation(conn, event, row, inserted.scalar_one())
+
+    def _store_asset_event(self, conn: Connection, event: EventLogEntry, event_id: int) -> None:
+        """The asset's row from its latest event, as Dagster writes it, but updated first and inserted only for an
+        asset without a row: Dagster inserts first and updates on the IntegrityError, an exception for every event
+        of an asset after its first (a quarter of storing a clip's materialization, M17). Called in the index's
+        transaction after the event's row is written, so this connection holds SQLite's write lock: no other
+        writer can add the row between the two statements."""
+        if not (event.dagster_event and event.dagster_event.asset_key):
+            return
+        values = self._get_asset_entry_values(event, event_id, self._has_asset_key_index_cols_on_connection(conn))
+        if not values:
+            return
+        key = event.dagster_event.asset_key.to_string()
+        if not conn.execute(AssetKeyTable.update().values(**values).where(AssetKeyTable.c.asset_key == key)).rowcount:
+            conn.execute(AssetKeyTable.insert().values(asset_key=key, **values))
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """A batch of one asset's materializations (or observations) of one run in one transaction per file.
