@@ -525,6 +525,24 @@ def test_postgres_batch_reads_back_as_dagster_stores_each_event(tmp_path, pg_ser
     assert seen["dagster"][1] >= 29 and seen["batched"][1] <= 3, (seen["dagster"][1], seen["batched"][1])
 
 
+def test_postgres_check_evaluations_read_back_as_dagster_postgres_stores_them(tmp_path, pg_server, monkeypatch):
+    """The same runs as the SQLite comparison on the production instance (``deploy/dagster.yaml``) and on
+    dagster-postgres' own class: the same history, statuses, asset rows and storage ids."""
+    seen = {}
+    for stock in (True, False):
+        db = pg_server.create_database(f"checks_{'stock' if stock else 'pooled'}")
+        for name, value in pg_server.dagster_env(db).items():
+            monkeypatch.setenv(name, value)
+        with dg.DagsterInstance.from_config(str(_pg_home(tmp_path, stock))) as instance:
+            seen[stock] = _judge_and_check_alone(instance)[:2]
+    assert seen[False] == seen[True]
+    (history, _), latest = seen[False]
+    assert [h[:5] for h in history[dg.AssetCheckKey(dg.AssetKey("specced"), "ok")]] == [
+        ("FAILED", "p04", "specced", False, {"again": True})
+    ]
+    assert len(latest) == 26
+
+
 def test_postgres_event_log_reconnects_after_the_server_drops_its_connection(tmp_path, pg_server, monkeypatch):
     db = pg_server.create_database("event_log_dropped")
     for name, value in pg_server.dagster_env(db).items():

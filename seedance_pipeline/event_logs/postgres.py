@@ -13,10 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from dagster import DagsterEventType
 from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.event_log.event_log import CHANNEL_NAME
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+from sqlalchemy import text
 
+from seedance_pipeline.dagster_internals import EventLogEntry, SqlEventLogStorageTable
 from seedance_pipeline.event_logs import KnownTables
+from seedance_pipeline.event_logs.checks import record_evaluation
 
 POOL_RECYCLE_S = 3600  # as Dagster's webserver pool: a connection is replaced after an hour
 
@@ -51,6 +56,26 @@ class PooledPostgresEventLogStorage(KnownTables, PostgresEventLogStorage):
             inst_data=inst_data,
             token_provider=get_token_provider_from_config(config_value),
         )
+
+    def store_event(self, event: EventLogEntry) -> None:
+        """An asset-check evaluation of a run: the event (with dagster-postgres' NOTIFY) and its execution row in
+        one transaction on one connection (``checks.py``), where dagster-postgres takes two connections. Any other
+        event as dagster-postgres stores it."""
+        dagster_event = event.dagster_event
+        if (
+            dagster_event is None
+            or dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION
+            or not event.run_id
+            or not self.supports_asset_checks
+        ):
+            super().store_event(event)
+            return
+        row = self._event_to_row(event)
+        table = SqlEventLogStorageTable
+        with self.index_transaction() as conn:
+            event_id = conn.execute(table.insert().returning(table.c.id), row).scalar_one()
+            conn.execute(text(f"NOTIFY {CHANNEL_NAME}, :notify_id"), {"notify_id": f"{event.run_id}_{event_id}"})
+            record_evaluation(conn, event, row, event_id)
 
     def dispose(self) -> None:
         super().dispose()
