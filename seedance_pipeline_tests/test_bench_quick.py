@@ -75,9 +75,11 @@ def test_one_multi_partition_run_is_measured():
     assert r["ok"] and r["stored"] == 20 and r["checks_passed"] == 40 and r["submit"] == 20
     assert r["wall"] >= 20 * 1.0 / 10  # never faster than the physical limit
     assert r["cpu"] > 0 and r["status"] >= 20
-    # figure 3's split: each part of the run's CPU is seen on its own thread, and together they are the run's
+    # figure 3's split: each part of the run's CPU is seen on its own thread, and together they are the run's. The
+    # other workers (task-record and sidecar writes) may use less than /proc's 10 ms tick in 20 clips: not asserted.
     threads = r["threads"]
-    assert threads["dagster"] > 0 and threads["production"] > 0 and threads["workers"] > 0, threads
+    assert threads["dagster"] > 0 and threads["production"] > 0 and threads["probes"] > 0, threads
+    assert 0 < r["decode_ms"] < 1000 * threads["probes"] / 20, (r["decode_ms"], threads)  # the decode, within a probe
     assert sum(threads.values()) <= r["cpu"] + 0.1 * len(threads), (threads, r["cpu"])
 
 

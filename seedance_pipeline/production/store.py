@@ -32,8 +32,8 @@ Events = list[dg.AssetMaterialization | dg.AssetCheckEvaluation]
 
 # Probes decode one at a time, on a thread of their own: PyAV holds the GIL for much of a decode, so probes side by
 # side contend with each other and with the step's thread, and a clip's decode then costs more CPU, not less time
-# (benchmarks/README.md, "Measurements behind the code", M16). One thread decodes a 4 s 720p clip in about 15 ms,
-# far more clips a second than a run's providers deliver.
+# (benchmarks/README.md, "Measurements behind the code", M16). One thread decodes a 4 s 480p clip in about 15 ms
+# of CPU: far more clips a second than a run's providers deliver.
 PROBES = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seedance-probe")
 
 
@@ -167,17 +167,20 @@ async def _probe(
     frame, and judge every check."""
     expected = _expected(prepared)
 
-    def probe() -> tuple[VideoProbe, Sources]:
+    def probe() -> VideoProbe:
         if uploaded is not None:
             uploaded.seek(0)
-            probed = probe_video(uploaded, preview_width=320, sample_content=True)
-        else:
-            with storage.fs.open(clip_path, "rb") as fh:
-                probed = probe_video(fh, preview_width=320, sample_content=True)
-        return probed, sources(prepared)
+            return probe_video(uploaded, preview_width=320, sample_content=True)
+        with storage.fs.open(clip_path, "rb") as fh:
+            return probe_video(fh, preview_width=320, sample_content=True)
 
+    # A clip in memory or in a local file is decoded on the probe thread; one read from an object store as it is
+    # decoded (a reused clip there) waits on requests, so it goes to the shared workers, as other storage reads do.
+    # The source images' thumbnails too: a read of an image no longer in memory is a storage read.
+    executor = PROBES if uploaded is not None or storage.is_local else None
     try:
-        probed, srcs = await asyncio.get_running_loop().run_in_executor(PROBES, probe)
+        srcs = await asyncio.to_thread(sources, prepared)
+        probed = await asyncio.get_running_loop().run_in_executor(executor, probe)
         return probed, probed.preview_jpeg, evaluate(probed, expected, sources=srcs)
     except (VideoProbeError, OSError) as exc:
         return None, None, evaluate(None, expected, str(exc))
