@@ -50,8 +50,9 @@ __all__ = [
     "EventLogEntry",
     "SqlEventLogStorageTable",
     "SqliteEventLogStorage",
+    # An asset's row updated before it is inserted (event_logs/sqlite.py), and a check evaluation's execution row
+    # written in the transaction of its event (event_logs/checks.py).
     "AssetKeyTable",
-    # A check evaluation's execution row written in the transaction of its event (event_logs/checks.py).
     "AssetCheckExecutionRecordStatus",
     "AssetCheckExecutionsTable",
     # Source images recorded in batches, without a run (lineage/reported.py): the event Dagster's

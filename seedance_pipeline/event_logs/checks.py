@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import DagsterInvariantViolationError
+from dagster import DagsterEventType, DagsterInvariantViolationError
 from sqlalchemy import and_, bindparam
 from sqlalchemy.engine import Connection
 
@@ -29,6 +29,17 @@ _SAME_CHECK = and_(
 _UPDATE = _TABLE.update().where(_SAME_CHECK, _TABLE.c.partition == bindparam("w_partition"))
 _UPDATE_UNPARTITIONED = _TABLE.update().where(_SAME_CHECK, _TABLE.c.partition.is_(None))
 _INSERT = _TABLE.insert()
+
+
+def is_run_evaluation(event: Any) -> bool:
+    """Whether ``event`` is an asset-check evaluation of a run: what ``record_evaluation`` writes (a runless one,
+    and every other event, is stored as Dagster stores it)."""
+    dagster_event = event.dagster_event
+    return (
+        dagster_event is not None
+        and dagster_event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and bool(event.run_id)
+    )
 
 
 def record_evaluation(conn: Connection, event: Any, row: dict[str, Any], event_id: int) -> None:

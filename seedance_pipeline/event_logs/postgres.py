@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import DagsterEventType
 from dagster_postgres.event_log import PostgresEventLogStorage
 from dagster_postgres.event_log.event_log import CHANNEL_NAME
 from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
@@ -21,7 +20,7 @@ from sqlalchemy import text
 
 from seedance_pipeline.dagster_internals import EventLogEntry, SqlEventLogStorageTable
 from seedance_pipeline.event_logs import KnownTables
-from seedance_pipeline.event_logs.checks import record_evaluation
+from seedance_pipeline.event_logs.checks import is_run_evaluation, record_evaluation
 
 POOL_RECYCLE_S = 3600  # as Dagster's webserver pool: a connection is replaced after an hour
 
@@ -61,13 +60,7 @@ class PooledPostgresEventLogStorage(KnownTables, PostgresEventLogStorage):
         """An asset-check evaluation of a run: the event (with dagster-postgres' NOTIFY) and its execution row in
         one transaction on one connection (``checks.py``), where dagster-postgres takes two connections. Any other
         event as dagster-postgres stores it."""
-        dagster_event = event.dagster_event
-        if (
-            dagster_event is None
-            or dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION
-            or not event.run_id
-            or not self.supports_asset_checks
-        ):
+        if not (is_run_evaluation(event) and self.supports_asset_checks):
             super().store_event(event)
             return
         row = self._event_to_row(event)

@@ -22,7 +22,7 @@ from seedance_pipeline.dagster_internals import (
     SqliteEventLogStorage,
 )
 from seedance_pipeline.event_logs import KnownTables
-from seedance_pipeline.event_logs.checks import record_evaluation
+from seedance_pipeline.event_logs.checks import is_run_evaluation, record_evaluation
 
 # What ``store_event_batch`` writes at once (dagster-postgres batches these too): Dagster sends the planned
 # events of a run in a batch when DAGSTER_EVENT_BATCH_SIZE is set (``cli/runner.py``).
@@ -116,13 +116,7 @@ class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
     def store_event(self, event: EventLogEntry) -> None:
         """An asset-check evaluation of a run: the event in the run's file, then in the index with its execution
         row in the same transaction (``checks.py``). Any other event as Dagster stores it."""
-        dagster_event = event.dagster_event
-        if (
-            dagster_event is None
-            or dagster_event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION
-            or not event.run_id
-            or not self.supports_asset_checks
-        ):
+        if not (is_run_evaluation(event) and self.supports_asset_checks):
             super().store_event(event)
             return
         row = self._event_to_row(event)
