@@ -386,6 +386,7 @@ def one_run(
             profiler.last_session.save(str(Path(profile).with_suffix(".pyisession")))
         stored, passed = _checked(instance, result.run_id)
         decode_ms = _decode_ms(storage, images[0])
+        s3_capacity = None if storage.is_local else _s3_capacity(storage, cap, s3_servers)
         stats = sim.stats()["requests"][PROVIDER]
         tasks = [t for t in sim.tasks() if t["prompt"] != "warm-up"]
         first_submit = min(t["created_at"] for t in tasks) - w0
@@ -414,7 +415,31 @@ def one_run(
         "s3_server_cpu": s3_cpu,
         "s3_requests": len(s3_run),
         "s3_by_kind": s3_requests_by_kind(s3_run),
+        "s3_capacity": s3_capacity,
     }
+
+
+def _s3_capacity(storage, clients: int, servers: list[int]) -> dict:
+    """What the S3 emulator (moto's server behind the latency proxy, Python processes on this machine's cores)
+    gives, measured after the run: one 1 KB PUT alone (median of 20), and ``clients`` threads each writing 3 PUTs
+    one after the other, as one wave of intents does (a run's slots all start at once), with the servers' CPU."""
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = b"x" * 1024
+
+    def put(i: int) -> float:
+        t = time.monotonic()
+        storage.write_bytes(storage.path("capacity", f"{i}.json"), data)
+        return time.monotonic() - t
+
+    alone = statistics.median(put(i) for i in range(20))
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(put, range(clients)))  # the connections opened first, as a run's are
+        cpu0, t0 = pids_cpu_s(servers), time.monotonic()
+        list(pool.map(lambda i: sum(put(i * 3 + k) for k in range(3)), range(clients)))
+        wall, cpu = time.monotonic() - t0, pids_cpu_s(servers) - cpu0
+    return {"put_s": alone, "wave_s": wall, "server_cpu_per_put_s": cpu / (3 * clients), "clients": clients}
 
 
 def _warm(sim: SimProcess, image_key: str, storage) -> None:
@@ -603,6 +628,17 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
                 "%",
                 note=f"{used:.1f} s of {os.cpu_count()} cores x {r['wall']:.1f} s: this process {r['cpu']:.1f} s, "
                 f"moto's server and the latency proxy {r['s3_server_cpu']:.1f} s, the simulator {r['sim_cpu']:.1f} s",
+            )
+            cap_s3 = r["s3_capacity"]
+            report(
+                "1",
+                f"S3 emulator: {cap_s3['clients']} clients x 3 PUTs one after the other, against 3 PUTs alone, {at}",
+                cap_s3["wave_s"] / (3 * cap_s3["put_s"]),
+                "x",
+                note=f"{cap_s3['wave_s'] * 1000:.0f} ms against 3 x {cap_s3['put_s'] * 1000:.1f} ms: what one wave of "
+                f"intents waits on; moto and the proxy used {cap_s3['server_cpu_per_put_s'] * 1000:.1f} ms of CPU "
+                f"a PUT ({r['s3_server_cpu'] / max(1, r['s3_requests']) * 1000:.1f} ms a request during the run), "
+                "one process each",
             )
         cpu_per_clip.append((label, r, diagnostic))
     print(

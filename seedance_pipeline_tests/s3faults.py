@@ -6,6 +6,10 @@ RNG), and the next ``burst_len`` writes, this one included, are answered with an
 reaching the store: 500 InternalError or 503 SlowDown, in S3's XML error format. Bursts model an S3
 incident: botocore retries each write a few times, so only a burst outlasts its retries.
 
+``together``: path fragments whose first requests are held until all of them have arrived (up to 5 s each), so a
+test can tell requests sent at once from requests sent one after the other: ``counts["together"]`` is how many of
+them met (0 when they came one at a time).
+
     with S3FaultProxy(moto_url, burst_probability=0.05, burst_len=6, seed=1) as proxy:
         storage = SeedanceStorage(url="s3://bucket/x", endpoint_url=proxy.url)
 """
@@ -26,6 +30,12 @@ ERRORS = (
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a client opening tens of connections at once (botocore's pool)
+    # had the rest of its SYNs dropped and resent a second later, which S3 never does.
+    request_queue_size = 128
+
+
 class S3FaultProxy:
     def __init__(
         self,
@@ -36,6 +46,7 @@ class S3FaultProxy:
         seed: int = 0,
         latency_s: float = 0.0,
         log_path: str | None = None,
+        together: tuple[str, ...] = (),
     ):
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port or 80)
@@ -44,7 +55,9 @@ class S3FaultProxy:
         self._rng = random.Random(f"{seed}:s3")
         self._lock = threading.Lock()
         self._left = 0
-        self.counts = {"reads": 0, "writes": 0, "failed_writes": 0, "bursts": 0}
+        self.counts = {"reads": 0, "writes": 0, "failed_writes": 0, "bursts": 0, "together": 0}
+        self._waiting = list(together)
+        self._barrier = threading.Barrier(len(together)) if together else None
         # One line per request ("METHOD path?query"), for a benchmark to say which requests a run makes.
         self._log = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None  # noqa: SIM115
         proxy = self
@@ -73,6 +86,7 @@ class S3FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()
+                proxy._meet(self.path)
                 if proxy.latency_s:
                     time.sleep(proxy.latency_s)
                 write = self.command in ("PUT", "POST")
@@ -118,11 +132,24 @@ class S3FaultProxy:
 
             do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="s3-fault-proxy", daemon=True)
         self._thread.start()
+
+    def _meet(self, path: str) -> None:
+        with self._lock:
+            fragment = next((f for f in self._waiting if f in path), None)
+            if fragment is None or self._barrier is None:
+                return
+            self._waiting.remove(fragment)
+        try:
+            self._barrier.wait(timeout=5)
+        except threading.BrokenBarrierError:
+            return  # sent one after the other: pass it on all the same
+        with self._lock:
+            self.counts["together"] += 1
 
     def _fault(self):
         with self._lock:

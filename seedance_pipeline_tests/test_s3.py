@@ -454,6 +454,28 @@ def test_a_rerun_of_every_pair_on_s3_reuses_each_stored_clip(s3_storage, provide
     assert len(sim.sim.submits()) == submits
 
 
+def test_an_intent_on_s3_is_two_round_trips_its_record_last(s3_endpoint, bucket):
+    """Before a submit, the request's marker and the attempt's open copy are sent at once (the proxy holds each
+    until the other arrives), and the record, whose presence says the POST may have left, only after both."""
+    from seedance_pipeline_tests.s3faults import S3FaultProxy
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "s3.log"
+        together = ("/tasks/by-fingerprint/", "/tasks/open/")
+        with S3FaultProxy(s3_endpoint, log_path=str(log), together=together) as proxy:
+            storage = SeedanceStorage(url=f"s3://{bucket}/intent/storage", endpoint_url=proxy.url)
+            path = put(storage, "images/lake.png", png())
+            image = inspect_image(path, storage.read_bytes(path))
+            request = build_request(prompt="a calm lake", image=path, duration=4, resolution="480p")
+            prepared = prepare(get_adapter("novita"), request, images={path: image})
+            record = TaskStore(storage).create(prepared, image="lake", prompt="dawn", run_id="r", simulated=True)
+            assert TaskStore(storage).written(record.attempt_id)
+        puts = [line.split(" ", 1)[1] for line in log.read_text().splitlines() if line.startswith("PUT ")]
+    assert proxy.counts["together"] == 2
+    tasks = [p.split("/tasks/", 1)[1].split("/", 1)[0] for p in puts if "/tasks/" in p]
+    assert sorted(tasks[:2]) == ["by-fingerprint", "open"] and tasks[2:] == ["days"]
+
+
 def test_a_clip_on_s3_is_checked_from_the_bytes_it_was_uploaded_from(s3_endpoint, bucket, providers, instance, sim):
     """Each new clip is probed (every frame decoded) from the bytes its upload sent, so a run never reads a
     clip back (a HEAD and a GET per clip); retiring an attempt's open copy is one DELETE, no HEAD first; every

@@ -88,11 +88,21 @@ class TaskStore:
             estimate_is_assumption=prepared.estimate.assumption,
             created_at=now,
             updated_at=now,
+            owner=current_owner(),
             **fields,
         )
-        self.storage.write_bytes(self._marker_path(record.fingerprint, record.attempt_id), b"")
-        try:
+        marker = self._marker_path(record.fingerprint, record.attempt_id)
+        if record.state not in states.OPEN:
+            self.storage.write_bytes(marker, b"")
             return self.save(record)
+        data = record.model_dump_json(indent=1).encode()
+        try:
+            # The marker and the open copy in either order (a marker without its record is skipped when read; an
+            # open copy without it is an intent never sent, ``written``), then the record, as ``save`` orders
+            # them: the submit waits two round trips on an object store, not three.
+            self.storage.write_all({marker: b"", self._open_path(record.attempt_id): data})
+            self.storage.write_bytes(self._record_path(record.attempt_id), data)
+            return record
         except OSError:
             # Nothing was sent (the caller submits only after this returns): an open copy written before the
             # record's write failed would list an attempt that does not exist. Best effort; a marker without

@@ -161,6 +161,15 @@ class SeedanceStorage(dg.ConfigurableResource):
         with atomic_writer(self.fs, full_path) as fh:
             fh.write(data)
 
+    def write_all(self, files: dict[str, bytes]) -> None:
+        """Each file whole or not at all, in no particular order: concurrently on an object store (one round trip's
+        wait for all of them), one after the other in a local folder."""
+        if self.is_local:
+            for full_path, data in files.items():
+                self.write_bytes(full_path, data)
+        else:
+            self.fs.pipe(files)  # a PUT is whole or absent
+
     def exists(self, full_path: str) -> bool:
         return self.fs.exists(full_path)
 
