@@ -83,7 +83,7 @@ def _as_the_cli_runs():
     """The timed run stores its planned events as `seedance-pipeline run`'s runs do (cli/runner.py)."""
     from unittest import mock
 
-    from seedance_pipeline.cli.runner import PLANNED_EVENT_BATCH
+    from seedance_pipeline.event_logs import PLANNED_EVENT_BATCH
 
     return mock.patch.dict(os.environ, {"DAGSTER_EVENT_BATCH_SIZE": PLANNED_EVENT_BATCH})
 

@@ -23,8 +23,8 @@ pytest_plugins = (  # fixtures of their own modules, for every test module
 
 @pytest.fixture(autouse=True)
 def _event_batching_as_before():
-    """The CLI's ``dagster_instance`` sets DAGSTER_EVENT_BATCH_SIZE for its process (cli/runner.py): a test that
-    calls it in-process must not change how the tests after it store their events."""
+    """The project's event logs set DAGSTER_EVENT_BATCH_SIZE for their process (event_logs ``ask_for_batches``): a
+    test that builds one in-process must not change how the tests after it store their events."""
     before = os.environ.get("DAGSTER_EVENT_BATCH_SIZE")
     yield
     if before is None:

@@ -23,6 +23,7 @@ from dagster._core.events import DagsterEventType
 
 from seedance_pipeline.defs.preview import accepting
 from seedance_pipeline.event_logs.instance_config import embedded_instance_config, ensure_instance_config
+from seedance_pipeline.event_logs.postgres import PooledPostgresEventLogStorage
 from seedance_pipeline.event_logs.sqlite import PooledSqliteEventLogStorage
 from seedance_pipeline.lineage.reported import report_materializations
 from seedance_pipeline_tests.test_deploy_config import DEPLOY_YAML
@@ -436,25 +437,33 @@ def _store_planned(instance: dg.DagsterInstance) -> tuple:
     return _planned_read_back(instance, run_id), planned_singly, batches, sum(commits)
 
 
-def test_sqlite_a_runs_planned_events_are_stored_in_one_batch_where_the_cli_asks_for_it(tmp_path, monkeypatch):
-    """With DAGSTER_EVENT_BATCH_SIZE, as the CLI's ``dagster_instance`` sets it, a run's 20 planned events reach the
-    embedded default's ``store_event_batch`` at once and are stored in two commits (run file and index), not one
-    event at a time; Dagster reads back the same planned partitions as from its own SQLite class without it."""
-    from seedance_pipeline.cli.runner import PLANNED_EVENT_BATCH, dagster_instance
+def test_sqlite_a_runs_planned_events_are_stored_in_one_batch_in_every_process_on_the_project_config(
+    tmp_path, monkeypatch
+):
+    """A run's 20 planned events reach the embedded default's ``store_event_batch`` at once and are stored in two
+    commits (run file and index), not one event at a time: in the CLI's process (``dagster_instance``) and in any
+    process whose instance is built from the project's config, as ``dagster dev``'s webserver and daemon build theirs
+    (``DagsterInstance.get``); the event log asks for it (DAGSTER_EVENT_BATCH_SIZE). Dagster reads back the same
+    planned partitions as from its own SQLite class, which stores them one at a time."""
+    from seedance_pipeline.cli.runner import dagster_instance
+    from seedance_pipeline.event_logs import PLANNED_EVENT_BATCH
 
     seen = {}
-    for how, config in (("dagster", "telemetry:\n  enabled: false\n"), ("ours", None)):
+    for how, config in (("dagster", "telemetry:\n  enabled: false\n"), ("cli", None), ("webserver", None)):
         (tmp_path / how).mkdir()
         monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path / how, config)))
         monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
-        with dagster_instance() if how == "ours" else dg.DagsterInstance.get() as instance:
-            assert os.environ.get("DAGSTER_EVENT_BATCH_SIZE") == (PLANNED_EVENT_BATCH if how == "ours" else None)
+        with dagster_instance() if how == "cli" else dg.DagsterInstance.get() as instance:
+            assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage) is (how != "dagster")
+            assert os.environ.get("DAGSTER_EVENT_BATCH_SIZE") == (None if how == "dagster" else PLANNED_EVENT_BATCH)
             seen[how] = _store_planned(instance)
-    assert seen["ours"][0] == seen["dagster"][0]
-    assert sum(1 for v in seen["ours"][0][0].values() if v) == 20
-    assert seen["dagster"][1:3] == (20, []) and seen["ours"][1:3] == (0, [20])
+    assert seen["cli"][0] == seen["webserver"][0] == seen["dagster"][0]
+    assert sum(1 for v in seen["cli"][0][0].values() if v) == 20
+    assert seen["dagster"][1:3] == (20, [])
+    assert seen["cli"][1:3] == seen["webserver"][1:3] == (0, [20])
     # Run file and index: two commits an event, or two for the batch (creating the run's file takes the same either way)
-    assert seen["dagster"][3] - seen["ours"][3] == 2 * 20 - 2, (seen["dagster"][3], seen["ours"][3])
+    for how in ("cli", "webserver"):
+        assert seen["dagster"][3] - seen[how][3] == 2 * 20 - 2, (how, seen["dagster"][3], seen[how][3])
 
 
 def test_sqlite_default_folder_needs_dagster_home(tmp_path, monkeypatch):
@@ -496,7 +505,11 @@ def test_postgres_connections_do_not_grow_with_the_events_a_run_stores(tmp_path,
     db = pg_server.create_database(f"event_log_{'stock' if stock else 'pooled'}")
     for name, value in pg_server.dagster_env(db).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
     with dg.DagsterInstance.from_config(str(_pg_home(tmp_path, stock))) as instance:
+        # Our class asks Dagster for batches of planned events in every process that builds it (event_logs/__init__.py)
+        assert isinstance(instance.event_log_storage, PooledPostgresEventLogStorage) is not stock
+        assert ("DAGSTER_EVENT_BATCH_SIZE" in os.environ) is not stock
         _run_partitions(instance)
         # The run storage (dagster-postgres' own class) opens a fixed number per run; the event log's part
         # is what 20 more partitions (60 more events: planned, materialization, check) add.

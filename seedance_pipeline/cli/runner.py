@@ -22,6 +22,7 @@ from seedance_pipeline.cli.progress import Progress
 from seedance_pipeline.cli.run_report import RunReport, clip_rows, failure_lines
 from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.defs.assets.reports import REVIEWS_DIGEST
+from seedance_pipeline.event_logs import ask_for_batches
 from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendPolicy
@@ -52,16 +53,12 @@ from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage, StoredFile
 
 DEFAULT_DAGSTER_HOME = Path(".seedance") / "dagster_home"
-# Dagster hands a run's planned events (one per partition, stored when the run is created, before its first step)
-# to the event log's store_event_batch in batches of this many when the variable is set, else one at a time; the
-# project's SQLite event log and dagster-postgres store a batch in one transaction (benchmarks/README.md, M15).
-PLANNED_EVENT_BATCH = "1000"
 
 
 def dagster_instance() -> dg.DagsterInstance:
     """The configured instance ($DAGSTER_HOME), else the project's own under .seedance/. The runs of this process
-    store their planned events in batches (``PLANNED_EVENT_BATCH``; a value set in the environment is kept)."""
-    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", PLANNED_EVENT_BATCH)
+    store their planned events in batches (``event_logs.ask_for_batches``), whichever event log the instance uses."""
+    ask_for_batches()
     if not os.environ.get("DAGSTER_HOME"):
         home = DEFAULT_DAGSTER_HOME.resolve()
         ensure_instance_config(home)

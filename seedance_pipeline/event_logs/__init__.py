@@ -13,8 +13,21 @@ named in ``dagster.yaml`` (``event_log_storage: module/class``): ``sqlite`` for 
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
+
+# Dagster hands a run's planned events (one per partition, stored by the process that creates the run, before its
+# first step) to the event log's ``store_event_batch`` in batches of this many when DAGSTER_EVENT_BATCH_SIZE is
+# set, else one at a time; both classes here store a batch in one transaction per file (benchmarks/README.md, M15).
+PLANNED_EVENT_BATCH = "1000"
+
+
+def ask_for_batches() -> None:
+    """Set DAGSTER_EVENT_BATCH_SIZE for this process (a value already set is kept). Called where an instance builds
+    one of these event logs: so the webserver and the daemon of ``dagster dev`` (they create the runs launched from
+    the UI, by sensors and by backfills) batch too, not only the CLI. Dagster reads the variable at every event."""
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", PLANNED_EVENT_BATCH)
 
 
 class KnownTables:

@@ -19,7 +19,7 @@ from dagster_postgres.utils import create_pg_engine, get_token_provider_from_con
 from sqlalchemy import text
 
 from seedance_pipeline.dagster_internals import EventLogEntry, SqlEventLogStorageTable
-from seedance_pipeline.event_logs import KnownTables
+from seedance_pipeline.event_logs import KnownTables, ask_for_batches
 from seedance_pipeline.event_logs.checks import is_run_evaluation, record_evaluation
 
 POOL_RECYCLE_S = 3600  # as Dagster's webserver pool: a connection is replaced after an hour
@@ -49,6 +49,7 @@ class PooledPostgresEventLogStorage(KnownTables, PostgresEventLogStorage):
 
     @classmethod
     def from_config_value(cls, inst_data: Any, config_value: Mapping[str, Any]) -> PooledPostgresEventLogStorage:
+        ask_for_batches()
         return cls(
             postgres_url=pg_url_from_config(config_value),
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),

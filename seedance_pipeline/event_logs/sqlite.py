@@ -21,11 +21,11 @@ from seedance_pipeline.dagster_internals import (
     SqlEventLogStorageTable,
     SqliteEventLogStorage,
 )
-from seedance_pipeline.event_logs import KnownTables
+from seedance_pipeline.event_logs import KnownTables, ask_for_batches
 from seedance_pipeline.event_logs.checks import is_run_evaluation, record_evaluation
 
 # What ``store_event_batch`` writes at once (dagster-postgres batches these too): Dagster sends the planned
-# events of a run in a batch when DAGSTER_EVENT_BATCH_SIZE is set (``cli/runner.py``).
+# events of a run in a batch when DAGSTER_EVENT_BATCH_SIZE is set (``ask_for_batches``).
 BATCHED = (
     DagsterEventType.ASSET_MATERIALIZATION,
     DagsterEventType.ASSET_OBSERVATION,
@@ -73,6 +73,7 @@ class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
                     "(the default is $DAGSTER_HOME/history/runs)"
                 )
             base_dir = os.path.join(home, "history", "runs")
+        ask_for_batches()
         return cls(base_dir, inst_data=inst_data)
 
     def _engine_for(self, shard: str) -> Engine:
