@@ -27,6 +27,7 @@ from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, As
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._core.utils import make_new_backfill_id
+from dagster_shared.record import replace as replace_record
 
 __all__ = [
     # Per-partition provenance (lineage/versions.py): the tags Dagster's stale-status resolver reads.
@@ -55,6 +56,9 @@ __all__ = [
     "AssetKeyTable",
     "AssetCheckExecutionRecordStatus",
     "AssetCheckExecutionsTable",
+    # A planned check's execution row carrying its own partition's planned event (event_logs/checks.py): a copy of
+    # Dagster's AssetCheckEvaluationPlanned record with another partition subset.
+    "replace_record",
     # Source images recorded in batches, without a run (lineage/reported.py): the event Dagster's
     # report_runless_asset_event builds, stored with the event log's store_event_batch.
     "DagsterEvent",

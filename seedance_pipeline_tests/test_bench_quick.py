@@ -152,3 +152,24 @@ def test_registration_on_s3_is_measured():
 
     r = s3_registration(12)
     assert r["registered"] == 12 and r["wall_s"] > 0, r
+
+
+def test_creating_a_run_is_measured_with_and_without_its_checks():
+    """Benchmark 9 at 200 partitions: each run is created in its instance, and the planned checks' rows grow the
+    instance's folder (each row carrying its own partition's planned event; Dagster's carry all of them)."""
+    out = _run(
+        [
+            "-c",
+            "from benchmarks.bench_run_creation import create; import json; "
+            "print(json.dumps({str(c) + str(s): create(200, checks=c, stock=s) "
+            "for c, s in ((False, False), (True, False), (True, True))}))",
+        ],
+        timeout=300,
+    )
+    import json
+
+    r = json.loads(out.strip().splitlines()[-1])
+    bare, checked, stock = r["FalseFalse"], r["TrueFalse"], r["TrueTrue"]
+    assert all(f["wall"] > 0 and f["cpu"] > 0 for f in r.values()), r
+    assert checked["mb"] > bare["mb"] > 0  # 7 x 200 planned check rows more
+    assert stock["mb"] > 2 * checked["mb"], r  # each of Dagster's rows holds 200 partition keys

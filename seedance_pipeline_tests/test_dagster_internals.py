@@ -102,6 +102,24 @@ def test_the_sqlite_event_log_still_has_what_our_pooled_subclass_overrides():
     assert isinstance(di.SQLITE_BUSY_TIMEOUT_SECONDS, int | float) and di.SQLITE_BUSY_TIMEOUT_SECONDS > 0
 
 
+def test_a_planned_check_is_still_stored_by_the_method_our_event_logs_replace():
+    # event_logs/checks.py PlannedRowPerPartition replaces how the SQL event logs write a planned check's rows.
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    method = SqlEventLogStorage._store_asset_check_evaluation_planned
+    assert list(inspect.signature(method).parameters) == ["self", "event", "event_id"]
+    assert "self._store_asset_check_evaluation_planned(" in inspect.getsource(
+        SqlEventLogStorage.store_asset_check_event
+    )
+    assert callable(SqlEventLogStorage._event_insert_timestamp)
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluationPlanned
+
+    planned = AssetCheckEvaluationPlanned(asset_key=dg.AssetKey("a"), check_name="c", partitions_subset=None)
+    subset = dg.StaticPartitionsDefinition(["x"]).subset_with_partition_keys(["x"])
+    copied = di.replace_record(planned, partitions_subset=subset)  # the copy keeps the other fields
+    assert (copied.asset_key, copied.check_name, copied.partitions_subset) == (dg.AssetKey("a"), "c", subset)
+
+
 def test_a_reported_materialization_is_the_event_dagster_builds_for_a_runless_one(tmp_path):
     # lineage/reported.py builds the event report_runless_asset_event builds, to store many at once.
     from seedance_pipeline.lineage.reported import _entry

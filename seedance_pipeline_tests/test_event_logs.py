@@ -54,10 +54,10 @@ JOB = dg.Definitions(
 CONFIG = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def _run_partitions(instance: dg.DagsterInstance, n: int = 30) -> tuple[str, int]:
-    """One run over the first ``n`` partitions; (run id, events the run stored)."""
+def _run_partitions(instance: dg.DagsterInstance, n: int = 30, job: dg.JobDefinition = JOB) -> tuple[str, int]:
+    """One run of ``job`` over the first ``n`` partitions; (run id, events the run stored)."""
     keys = PARTS.get_partition_keys()[:n]
-    result = JOB.execute_in_process(
+    result = job.execute_in_process(
         instance=instance,
         run_config=CONFIG,
         tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},

@@ -20,12 +20,12 @@ from sqlalchemy import text
 
 from seedance_pipeline.dagster_internals import EventLogEntry, SqlEventLogStorageTable
 from seedance_pipeline.event_logs import KnownTables, ask_for_batches
-from seedance_pipeline.event_logs.checks import is_run_evaluation, record_evaluation
+from seedance_pipeline.event_logs.checks import PlannedRowPerPartition, is_run_evaluation, record_evaluation
 
 POOL_RECYCLE_S = 3600  # as Dagster's webserver pool: a connection is replaced after an hour
 
 
-class PooledPostgresEventLogStorage(KnownTables, PostgresEventLogStorage):
+class PooledPostgresEventLogStorage(KnownTables, PlannedRowPerPartition, PostgresEventLogStorage):
     """``PostgresEventLogStorage`` with one pooled connection per process. Same config as the stock class."""
 
     def __init__(

@@ -22,7 +22,7 @@ from seedance_pipeline.dagster_internals import (
     SqliteEventLogStorage,
 )
 from seedance_pipeline.event_logs import KnownTables, ask_for_batches
-from seedance_pipeline.event_logs.checks import is_run_evaluation, record_evaluation
+from seedance_pipeline.event_logs.checks import PlannedRowPerPartition, is_run_evaluation, record_evaluation
 
 # What ``store_event_batch`` writes at once (dagster-postgres batches these too): Dagster sends the planned
 # events of a run in a batch when DAGSTER_EVENT_BATCH_SIZE is set (``ask_for_batches``).
@@ -45,7 +45,7 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-class PooledSqliteEventLogStorage(KnownTables, SqliteEventLogStorage):
+class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEventLogStorage):
     """``SqliteEventLogStorage`` that keeps each file's engine (SQLAlchemy's pool of one connection:
     statements still run one at a time, under the storage's lock, each in its own transaction).
 
