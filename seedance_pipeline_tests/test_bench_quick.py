@@ -161,15 +161,15 @@ def test_creating_a_run_is_measured_with_and_without_its_checks():
         [
             "-c",
             "from benchmarks.bench_run_creation import create; import json; "
-            "print(json.dumps({str(c) + str(s): create(200, checks=c, stock=s) "
-            "for c, s in ((False, False), (True, False), (True, True))}))",
+            "print(json.dumps({str(c) + k: create(200, checks=c, kind=k) "
+            "for c, k in ((False, 'sqlite'), (True, 'sqlite'), (True, 'sqlite-stock'))}))",
         ],
         timeout=300,
     )
     import json
 
     r = json.loads(out.strip().splitlines()[-1])
-    bare, checked, stock = r["FalseFalse"], r["TrueFalse"], r["TrueTrue"]
+    bare, checked, stock = r["Falsesqlite"], r["Truesqlite"], r["Truesqlite-stock"]
     assert all(f["wall"] > 0 and f["cpu"] > 0 for f in r.values()), r
     assert checked["mb"] > bare["mb"] > 0  # 7 x 200 planned check rows more
     assert stock["mb"] > 2 * checked["mb"], r  # each of Dagster's rows holds 200 partition keys

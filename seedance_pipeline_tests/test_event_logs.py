@@ -412,9 +412,9 @@ def _planned_read_back(instance: dg.DagsterInstance, run_id: str) -> tuple:
     return planned, last is not None, instance.get_records_for_run(run_id, limit=1000).records[-1].storage_id > 0
 
 
-def _store_planned(instance: dg.DagsterInstance) -> tuple:
-    """A run over 20 partitions: what reads back of its planned events, how many were stored one at a time, the
-    sizes of the batches stored, and the commits the planned events took."""
+def _store_planned(instance: dg.DagsterInstance, job: dg.JobDefinition = JOB) -> tuple:
+    """A run of ``job`` over 20 partitions: what reads back of its planned events, how many planned materializations
+    were stored one at a time, the sizes of the batches stored, and the commits the planned events took."""
     _run_partitions(instance, 3)  # the files and tables exist
     storage = instance.event_log_storage
     planned_singly, batches, commits = 0, [], []
@@ -432,7 +432,7 @@ def _store_planned(instance: dg.DagsterInstance) -> tuple:
         commits.append(_commits(lambda: store_batch(events)))
 
     with mock.patch.object(storage, "store_event", one), mock.patch.object(storage, "store_event_batch", many):
-        _run_partitions(instance, 20)
+        _run_partitions(instance, 20, job)
     run_id = instance.get_runs(limit=1)[0].run_id
     return _planned_read_back(instance, run_id), planned_singly, batches, sum(commits)
 

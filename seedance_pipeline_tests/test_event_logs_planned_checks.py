@@ -20,7 +20,7 @@ from dagster._core.events.log import EventLogEntry
 from seedance_pipeline.dagster_internals import AssetCheckExecutionsTable
 from seedance_pipeline.defs.preview import accepting
 from seedance_pipeline.event_logs.checks import PlannedRowPerPartition, planned_rows
-from seedance_pipeline_tests.test_event_logs import PARTS, _home, _pg_home, _run_partitions
+from seedance_pipeline_tests.test_event_logs import PARTS, _home, _pg_home, _run_partitions, _store_planned
 
 THING = dg.AssetKey("thing")
 OK, UNREPORTED = dg.AssetCheckKey(THING, "ok"), dg.AssetCheckKey(THING, "unreported")
@@ -111,50 +111,86 @@ def _compare(instances: dict[str, dg.DagsterInstance], n: int = 12) -> None:
     assert _planned_events(stock) == {("unreported", f"p{i:02d}"): n for i in range(n)}
 
 
-def test_sqlite_planned_checks_read_back_as_dagster_stores_them_each_row_with_its_own_partition(tmp_path, monkeypatch):
+@pytest.fixture
+def sqlite_pair(tmp_path):
+    """A fresh instance on Dagster's own SQLite event log ("stock") and one on the embedded default ("ours")."""
     instances = {}
     for how, config in (("stock", "telemetry:\n  enabled: false\n"), ("ours", None)):
         (tmp_path / how).mkdir()
         instances[how] = dg.DagsterInstance.from_config(str(_home(tmp_path / how, config)))
-    try:
-        _compare(instances)
-    finally:
-        for instance in instances.values():
-            instance.dispose()
+    yield instances
+    for instance in instances.values():
+        instance.dispose()
 
 
-def test_postgres_planned_checks_read_back_as_dagster_postgres_stores_them(tmp_path, pg_server, monkeypatch):
+@pytest.fixture
+def postgres_pair(tmp_path, pg_server, monkeypatch, request):
+    """The same on a real PostgreSQL server: dagster-postgres' own event log and ``deploy/dagster.yaml``'s."""
     instances = {}
     for how in ("stock", "ours"):
-        for name, value in pg_server.dagster_env(pg_server.create_database(f"planned_{how}")).items():
+        db = pg_server.create_database(f"{request.node.name[-30:].lower()}_{how}")
+        for name, value in pg_server.dagster_env(db).items():
             monkeypatch.setenv(name, value)
         (tmp_path / how).mkdir()
         instances[how] = dg.DagsterInstance.from_config(str(_pg_home(tmp_path / how, how == "stock")))
-    try:
-        _compare(instances)
-    finally:
-        for instance in instances.values():
-            instance.dispose()
+    yield instances
+    for instance in instances.values():
+        instance.dispose()
 
 
-def test_sqlite_a_planned_rows_size_does_not_grow_with_the_runs_partitions(tmp_path):
+def test_sqlite_planned_checks_read_back_as_dagster_stores_them_each_row_with_its_own_partition(sqlite_pair):
+    _compare(sqlite_pair)
+
+
+def test_postgres_planned_checks_read_back_as_dagster_postgres_stores_them(postgres_pair):
+    _compare(postgres_pair)
+
+
+def _mixed_batches(instances: dict[str, dg.DagsterInstance]) -> dict[str, tuple]:
+    """The run over 20 partitions with the checks: Dagster hands the event log one batch holding the 20 planned
+    materializations, then the two planned checks (``event_logs/batches.py``)."""
+    seen = {how: _store_planned(instance, JOB) for how, instance in instances.items()}
+    assert seen["ours"][0] == seen["stock"][0]  # the same planned partitions, runs and latest planned event read back
+    assert sum(1 for v in seen["ours"][0][0].values() if v) == 20
+    assert seen["stock"][1:3] == (20, [22])  # the stock classes store that batch an event at a time
+    assert seen["ours"][1:3] == (0, [22])  # ours: the 20 at once, the two checks after them
+    return seen
+
+
+def test_sqlite_a_batch_of_planned_events_and_planned_checks_stores_the_events_at_once(sqlite_pair, monkeypatch):
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    seen = _mixed_batches(sqlite_pair)
+    # two commits an event (run file and index) against two for the 20; the stock class also commits more a check
+    assert seen["stock"][3] - seen["ours"][3] >= 2 * 20 - 2, (seen["stock"][3], seen["ours"][3])
+
+
+def test_postgres_a_runs_planned_events_are_stored_at_once_where_dagster_postgres_stores_each(
+    postgres_pair, monkeypatch
+):
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    _mixed_batches(postgres_pair)
+    # and a run without the checks: its batch holds the planned materializations alone
+    alone = {how: _store_planned(instance) for how, instance in postgres_pair.items()}
+    assert alone["ours"][0] == alone["stock"][0]
+    assert alone["stock"][1:3] == (20, [20]) and alone["ours"][1:3] == (0, [20])
+
+
+def test_sqlite_a_planned_rows_size_does_not_grow_with_the_runs_partitions(sqlite_pair):
     """Dagster's planned row carries every partition of the run (7 x N rows of N keys for the clips asset): ours
     carries one, so a row is as long for a run of 30 partitions as for a run of 10 (but for its timestamp's digits)."""
     sizes = {}
-    for how, config in (("stock", "telemetry:\n  enabled: false\n"), ("ours", None)):
-        (tmp_path / how).mkdir()
-        with dg.DagsterInstance.from_config(str(_home(tmp_path / how, config))) as instance:
-            for n in (10, 30):
-                run_id = _run_with_checks(instance, n)
-                with instance.event_log_storage.index_connection() as conn:
-                    events = conn.execute(
-                        AssetCheckExecutionsTable.select().where(
-                            AssetCheckExecutionsTable.c.run_id == run_id,
-                            AssetCheckExecutionsTable.c.execution_status == "PLANNED",
-                        )
-                    ).fetchall()
-                assert len(events) == n
-                sizes[how, n] = max(len(row.evaluation_event) for row in events)
+    for how, instance in sqlite_pair.items():
+        for n in (10, 30):
+            run_id = _run_with_checks(instance, n)
+            with instance.event_log_storage.index_connection() as conn:
+                events = conn.execute(
+                    AssetCheckExecutionsTable.select().where(
+                        AssetCheckExecutionsTable.c.run_id == run_id,
+                        AssetCheckExecutionsTable.c.execution_status == "PLANNED",
+                    )
+                ).fetchall()
+            assert len(events) == n
+            sizes[how, n] = max(len(row.evaluation_event) for row in events)
     assert abs(sizes["ours", 30] - sizes["ours", 10]) <= 4  # the digits of the event's timestamp
     assert sizes["stock", 30] - sizes["stock", 10] >= 20 * len('"p00", ') - 4  # 20 more keys in every row
 

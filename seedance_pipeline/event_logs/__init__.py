@@ -19,7 +19,8 @@ from typing import Any
 
 # Dagster hands a run's planned events (one per partition, stored by the process that creates the run, before its
 # first step) to the event log's ``store_event_batch`` in batches of this many when DAGSTER_EVENT_BATCH_SIZE is
-# set, else one at a time; both classes here store a batch in one transaction per file (benchmarks/README.md, M15).
+# set, else one at a time; both classes here store each run of one asset's planned events in a batch at once
+# (``batches.py``; benchmarks/README.md, M15 and M20).
 PLANNED_EVENT_BATCH = "1000"
 
 

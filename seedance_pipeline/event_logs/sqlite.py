@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from dagster import DagsterEventType, Field, StringSource
+from dagster import Field, StringSource
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
@@ -22,15 +22,8 @@ from seedance_pipeline.dagster_internals import (
     SqliteEventLogStorage,
 )
 from seedance_pipeline.event_logs import KnownTables, ask_for_batches
+from seedance_pipeline.event_logs.batches import runs_of_one_kind
 from seedance_pipeline.event_logs.checks import PlannedRowPerPartition, is_run_evaluation, record_evaluation
-
-# What ``store_event_batch`` writes at once (dagster-postgres batches these too): Dagster sends the planned
-# events of a run in a batch when DAGSTER_EVENT_BATCH_SIZE is set (``ask_for_batches``).
-BATCHED = (
-    DagsterEventType.ASSET_MATERIALIZATION,
-    DagsterEventType.ASSET_OBSERVATION,
-    DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
-)
 
 # The index file and the run files last used. A run worker writes to two files; a webserver reads
 # whichever runs are open in the UI, so the cache is bounded and the least recently used is closed.
@@ -143,37 +136,26 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
             conn.execute(AssetKeyTable.insert().values(asset_key=key, **values))
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        """A batch of one asset's materializations (or observations) of one run in one transaction per file.
+        """Each run of one asset's materializations, observations or planned events of one run in the batch
+        (``batches.py``) in one transaction per file; any other event as Dagster stores it.
 
         Dagster's SQLite class stores a batch an event at a time: per event, a transaction in the run's file and
         one in the index (two commits, each a WAL sync). Written here as dagster-postgres writes a batch: every
         event into the run's file and the index, the asset tags of each, and the asset's row from the last event
-        (the rows of the others would be overwritten by it). Any other batch is stored an event at a time."""
-        first = events[0].dagster_event if events else None
-        if (
-            len(events) < 2
-            or first is None
-            or first.event_type not in BATCHED
-            or first.asset_key is None
-            or any(
-                e.dagster_event is None
-                or e.dagster_event.event_type != first.event_type
-                or e.dagster_event.asset_key != first.asset_key
-                or e.run_id != events[0].run_id
-                for e in events
-            )
-        ):
-            super().store_event_batch(events)
-            return
-        rows = [self._event_to_row(e) for e in events]
-        table = SqlEventLogStorageTable
-        with self.run_connection(events[0].run_id) as conn:
-            conn.execute(table.insert(), rows)
-        with self.index_transaction() as conn:
-            inserted = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
-            ids = [row[0] for row in inserted]
-            self._store_asset_event_tags(conn, events, ids)
-            self._store_asset_event(conn, events[-1], ids[-1])
+        (the rows of the others would be overwritten by it)."""
+        for at_once, run in runs_of_one_kind(events):
+            if not at_once:
+                super().store_event_batch(run)
+                continue
+            rows = [self._event_to_row(e) for e in run]
+            table = SqlEventLogStorageTable
+            with self.run_connection(run[0].run_id) as conn:
+                conn.execute(table.insert(), rows)
+            with self.index_transaction() as conn:
+                inserted = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
+                ids = [row[0] for row in inserted]
+                self._store_asset_event_tags(conn, run, ids)
+                self._store_asset_event(conn, run[-1], ids[-1])
 
     def _close_all(self) -> None:
         with self._db_lock:
