@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import loadavg, quiet_dagster, report
+from seedance_pipeline.event_logs import ask_for_batches
 
 TARGET_S = 10.0  # at the largest N of the full run: a backfill of 10,000 clips starts within seconds
 KINDS = {
@@ -51,7 +52,7 @@ def create(n: int, *, checks: bool, kind: str = "sqlite") -> dict[str, float]:
     from benchmarks.bench_throughput import _instance
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.lineage.names import CLIPS_KEY
-    from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS
+    from seedance_pipeline.lineage.partitions import IMAGES, PROMPTS, clip_range_tags
 
     selection = dg.AssetSelection.assets(CLIPS_KEY)
     job_def = dg.Definitions.merge(
@@ -68,13 +69,7 @@ def create(n: int, *, checks: bool, kind: str = "sqlite") -> dict[str, float]:
         instance.add_dynamic_partitions(PROMPTS, ["bench"])
         before = _stored_mb(instance, tmp, kind)
         wall, cpu = time.perf_counter(), time.process_time()
-        instance.create_run_for_job(
-            job_def,
-            tags={
-                "dagster/asset_partition_range_start": f"{images[0]}|bench",
-                "dagster/asset_partition_range_end": f"{images[-1]}|bench",
-            },
-        )
+        instance.create_run_for_job(job_def, tags=clip_range_tags(images, ["bench"]))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         return {"wall": wall, "cpu": cpu, "mb": _stored_mb(instance, tmp, kind) - before}
 
@@ -100,7 +95,7 @@ def run(quick: bool = False) -> None:
     small, large = sizes
     print(f"\n9 creating a run over N partitions (N = {small}, {large}); {loadavg()}", flush=True)
     # The process's planned events in batches, as every process on the project's instance stores them (M15).
-    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    ask_for_batches()
     with_checks = {}
     for n in sizes:
         with_checks[n] = create(n, checks=True)
@@ -126,7 +121,7 @@ def run(quick: bool = False) -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    ask_for_batches()
     kind = os.environ.get("BENCH9_INSTANCE", "sqlite")
     for arg in sys.argv[1:] or ["1000"]:
         for checks in (False, True):
