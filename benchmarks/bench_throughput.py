@@ -255,10 +255,10 @@ def s3_requests_by_kind(lines: list[str]) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def _storage(kind: str, tmp: str, servers: list[int] | None = None):
+def _storage(kind: str, tmp: str, servers: list[int] | None = None, direct: list[str] | None = None):
     """``local``: a folder. ``s3``: moto's S3 server behind ``S3FaultProxy`` adding ``S3_LATENCY_S`` to every
-    request, each in a process of its own (their CPU is not ours; their pids are appended to ``servers``),
-    stopped afterwards."""
+    request, each in a process of its own (their CPU is not ours; their pids are appended to ``servers``, moto's
+    own URL, for a setup's bulk writes, to ``direct``), stopped afterwards."""
     from seedance_pipeline.storage.resource import SeedanceStorage
 
     if kind == "local":
@@ -295,6 +295,8 @@ def _storage(kind: str, tmp: str, servers: list[int] | None = None):
         )
         if servers is not None:
             servers += [moto.pid, proxy.pid]
+        if direct is not None:
+            direct.append(f"http://127.0.0.1:{port}")
         try:
             endpoint = proxy.stdout.readline().strip()
             deadline = time.monotonic() + 30

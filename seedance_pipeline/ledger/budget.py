@@ -2,9 +2,9 @@
 
 The write-ahead intent record of an attempt is its reservation. Right after it is durable, the guard adds
 up what is committed (estimates of attempts in flight, charges of delivered ones) and, if a limit would be
-passed, the attempt ends as ``blocked`` with nothing sent. For the daily limit the guard re-reads the
-day's records from storage, so runs in other processes count too; two runs racing for the last dollars
-both see each other's reservation and both stop (never both spend).
+passed, the attempt ends as ``blocked`` with nothing sent. For the daily limit the guard reads the day's
+records from storage after the intent is written (``day_spend.py``), so runs in other processes count too; two
+runs racing for the last dollars both see each other's reservation and both stop (never both spend).
 
 Simulated attempts count against the limits like real ones, but only against other simulated attempts:
 a demo never eats a production day's budget.
@@ -13,21 +13,16 @@ a demo never eats a production day's budget.
 from __future__ import annotations
 
 import threading
+import time
 
 import dagster as dg
 
 from seedance_pipeline.core import settings
 from seedance_pipeline.core.errors import OverBudget
 from seedance_pipeline.ledger import states
+from seedance_pipeline.ledger.day_spend import DayRecords, DaySpent, committed_usd
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.store import TaskStore
-
-
-def committed_usd(record: AttemptRecord) -> float:
-    """What an attempt counts against a budget: its charge once delivered, its estimate while in flight."""
-    if record.state in states.BILLED or record.state in states.IN_FLIGHT:
-        return record.reported_cost_usd if record.reported_cost_usd is not None else record.estimated_cost_usd
-    return 0.0
 
 
 class SpendPolicy(dg.ConfigurableResource):
@@ -49,14 +44,19 @@ class SpendPolicy(dg.ConfigurableResource):
 
 class SpendGuard:
     """The budget check of one run. Call ``admit`` once the intent is durable, ``release`` if it then never
-    reached the provider."""
+    reached the provider. Intents are written concurrently; their checks are decided one at a time, each seeing
+    every decision before it."""
 
-    def __init__(self, store: TaskStore, *, per_run_usd: float | None, per_day_usd: float | None):
-        self.store, self.per_run_usd, self.per_day_usd = store, per_run_usd, per_day_usd
+    def __init__(
+        self, store: TaskStore, *, per_run_usd: float | None, per_day_usd: float | None, run_id: str | None = None
+    ):
+        self.store, self.per_run_usd, self.per_day_usd, self.run_id = store, per_run_usd, per_day_usd, run_id
         self.run_usd = 0.0
-        self._day_cache: dict[str, tuple[str, AttemptRecord]] = {}  # path -> (stamp, record)
-        # Journals call in from worker threads: each check-then-commit is one step, or two clips could
-        # both pass on the same last dollars. Held by the journal around writing an intent and admitting it.
+        self._days = DayRecords(store)
+        # attempt id -> (simulated, what this guard let it commit); None: stopped, or released (never sent)
+        self._decided: dict[str, tuple[bool, float] | None] = {}
+        # Journals call in from worker threads: each check-then-commit is one step, or two clips could both pass on
+        # the same last dollars. Held for the decision only: the day's records are read before it.
         self.lock = threading.RLock()
 
     @property
@@ -64,30 +64,67 @@ class SpendGuard:
         return self.per_run_usd is not None or self.per_day_usd is not None
 
     def admit(self, record: AttemptRecord) -> None:
+        """Raises ``OverBudget`` if ``record`` (an intent just made durable) would pass a limit."""
+        # The day's records as read after this intent was written (ledger/day_spend.py says why and how).
+        day = self._days.read(record.day, time.monotonic()) if self.per_day_usd is not None else None
         with self.lock:
             usd = committed_usd(record)
-            if self.per_run_usd is not None and self.run_usd + usd > self.per_run_usd + 1e-9:
-                raise OverBudget(
-                    f"over the per-run budget: ${usd:.4f} for this clip + ${self.run_usd:.4f} already committed by "
-                    f"this run > ${self.per_run_usd:.2f} ({settings.BUDGET_PER_RUN_USD.name} or the run's budget_usd);"
-                    " nothing was sent"
-                )
-            if self.per_day_usd is not None:
-                day_usd = self.day_usd(record)
-                if day_usd > self.per_day_usd + 1e-9:
-                    kind = "simulated" if record.simulated else "real"
+            try:
+                if self.per_run_usd is not None and self.run_usd + usd > self.per_run_usd + 1e-9:
                     raise OverBudget(
-                        f"over the daily budget for {record.day} (UTC): ${day_usd:.4f} committed by {kind} attempts "
-                        f"today (in flight or charged, this clip's ${usd:.4f} included) > ${self.per_day_usd:.2f} "
-                        f"({settings.BUDGET_PER_DAY_USD.name}); nothing was sent"
+                        f"over the per-run budget: ${usd:.4f} for this clip + ${self.run_usd:.4f} already committed "
+                        f"by this run > ${self.per_run_usd:.2f} ({settings.BUDGET_PER_RUN_USD.name} or the run's "
+                        "budget_usd); nothing was sent"
                     )
+                if self.per_day_usd is not None and day is not None:
+                    day_usd = usd + self._committed(day, record)
+                    if day_usd > self.per_day_usd + 1e-9:
+                        kind = "simulated" if record.simulated else "real"
+                        raise OverBudget(
+                            f"over the daily budget for {record.day} (UTC): ${day_usd:.4f} committed by {kind} "
+                            f"attempts today (in flight or charged, this clip's ${usd:.4f} included) > "
+                            f"${self.per_day_usd:.2f} ({settings.BUDGET_PER_DAY_USD.name}); nothing was sent"
+                        )
+            except OverBudget:
+                self._decided[record.attempt_id] = None
+                raise
             self.run_usd += usd
+            self._decided[record.attempt_id] = (record.simulated, usd)
 
     def release(self, record: AttemptRecord) -> None:
         with self.lock:
             self.run_usd = max(0.0, self.run_usd - committed_usd(record))
+            self._decided[record.attempt_id] = None
 
     def day_usd(self, record: AttemptRecord) -> float:
-        """Committed on ``record``'s UTC day by attempts as real (or as simulated) as it, from storage."""
-        records = self.store.day_records_cached(record.day, self._day_cache)
-        return sum(committed_usd(r) for r in records if r.simulated == record.simulated)
+        """Committed on ``record``'s UTC day by attempts as real (or as simulated) as it, from storage, ``record``
+        included."""
+        day = self._days.read(record.day, time.monotonic())
+        with self.lock:
+            return committed_usd(record) + self._committed(day, record)
+
+    def _committed(self, day: DaySpent, record: AttemptRecord) -> float:
+        """What the day's other attempts as real (or as simulated) as ``record`` commit: all as read, except this
+        run's own, taken as this guard decided them. An intent it stopped or released counts nothing though its
+        record may still say intent, one it admitted counts even where the reading predates it, and an intent of
+        this run still waiting for its decision is left to that decision, which comes after this one and sees it.
+        The day's size costs nothing here (its sums come with the reading); this run's attempts are gone through."""
+        simulated = record.simulated
+        total = sum(usd for (_, kind), usd in day.totals.items() if kind == simulated)
+        mine = set(day.runs.get(self.run_id, ())) if self.run_id is not None else set()
+        for attempt_id in mine | self._decided.keys() | {record.attempt_id}:
+            read = day.spent.get(attempt_id)
+            total -= read.usd if read is not None and read.simulated == simulated else 0.0
+            if attempt_id == record.attempt_id:
+                continue
+            if attempt_id in self._decided:
+                decided = self._decided[attempt_id]
+                if decided is None:
+                    continue
+                if read is not None:
+                    total += read.usd if read.simulated == simulated else 0.0
+                elif attempt_id[:10] == record.day and decided[0] == simulated:
+                    total += decided[1]
+            elif read is not None and read.state not in states.UNDECIDED and read.simulated == simulated:
+                total += read.usd
+        return total

@@ -6,7 +6,6 @@ when done; each move is checked against the state machine (``states.py``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 from seedance_pipeline.clip.generate import ClipResult
@@ -50,16 +49,13 @@ class AttemptJournal:
         self.guard = guard
 
     def intent(self, prepared: PreparedRequest) -> None:
-        """Durable before the submit POST; it is also the budget reservation (``OverBudget`` stops the submit)."""
-        # Under a budget, one reservation at a time per run: each intent's check sees every earlier intent
-        # of the run, and none that is still being written.
-        guard = self.guard
-        with guard.lock if guard is not None and guard.limited else contextlib.nullcontext():
-            self.record = self.store.create(
-                prepared, image=self.image, prompt=self.prompt, run_id=self.run_id, simulated=self.simulated
-            )
-            if self.guard is not None:
-                self.guard.admit(self.record)
+        """Durable before the submit POST; it is also the budget reservation (``OverBudget`` stops the submit).
+        The intents of a run are written side by side; the guard decides on them one at a time."""
+        self.record = self.store.create(
+            prepared, image=self.image, prompt=self.prompt, run_id=self.run_id, simulated=self.simulated
+        )
+        if self.guard is not None and self.guard.limited:
+            self.guard.admit(self.record)
 
     def accepted(self, prepared: PreparedRequest, snapshot: TaskSnapshot) -> None:
         assert self.record is not None

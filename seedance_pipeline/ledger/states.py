@@ -76,6 +76,8 @@ COLLECTABLE = frozenset({S.ACCEPTED, S.DOWNLOAD_FAILED})
 NEEDS_DECISION = frozenset({S.INTENT, S.UNKNOWN})
 # Waits for a person even while its owner lives (the owner has already given up on it).
 AWAITING_PERSON = frozenset({S.UNKNOWN})
+# Written, nothing sent yet: a run's budget may not have decided on it (it decides one intent at a time).
+UNDECIDED = frozenset({S.INTENT})
 # May still be billed: a budget counts its estimate.
 IN_FLIGHT = frozenset({S.INTENT, S.ACCEPTED, S.UNKNOWN})
 # Billed, or most likely billed: a budget and the cost report count its charge (reported, else estimated).

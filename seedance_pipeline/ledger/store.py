@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from seedance_pipeline.clip.prepare import PreparedRequest
@@ -126,9 +126,9 @@ class TaskStore:
         return self.storage.fs.exists(self._record_path(attempt_id))
 
     def _load_many(self, paths: list[str]) -> list[AttemptRecord]:
-        return list(self._read_many(paths).values())
+        return list(self.read_records(paths).values())
 
-    def _read_many(self, paths: list[str]) -> dict[str, AttemptRecord]:
+    def read_records(self, paths: list[str]) -> dict[str, AttemptRecord]:
         """Path -> record for the paths that could be read, in the order asked."""
         if not paths:
             return {}
@@ -168,16 +168,32 @@ class TaskStore:
     def day_digest(self, day: str) -> str:
         """Changes whenever an attempt of ``day`` is added or rewritten: a hash of its records' stamps (one listing,
         no read). The cost report records it, so a run can tell that the report it would build is the one stored."""
-        stamps = sorted((p.rsplit("/", 1)[-1], stamp) for p, stamp in self._day_stamps(day).items())
+        stamps = sorted((p.rsplit("/", 1)[-1], stamp) for p, stamp in self.day_stamps(day).items())
         return hashlib.sha256(repr(stamps).encode()).hexdigest()[:16]
 
-    def _day_stamps(self, day: str) -> dict[str, str]:
+    def day_stamps(self, day: str) -> dict[str, str]:
         """Path -> stamp (size + mtime/ETag) of every record file of ``day``, from one listing."""
         try:
             listing = self.storage.fs.find(self.storage.path(layout.task_day(day)), detail=True)
         except FileNotFoundError:
             return {}
         return {p: file_stamp(info) for p, info in listing.items() if p.endswith(".json")}
+
+    def day_stamps_between(self, day: str, first: float, last: float) -> dict[str, str]:
+        """``day_stamps`` of the records of ``day`` whose ids begin in the ten minutes blocks from ``first`` to
+        ``last`` (epoch seconds; an id begins with its attempt's start, ``2026-12-07T061503Z-...``): one listing per
+        block on an object store, however many attempts the day already holds."""
+        at = datetime.fromtimestamp(first, UTC)
+        block = at.replace(minute=at.minute - at.minute % 10, second=0, microsecond=0)
+        prefixes = []
+        while block.timestamp() <= last:
+            if f"{block:%Y-%m-%d}" == day:
+                prefixes.append(f"{block:%Y-%m-%dT%H}{block.minute // 10}")
+            block += timedelta(minutes=10)
+        if not prefixes:
+            return {}
+        found = self.storage.stamps(self.storage.path(layout.task_day(day)), prefixes)
+        return {p: stamp for p, stamp in found.items() if p.endswith(".json")}  # not a write still under way
 
     def records_since(self, since: float, until: float | None = None) -> list[AttemptRecord]:
         """The attempts started at or after ``since`` (epoch seconds), up to ``until`` (default now): only their
@@ -195,9 +211,9 @@ class TaskStore:
 
     def day_records_cached(self, day: str, cache: dict[str, tuple[str, AttemptRecord]]) -> list[AttemptRecord]:
         """``day_records``, re-reading only the files whose size or mtime/ETag changed since ``cache`` saw them."""
-        stamps = self._day_stamps(day)
+        stamps = self.day_stamps(day)
         stale = [p for p, stamp in stamps.items() if p not in cache or cache[p][0] != stamp]
-        for path, record in self._read_many(stale).items():
+        for path, record in self.read_records(stale).items():
             cache[path] = (stamps[path], record)
         return [cache[p][1] for p in stamps if p in cache]
 

@@ -8,7 +8,7 @@ import base64
 import dagster as dg
 
 from seedance_pipeline.clip.checks import CONTENT_CHECKS
-from seedance_pipeline.ledger.budget import committed_usd
+from seedance_pipeline.ledger.day_spend import committed_usd
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.lineage import versions

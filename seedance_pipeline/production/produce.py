@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from seedance_pipeline.clip.generate import generate_clip
 from seedance_pipeline.core.errors import OverBudget, ProviderError, SubmitRejected
 from seedance_pipeline.ledger import states
-from seedance_pipeline.ledger.budget import SpendGuard, committed_usd
+from seedance_pipeline.ledger.budget import SpendGuard
+from seedance_pipeline.ledger.day_spend import committed_usd
 from seedance_pipeline.ledger.journal import AttemptJournal
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.planning.refusals import Refusals

@@ -17,6 +17,7 @@
     state/facts/source_images.json                         format, size, pixels, sha256 of each registered image
     state/refusals.json                                    resolutions a provider refused at submit
     state/latency.json                                     task durations learned per provider and request shape
+    state/spend/<YYYY-MM-DD>.json                          what each attempt of a day commits, as last read (a cache)
 
 Each function returns a path relative to the root; ``SeedanceStorage.path`` makes it absolute.
 """
@@ -152,3 +153,9 @@ def stamps(asset: str) -> str:
 def image_facts() -> str:
     """What registration learned of each image (planning/images.py): a plan that sends nothing reads no image."""
     return "state/facts/source_images.json"
+
+
+def day_spend(day: str) -> str:
+    """What each attempt of ``day`` commits against the daily budget, as a process last read it (ledger/day_spend.py):
+    the next process re-reads only the records changed since."""
+    return f"state/spend/{day}.json"

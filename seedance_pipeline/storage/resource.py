@@ -4,8 +4,10 @@ through s3fs in production. Paths come from ``layout.py``; writes are atomic (``
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -45,6 +47,12 @@ def file_stamp(info: dict) -> str:
         info.get("ETag") or info.get("etag") or info.get("mtime") or info.get("LastModified") or info.get("created")
     )
     return f"{info.get('size')}:{marker}"
+
+
+def _local_info(path: str) -> dict[str, Any]:
+    """What ``file_stamp`` reads of fsspec's ``info`` of a local file, from one ``os.stat``."""
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime": st.st_mtime}
 
 
 class SeedanceStorage(dg.ConfigurableResource):
@@ -145,6 +153,37 @@ class SeedanceStorage(dg.ConfigurableResource):
             return sorted(self.fs.find(folder))
         except FileNotFoundError:
             return []
+
+    def stamps(self, folder: str, prefixes: Iterable[str]) -> dict[str, str]:
+        """Path -> ``file_stamp`` of the files directly in ``folder`` whose names start with one of ``prefixes``
+        ({} when there are none): on S3 one listing per prefix, which the store filters (a folder of ten thousand
+        files is ten pages of listing, a prefix of it one); elsewhere one listing of names and a stat per match."""
+        wanted = tuple(prefixes)
+        base = folder.rstrip("/")
+        if self.url.startswith("s3://"):
+            found: dict[str, Any] = {}
+            for prefix in wanted:
+                with contextlib.suppress(FileNotFoundError):
+                    found.update(self.fs.find(base, prefix=prefix, detail=True, maxdepth=1))
+            return {p: file_stamp(info) for p, info in found.items() if info.get("type") != "directory"}
+        if self.is_local:  # os.listdir: fsspec's ls of a local folder costs four times as much (18 ms at 10,000)
+            try:
+                names = [f"{base}/{name}" for name in os.listdir(base) if name.startswith(wanted)]
+            except FileNotFoundError:
+                return {}
+            stat = _local_info
+        else:
+            try:
+                listed = self.fs.ls(base, detail=False)
+            except FileNotFoundError:
+                return {}
+            names = [path for path in listed if path.rsplit("/", 1)[-1].startswith(wanted)]
+            stat = self.fs.info
+        out: dict[str, str] = {}
+        for path in names:
+            with contextlib.suppress(FileNotFoundError):
+                out[path] = file_stamp(stat(path))  # as fsspec's info gives them: the same stamp as a whole listing
+        return out
 
     def scan_images(self) -> tuple[list[StoredFile], list[Rejected]]:
         return self._scan(layout.IMAGES, layout.IMAGE_EXTENSIONS)

@@ -81,6 +81,7 @@ def produce_clips(
         store,
         per_run_usd=config.budget_usd if config.budget_usd is not None else spend.per_run_usd,
         per_day_usd=spend.per_day_usd,
+        run_id=context.run.run_id,
     )
     production = functools.partial(produce_all, ready, providers, storage, store, guard, context.run.run_id)
     stored = 0
