@@ -24,7 +24,9 @@ from datetime import UTC, datetime
 from benchmarks.common import loadavg, png, report
 
 THREADS, EACH = 20, 5
-TARGET_GROWTH = 1.5  # the mean check at the largest K within this factor of the one at K = 0
+# The mean intent at K = 10,000: about one S3 round trip's worth over the same at K = 0 (before M21: 1,399 ms on a
+# local folder, 73.8 s on S3).
+TARGET_MS = {"local": 100.0, "s3": 1000.0}
 
 
 def _earlier(storage, k: int, direct_endpoint: str | None) -> int:
@@ -111,12 +113,10 @@ def measure(kind: str, k: int, kept: bool = True) -> dict[str, float]:
         for t in threads:
             t.join()
         wall = time.perf_counter() - wall
-        return {
-            "mean": statistics.mean(times),
-            "p95": sorted(times)[int(0.95 * len(times))],
-            "wall": wall,
-            "hour": in_hour,
-        }
+        if len(times) != THREADS * EACH:  # a thread that raised (printed above) admitted fewer
+            raise RuntimeError(f"{len(times)} of {THREADS * EACH} intents admitted")
+        p95 = sorted(times)[int(0.95 * len(times))]
+        return {"mean": statistics.mean(times), "p95": p95, "wall": wall, "hour": in_hour, "n": len(times)}
 
 
 def _report(kind: str, k: int, fig: dict[str, float], target: str | None = None, kept: bool = True) -> None:
@@ -139,16 +139,15 @@ def run(quick: bool = False) -> None:
     for kind in ("local", "s3"):
         figs = {k: measure(kind, k) for k in sizes}
         for k in sizes:
-            _report(kind, k, figs[k])
+            _report(kind, k, figs[k], None if quick or k != sizes[-1] else f"<= {TARGET_MS[kind]:g}")
         _report(kind, sizes[-1], measure(kind, sizes[-1], kept=False), kept=False)
-        growth = figs[sizes[-1]]["mean"] / figs[0]["mean"]
         report(
             "10",
             f"mean check at {sizes[-1]} earlier attempts over at 0, {kind}",
-            growth,
+            figs[sizes[-1]]["mean"] / figs[0]["mean"],
             "x",
-            None if quick else f"<= {TARGET_GROWTH:g}",
-            "flat: each check lists the hours since the previous one, not the day",
+            note="what the day's size adds: locally a listing of the folder's names per reading and one read of the "
+            "kept cache per process; on S3 the kept cache's read (a reading lists the minutes since the last)",
         )
 
 

@@ -173,3 +173,22 @@ def test_creating_a_run_is_measured_with_and_without_its_checks():
     assert all(f["wall"] > 0 and f["cpu"] > 0 for f in r.values()), r
     assert checked["mb"] > bare["mb"] > 0  # 7 x 200 planned check rows more
     assert stock["mb"] > 2 * checked["mb"], r  # each of Dagster's rows holds 200 partition keys
+
+
+def test_the_daily_budget_check_is_measured_as_the_day_fills():
+    """Benchmark 10 at 200 earlier attempts: every intent of the 20 threads is written and admitted, on a local
+    folder and through the S3 proxy, with and without the day's kept cache."""
+    out = _run(
+        [
+            "-c",
+            "from benchmarks.bench_day_budget import measure; import json; "
+            "print(json.dumps({k + str(c): measure(k, 200, kept=c) for k in ('local', 's3') for c in (True, False)}))",
+        ],
+        timeout=300,
+    )
+    import json
+
+    r = json.loads(out.strip().splitlines()[-1])
+    assert all(f["n"] == 100 and 0 < f["mean"] <= f["wall"] for f in r.values()), r
+    # through the proxy every intent waits at least the round trips of its two writes
+    assert r["s3True"]["mean"] > r["localTrue"]["mean"] and r["s3True"]["mean"] >= 2 * 0.03, r
