@@ -7,12 +7,14 @@ real submit to the simulator on loopback where a provider task is involved.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from pydantic import PrivateAttr
 
 from seedance_pipeline.clip.generate import generate_clip
 from seedance_pipeline.clip.prepare import build_request, prepare
+from seedance_pipeline.ledger.day_spend import DayRecords
 from seedance_pipeline.ledger.journal import AttemptJournal
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
@@ -117,8 +119,8 @@ def test_a_task_id_only_its_open_copy_kept_is_found_again(flaky):
 
 
 def test_a_record_gone_between_listing_and_reading_is_not_read_as_another(storage, monkeypatch):
-    """The budget's day cache maps each record file to its own record, also when one of the files listed
-    can no longer be read (deleted by hand, or not yet visible on an object store)."""
+    """The daily budget's reading of the day (ledger/day_spend.py) takes each record as its own attempt's, also
+    when one of the files listed can no longer be read (deleted by hand, or not yet visible on an object store)."""
     store = TaskStore(storage)
     prepared = _prepared(storage)
     records = [store.create(prepared, image=f"cat{i}", prompt="p", run_id=None, simulated=True) for i in range(3)]
@@ -126,7 +128,6 @@ def test_a_record_gone_between_listing_and_reading_is_not_read_as_another(storag
     gone = store._record_path(records[0].attempt_id)
     cat = storage.fs.cat
     monkeypatch.setattr(storage.fs, "cat", lambda paths, **kw: {p: b for p, b in cat(paths, **kw).items() if p != gone})
-    cache: dict = {}
-    read = store.day_records_cached(day, cache)
-    assert sorted(r.attempt_id for r in read) == sorted(r.attempt_id for r in records[1:])
-    assert all(path.endswith(f"/{record.attempt_id}.json") for path, (_, record) in cache.items())
+    read = DayRecords(store).read(day, time.monotonic())
+    assert sorted(read.spent) == sorted(r.attempt_id for r in records[1:])
+    assert read.totals == {(None, True): 2 * records[1].estimated_cost_usd}

@@ -162,15 +162,15 @@ class DayRecords:
             stamps = self.store.day_stamps(day)
         else:
             stamps = self.store.day_stamps_between(day, read_at - SKEW_S, now + SKEW_S)
-        by_id = {path.rsplit("/", 1)[-1].removesuffix(".json"): (path, stamp) for path, stamp in stamps.items()}
-        stale = [path for aid, (path, stamp) in by_id.items() if aid not in cache or cache[aid][0] != stamp]
+        ids = {path: path.rsplit("/", 1)[-1].removesuffix(".json") for path in stamps}  # a file is its attempt's
+        stale = [path for path, aid in ids.items() if aid not in cache or cache[aid][0] != stamps[path]]
         read = self.store.read_records(stale)
         changed: dict[str, Spent | None] = {}
         for path, record in read.items():
-            changed[record.attempt_id] = entry = Spent.of(record)
-            cache[record.attempt_id] = (stamps[path], entry)
+            changed[ids[path]] = entry = Spent.of(record)
+            cache[ids[path]] = (stamps[path], entry)
         if full:
-            for gone in set(cache) - set(by_id):  # removed by hand: it no longer counts
+            for gone in set(cache) - set(ids.values()):  # removed by hand: it no longer counts
                 del cache[gone]
                 changed[gone] = None
             full_at = now

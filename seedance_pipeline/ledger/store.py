@@ -209,14 +209,6 @@ class TaskStore:
             day = f"{datetime.fromisoformat(day).date() + timedelta(days=1):%Y-%m-%d}"
         return self._newest(self._load_many(sorted(paths)))
 
-    def day_records_cached(self, day: str, cache: dict[str, tuple[str, AttemptRecord]]) -> list[AttemptRecord]:
-        """``day_records``, re-reading only the files whose size or mtime/ETag changed since ``cache`` saw them."""
-        stamps = self.day_stamps(day)
-        stale = [p for p, stamp in stamps.items() if p not in cache or cache[p][0] != stamp]
-        for path, record in self.read_records(stale).items():
-            cache[path] = (stamps[path], record)
-        return [cache[p][1] for p in stamps if p in cache]
-
     def fingerprints(self) -> set[str]:
         """Every fingerprint with a recorded attempt, in one listing (a plan of many clips looks up only these)."""
         try:
