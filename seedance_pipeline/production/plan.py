@@ -44,6 +44,20 @@ class Production:
     after_lost: str | None = None  # the attempt of the same request a provider forgot: this one is new
 
 
+# Items planned at once: a plan's lookups are storage reads on the shared worker threads, which the intents of the
+# productions already started need too (benchmarks/README.md, M22).
+PLANNING = 3
+
+
+def resumed_first(store: TaskStore, items: list[Item]) -> list[Item]:
+    """The items with a task at a provider (or that may be collected again), from tasks/open/: one listing, however
+    many items, rather than each item's own lookups, so their productions can take the slots first."""
+    opened = {
+        record.fingerprint for record in store.open_records() if record.state in states.COLLECTABLE and record.task_id
+    }
+    return [it for it in items if it.record is not None or any(c.prepared.fingerprint in opened for c in it.candidates)]
+
+
 def plan_production(
     storage: SeedanceStorage, store: TaskStore, it: Item, run_id: str, stored: StoredClips | None
 ) -> Production:

@@ -23,7 +23,14 @@ from seedance_pipeline.production.bridge import RelayLog, Send
 from seedance_pipeline.production.latency import LatencyMemory, route_key
 from seedance_pipeline.production.messages import Failed, Stored
 from seedance_pipeline.production.metadata import lost_observation
-from seedance_pipeline.production.plan import ItemFailed, Production, plan_production, storage_error
+from seedance_pipeline.production.plan import (
+    PLANNING,
+    ItemFailed,
+    Production,
+    plan_production,
+    resumed_first,
+    storage_error,
+)
 from seedance_pipeline.production.store import Events, reuse_stored, store_generated
 from seedance_pipeline.providers.engine import ProviderClient
 from seedance_pipeline.providers.resource import SeedanceProviders
@@ -74,23 +81,42 @@ async def produce_all(
 
 
 async def _produce_every(run: Run, ready: list[Item], send: Send) -> None:
+    """Plan each item (its task records looked up: a round trip or two each on an object store) and start its
+    production as soon as its plan is made, in order, PLANNING at a time, so the first submits do not wait for the
+    last item's lookups and the storage threads stay free for the intents. Items with a task already at a provider
+    (tasks/open/, one listing) are planned and started first: they take the slots first."""
     stored = await asyncio.to_thread(StoredClips.for_items, run.storage, ready)
-    plans = await asyncio.gather(
-        *(asyncio.to_thread(plan_production, run.storage, run.store, it, run.run_id, stored) for it in ready)
-    )
-    plans.sort(key=lambda plan: plan.opened is None)  # tasks already at the provider take the slots first
-    tasks = [asyncio.ensure_future(_produce(run, plan)) for plan in plans]
-    try:
-        for next_done in asyncio.as_completed(tasks):
+    first = await asyncio.to_thread(resumed_first, run.store, ready)
+    lookups = asyncio.Semaphore(PLANNING)
+
+    async def planned(it: Item) -> Production:
+        async with lookups:
             try:
-                send(Stored(await next_done))
-            except ItemFailed as exc:
-                send(Failed(str(exc), exc.events))
+                return await asyncio.to_thread(plan_production, run.storage, run.store, it, run.run_id, stored)
+            except OSError as exc:  # this item's lookups failed: it fails, the clips already under way go on
+                return Production(it, blocked=storage_error(it, exc))
+
+    async def produce_and_send(plan: Production) -> None:
+        try:
+            send(Stored(await _produce(run, plan)))
+        except ItemFailed as exc:
+            send(Failed(str(exc), exc.events))
+
+    tasks: list[asyncio.Future] = []
+    chosen = {id(it) for it in first}
+    plans = [asyncio.ensure_future(planned(it)) for it in first]
+    plans += [asyncio.ensure_future(planned(it)) for it in ready if id(it) not in chosen]
+    try:
+        for resumed in await asyncio.gather(*plans[: len(first)]):
+            tasks.append(asyncio.ensure_future(produce_and_send(resumed)))
+        for plan in plans[len(first) :]:
+            tasks.append(asyncio.ensure_future(produce_and_send(await plan)))
+        await asyncio.gather(*tasks)
     finally:
         # Leaving early (an error, or the run being stopped): stop waiting, keep every record as it is.
-        for task in tasks:
+        for task in [*plans, *tasks]:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*plans, *tasks, return_exceptions=True)
 
 
 async def _produce(run: Run, plan: Production) -> Events:
