@@ -152,10 +152,8 @@ class TaskStore:
         ]
 
     def open_records(self) -> list[AttemptRecord]:
-        try:
-            paths = sorted(self.storage.fs.find(self.storage.path(layout.TASKS_OPEN)))
-        except FileNotFoundError:
-            return []
+        # list_folder: one listing on S3 also when nothing is open (s3fs's find of an empty prefix makes three)
+        paths = self.storage.list_folder(self.storage.path(layout.TASKS_OPEN))
         return self._load_many([p for p in paths if p.endswith(".json")])
 
     def day_records(self, day: str) -> list[AttemptRecord]:

@@ -3,7 +3,6 @@ at all), found in the pair's own file, its kept earlier versions, or any other c
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -43,9 +42,8 @@ class StoredClips:
     def __init__(self, storage: SeedanceStorage, prompts: set[str]):
         self._folders = tuple(storage.path("clips", p) + "/" for p in sorted(prompts))
         self._files: set[str] = set()
-        for folder in self._folders:
-            with contextlib.suppress(FileNotFoundError):
-                self._files.update(storage.fs.find(folder))
+        for folder in self._folders:  # one listing each on S3, also for a prompt with no clip yet (list_folder)
+            self._files.update(storage.list_folder(folder))
 
     def may_exist(self, path: str) -> bool:
         return path in self._files or not path.startswith(self._folders)
