@@ -291,3 +291,21 @@ def test_a_stopped_intent_of_the_run_counts_nothing_though_its_record_still_says
     guard.release(first.record)  # the first never reached the provider after all
     store.save(first.record.moved(AttemptState.REJECTED))
     third.intent(prepared)  # counts neither the released one nor the stopped one still saying intent
+
+
+def test_a_day_that_cannot_be_read_stops_the_clip_as_blocked_with_nothing_sent(any_storage, tmp_path, monkeypatch):
+    """Not "acceptance unknown": the POST never left, so no person has to decide anything."""
+    store = TaskStore(any_storage)
+    prepared = _prepared(tmp_path)
+    guard = SpendGuard(store, per_run_usd=None, per_day_usd=100.0, run_id="run-1")
+    (journal,) = _journals(store, guard, "run-1", 1)
+
+    def unreadable(*args):
+        raise OSError("injected: listing refused")
+
+    monkeypatch.setattr(store, "day_stamps", unreadable)
+    with pytest.raises(OverBudget, match="could not be checked.*injected.*nothing was sent") as stopped:
+        journal.intent(prepared)
+    journal.finished(prepared, None, stopped.value)
+    assert store.load(journal.record.attempt_id).state is AttemptState.BLOCKED
+    assert store.open_records() == []

@@ -66,7 +66,15 @@ class SpendGuard:
     def admit(self, record: AttemptRecord) -> None:
         """Raises ``OverBudget`` if ``record`` (an intent just made durable) would pass a limit."""
         # The day's records as read after this intent was written (ledger/day_spend.py says why and how).
-        day = self._days.read(record.day, time.monotonic()) if self.per_day_usd is not None else None
+        try:
+            day = self._days.read(record.day, time.monotonic()) if self.per_day_usd is not None else None
+        except OSError as exc:  # nothing was sent: a limit that cannot be checked stops the clip, no person needed
+            with self.lock:
+                self._decided[record.attempt_id] = None
+            raise OverBudget(
+                f"the daily budget ({settings.BUDGET_PER_DAY_USD.name}) could not be checked: the day's task records "
+                f"could not be read ({type(exc).__name__}: {exc}); nothing was sent"
+            ) from exc
         with self.lock:
             usd = committed_usd(record)
             try:
