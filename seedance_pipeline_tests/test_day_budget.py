@@ -309,3 +309,27 @@ def test_a_day_that_cannot_be_read_stops_the_clip_as_blocked_with_nothing_sent(a
     journal.finished(prepared, None, stopped.value)
     assert store.load(journal.record.attempt_id).state is AttemptState.BLOCKED
     assert store.open_records() == []
+
+
+def test_a_run_never_reads_its_own_records_back_and_counts_them_as_they_settled(any_storage, tmp_path, monkeypatch):
+    """Its own attempts are counted as its guard decided and settled them: a reading reads only the others'."""
+    store = TaskStore(any_storage)
+    prepared = _prepared(tmp_path)
+    each = prepared.estimate.usd
+    _write(store, _record(time.time(), usd=each, run_id="earlier"))
+    guard = SpendGuard(store, per_run_usd=None, per_day_usd=3.5 * each, run_id="run-1")
+    count = Counting(store, monkeypatch)
+    first, second, third, fourth = _journals(store, guard, "run-1", 4)
+    first.intent(prepared)
+    second.intent(prepared)
+    with pytest.raises(OverBudget):
+        third.intent(prepared)  # 1 earlier + 2 in flight + this one > 3.5
+    third.finished(prepared, None, OverBudget("stopped"))
+    # The first one's task failed, free: once its journal has written that, the day counts it at nothing.
+    from seedance_pipeline.core.errors import TaskFailed
+
+    first.record = store.save(first.record.moved(AttemptState.ACCEPTED, task_id="t-1"))
+    first.finished(prepared, None, TaskFailed("novita", "content rejected", task_id="t-1", state="failed"))
+    assert store.load(first.record.attempt_id).state is AttemptState.FAILED
+    fourth.intent(prepared)  # 1 earlier + the second + this one
+    assert count.read == 1  # the earlier run's record; none of this run's four

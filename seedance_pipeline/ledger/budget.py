@@ -53,8 +53,10 @@ class SpendGuard:
         self.store, self.per_run_usd, self.per_day_usd, self.run_id = store, per_run_usd, per_day_usd, run_id
         self.run_usd = 0.0
         self._days = DayRecords(store)
-        # attempt id -> (simulated, what this guard let it commit); None: stopped, or released (never sent)
+        # attempt id -> (simulated, what this guard let it commit, as last settled); None: stopped, or never sent
         self._decided: dict[str, tuple[bool, float] | None] = {}
+        # This guard's intents: it knows what each commits, so a reading of the day never reads their records back.
+        self._mine: set[str] = set()
         # Journals call in from worker threads: each check-then-commit is one step, or two clips could both pass on
         # the same last dollars. Held for the decision only: the day's records are read before it.
         self.lock = threading.RLock()
@@ -66,8 +68,9 @@ class SpendGuard:
     def admit(self, record: AttemptRecord) -> None:
         """Raises ``OverBudget`` if ``record`` (an intent just made durable) would pass a limit."""
         # The day's records as read after this intent was written (ledger/day_spend.py says why and how).
+        self._mine.add(record.attempt_id)
         try:
-            day = self._days.read(record.day, time.monotonic()) if self.per_day_usd is not None else None
+            day = self._days.read(record.day, time.monotonic(), self._mine) if self.per_day_usd is not None else None
         except OSError as exc:  # nothing was sent: a limit that cannot be checked stops the clip, no person needed
             with self.lock:
                 self._decided[record.attempt_id] = None
@@ -104,17 +107,28 @@ class SpendGuard:
             self.run_usd = max(0.0, self.run_usd - committed_usd(record))
             self._decided[record.attempt_id] = None
 
+    def settled(self, record: AttemptRecord) -> None:
+        """``record``'s outcome, as the journal wrote it: never sent releases its reservation; otherwise the day
+        counts what it commits now (its charge, or nothing if it failed free)."""
+        if record.state in states.NEVER_SENT:
+            self.release(record)
+            return
+        with self.lock:
+            if self._decided.get(record.attempt_id) is not None:
+                self._decided[record.attempt_id] = (record.simulated, committed_usd(record))
+
     def day_usd(self, record: AttemptRecord) -> float:
         """Committed on ``record``'s UTC day by attempts as real (or as simulated) as it, from storage, ``record``
         included."""
-        day = self._days.read(record.day, time.monotonic())
+        day = self._days.read(record.day, time.monotonic(), self._mine)
         with self.lock:
             return committed_usd(record) + self._committed(day, record)
 
     def _committed(self, day: DaySpent, record: AttemptRecord) -> float:
         """What the day's other attempts as real (or as simulated) as ``record`` commit: all as read, except this
-        run's own, taken as this guard decided them. An intent it stopped or released counts nothing though its
-        record may still say intent, one it admitted counts even where the reading predates it, and an intent of
+        run's own, taken as this guard decided and settled them (their records are never read back). An intent it
+        stopped or released counts nothing though its record may still say intent, one it admitted counts what it
+        last settled at, and an intent of
         this run still waiting for its decision is left to that decision, which comes after this one and sees it.
         The day's size costs nothing here (its sums come with the reading); this run's attempts are gone through."""
         simulated = record.simulated
@@ -127,11 +141,7 @@ class SpendGuard:
                 continue
             if attempt_id in self._decided:
                 decided = self._decided[attempt_id]
-                if decided is None:
-                    continue
-                if read is not None:
-                    total += read.usd if read.simulated == simulated else 0.0
-                elif attempt_id[:10] == record.day and decided[0] == simulated:
+                if decided is not None and attempt_id[:10] == record.day and decided[0] == simulated:
                     total += decided[1]
             elif read is not None and read.state not in states.UNDECIDED and read.simulated == simulated:
                 total += read.usd

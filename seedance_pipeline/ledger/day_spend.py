@@ -32,7 +32,7 @@ from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.storage import layout
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Container, Mapping
 
     from seedance_pipeline.ledger.records import AttemptRecord
     from seedance_pipeline.ledger.store import TaskStore
@@ -123,10 +123,11 @@ class DayRecords:
         self._changed = threading.Condition()
         self._reading = False
 
-    def read(self, day: str, since: float) -> DaySpent:
-        """What ``day``'s attempts commit, from a reading that started at ``since``
-        (``time.monotonic()``) or later: call it with the time an intent's write had completed, and the intent is
-        among them, as is every other process's intent written before it."""
+    def read(self, day: str, since: float, mine: Container[str] = ()) -> DaySpent:
+        """What ``day``'s attempts commit, from a reading that started at ``since`` (``time.monotonic()``) or later:
+        call it with the time an intent's write had completed, and the intent is among them, as is every other
+        process's intent written before it. The records of ``mine`` (the caller's own attempts, whose commitments it
+        knows) are not read, though they are listed."""
         with self._changed:
             while True:
                 known = self._days.setdefault(day, _Day())
@@ -138,7 +139,7 @@ class DayRecords:
                 self._changed.wait()
         read = None
         try:
-            read = self._fetch(day, known)
+            read = self._fetch(day, known, mine)
         finally:
             with self._changed:
                 if read is not None:
@@ -148,7 +149,7 @@ class DayRecords:
         assert read is not None  # else _fetch raised, and so has this
         return read[0]
 
-    def _fetch(self, day: str, known: _Day) -> tuple[DaySpent, tuple[float, float]]:
+    def _fetch(self, day: str, known: _Day, mine: Container[str]) -> tuple[DaySpent, tuple[float, float]]:
         """Runs in one thread at a time (``read``). Nothing of ``known`` changes until every request has answered:
         a reading that fails leaves the day as the previous one left it."""
         started, now = time.monotonic(), time.time()
@@ -163,7 +164,9 @@ class DayRecords:
         else:
             stamps = self.store.day_stamps_between(day, read_at - SKEW_S, now + SKEW_S)
         ids = {path: path.rsplit("/", 1)[-1].removesuffix(".json") for path in stamps}  # a file is its attempt's
-        stale = [path for path, aid in ids.items() if aid not in cache or cache[aid][0] != stamps[path]]
+        stale = [
+            path for path, aid in ids.items() if aid not in mine and (aid not in cache or cache[aid][0] != stamps[path])
+        ]
         read = self.store.read_records(stale)
         changed: dict[str, Spent | None] = {}
         for path, record in read.items():

@@ -19,7 +19,6 @@ from seedance_pipeline.core.errors import (
     TaskFailed,
     TaskLost,
 )
-from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendGuard
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.states import AttemptState
@@ -101,8 +100,8 @@ class AttemptJournal:
                 moderation=bool(getattr(error, "moderation", False)),
             )
         self.record = self.store.save(record)
-        if self.guard is not None and self.record.state in states.NEVER_SENT:
-            self.guard.release(self.record)
+        if self.guard is not None:
+            self.guard.settled(self.record)
 
 
 def outcome_of(error: Exception | None, *, accepted: bool) -> AttemptState:
