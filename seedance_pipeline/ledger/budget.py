@@ -128,9 +128,9 @@ class SpendGuard:
         """What the day's other attempts as real (or as simulated) as ``record`` commit: all as read, except this
         run's own, taken as this guard decided and settled them (their records are never read back). An intent it
         stopped or released counts nothing though its record may still say intent, one it admitted counts what it
-        last settled at, and an intent of
-        this run still waiting for its decision is left to that decision, which comes after this one and sees it.
-        The day's size costs nothing here (its sums come with the reading); this run's attempts are gone through."""
+        last settled at, and an intent of this run still waiting for its decision is left to that decision, which
+        comes after this one and sees it. The day's size costs nothing here (its sums come with the reading); this
+        run's attempts are gone through."""
         simulated = record.simulated
         total = sum(usd for (_, kind), usd in day.totals.items() if kind == simulated)
         mine = set(day.runs.get(self.run_id, ())) if self.run_id is not None else set()
