@@ -333,3 +333,34 @@ def test_a_run_never_reads_its_own_records_back_and_counts_them_as_they_settled(
     assert store.load(first.record.attempt_id).state is AttemptState.FAILED
     fourth.intent(prepared)  # 1 earlier + the second + this one
     assert count.read == 1  # the earlier run's record; none of this run's four
+
+
+def test_a_per_run_budget_takes_back_what_a_refused_or_failed_free_clip_reserved_and_counts_charges(
+    any_storage, tmp_path
+):
+    """The per-run limit counts what the run's attempts commit now: a refusal's record commits nothing, so what it
+    was admitted at is taken from the guard, not from the record."""
+    from seedance_pipeline.core.errors import SubmitRejected, TaskFailed
+
+    store = TaskStore(any_storage)
+    prepared = _prepared(tmp_path)
+    each = prepared.estimate.usd
+    guard = SpendGuard(store, per_run_usd=2.5 * each, per_day_usd=None, run_id="run-1")
+    refused, failed, stopped, fourth, fifth, sixth = _journals(store, guard, "run-1", 6)
+    refused.intent(prepared)
+    failed.intent(prepared)
+    with pytest.raises(OverBudget, match="per-run budget") as over:
+        stopped.intent(prepared)  # 2 in flight + this one > 2.5
+    stopped.finished(prepared, None, over.value)
+    refused.finished(prepared, None, SubmitRejected("novita", "bad request", status_code=400))
+    assert store.load(refused.record.attempt_id).state is AttemptState.REJECTED
+    fourth.intent(prepared)  # the failed one (in flight) + this one: the refused one holds nothing
+    failed.record = store.save(failed.record.moved(AttemptState.ACCEPTED, task_id="t-1"))
+    failed.finished(prepared, None, TaskFailed("novita", "content rejected", task_id="t-1", state="failed"))
+    fifth.intent(prepared)  # the fourth + this one: a task that failed free holds nothing either
+    assert guard.run_usd == pytest.approx(2 * each)
+    fourth.record = store.save(fourth.record.moved(AttemptState.ACCEPTED, task_id="t-4"))
+    guard.settled(store.save(fourth.record.moved(AttemptState.SUCCEEDED, reported_cost_usd=1.5 * each)))
+    with pytest.raises(OverBudget, match="per-run budget"):
+        sixth.intent(prepared)  # charged 1.5 (not the estimate) + the fifth in flight + this one > 2.5
+    assert guard.run_usd == pytest.approx(2.5 * each)

@@ -103,19 +103,24 @@ class SpendGuard:
             self._decided[record.attempt_id] = (record.simulated, usd)
 
     def release(self, record: AttemptRecord) -> None:
-        with self.lock:
-            self.run_usd = max(0.0, self.run_usd - committed_usd(record))
-            self._decided[record.attempt_id] = None
+        """``record`` never reached the provider: what this guard admitted it at is free again."""
+        self._settle(record, None)
 
     def settled(self, record: AttemptRecord) -> None:
-        """``record``'s outcome, as the journal wrote it: never sent releases its reservation; otherwise the day
-        counts what it commits now (its charge, or nothing if it failed free)."""
-        if record.state in states.NEVER_SENT:
-            self.release(record)
-            return
+        """``record``'s outcome, as the journal wrote it: never sent releases its reservation; otherwise both limits
+        count what it commits now (its charge, or nothing if it failed free)."""
+        self._settle(record, None if record.state in states.NEVER_SENT else committed_usd(record))
+
+    def _settle(self, record: AttemptRecord, usd: float | None) -> None:
+        # What it was admitted (or last settled) at is the amount to take back; the record as saved now commits its
+        # outcome's amount (a refusal's record commits 0, so it cannot say what was reserved).
         with self.lock:
-            if self._decided.get(record.attempt_id) is not None:
-                self._decided[record.attempt_id] = (record.simulated, committed_usd(record))
+            held = self._decided.get(record.attempt_id)
+            if held is not None:
+                self.run_usd = max(0.0, self.run_usd - held[1] + (usd or 0.0))
+                self._decided[record.attempt_id] = None if usd is None else (record.simulated, usd)
+            elif usd is None:  # stopped before (it holds nothing), or never decided here: counts nothing from now
+                self._decided[record.attempt_id] = None
 
     def day_usd(self, record: AttemptRecord) -> float:
         """Committed on ``record``'s UTC day by attempts as real (or as simulated) as it, from storage, ``record``
