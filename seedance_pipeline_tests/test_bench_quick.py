@@ -177,12 +177,13 @@ def test_creating_a_run_is_measured_with_and_without_its_checks():
 
 def test_the_daily_budget_check_is_measured_as_the_day_fills():
     """Benchmark 10 at 200 earlier attempts: every intent of the 20 threads is written and admitted, on a local
-    folder and through the S3 proxy, with and without the day's kept cache."""
+    folder and through the S3 proxy, with and without the day's kept cache; and locally after 200 of the run's own."""
     out = _run(
         [
             "-c",
             "from benchmarks.bench_day_budget import measure; import json; "
-            "print(json.dumps({k + str(c): measure(k, 200, kept=c) for k in ('local', 's3') for c in (True, False)}))",
+            "r = {k + str(c): measure(k, 200, kept=c) for k in ('local', 's3') for c in (True, False)}; "
+            "r['own'] = measure('local', 0, own=200); print(json.dumps(r))",
         ],
         timeout=300,
     )

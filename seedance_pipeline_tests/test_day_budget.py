@@ -108,6 +108,8 @@ def test_stamps_lists_the_files_of_a_folder_whose_names_start_with_a_prefix(any_
     for path, stamp in found.items():
         assert stamp == file_stamp(storage.fs.info(path))
     assert storage.stamps(storage.path("tasks", "days", "2026-12-08"), ["2026-12-08T00"]) == {}
+    skipped = storage.stamps(folder, ["2026-12-07T06"], skip=lambda name: name.endswith("-b.json"))
+    assert [p.rsplit("/", 1)[-1] for p in skipped] == ["2026-12-07T0601Z-a.json"]
 
 
 def test_a_reading_lists_the_recent_hours_only_and_the_whole_day_every_few_minutes(any_storage, clock, monkeypatch):
@@ -364,3 +366,38 @@ def test_a_per_run_budget_takes_back_what_a_refused_or_failed_free_clip_reserved
     with pytest.raises(OverBudget, match="per-run budget"):
         sixth.intent(prepared)  # charged 1.5 (not the estimate) + the fifth in flight + this one > 2.5
     assert guard.run_usd == pytest.approx(2.5 * each)
+
+
+def test_a_reading_lists_but_neither_stats_nor_reads_the_caller_s_own_records(tmp_path, clock, monkeypatch):
+    """A big run's own attempts fill the recent blocks a reading lists: it knows what they commit (M23)."""
+    from seedance_pipeline.storage import resource
+
+    store = TaskStore(SeedanceStorage(url=str(tmp_path / "storage")))
+    days = DayRecords(store)
+    days.read(DAY, time.monotonic())  # the whole (empty) day, so the next reading lists the recent blocks only
+    clock.now += 30
+    mine = {_write(store, _record(clock.now - i, run_id="run-1")).attempt_id for i in range(50)}
+    other = _write(store, _record(clock.now - 1, run_id="other"))
+    stats: list[str] = []
+    original = resource._local_info
+    monkeypatch.setattr(resource, "_local_info", lambda path: stats.append(path) or original(path))
+    count = Counting(store, monkeypatch)
+    assert set(days.read(DAY, time.monotonic(), mine).spent) == {other.attempt_id}
+    assert [path.rsplit("/", 1)[-1] for path in stats] == [f"{other.attempt_id}.json"]
+    assert (count.whole, count.read) == (0, 1)
+
+
+def test_what_a_run_admitted_yesterday_does_not_count_against_today(any_storage, clock):
+    """A run across midnight: the guard's sums of what it admitted are kept per UTC day."""
+    store = TaskStore(any_storage)
+    guard = SpendGuard(store, per_run_usd=None, per_day_usd=2.5, run_id="run-1")
+    midnight = datetime(2026, 12, 8, tzinfo=UTC).timestamp()
+    for at in (midnight - 20, midnight - 10):
+        guard.admit(_write(store, _record(at, state=AttemptState.INTENT, run_id="run-1")))
+    with pytest.raises(OverBudget, match="2026-12-07"):
+        guard.admit(_write(store, _record(midnight - 5, state=AttemptState.INTENT, run_id="run-1")))
+    clock.now = midnight + 5
+    for at in (midnight + 1, midnight + 2):
+        guard.admit(_write(store, _record(at, state=AttemptState.INTENT, run_id="run-1")))
+    with pytest.raises(OverBudget, match=r"2026-12-08 \(UTC\): \$3\.0000"):
+        guard.admit(_write(store, _record(midnight + 3, state=AttemptState.INTENT, run_id="run-1")))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterable
 
 import dagster as dg
 
@@ -55,6 +56,8 @@ class SpendGuard:
         self._days = DayRecords(store)
         # attempt id -> (simulated, what this guard let it commit, as last settled); None: stopped, or never sent
         self._decided: dict[str, tuple[bool, float] | None] = {}
+        # (UTC day, simulated) -> the sum of ``_decided``'s amounts: a decision adds it up without going through them
+        self._held: dict[tuple[str, bool], float] = {}
         # This guard's intents: it knows what each commits, so a reading of the day never reads their records back.
         self._mine: set[str] = set()
         # Journals call in from worker threads: each check-then-commit is one step, or two clips could both pass on
@@ -73,7 +76,7 @@ class SpendGuard:
             day = self._days.read(record.day, time.monotonic(), self._mine) if self.per_day_usd is not None else None
         except OSError as exc:  # nothing was sent: a limit that cannot be checked stops the clip, no person needed
             with self.lock:
-                self._decided[record.attempt_id] = None
+                self._hold(record.attempt_id, None)
             raise OverBudget(
                 f"the daily budget ({settings.BUDGET_PER_DAY_USD.name}) could not be checked: the day's task records "
                 f"could not be read ({type(exc).__name__}: {exc}); nothing was sent"
@@ -97,10 +100,10 @@ class SpendGuard:
                             f"${self.per_day_usd:.2f} ({settings.BUDGET_PER_DAY_USD.name}); nothing was sent"
                         )
             except OverBudget:
-                self._decided[record.attempt_id] = None
+                self._hold(record.attempt_id, None)
                 raise
             self.run_usd += usd
-            self._decided[record.attempt_id] = (record.simulated, usd)
+            self._hold(record.attempt_id, (record.simulated, usd))
 
     def release(self, record: AttemptRecord) -> None:
         """``record`` never reached the provider: what this guard admitted it at is free again."""
@@ -118,9 +121,19 @@ class SpendGuard:
             held = self._decided.get(record.attempt_id)
             if held is not None:
                 self.run_usd = max(0.0, self.run_usd - held[1] + (usd or 0.0))
-                self._decided[record.attempt_id] = None if usd is None else (record.simulated, usd)
+                self._hold(record.attempt_id, None if usd is None else (record.simulated, usd))
             elif usd is None:  # stopped before (it holds nothing), or never decided here: counts nothing from now
-                self._decided[record.attempt_id] = None
+                self._hold(record.attempt_id, None)
+
+    def _hold(self, attempt_id: str, decided: tuple[bool, float] | None) -> None:
+        """Under ``lock``: what ``attempt_id`` commits as this guard decided it, and the day's sum with it."""
+        before = self._decided.get(attempt_id)
+        if before is not None:
+            self._held[attempt_id[:10], before[0]] -= before[1]
+        if decided is not None:
+            key = (attempt_id[:10], decided[0])
+            self._held[key] = self._held.get(key, 0.0) + decided[1]
+        self._decided[attempt_id] = decided
 
     def day_usd(self, record: AttemptRecord) -> float:
         """Committed on ``record``'s UTC day by attempts as real (or as simulated) as it, from storage, ``record``
@@ -134,20 +147,21 @@ class SpendGuard:
         run's own, taken as this guard decided and settled them (their records are never read back). An intent it
         stopped or released counts nothing though its record may still say intent, one it admitted counts what it
         last settled at, and an intent of this run still waiting for its decision is left to that decision, which
-        comes after this one and sees it. The day's size costs nothing here (its sums come with the reading); this
-        run's attempts are gone through."""
+        comes after this one and sees it. Neither the day's size nor the run's costs anything here: the sums come
+        with the reading and with each decision (``_held``); only this run's attempts the reading holds are gone
+        through, and a reading never reads back the attempts this guard decided."""
         simulated = record.simulated
         total = sum(usd for (_, kind), usd in day.totals.items() if kind == simulated)
-        mine = set(day.runs.get(self.run_id, ())) if self.run_id is not None else set()
-        for attempt_id in mine | self._decided.keys() | {record.attempt_id}:
+        total += self._held.get((record.day, simulated), 0.0)
+        if self.run_id is not None:  # this run's records carry its id: the ones the reading holds
+            read_back: Iterable[str] = day.runs.get(self.run_id, ())
+        else:  # no run id to find them by: whichever of this guard's attempts the reading holds
+            read_back = [a for a in self._decided if a in day.spent]
+        for attempt_id in {*read_back, record.attempt_id}:
             read = day.spent.get(attempt_id)
-            total -= read.usd if read is not None and read.simulated == simulated else 0.0
-            if attempt_id == record.attempt_id:
+            if read is None or read.simulated != simulated:
                 continue
-            if attempt_id in self._decided:
-                decided = self._decided[attempt_id]
-                if decided is not None and attempt_id[:10] == record.day and decided[0] == simulated:
-                    total += decided[1]
-            elif read is not None and read.state not in states.UNDECIDED and read.simulated == simulated:
-                total += read.usd
+            total -= read.usd  # counted as decided (``_held``), as undecided (nothing), or as read, below
+            if attempt_id != record.attempt_id and attempt_id not in self._decided:
+                total += 0.0 if read.state in states.UNDECIDED else read.usd
         return total

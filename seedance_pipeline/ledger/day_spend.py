@@ -162,7 +162,7 @@ class DayRecords:
         if full:
             stamps = self.store.day_stamps(day)
         else:
-            stamps = self.store.day_stamps_between(day, read_at - SKEW_S, now + SKEW_S)
+            stamps = self.store.day_stamps_between(day, read_at - SKEW_S, now + SKEW_S, mine)
         ids = {path: path.rsplit("/", 1)[-1].removesuffix(".json") for path in stamps}  # a file is its attempt's
         stale = [
             path for path, aid in ids.items() if aid not in mine and (aid not in cache or cache[aid][0] != stamps[path])

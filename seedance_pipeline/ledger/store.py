@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from collections.abc import Container
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -177,10 +178,11 @@ class TaskStore:
             return {}
         return {p: file_stamp(info) for p, info in listing.items() if p.endswith(".json")}
 
-    def day_stamps_between(self, day: str, first: float, last: float) -> dict[str, str]:
+    def day_stamps_between(self, day: str, first: float, last: float, skip: Container[str] = ()) -> dict[str, str]:
         """``day_stamps`` of the records of ``day`` whose ids begin in the ten minutes blocks from ``first`` to
-        ``last`` (epoch seconds; an id begins with its attempt's start, ``2026-12-07T061503Z-...``): one listing per
-        block on an object store, however many attempts the day already holds."""
+        ``last`` (epoch seconds; an id begins with its attempt's start, ``2026-12-07T061503Z-...``), but for the
+        attempts in ``skip``: one listing per block on an object store, however many attempts the day already
+        holds; locally no stat of a skipped one."""
         at = datetime.fromtimestamp(first, UTC)
         block = at.replace(minute=at.minute - at.minute % 10, second=0, microsecond=0)
         prefixes = []
@@ -190,7 +192,11 @@ class TaskStore:
             block += timedelta(minutes=10)
         if not prefixes:
             return {}
-        found = self.storage.stamps(self.storage.path(layout.task_day(day)), prefixes)
+        found = self.storage.stamps(
+            self.storage.path(layout.task_day(day)),
+            prefixes,
+            (lambda name: name.removesuffix(".json") in skip) if skip else None,
+        )
         return {p: stamp for p, stamp in found.items() if p.endswith(".json")}  # not a write still under way
 
     def records_since(self, since: float, until: float | None = None) -> list[AttemptRecord]:

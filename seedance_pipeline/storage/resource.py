@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -154,21 +154,30 @@ class SeedanceStorage(dg.ConfigurableResource):
         except FileNotFoundError:
             return []
 
-    def stamps(self, folder: str, prefixes: Iterable[str]) -> dict[str, str]:
+    def stamps(self, folder: str, prefixes: Iterable[str], skip: Callable[[str], bool] | None = None) -> dict[str, str]:
         """Path -> ``file_stamp`` of the files directly in ``folder`` whose names start with one of ``prefixes``
-        ({} when there are none): on S3 one listing per prefix, which the store filters (a folder of ten thousand
-        files is ten pages of listing, a prefix of it one); elsewhere one listing of names and a stat per match."""
+        ({} when there are none), less those whose names ``skip`` is true of: on S3 one listing per prefix, which
+        the store filters (a folder of ten thousand files is ten pages of listing, a prefix of it one); elsewhere
+        one listing of names and a stat per match not skipped."""
         wanted = tuple(prefixes)
         base = folder.rstrip("/")
+
+        def kept(name: str) -> bool:
+            return name.startswith(wanted) and not (skip is not None and skip(name))
+
         if self.url.startswith("s3://"):
             found: dict[str, Any] = {}
             for prefix in wanted:
                 with contextlib.suppress(FileNotFoundError):
                     found.update(self.fs.find(base, prefix=prefix, detail=True, maxdepth=1))
-            return {p: file_stamp(info) for p, info in found.items() if info.get("type") != "directory"}
+            return {
+                p: file_stamp(info)
+                for p, info in found.items()
+                if info.get("type") != "directory" and kept(p.rsplit("/", 1)[-1])
+            }
         if self.is_local:  # os.listdir: fsspec's ls of a local folder costs four times as much (18 ms at 10,000)
             try:
-                names = [f"{base}/{name}" for name in os.listdir(base) if name.startswith(wanted)]
+                names = [f"{base}/{name}" for name in os.listdir(base) if kept(name)]
             except FileNotFoundError:
                 return {}
             stat = _local_info
@@ -177,7 +186,7 @@ class SeedanceStorage(dg.ConfigurableResource):
                 listed = self.fs.ls(base, detail=False)
             except FileNotFoundError:
                 return {}
-            names = [path for path in listed if path.rsplit("/", 1)[-1].startswith(wanted)]
+            names = [path for path in listed if kept(path.rsplit("/", 1)[-1])]
             stat = self.fs.info
         out: dict[str, str] = {}
         for path in names:
