@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-LINE = re.compile(r"^\s+(\d) (.+?): (n/a|-?[\d.]+) (\S*)\s+(target .+?|\(comparison\))\s+(PASS|MISS|info)", re.M)
+LINE = re.compile(r"^\s+(\d+) (.+?): (n/a|-?[\d.]+) (\S*)\s+(target .+?|\(comparison\))\s+(PASS|MISS|info)", re.M)
 
 pytest.importorskip("wavespeed")
 pytest.importorskip("runpod")
@@ -193,3 +193,13 @@ def test_the_daily_budget_check_is_measured_as_the_day_fills():
     assert all(f["n"] == 100 and 0 < f["mean"] <= f["wall"] for f in r.values()), r
     # through the proxy every intent waits at least the round trips of its two writes
     assert r["s3True"]["mean"] > r["localTrue"]["mean"] and r["s3True"]["mean"] >= 2 * 0.03, r
+
+
+def test_clips_waiting_for_a_provider_s_places_are_measured():
+    """Benchmark 11 quick: every clip goes through the real limit, never more than its places at once."""
+    out = _run(["-m", "benchmarks", "--quick", "--only", "11"], timeout=120)
+    figs = _figures(out)
+    for n in (1000, 10000):
+        assert figs[f"11 clips waiting for 50 places at a provider, N = {n}: CPU per clip"] > 0
+    lines = [line for line in out.splitlines() if line.lstrip().startswith("11 clips waiting for 50 places")]
+    assert len(lines) == 4 and all("at most 50 at once" in line for line in lines), out  # and again in the summary
