@@ -84,3 +84,31 @@ def test_places_freed_by_an_accepted_submit_go_to_the_waiting_clips_at_once():
         assert limit.in_flight == 0
 
     asyncio.run(main())
+
+
+def test_a_clip_arriving_just_after_the_one_handed_a_place_was_cancelled_gets_that_place():
+    """The cancelled clip gives its place back only when it next runs: the clip that arrived meanwhile waits for
+    that, not for a task's end that may never come."""
+
+    async def main() -> None:
+        limit, entered = _limit(1), []
+        go = {name: asyncio.Event() for name in "bc"}
+        await limit.__aenter__()
+        b = asyncio.create_task(_held(limit, entered, "b", go["b"]))
+        await asyncio.sleep(0)  # b waits in the queue
+        await limit.__aexit__(None, None, None)  # the place is handed to b...
+        b.cancel()  # ...cancelled before it wakes, and c arrives before b has given the place back
+        c = asyncio.create_task(_held(limit, entered, "c", go["c"]))
+        await asyncio.wait_for(_until(lambda: entered == ["c"]), timeout=5)
+        go["c"].set()
+        await c
+        with pytest.raises(asyncio.CancelledError):
+            await b
+        assert limit.in_flight == 0
+
+    asyncio.run(main())
+
+
+async def _until(condition) -> None:
+    while not condition():
+        await asyncio.sleep(0)

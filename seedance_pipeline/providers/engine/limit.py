@@ -59,15 +59,16 @@ class AdaptiveLimit:
             return self
         place = asyncio.get_running_loop().create_future()
         self._waiting.append(place)
+        self._hand_over()  # a place may be free behind a cancelled clip not yet out of the queue
         try:
             await place
         except asyncio.CancelledError:
             if place.done() and not place.cancelled():  # handed a place, then cancelled before it woke
                 self.in_flight -= 1
-                self._hand_over()
             else:  # a linear search, once per clip cancelled while waiting (gone if a hand-over skipped it)
                 with contextlib.suppress(ValueError):
                     self._waiting.remove(place)
+            self._hand_over()
             raise
         return self
 
