@@ -162,8 +162,8 @@ def run(quick: bool = False) -> None:
             note="what the day's size adds: locally a listing of the folder's names per reading and one read of the "
             "kept cache per process; on S3 the kept cache's read (a reading lists the minutes since the last)",
         )
-    # A big run's own attempts: each decision and each reading once went through all of them (before M23: 24 / 65
-    # / 231 ms a local intent at 0 / 2,000 / 10,000 of them, 70 s to admit the 10,000).
+    # A big run's own attempts: each decision and each reading once went through all of them (before M23, these rows
+    # on bbf035a: 23 / 60 / 331 ms a local intent at 0 / 2,000 / 10,000 of them; benchmarks/README.md, M23).
     for kind, sizes in (("local", (0, 1000) if quick else (0, 2000, 10_000)), ("s3", () if quick else (0, 2000))):
         for own in sizes:
             target = None if quick or kind != "local" or own != sizes[-1] else f"<= {TARGET_MS[kind]:g}"
