@@ -420,3 +420,39 @@ def test_redirect_applies_to_downloads_only(make_server, client):
     r = _submit(client, srv, "wavespeed")
     assert r.status_code == 200
     assert srv.sim.stats()["faults"][0]["applied"] == 0
+
+
+def test_a_request_sent_but_not_yet_handled_keeps_the_simulator_from_being_quiet(make_server):
+    """``in_flight`` counts a request once the app has it; ``quiet`` also counts one still being received, as a
+    killed client's last submit is (the lifecycle campaign waits for ``quiet`` before the user looks)."""
+    import socket
+
+    srv = make_server()
+    assert srv.quiet()
+    with socket.create_connection((srv.host, srv.port), timeout=5) as s:
+        s.sendall(b"POST /novita/v3/async/seedance-v1.5-pro-i2v HTTP/1.1\r\nHost: x\r\n")  # headers not ended
+        deadline = time.monotonic() + 5
+        while srv.quiet() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not srv.quiet() and srv.sim.in_flight() == 0
+    deadline = time.monotonic() + 5
+    while not srv.quiet() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert srv.quiet()
+
+
+def test_the_accept_queue_counts_connections_the_server_has_not_accepted():
+    import socket
+
+    from seedance_pipeline.simulator.server import _accept_queue
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)
+        assert _accept_queue(listening) == 0
+        waiting = [socket.create_connection(listening.getsockname(), timeout=5) for _ in range(3)]
+        assert _accept_queue(listening) == 3
+        accepted, _ = listening.accept()
+        assert _accept_queue(listening) == 2
+        for s in [*waiting, accepted]:
+            s.close()

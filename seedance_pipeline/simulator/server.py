@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -134,6 +135,14 @@ class SimulatorServer:
                 raise RuntimeError("the simulator server did not start")
             time.sleep(0.01)
 
+    def quiet(self) -> bool:
+        """Nothing sent to the simulator is still to be handled: no connection waiting to be accepted or open, no
+        request being parsed or answered. ``Simulator.in_flight`` alone counts a request only once the app has it:
+        a request whose client was killed right after sending it may still sit in the socket's buffers or in
+        uvicorn's parser, and becomes a task at the provider after that count says zero."""
+        state = self._server.server_state
+        return not (state.connections or state.tasks or self.sim.in_flight() or _accept_queue(self._sock))
+
     def provider_url(self, name: str) -> str:
         if name not in PROVIDERS:
             raise ValueError(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
@@ -159,6 +168,19 @@ class SimulatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _accept_queue(sock: socket.socket) -> int:
+    """Connections the kernel completed on listening ``sock`` that the server has not accepted yet (Linux: the
+    rx_queue of its row in /proc/net/tcp or tcp6); 0 where that table cannot be read."""
+    inode = str(os.fstat(sock.fileno()).st_ino)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in rows.readlines()[1:]:
+                fields = row.split()
+                if len(fields) > 9 and fields[9] == inode:
+                    return int(fields[4].split(":")[1], 16)
+    return 0
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, config: SimConfig | None = None) -> None:
