@@ -23,7 +23,12 @@ from dagster._core.execution.backfill import PartitionBackfill
 from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable, AssetKeyTable, SqlEventLogStorageTable
+from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionsTable,
+    AssetEventTagsTable,
+    AssetKeyTable,
+    SqlEventLogStorageTable,
+)
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._core.utils import make_new_backfill_id
@@ -56,6 +61,8 @@ __all__ = [
     "AssetKeyTable",
     "AssetCheckExecutionRecordStatus",
     "AssetCheckExecutionsTable",
+    # A materialization's indexed tags, written through a statement compiled once (event_logs/statements.py).
+    "AssetEventTagsTable",
     # A planned check's execution row carrying its own partition's planned event (event_logs/checks.py): a copy of
     # Dagster's AssetCheckEvaluationPlanned record with another partition subset.
     "replace_record",

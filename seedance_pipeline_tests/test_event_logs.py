@@ -163,6 +163,20 @@ def test_sqlite_two_storages_on_one_folder_see_each_others_events_at_once(tmp_pa
     webserver.dispose()
 
 
+def test_sqlite_a_failed_statement_rolls_back_and_the_next_event_is_stored(tmp_path):
+    storage = PooledSqliteEventLogStorage(str(tmp_path / "runs"))
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        run_id, _ = _run_partitions(instance, 2)
+        entries = instance.all_logs(run_id)[:2]
+    storage.store_event(entries[0])
+    with pytest.raises(sqlalchemy.exc.OperationalError), storage.run_connection(run_id) as conn:
+        conn.execute(sqlalchemy.text("DELETE FROM event_logs"))
+        conn.execute(sqlalchemy.text("SELECT * FROM no_such_table"))
+    storage.store_event(entries[1])
+    assert [e.message for e in storage.get_logs_for_run(run_id)] == [e.message for e in entries]
+    storage.dispose()
+
+
 def test_sqlite_events_from_many_threads_are_all_stored(tmp_path):
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         run_id, _ = _run_partitions(instance)

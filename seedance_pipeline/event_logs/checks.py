@@ -58,9 +58,10 @@ def is_run_evaluation(event: Any) -> bool:
     )
 
 
-def record_evaluation(conn: Connection, event: Any, row: dict[str, Any], event_id: int) -> None:
+def execution_row(event: Any, row: dict[str, Any], event_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The execution row of the evaluation ``event`` (of a run), whose event-log ``row`` (Dagster's
-    ``_event_to_row``) was stored as ``event_id`` on ``conn``, in ``conn``'s transaction."""
+    ``_event_to_row``) was stored as ``event_id``: the values Dagster sets, and the columns that find the row a
+    planned evaluation left (asset key, check name, run, then the partition; None: IS NULL)."""
     evaluation = event.dagster_event.event_specific_data
     passed = AssetCheckExecutionRecordStatus.SUCCEEDED if evaluation.passed else AssetCheckExecutionRecordStatus.FAILED
     target = evaluation.target_materialization_data
@@ -72,19 +73,40 @@ def record_evaluation(conn: Connection, event: Any, row: dict[str, Any], event_i
         "materialization_event_storage_id": target.storage_id if target else None,
         "partition": evaluation.partition,
     }
-    key, name = evaluation.asset_key.to_string(), evaluation.check_name
-    where = {"w_asset_key": key, "w_check_name": name, "w_run_id": event.run_id}
-    if evaluation.partition is None:
-        updated = conn.execute(_UPDATE_UNPARTITIONED, {**values, **where}).rowcount
-    else:
-        updated = conn.execute(_UPDATE, {**values, **where, "w_partition": evaluation.partition}).rowcount
-    if updated == 0:  # no planned row: a check reported by an asset's step without a spec, as the clips step does
-        conn.execute(_INSERT, {**values, "asset_key": key, "check_name": name, "run_id": event.run_id})
-    elif updated > 1:
+    where = {
+        "asset_key": evaluation.asset_key.to_string(),
+        "check_name": evaluation.check_name,
+        "run_id": event.run_id,
+        "partition": evaluation.partition,
+    }
+    return values, where
+
+
+def check_updated(event: Any, updated: int) -> bool:
+    """Whether an UPDATE of ``updated`` rows found the planned row (False: insert it); more than one is an error,
+    as in Dagster."""
+    if updated > 1:
+        evaluation = event.dagster_event.event_specific_data
         raise DagsterInvariantViolationError(
             f"Updated {updated} rows for asset check evaluation {evaluation.asset_check_key} "
             "as a result of duplicate AssetCheckPlanned events."
         )
+    # no planned row: a check reported by an asset's step without a spec, as the clips step does
+    return updated == 1
+
+
+def record_evaluation(conn: Connection, event: Any, row: dict[str, Any], event_id: int) -> None:
+    """``execution_row`` written through SQLAlchemy on ``conn``, in ``conn``'s transaction (PostgreSQL; the SQLite
+    event log runs the same statements on its driver, ``statements.py``)."""
+    values, where = execution_row(event, row, event_id)
+    where_params = {f"w_{k}": v for k, v in where.items()}
+    if where["partition"] is None:
+        where_params.pop("w_partition")
+        updated = conn.execute(_UPDATE_UNPARTITIONED, {**values, **where_params}).rowcount
+    else:
+        updated = conn.execute(_UPDATE, {**values, **where_params}).rowcount
+    if not check_updated(event, updated):
+        conn.execute(_INSERT, {**values, **{k: v for k, v in where.items() if k != "partition"}})
 
 
 def planned_rows(event: EventLogEntry, event_id: int | None, timestamp: Any) -> list[dict[str, Any]]:

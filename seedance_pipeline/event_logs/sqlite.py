@@ -1,6 +1,7 @@
 """The embedded default's event log (Dagster's SQLite one, one file per run plus an index file), with
-one engine and one open connection per file instead of a new engine for every statement, and a batch of one
-asset's materializations stored in one transaction per file."""
+one engine and one open connection per file instead of a new engine for every statement, a batch of one
+asset's materializations stored in one transaction per file, and a run's materializations and check evaluations
+written through statements compiled once (``statements.py``)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from dagster import Field, StringSource
+from dagster import DagsterEventType, Field, StringSource
 from sqlalchemy import create_engine
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from seedance_pipeline.dagster_internals import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
+    AssetCheckExecutionsTable,
+    AssetEventTagsTable,
     AssetKeyTable,
     EventLogEntry,
     SqlEventLogStorageTable,
@@ -23,7 +27,8 @@ from seedance_pipeline.dagster_internals import (
 )
 from seedance_pipeline.event_logs import KnownTables, ask_for_batches
 from seedance_pipeline.event_logs.batches import runs_of_one_kind
-from seedance_pipeline.event_logs.checks import PlannedRowPerPartition, is_run_evaluation, record_evaluation
+from seedance_pipeline.event_logs.checks import PlannedRowPerPartition, check_updated, execution_row, is_run_evaluation
+from seedance_pipeline.event_logs.statements import Statements
 
 # The index file and the run files last used. A run worker writes to two files; a webserver reads
 # whichever runs are open in the UI, so the cache is bounded and the least recently used is closed.
@@ -38,6 +43,10 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _is_materialization(event: EventLogEntry) -> bool:
+    return event.dagster_event is not None and event.dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION
+
+
 class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEventLogStorage):
     """``SqliteEventLogStorage`` that keeps each file's engine (SQLAlchemy's pool of one connection:
     statements still run one at a time, under the storage's lock, each in its own transaction).
@@ -49,6 +58,8 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
 
     def __init__(self, base_dir: str, inst_data: Any = None):
         self._engines: OrderedDict[str, tuple[Engine, tuple[int, int] | None]] = OrderedDict()
+        self._kept: dict[str, Connection] = {}  # per file, the connection its last statement ran on
+        self._sql = Statements(sqlite.dialect())
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -78,7 +89,7 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
             if known == identity:
                 self._engines[shard] = (engine, identity)
                 return engine
-            engine.dispose()  # the file was deleted or replaced: its tables must be created again
+            self._dispose(shard, engine)  # the file was deleted or replaced: its tables must be created again
             self._initialized_dbs.discard(shard)
         # One connection kept; Dagster's _initdb opens a second one while its first is open (closed after).
         engine = create_engine(
@@ -89,9 +100,15 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
         )
         self._engines[shard] = (engine, identity)
         while len(self._engines) > OPEN_FILES:
-            _, (oldest, _) = self._engines.popitem(last=False)
-            oldest.dispose()
+            evicted, (oldest, _) = self._engines.popitem(last=False)
+            self._dispose(evicted, oldest)
         return engine
+
+    def _dispose(self, shard: str, engine: Engine) -> None:
+        kept = self._kept.pop(shard, None)
+        if kept is not None:
+            kept.close()
+        engine.dispose()
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[Connection]:
@@ -100,25 +117,70 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
+            # The connection the file's last statement ran on, kept checked out of the pool: SQLAlchemy's checkout
+            # and check-in (with its rollback) cost more than the statements (M25). The lock is not reentrant, so
+            # no use of a file nests in another.
+            conn = self._kept.pop(shard, None) or engine.connect()
             try:
-                with engine.connect() as conn, conn.begin():
+                with conn.begin():
                     yield conn
+            except BaseException:
+                conn.close()  # rolled back; the next use starts from a fresh connection
+                raise
             finally:
                 if self._engines[shard][1] is None:  # the first statement created the file: remember which
                     self._engines[shard] = (engine, _identity(self.path_for_shard(shard)))
+            self._kept[shard] = conn
 
     def store_event(self, event: EventLogEntry) -> None:
-        """An asset-check evaluation of a run: the event in the run's file, then in the index with its execution
-        row in the same transaction (``checks.py``). Any other event as Dagster stores it."""
-        if not (is_run_evaluation(event) and self.supports_asset_checks):
+        """A run's check evaluation: the event in the run's file, then in the index with its execution row in the
+        same transaction (``checks.py``). A materialization as Dagster stores it (the run's file; the index's
+        event, tags and asset row in one transaction). Both through statements compiled once (``statements.py``).
+        Any other event as Dagster stores it."""
+        if is_run_evaluation(event) and self.supports_asset_checks:
+            self._store_evaluation(event)
+        elif _is_materialization(event):
+            self._store_materialization(event)
+        else:
             super().store_event(event)
-            return
+
+    def _store_evaluation(self, event: EventLogEntry) -> None:
         row = self._event_to_row(event)
         with self.run_connection(event.run_id) as conn:
-            conn.execute(SqlEventLogStorageTable.insert(), row)
+            self._sql.insert(conn, SqlEventLogStorageTable, row)
         with self.index_transaction() as conn:
-            inserted = conn.execute(SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id), row)
-            record_evaluation(conn, event, row, inserted.scalar_one())
+            event_id = self._sql.insert(conn, SqlEventLogStorageTable, row)
+            values, where = execution_row(event, row, event_id)
+            if not check_updated(event, self._sql.update(conn, AssetCheckExecutionsTable, values, where)):
+                insert = {**values, **{k: v for k, v in where.items() if k != "partition"}}
+                self._sql.insert(conn, AssetCheckExecutionsTable, insert)
+
+    def _store_materialization(self, event: EventLogEntry) -> None:
+        row = self._event_to_row(event)
+        with self.run_connection(event.run_id) as conn:
+            self._sql.insert(conn, SqlEventLogStorageTable, row)
+        with self.index_transaction() as conn:
+            event_id = self._sql.insert(conn, SqlEventLogStorageTable, row)
+            self._store_asset_event_tags(conn, [event], [event_id])
+            self._store_asset_event(conn, event, event_id)
+
+    def _store_asset_event_tags(
+        self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
+    ) -> None:
+        """Dagster's rows of the indexed tags of each asset event, through a statement compiled once."""
+        rows = [
+            {
+                "event_id": event_id,
+                "asset_key": event.get_dagster_event().asset_key.to_string(),  # type: ignore[union-attr]
+                "key": key,
+                "value": value,
+                "event_timestamp": self._event_insert_timestamp(event),
+            }
+            for event_id, event in zip(event_ids, events, strict=True)
+            for key, value in self._tags_for_asset_event(event).items()
+        ]
+        if rows and self.has_table(AssetEventTagsTable.name):  # absent before Dagster's migration that adds it
+            self._sql.insert_many(conn, AssetEventTagsTable, rows)
 
     def _store_asset_event(self, conn: Connection, event: EventLogEntry, event_id: int) -> None:
         """The asset's row from its latest event, as Dagster writes it, but updated first and inserted only for an
@@ -132,8 +194,8 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
         if not values:
             return
         key = event.dagster_event.asset_key.to_string()
-        if not conn.execute(AssetKeyTable.update().values(**values).where(AssetKeyTable.c.asset_key == key)).rowcount:
-            conn.execute(AssetKeyTable.insert().values(asset_key=key, **values))
+        if not self._sql.update(conn, AssetKeyTable, values, {"asset_key": key}):
+            self._sql.insert(conn, AssetKeyTable, {"asset_key": key, **values})
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Each run of one asset's materializations, observations or planned events of one run in the batch
@@ -160,8 +222,8 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
     def _close_all(self) -> None:
         with self._db_lock:
             while self._engines:
-                _, (engine, _) = self._engines.popitem()
-                engine.dispose()
+                shard, (engine, _) = self._engines.popitem()
+                self._dispose(shard, engine)
 
     def wipe(self) -> None:
         self._close_all()
