@@ -258,8 +258,9 @@ def s3_requests_by_kind(lines: list[str]) -> dict[str, int]:
 @contextlib.contextmanager
 def _storage(kind: str, tmp: str, servers: list[int] | None = None, direct: list[str] | None = None):
     """``local``: a folder. ``s3``: moto's S3 server behind ``S3FaultProxy`` adding ``S3_LATENCY_S`` to every
-    request, each in a process of its own (their CPU is not ours; their pids are appended to ``servers``, moto's
-    own URL, for a setup's bulk writes, to ``direct``), stopped afterwards."""
+    request (``s3-loopback``: the same proxy adding nothing), each in a process of its own (their CPU is not ours;
+    their pids are appended to ``servers``, moto's own URL, for a setup's bulk writes, to ``direct``), stopped
+    afterwards."""
     from seedance_pipeline.storage.resource import SeedanceStorage
 
     if kind == "local":
@@ -286,7 +287,7 @@ def _storage(kind: str, tmp: str, servers: list[int] | None = None, direct: list
                 "print(S3FaultProxy(sys.argv[1], latency_s=float(sys.argv[2]), log_path=sys.argv[3]).url, flush=True)"
                 "\ntime.sleep(86400)",
                 f"http://127.0.0.1:{port}",
-                str(S3_LATENCY_S),
+                str(0.0 if kind == "s3-loopback" else S3_LATENCY_S),
                 str(Path(tmp) / S3_LOG),
             ],
             stdout=subprocess.PIPE,
@@ -589,6 +590,9 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
         # The same at 10 s tasks: S3's cost is per request (the write-ahead records before each submit, the
         # lookups before the first), not per second of task, so it weighs less as tasks get longer.
         runs.append((100, "sqlite", "s3", 10.0, None))
+        # The same without the 30 ms: what the round trips cost, against what moto's server and the S3 client cost
+        # on the same two cores (the reason the S3 target is missed here, README "On S3, the requests of one clip").
+        runs.append((100, "sqlite", "s3-loopback", latency, None))
     if diagnostics:  # --diagnostics: the same N=200 on Dagster's in-memory instance and on Dagster's own event logs
         runs.append((200, "memory", "local", latency, None))
         runs.append((200, "sqlite-stock", "local", latency, None))
@@ -599,7 +603,13 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
         r = one_run(n, task_s, cap, profile=prof, instance_kind=kind, storage_kind=storage_kind, day_budget_usd=budget)
         ideal = n * task_s / cap
         good = r["ok"] and r["stored"] == n and r["checks_passed"] == 2 * n
-        diagnostic = kind == "memory" or kind.endswith("-stock") or task_s != latency or budget is not None
+        diagnostic = (
+            kind == "memory"
+            or kind.endswith("-stock")
+            or task_s != latency
+            or budget is not None
+            or storage_kind == "s3-loopback"
+        )
         # The issue's targets: >= 0.85 at N >= 200 on local storage, >= 0.8 on S3 (N = 100).
         target = None if diagnostic else ">= 0.8" if storage_kind == "s3" else ">= 0.85" if n >= 200 else None
         label = {
@@ -611,6 +621,8 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
         }[kind]
         if storage_kind == "s3":
             label += f", S3 storage (moto + {S3_LATENCY_S * 1000:.0f} ms per request)"
+        if storage_kind == "s3-loopback":
+            label += ", S3 storage (moto, no added latency; comparison)"
         if budget is not None:
             label += ", under a daily budget (comparison)"
         if task_s != latency:
@@ -627,9 +639,10 @@ def run(quick: bool = False, profile_dir: str | None = None, diagnostics: bool =
             f"provider slots busy {100 * r['slot_use']:.0f} % until the last task finished, then "
             f"{r['tail_s']:.1f} s to store/check the last clips and end the run; {loadavg()}",
         )
-        if storage_kind == "s3":
+        if storage_kind.startswith("s3"):
             top = ", ".join(f"{k} {v / n:.1f}" for k, v in list(r["s3_by_kind"].items())[:8])
             at = f"N={n}, L={task_s:g} s" + (", daily budget" if budget is not None else "")
+            at += ", no added latency" if storage_kind == "s3-loopback" else ""
             report("1", f"S3 requests per clip, {at}", r["s3_requests"] / n, "", note=f"most: {top}")
             # Everything here shares the machine's cores: is the run waiting on round trips, or on CPU?
             used = r["cpu"] + r["sim_cpu"] + r["s3_server_cpu"]
