@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -138,31 +138,32 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
         event, tags and asset row in one transaction). Both through statements compiled once (``statements.py``).
         Any other event as Dagster stores it."""
         if is_run_evaluation(event) and self.supports_asset_checks:
-            self._store_evaluation(event)
+            self._store_in_run_and_index(event, self._execution_row)
         elif _is_materialization(event):
-            self._store_materialization(event)
+            self._store_in_run_and_index(event, self._asset_rows)
         else:
             super().store_event(event)
 
-    def _store_evaluation(self, event: EventLogEntry) -> None:
+    def _store_in_run_and_index(
+        self, event: EventLogEntry, index_rows: Callable[[Connection, EventLogEntry, dict[str, Any], int], None]
+    ) -> None:
+        """The event in the run's file, then in the index, where ``index_rows(conn, event, row, event_id)`` writes the
+        rows that go with it, in the same transaction."""
         row = self._event_to_row(event)
         with self.run_connection(event.run_id) as conn:
             self._sql.insert(conn, SqlEventLogStorageTable, row)
         with self.index_transaction() as conn:
-            event_id = self._sql.insert(conn, SqlEventLogStorageTable, row)
-            values, where = execution_row(event, row, event_id)
-            if not check_updated(event, self._sql.update(conn, AssetCheckExecutionsTable, values, where)):
-                insert = {**values, **{k: v for k, v in where.items() if k != "partition"}}
-                self._sql.insert(conn, AssetCheckExecutionsTable, insert)
+            index_rows(conn, event, row, self._sql.insert(conn, SqlEventLogStorageTable, row))
 
-    def _store_materialization(self, event: EventLogEntry) -> None:
-        row = self._event_to_row(event)
-        with self.run_connection(event.run_id) as conn:
-            self._sql.insert(conn, SqlEventLogStorageTable, row)
-        with self.index_transaction() as conn:
-            event_id = self._sql.insert(conn, SqlEventLogStorageTable, row)
-            self._store_asset_event_tags(conn, [event], [event_id])
-            self._store_asset_event(conn, event, event_id)
+    def _execution_row(self, conn: Connection, event: EventLogEntry, row: dict[str, Any], event_id: int) -> None:
+        values, where = execution_row(event, row, event_id)
+        if not check_updated(event, self._sql.update(conn, AssetCheckExecutionsTable, values, where)):
+            insert = {**values, **{k: v for k, v in where.items() if k != "partition"}}
+            self._sql.insert(conn, AssetCheckExecutionsTable, insert)
+
+    def _asset_rows(self, conn: Connection, event: EventLogEntry, row: dict[str, Any], event_id: int) -> None:
+        self._store_asset_event_tags(conn, [event], [event_id])
+        self._store_asset_event(conn, event, event_id)
 
     def _store_asset_event_tags(
         self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
