@@ -2,7 +2,7 @@
 
 A clips run stores eight events a clip in the step's thread (a materialization and seven check evaluations), each
 with two to four INSERTs and UPDATEs. SQLAlchemy builds every ``Connection.execute`` anew (cache key, compiled
-lookup, execution context, result proxy): a third of the step thread's CPU, against 2 % in SQLite itself
+lookup, execution context, result proxy): a quarter of the step thread's CPU, against 2 % in SQLite itself
 (benchmarks/README.md, "Measurements behind the code", M25). Here each statement of a table and a set of columns is
 compiled once, by SQLAlchemy for the connection's dialect (its SQL text, quoting and each column's bind processor,
 e.g. the text format of a DateTime), then run with ``sqlite3``'s ``execute`` on the DBAPI connection under the
@@ -81,11 +81,12 @@ def _update(table: Table, values: Mapping[str, Any], where: Mapping[str, Any], n
 
 
 def _bound(params: tuple[tuple[str, Callable[[Any], Any] | None], ...], values: Mapping[str, Any]) -> tuple:
-    return tuple(
-        value if (process := convert) is None or value is None else process(value)
-        for name, convert in params
-        for value in (values[name],)
-    )
+    """The values in the statement's order, each through its column's bind processor (None stays NULL)."""
+    out = []
+    for name, convert in params:
+        value = values[name]
+        out.append(value if convert is None or value is None else convert(value))
+    return tuple(out)
 
 
 def _driver(conn: Connection) -> Any:
