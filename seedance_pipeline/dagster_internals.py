@@ -25,7 +25,6 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from dagster._core.storage.event_log import SqliteEventLogStorage
 from dagster._core.storage.event_log.schema import (
     AssetCheckExecutionsTable,
-    AssetEventTagsTable,
     AssetKeyTable,
     SqlEventLogStorageTable,
 )
@@ -61,8 +60,6 @@ __all__ = [
     "AssetKeyTable",
     "AssetCheckExecutionRecordStatus",
     "AssetCheckExecutionsTable",
-    # A materialization's indexed tags, written through a statement compiled once (event_logs/statements.py).
-    "AssetEventTagsTable",
     # A planned check's execution row carrying its own partition's planned event (event_logs/checks.py): a copy of
     # Dagster's AssetCheckEvaluationPlanned record with another partition subset.
     "replace_record",

@@ -61,7 +61,8 @@ def is_run_evaluation(event: Any) -> bool:
 def execution_row(event: Any, row: dict[str, Any], event_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The execution row of the evaluation ``event`` (of a run), whose event-log ``row`` (Dagster's
     ``_event_to_row``) was stored as ``event_id``: the values Dagster sets, and the columns that find the row a
-    planned evaluation left (asset key, check name, run, then the partition; None: IS NULL)."""
+    planned evaluation left (asset key, check name, run, then the partition; None: IS NULL). A new row is both: the
+    partition is the same in each."""
     evaluation = event.dagster_event.event_specific_data
     passed = AssetCheckExecutionRecordStatus.SUCCEEDED if evaluation.passed else AssetCheckExecutionRecordStatus.FAILED
     target = evaluation.target_materialization_data
@@ -99,14 +100,11 @@ def record_evaluation(conn: Connection, event: Any, row: dict[str, Any], event_i
     """``execution_row`` written through SQLAlchemy on ``conn``, in ``conn``'s transaction (PostgreSQL; the SQLite
     event log runs the same statements on its driver, ``statements.py``)."""
     values, where = execution_row(event, row, event_id)
-    where_params = {f"w_{k}": v for k, v in where.items()}
-    if where["partition"] is None:
-        where_params.pop("w_partition")
-        updated = conn.execute(_UPDATE_UNPARTITIONED, {**values, **where_params}).rowcount
-    else:
-        updated = conn.execute(_UPDATE, {**values, **where_params}).rowcount
+    unpartitioned = where["partition"] is None
+    where_params = {f"w_{k}": v for k, v in where.items() if not (unpartitioned and k == "partition")}
+    updated = conn.execute(_UPDATE_UNPARTITIONED if unpartitioned else _UPDATE, {**values, **where_params}).rowcount
     if not check_updated(event, updated):
-        conn.execute(_INSERT, {**values, **{k: v for k, v in where.items() if k != "partition"}})
+        conn.execute(_INSERT, {**where, **values})  # a new row: the columns that find it, and its values
 
 
 def planned_rows(event: EventLogEntry, event_id: int | None, timestamp: Any) -> list[dict[str, Any]]:

@@ -19,7 +19,6 @@ from sqlalchemy.engine import Connection, Engine
 from seedance_pipeline.dagster_internals import (
     SQLITE_BUSY_TIMEOUT_SECONDS,
     AssetCheckExecutionsTable,
-    AssetEventTagsTable,
     AssetKeyTable,
     EventLogEntry,
     SqlEventLogStorageTable,
@@ -135,7 +134,8 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
     def store_event(self, event: EventLogEntry) -> None:
         """A run's check evaluation: the event in the run's file, then in the index with its execution row in the
         same transaction (``checks.py``). A materialization as Dagster stores it (the run's file; the index's
-        event, tags and asset row in one transaction). Both through statements compiled once (``statements.py``).
+        event, tags and asset row in one transaction). The events and rows through statements compiled once
+        (``statements.py``); the tags, one statement a materialization, as Dagster writes them.
         Any other event as Dagster stores it."""
         if is_run_evaluation(event) and self.supports_asset_checks:
             self._store_in_run_and_index(event, self._execution_row)
@@ -158,30 +158,11 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
     def _execution_row(self, conn: Connection, event: EventLogEntry, row: dict[str, Any], event_id: int) -> None:
         values, where = execution_row(event, row, event_id)
         if not check_updated(event, self._sql.update(conn, AssetCheckExecutionsTable, values, where)):
-            insert = {**values, **{k: v for k, v in where.items() if k != "partition"}}
-            self._sql.insert(conn, AssetCheckExecutionsTable, insert)
+            self._sql.insert(conn, AssetCheckExecutionsTable, {**where, **values})
 
     def _asset_rows(self, conn: Connection, event: EventLogEntry, row: dict[str, Any], event_id: int) -> None:
         self._store_asset_event_tags(conn, [event], [event_id])
         self._store_asset_event(conn, event, event_id)
-
-    def _store_asset_event_tags(
-        self, conn: Connection, events: Sequence[EventLogEntry], event_ids: Sequence[int]
-    ) -> None:
-        """Dagster's rows of the indexed tags of each asset event, through a statement compiled once."""
-        rows = [
-            {
-                "event_id": event_id,
-                "asset_key": event.get_dagster_event().asset_key.to_string(),  # type: ignore[union-attr]
-                "key": key,
-                "value": value,
-                "event_timestamp": self._event_insert_timestamp(event),
-            }
-            for event_id, event in zip(event_ids, events, strict=True)
-            for key, value in self._tags_for_asset_event(event).items()
-        ]
-        if rows and self.has_table(AssetEventTagsTable.name):  # absent before Dagster's migration that adds it
-            self._sql.insert_many(conn, AssetEventTagsTable, rows)
 
     def _store_asset_event(self, conn: Connection, event: EventLogEntry, event_id: int) -> None:
         """The asset's row from its latest event, as Dagster writes it, but updated first and inserted only for an

@@ -12,7 +12,7 @@ SQLAlchemy ``Connection``: in the same transaction, committed by SQLAlchemy as b
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam
@@ -38,13 +38,6 @@ class Statements:
             raise RuntimeError(f"no rowid for a row inserted into {table.name}")
         return rowid
 
-    def insert_many(self, conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Insert rows that all have the same columns."""
-        if not rows:
-            return
-        sql, params = self._statement(("insert", table.name, tuple(rows[0])), lambda: _insert(table, rows[0]))
-        _driver(conn).executemany(sql, [_bound(params, row) for row in rows])
-
     def update(self, conn: Connection, table: Table, values: Mapping[str, Any], where: Mapping[str, Any]) -> int:
         """Set ``values`` on the rows whose columns equal ``where`` (None: IS NULL); how many rows."""
         nulls = tuple(k for k, v in where.items() if v is None)
@@ -65,9 +58,10 @@ class Statements:
             (name, compiled.binds[name].type.dialect_impl(self._dialect).bind_processor(self._dialect))
             for name in positions
         )
+        statement = (str(compiled), params)
         with self._lock:
-            self._compiled[key] = (str(compiled), params)
-        return str(compiled), params
+            self._compiled[key] = statement
+        return statement
 
 
 def _insert(table: Table, values: Mapping[str, Any]) -> Any:
