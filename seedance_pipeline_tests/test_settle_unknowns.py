@@ -24,8 +24,10 @@ from seedance_pipeline.providers.states import ListedTask
 from seedance_pipeline.providers.wavespeed import WaveSpeedAdapter
 from seedance_pipeline.simulator.config import FaultRule
 from seedance_pipeline.storage import layout
+from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline_tests.conftest import fast_config, png, put, requests_total
 from seedance_pipeline_tests.test_sensors import execute, tick
+from seedance_pipeline_tests.test_task_records import FailingStorage
 
 NOW = 1_800_000_000.0
 REQUEST = {
@@ -320,6 +322,46 @@ def test_the_pending_tasks_sensor_settles_and_collects_in_one_tick(storage, prov
     assert execute(defs, instance, request).success
     assert requests_total(sim, "submit") == 1
     assert TaskStore(storage).load(record.attempt_id).state is AttemptState.SUCCEEDED
+
+
+def test_a_verdict_that_cannot_be_recorded_is_reported_and_settled_by_the_next_run(tmp_path, providers, sim, instance):
+    # The S3 campaign's failure: a write of a verdict failed and the whole `run` (or the sensor's tick) raised.
+    flaky = FailingStorage(url=str(tmp_path / "storage"))
+    record = _unknown_after(sim, flaky, instance, providers, "drop_after")  # created, answer lost
+    flaky.fail("/tasks/open/")  # the found verdict is open (accepted): its open copy is written first
+    second = run_pipeline(instance, flaky, providers)
+    assert any(
+        f"(attempt {record.attempt_id}): its verdict could not be recorded (storage error: OSError: injected" in line
+        for line in second.settled
+    ), second.settled
+    assert TaskStore(flaky).load(record.attempt_id).state is AttemptState.UNKNOWN
+    assert second.clips == [] and requests_total(sim, "submit") == 1
+
+    third = run_pipeline(instance, flaky, providers)
+    assert third.ok, third.failures
+    assert TaskStore(flaky).load(record.attempt_id).state is AttemptState.SUCCEEDED
+    assert flaky.exists(flaky.clip_path("dawn", "lake")) and requests_total(sim, "submit") == 1
+
+
+def test_the_sensor_reports_a_verdict_it_cannot_record_and_requests_nothing_for_it(
+    storage, providers, sim, instance, monkeypatch
+):
+    record = _unknown_after(sim, storage, instance, providers, "drop_after")
+    # Dagster builds the sensor's resources again from their config, so the failing write is the class's here.
+    write_bytes = SeedanceStorage.write_bytes
+
+    def failing(self, full_path: str, data: bytes) -> None:
+        if "/tasks/open/" in full_path:
+            raise OSError("injected write failure")
+        write_bytes(self, full_path, data)
+
+    monkeypatch.setattr(SeedanceStorage, "write_bytes", failing)
+    result, _ = tick(pending_tasks_sensor, instance, storage, build_definitions(storage, providers))
+    # The tick ends (it raised before): no verdict shown, nothing to collect; the attempt is still a person's.
+    assert not result.run_requests
+    assert [e.metadata["attempt_id"].value for e in result.asset_events if "settled" in e.metadata] == []
+    assert [e.metadata["attempt_id"].value for e in result.asset_events] == [record.attempt_id]
+    assert TaskStore(storage).load(record.attempt_id).state is AttemptState.UNKNOWN
 
 
 @pytest.mark.parametrize("status", [500, 401])

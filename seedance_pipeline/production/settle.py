@@ -31,7 +31,7 @@ class Settlement:
     absent: list[AttemptRecord] = field(default_factory=list)  # never created: submitted again by the next plan
     undecided: list[Verdict] = field(default_factory=list)  # listable, not certain: a person decides
     unlistable: list[AttemptRecord] = field(default_factory=list)  # the provider has no list: a person decides
-    errors: list[str] = field(default_factory=list)  # a list that could not be read (tried again next time)
+    errors: list[str] = field(default_factory=list)  # a list not read, a verdict not written: tried again next time
 
     def lines(self) -> list[str]:
         out = [
@@ -64,7 +64,7 @@ def settle_unknowns(
         if not decidable(record, orphans):
             continue
         if record.state is AttemptState.INTENT and not store.written(record.attempt_id):
-            result.absent.append(store.save(never_sent(record), claim=False))
+            _record(store, never_sent(record), result)
             continue
         adapter = ADAPTER_CLASSES.get(record.provider)
         listable = adapter is not None and adapter.list_visibility_s is not None
@@ -109,9 +109,23 @@ async def _settle(
             if not verdict.settled:
                 result.undecided.append(verdict)
                 continue
-            record = store.save(settled_record(verdict, provider), claim=False)
-            (result.found if verdict.task is not None else result.absent).append(record)
-            log.info("attempt %s: %s", record.attempt_id, record.settled)
+            _record(store, settled_record(verdict, provider), result)
+
+
+def _record(store: TaskStore, settled: AttemptRecord, result: Settlement) -> None:
+    """Write a certain verdict. A storage error leaves the attempt as it was (found in tasks/open/ and settled
+    again next time: the verdict is the list's, not a guess) and is reported, not raised: the rest of the run, or
+    the sensor's tick, goes on."""
+    try:
+        record = store.save(settled, claim=False)
+    except OSError as exc:
+        result.errors.append(
+            f"{settled.image}|{settled.prompt} on {settled.provider} (attempt {settled.attempt_id}): "
+            f"its verdict could not be recorded (storage error: {type(exc).__name__}: {exc}); settled again next time"
+        )
+        return
+    (result.found if record.state is AttemptState.ACCEPTED else result.absent).append(record)
+    log.info("attempt %s: %s", record.attempt_id, record.settled)
 
 
 def _known_task_ids(store: TaskStore, provider: str, records: list[AttemptRecord], now: float) -> set[str]:
