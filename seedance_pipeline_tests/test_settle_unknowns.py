@@ -331,7 +331,7 @@ def test_a_verdict_that_cannot_be_recorded_is_reported_and_settled_by_the_next_r
     flaky.fail("/tasks/open/")  # the found verdict is open (accepted): its open copy is written first
     second = run_pipeline(instance, flaky, providers)
     assert any(
-        f"(attempt {record.attempt_id}): its verdict could not be recorded (storage error: OSError: injected" in line
+        f"(attempt {record.attempt_id}): writing its verdict failed (storage error: OSError: injected" in line
         for line in second.settled
     ), second.settled
     assert TaskStore(flaky).load(record.attempt_id).state is AttemptState.UNKNOWN
@@ -341,6 +341,40 @@ def test_a_verdict_that_cannot_be_recorded_is_reported_and_settled_by_the_next_r
     assert third.ok, third.failures
     assert TaskStore(flaky).load(record.attempt_id).state is AttemptState.SUCCEEDED
     assert flaky.exists(flaky.clip_path("dawn", "lake")) and requests_total(sim, "submit") == 1
+
+
+def test_a_verdict_whose_open_copy_outlives_it_is_made_once_and_the_copy_goes(
+    storage, providers, sim, instance, monkeypatch
+):
+    # The CI run's case: the verdict's record was written and the removal of its open copy failed (an S3 burst).
+    put(storage, "images/lake.png", png())
+    put(storage, "prompts/dawn.yaml", PROMPT.replace("wavespeed", "novita"))
+    sim.configure(fast_config(faults=[FaultRule(provider="novita", endpoint="submit", kind="drop_before", times=1)]))
+    run_pipeline(instance, storage, providers)
+    store = TaskStore(storage)
+    [record] = store.open_records()
+    intent = record.model_copy(update={"state": AttemptState.INTENT, "owner": None, "run_id": None})
+    storage.write_bytes(storage.path(layout.task_open(record.attempt_id)), intent.model_dump_json().encode())
+    storage.fs.rm(storage.path(layout.task_record(record.attempt_id)))
+    submits = requests_total(sim, "submit")
+    rm, failures = storage.fs.rm, []
+
+    def failing_once(path, *args, **kwargs):
+        if not failures and "/tasks/open/" in str(path):
+            failures.append(path)
+            raise OSError("injected removal failure")
+        return rm(path, *args, **kwargs)
+
+    monkeypatch.setattr(storage.fs, "rm", failing_once)
+    second = run_pipeline(instance, storage, providers)
+    assert failures and any("writing its verdict failed" in line for line in second.settled), second.settled
+    assert [c.outcome for c in second.clips] == ["generated"]  # the record says never sent: made now, once
+    assert [r.attempt_id for r in store.open_records()] == [record.attempt_id]  # the copy outlived its record
+
+    third = run_pipeline(instance, storage, providers)
+    assert third.ok and third.settled == [] and third.clips == [], (third.settled, third.failures)
+    assert store.open_records() == [] and store.load(record.attempt_id).state is AttemptState.REJECTED
+    assert requests_total(sim, "submit") == submits + 1 and len(sim.sim.provider_tasks("novita")) == 1
 
 
 def test_the_sensor_reports_a_verdict_it_cannot_record_and_requests_nothing_for_it(

@@ -16,6 +16,7 @@ from seedance_pipeline.clip.generate import generate_clip
 from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.ledger.day_spend import DayRecords
 from seedance_pipeline.ledger.journal import AttemptJournal
+from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.states import AttemptState
 from seedance_pipeline.ledger.store import TaskStore
 from seedance_pipeline.providers import get_adapter
@@ -131,3 +132,67 @@ def test_a_record_gone_between_listing_and_reading_is_not_read_as_another(storag
     read = DayRecords(store).read(day, time.monotonic())
     assert sorted(read.spent) == sorted(r.attempt_id for r in records[1:])
     assert read.totals == {(None, True): 2 * records[1].estimated_cost_usd}
+
+
+def _failing_open_copy_removal(storage: SeedanceStorage, monkeypatch) -> None:
+    rm = storage.fs.rm
+
+    def failing(path, *args, **kwargs):
+        if "/tasks/open/" in str(path):
+            raise OSError("injected removal failure")
+        return rm(path, *args, **kwargs)
+
+    monkeypatch.setattr(storage.fs, "rm", failing)
+
+
+def _stale_copy(storage: SeedanceStorage, monkeypatch) -> tuple[TaskStore, AttemptRecord]:
+    """An attempt whose task nobody owns (as the pending-tasks sensor finds it), collected, and whose open copy's
+    removal failed after the 'succeeded' record was written: what an S3 burst left in the fault campaign."""
+    store = TaskStore(storage)
+    record = store.create(_prepared(storage), image="cat", prompt="p", run_id=None, simulated=True)
+    accepted = store.save(record.moved(AttemptState.ACCEPTED, task_id="t-1", owner=None), claim=False)
+    with monkeypatch.context() as patch:
+        _failing_open_copy_removal(storage, patch)
+        with pytest.raises(OSError, match="injected removal"):
+            store.save(accepted.moved(AttemptState.SUCCEEDED), claim=False)
+    [copy] = store.open_records()
+    assert (copy.state, store.load(record.attempt_id).state) == ("accepted", "succeeded")
+    return store, copy
+
+
+def test_an_open_copy_whose_record_closed_later_is_not_confirmed_and_is_removed(flaky, monkeypatch):
+    store, copy = _stale_copy(flaky, monkeypatch)
+    assert store.confirmed([copy]) == []
+    assert store.open_records() == []
+
+
+def test_an_open_copy_is_confirmed_as_the_newer_of_it_and_its_record(flaky):
+    store = TaskStore(flaky)
+    prepared = _prepared(flaky)
+    never_written = store.create(prepared, image="cat", prompt="a", run_id=None, simulated=True)
+    flaky.fs.rm(store._record_path(never_written.attempt_id))  # as a process killed inside create leaves it
+    ahead = store.create(prepared, image="cat", prompt="b", run_id=None, simulated=True)
+    flaky.fail("/tasks/days/")
+    with pytest.raises(OSError):
+        store.save(ahead.moved(AttemptState.ACCEPTED, task_id="t-2"))  # the copy knows the task, the record not
+    behind = store.create(prepared, image="cat", prompt="c", run_id=None, simulated=True)
+    later = store.save(behind.moved(AttemptState.ACCEPTED, task_id="t-3"))
+    copies = {c.prompt: c for c in store.open_records()}
+    got = {c.prompt: (c.state, c.task_id, c.updated_at) for c in store.confirmed(list(copies.values()))}
+    assert got == {
+        "a": ("intent", None, never_written.updated_at),
+        "b": ("accepted", "t-2", copies["b"].updated_at),
+        "c": ("accepted", "t-3", later.updated_at),
+    }
+    assert len(store.open_records()) == 3  # nothing removed
+
+
+def test_the_sensor_neither_collects_nor_shows_a_stale_open_copy(flaky, monkeypatch, providers, instance):
+    from seedance_pipeline.definitions import build_definitions
+    from seedance_pipeline.defs.sensors.pending_tasks import pending_tasks_sensor
+    from seedance_pipeline_tests.test_sensors import tick
+
+    store, copy = _stale_copy(flaky, monkeypatch)
+    result, _ = tick(pending_tasks_sensor, instance, flaky, build_definitions(flaky, providers))
+    assert not result.run_requests and not result.asset_events
+    assert store.open_records() == []

@@ -150,7 +150,8 @@ def collect_orphans(
     orphans: dict[tuple[str, str], list[str]] = {}  # (image, prompt) -> attempt ids
     images, prompts = set(plan.images), set(plan.prompts)
     dead = Orphans(instance)
-    for record in store.open_records():
+    found = [r for r in store.open_records() if r.state in states.COLLECTABLE and r.task_id and dead(r)]
+    for record in store.confirmed(found):
         if record.state not in states.COLLECTABLE or not record.task_id or not dead(record):
             continue
         if record.image in images and record.prompt in prompts:

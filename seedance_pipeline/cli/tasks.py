@@ -33,7 +33,7 @@ def _task_store(storage_url: str | None) -> TaskStore:
 def tasks_list(storage_url: str | None, days: int, as_json: bool) -> None:
     """Open attempts (in flight, orphaned, acceptance unknown), and attempts the providers lost recently."""
     store = _task_store(storage_url)
-    records = store.open_records()
+    records = store.confirmed(store.open_records())
     today = datetime.now(UTC).date()
     lost = [
         r

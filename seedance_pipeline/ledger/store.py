@@ -157,6 +157,24 @@ class TaskStore:
         paths = self.storage.list_folder(self.storage.path(layout.TASKS_OPEN))
         return self._load_many([p for p in paths if p.endswith(".json")])
 
+    def confirmed(self, copies: list[AttemptRecord]) -> list[AttemptRecord]:
+        """The open copies (from ``open_records``) that their records still agree need attention, each as the newer
+        of the two. A copy is stale when its record was written later in a state that needs none: ``save`` writes
+        the record, then removes the copy, and that removal failed (a storage error). A stale copy is removed
+        here (best effort: otherwise the next caller does it); a caller acts only on what this returns."""
+        records = self.read_records([self._record_path(c.attempt_id) for c in copies])
+        current = []
+        for copy in copies:
+            record = records.get(self._record_path(copy.attempt_id))
+            if record is None or record.updated_at < copy.updated_at:
+                current.append(copy)
+            elif record.state in states.OPEN:
+                current.append(record)
+            else:
+                with contextlib.suppress(OSError):
+                    self.storage.fs.rm(self._open_path(copy.attempt_id))
+        return current
+
     def day_records(self, day: str) -> list[AttemptRecord]:
         try:
             paths = sorted(self.storage.fs.find(self.storage.path(layout.task_day(day))))

@@ -60,8 +60,8 @@ def settle_unknowns(
     orphans = orphans or Orphans(instance)
     result = Settlement()
     pending: dict[str, list[AttemptRecord]] = {}
-    for record in store.open_records():
-        if not decidable(record, orphans):
+    for record in store.confirmed([r for r in store.open_records() if decidable(r, orphans)]):
+        if not decidable(record, orphans):  # its record is newer than the open copy that was decidable
             continue
         if record.state is AttemptState.INTENT and not store.written(record.attempt_id):
             _record(store, never_sent(record), result)
@@ -121,7 +121,8 @@ def _record(store: TaskStore, settled: AttemptRecord, result: Settlement) -> Non
     except OSError as exc:
         result.errors.append(
             f"{settled.image}|{settled.prompt} on {settled.provider} (attempt {settled.attempt_id}): "
-            f"its verdict could not be recorded (storage error: {type(exc).__name__}: {exc}); settled again next time"
+            f"writing its verdict failed (storage error: {type(exc).__name__}: {exc}); the next run or sensor tick "
+            "settles it again"
         )
         return
     (result.found if record.state is AttemptState.ACCEPTED else result.absent).append(record)

@@ -45,6 +45,13 @@ def pending_tasks_sensor(context: dg.SensorEvaluationContext, storage: SeedanceS
         context.log.info(line)
     why = {v.record.attempt_id: v.reason for v in settlement.undecided}
     records = store.open_records()
+    # The copies this tick would act on, checked against their records (TaskStore.confirmed): a stale one is
+    # neither collected nor shown as needing a decision. The others are their owners' and are only counted.
+    acted = {r.attempt_id for r in records if r.state in states.AWAITING_PERSON or dead(r)}
+    confirmed = {r.attempt_id: r for r in store.confirmed([r for r in records if r.attempt_id in acted])}
+    records = [
+        confirmed.get(r.attempt_id, r) for r in records if r.attempt_id not in acted or r.attempt_id in confirmed
+    ]
     cursor = json.loads(context.cursor) if context.cursor else {}
     if not records:
         idle = dg.SkipReason("no provider task in flight")
