@@ -27,7 +27,7 @@ from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage
 from seedance_pipeline_tests.conftest import fast_config, png, put, requests_total
 from seedance_pipeline_tests.test_sensors import execute, tick
-from seedance_pipeline_tests.test_task_records import FailingStorage
+from seedance_pipeline_tests.test_task_records import FailingStorage, fail_open_copy_removal
 
 NOW = 1_800_000_000.0
 REQUEST = {
@@ -286,18 +286,24 @@ def test_providers_without_a_list_leave_the_decision_to_a_person(storage, provid
     assert requests_total(sim, "submit") == 1 and requests_total(sim, "list") == 0
 
 
-def test_an_intent_whose_record_was_never_written_was_never_sent_and_is_made_once(storage, providers, sim, instance):
+def _never_written_intent(sim, storage, instance, providers) -> tuple[TaskStore, AttemptRecord]:
+    """An attempt at novita (no task list) as a process killed inside TaskStore.create leaves it: the intent's
+    open copy, and no record."""
     put(storage, "images/lake.png", png())
     put(storage, "prompts/dawn.yaml", PROMPT.replace("wavespeed", "novita"))
     sim.configure(fast_config(faults=[FaultRule(provider="novita", endpoint="submit", kind="drop_before", times=1)]))
     run_pipeline(instance, storage, providers)
     store = TaskStore(storage)
     [record] = store.open_records()
-    # As a process killed inside TaskStore.create leaves it: the intent's open copy, and no record.
     intent = record.model_copy(update={"state": AttemptState.INTENT, "owner": None, "run_id": None})
     storage.write_bytes(storage.path(layout.task_open(record.attempt_id)), intent.model_dump_json().encode())
     storage.fs.rm(storage.path(layout.task_record(record.attempt_id)))
     assert store.load(record.attempt_id).state is AttemptState.INTENT and not store.written(record.attempt_id)
+    return store, record
+
+
+def test_an_intent_whose_record_was_never_written_was_never_sent_and_is_made_once(storage, providers, sim, instance):
+    store, record = _never_written_intent(sim, storage, instance, providers)
     submits = requests_total(sim, "submit")
 
     second = run_pipeline(instance, storage, providers)
@@ -347,25 +353,9 @@ def test_a_verdict_whose_open_copy_outlives_it_is_made_once_and_the_copy_goes(
     storage, providers, sim, instance, monkeypatch
 ):
     # The CI run's case: the verdict's record was written and the removal of its open copy failed (an S3 burst).
-    put(storage, "images/lake.png", png())
-    put(storage, "prompts/dawn.yaml", PROMPT.replace("wavespeed", "novita"))
-    sim.configure(fast_config(faults=[FaultRule(provider="novita", endpoint="submit", kind="drop_before", times=1)]))
-    run_pipeline(instance, storage, providers)
-    store = TaskStore(storage)
-    [record] = store.open_records()
-    intent = record.model_copy(update={"state": AttemptState.INTENT, "owner": None, "run_id": None})
-    storage.write_bytes(storage.path(layout.task_open(record.attempt_id)), intent.model_dump_json().encode())
-    storage.fs.rm(storage.path(layout.task_record(record.attempt_id)))
+    store, record = _never_written_intent(sim, storage, instance, providers)
     submits = requests_total(sim, "submit")
-    rm, failures = storage.fs.rm, []
-
-    def failing_once(path, *args, **kwargs):
-        if not failures and "/tasks/open/" in str(path):
-            failures.append(path)
-            raise OSError("injected removal failure")
-        return rm(path, *args, **kwargs)
-
-    monkeypatch.setattr(storage.fs, "rm", failing_once)
+    failures = fail_open_copy_removal(storage, monkeypatch)
     second = run_pipeline(instance, storage, providers)
     assert failures and any("writing its verdict failed" in line for line in second.settled), second.settled
     assert [c.outcome for c in second.clips] == ["generated"]  # the record says never sent: made now, once

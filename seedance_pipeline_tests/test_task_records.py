@@ -134,15 +134,18 @@ def test_a_record_gone_between_listing_and_reading_is_not_read_as_another(storag
     assert read.totals == {(None, True): 2 * records[1].estimated_cost_usd}
 
 
-def _failing_open_copy_removal(storage: SeedanceStorage, monkeypatch) -> None:
-    rm = storage.fs.rm
+def fail_open_copy_removal(storage: SeedanceStorage, monkeypatch, times: int = 1) -> list[str]:
+    """The next ``times`` removals of an open copy from ``storage`` raise; returns the paths they were asked for."""
+    rm, failed = storage.fs.rm, []
 
     def failing(path, *args, **kwargs):
-        if "/tasks/open/" in str(path):
+        if len(failed) < times and "/tasks/open/" in str(path):
+            failed.append(str(path))
             raise OSError("injected removal failure")
         return rm(path, *args, **kwargs)
 
     monkeypatch.setattr(storage.fs, "rm", failing)
+    return failed
 
 
 def _stale_copy(storage: SeedanceStorage, monkeypatch) -> tuple[TaskStore, AttemptRecord]:
@@ -152,7 +155,7 @@ def _stale_copy(storage: SeedanceStorage, monkeypatch) -> tuple[TaskStore, Attem
     record = store.create(_prepared(storage), image="cat", prompt="p", run_id=None, simulated=True)
     accepted = store.save(record.moved(AttemptState.ACCEPTED, task_id="t-1", owner=None), claim=False)
     with monkeypatch.context() as patch:
-        _failing_open_copy_removal(storage, patch)
+        fail_open_copy_removal(storage, patch)
         with pytest.raises(OSError, match="injected removal"):
             store.save(accepted.moved(AttemptState.SUCCEEDED), claim=False)
     [copy] = store.open_records()
