@@ -113,9 +113,9 @@ async def _settle(
 
 
 def _record(store: TaskStore, settled: AttemptRecord, result: Settlement) -> None:
-    """Write a certain verdict. A storage error leaves the attempt as it was (found in tasks/open/ and settled
-    again next time: the verdict is the list's, not a guess) and is reported, not raised: the rest of the run, or
-    the sensor's tick, goes on."""
+    """Write a certain verdict. A storage error is reported, not raised: the rest of the run, or the sensor's tick,
+    goes on. It leaves the attempt as it was (still in tasks/open/, settled again next time: the verdict is the
+    list's, not a guess), or its record written and its open copy left behind (``TaskStore.confirmed`` drops it)."""
     try:
         record = store.save(settled, claim=False)
     except OSError as exc:
