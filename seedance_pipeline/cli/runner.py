@@ -150,10 +150,7 @@ def collect_orphans(
     orphans: dict[tuple[str, str], list[str]] = {}  # (image, prompt) -> attempt ids
     images, prompts = set(plan.images), set(plan.prompts)
     dead = Orphans(instance)
-    found = [r for r in store.open_records() if r.state in states.COLLECTABLE and r.task_id and dead(r)]
-    for record in store.confirmed(found):
-        if record.state not in states.COLLECTABLE or not record.task_id or not dead(record):
-            continue
+    for record in store.confirmed_open(lambda r: r.state in states.COLLECTABLE and bool(r.task_id) and dead(r)):
         if record.image in images and record.prompt in prompts:
             orphans.setdefault((record.image, record.prompt), []).append(record.attempt_id)
         else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Container
+from collections.abc import Callable, Container
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -174,6 +174,11 @@ class TaskStore:
                 with contextlib.suppress(OSError):
                     self.storage.fs.rm(self._open_path(copy.attempt_id))
         return current
+
+    def confirmed_open(self, where: Callable[[AttemptRecord], bool]) -> list[AttemptRecord]:
+        """The open attempts for which ``where`` holds, as ``confirmed`` finds them: only the copies ``where`` picks
+        are checked against their records, and ``where`` is asked again of what the check returns."""
+        return [r for r in self.confirmed([c for c in self.open_records() if where(c)]) if where(r)]
 
     def day_records(self, day: str) -> list[AttemptRecord]:
         try:

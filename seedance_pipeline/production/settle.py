@@ -60,9 +60,7 @@ def settle_unknowns(
     orphans = orphans or Orphans(instance)
     result = Settlement()
     pending: dict[str, list[AttemptRecord]] = {}
-    for record in store.confirmed([r for r in store.open_records() if decidable(r, orphans)]):
-        if not decidable(record, orphans):  # its record is newer than the open copy that was decidable
-            continue
+    for record in store.confirmed_open(lambda r: decidable(r, orphans)):
         if record.state is AttemptState.INTENT and not store.written(record.attempt_id):
             _record(store, never_sent(record), result)
             continue
