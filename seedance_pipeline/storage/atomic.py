@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -31,17 +33,8 @@ def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
     appears only when its upload completes, so we write in place and discard the upload on failure.
     """
     if is_local(fs):
-        _parent_folder(fs, path)
-        tmp = f"{path}.part-{uuid.uuid4().hex}"
-        fh = fs.open(tmp, "wb")
-        try:
+        with _local_writer(fs, path) as fh:
             yield fh
-            fh.close()
-            fs.mv(tmp, path)
-        except BaseException:
-            fh.close()
-            fs.rm(tmp)
-            raise
         return
     fh = fs.open(path, "wb")
     try:
@@ -54,6 +47,30 @@ def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
             fh.closed = True
         raise
     fh.close()
+
+
+@contextmanager
+def _local_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
+    """A local folder's atomic write in the fewest system calls. The folder is made only when the part file cannot
+    be created without it (asking first costs a ``mkdir`` and a ``stat`` a write), and the part file replaces
+    ``path`` by ``os.replace``, one ``rename`` (fsspec's ``mv`` is ``shutil.move``: a ``stat`` of the target first).
+    A clip costs seven such writes (benchmarks/README.md, M26). ``path`` is a local path: ``SeedanceStorage``
+    strips the protocol from its root."""
+    tmp = f"{path}.part-{uuid.uuid4().hex}"
+    try:
+        fh = open(tmp, "wb")  # noqa: SIM115 - closed below, on every path
+    except FileNotFoundError:
+        _parent_folder(fs, path)
+        fh = open(tmp, "wb")  # noqa: SIM115
+    try:
+        yield fh
+        fh.close()
+        os.replace(tmp, path)
+    except BaseException:
+        fh.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
 
 
 @asynccontextmanager
