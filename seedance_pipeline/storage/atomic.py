@@ -54,8 +54,8 @@ def _local_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
     """A local folder's atomic write in the fewest system calls. The folder is made only when the part file cannot
     be created without it (asking first costs a ``mkdir`` and a ``stat`` a write), and the part file replaces
     ``path`` by ``os.replace``, one ``rename`` (fsspec's ``mv`` is ``shutil.move``: a ``stat`` of the target first).
-    A clip costs seven such writes (benchmarks/README.md, M26). ``path`` is a local path: ``SeedanceStorage``
-    strips the protocol from its root."""
+    A clip costs seven such writes (benchmarks/README.md, M26). ``path`` is a local path, as every caller has it
+    from ``fsspec.core.url_to_fs`` (``SeedanceStorage.root``, ``generate``'s output), protocol stripped."""
     tmp = f"{path}.part-{uuid.uuid4().hex}"
     try:
         fh = open(tmp, "wb")  # noqa: SIM115 - closed below, on every path
