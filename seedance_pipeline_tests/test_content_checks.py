@@ -1,6 +1,6 @@
-"""The content checks (issue 17 §1): each of the simulator's output faults trips exactly its check, good renders
-trip none, through the real renderer and PyAV; and through the pipeline, a faulted clip is stored and its check
-fails with severity WARN while every other check of every clip passes."""
+"""The content rules (issue 17 §1): each of the simulator's output faults trips exactly its rule, good renders
+trip none, through the real renderer and PyAV; and through the pipeline, a faulted clip is stored, its content
+check fails with severity WARN naming that rule alone, and every other check of every clip passes."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from seedance_pipeline.cli.runner import run_pipeline
 from seedance_pipeline.clip import checks
 from seedance_pipeline.clip.content import source_thumb
 from seedance_pipeline.clip.probe import probe_video
+from seedance_pipeline.definitions import build_definitions
 from seedance_pipeline.lineage.names import CLIPS_KEY
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.simulator.config import FaultRule
@@ -62,7 +63,7 @@ def failed(image: bytes, *, last: bytes | None = None, content: str | None = Non
 def test_a_good_render_trips_no_check(source):
     bad, results = failed(SOURCES[source])
     assert bad == set(), results
-    assert set(results) == {*checks.FILE_CHECKS, *checks.CONTENT_CHECKS}
+    assert set(results) == set(checks.RULES)
     assert results[checks.ENDS_ON_LAST_IMAGE][1]["applies"] is False
 
 
@@ -102,7 +103,38 @@ def test_silence_is_a_number_in_the_metadata():
 
 def test_a_clip_that_cannot_be_opened_fails_every_check():
     results = checks.evaluate(None, checks.Expected(W, H, SECONDS, True), "not an MP4")
-    assert {name for name, (ok, _) in results.items() if not ok} == {*checks.FILE_CHECKS, *checks.CONTENT_CHECKS}
+    assert {name for name, (ok, _) in results.items() if not ok} == set(checks.RULES)
+    folded = checks.as_checks(results)
+    assert {name for name, (ok, _) in folded.items() if not ok} == set(checks.CHECKS)
+    assert folded[checks.LOOKS_AS_REQUESTED][1]["tripped"] == ", ".join(checks.CONTENT_RULES)
+    assert folded[checks.LOOKS_AS_REQUESTED][1]["not_frozen.error"] == "not an MP4"
+
+
+@pytest.mark.parametrize("fault", CONTENT_FAULTS)
+def test_the_content_check_names_the_rule_a_fault_trips_and_keeps_every_figure(fault):
+    _, results = failed(SOURCES["tower"], content=fault)
+    folded = checks.as_checks(results)
+    assert list(folded) == list(checks.CHECKS)
+    assert folded[checks.PLAYS_TO_END] == results[checks.PLAYS_TO_END]  # a file check is its rule, unchanged
+    passed, meta = folded[checks.LOOKS_AS_REQUESTED]
+    assert passed is False and meta["tripped"] == TRIPS[fault]
+    for rule in checks.CONTENT_RULES:
+        assert {k: v for k, v in meta.items() if k.startswith(f"{rule}.")} == {
+            f"{rule}.{k}": v for k, v in results[rule][1].items()
+        }
+
+
+def test_the_content_check_passes_with_tripped_none_when_every_rule_passes():
+    _, results = failed(SOURCES["shapes"])
+    passed, meta = checks.as_checks(results)[checks.LOOKS_AS_REQUESTED]
+    assert passed is True and meta["tripped"] == "none"
+    assert meta["ends_on_last_image.applies"] is False
+
+
+def test_a_probe_without_content_sampling_has_the_file_checks_only():
+    clip = render_clip(SOURCES["tower"], W, H, SECONDS, True, 5)
+    results = checks.evaluate(probe_video(clip), checks.Expected(W, H, SECONDS, True))
+    assert set(checks.as_checks(results)) == set(checks.FILE_CHECKS)
 
 
 PROMPT = 'text: "{text}"\nimages: ["{image}"]\nprovider: novita\nduration: 4\nresolution: 480p\ngenerate_audio: true\n'
@@ -135,15 +167,22 @@ def test_through_the_pipeline_a_faulted_clip_is_stored_and_only_its_check_warns(
         "shapes|silent": checks.AUDIO_PRESENT,
         "shapes|wrong": checks.RESEMBLES_SOURCE,
     }
+    clips = sorted([*expected_failures, "tower|good"])
     seen: dict[str, set[str]] = {}
-    for name in (*checks.FILE_CHECKS, *checks.CONTENT_CHECKS):
+    tripped: dict[str, str] = {}
+    for name in checks.CHECKS:
         key = dg.AssetCheckKey(CLIPS_KEY, name)
-        for h in instance.event_log_storage.get_asset_check_execution_history(key, limit=50):
+        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=50)
+        # every clip's every check, once
+        assert sorted(str(h.event.dagster_event.event_specific_data.partition) for h in history) == clips
+        for h in history:
             data = h.event.dagster_event.event_specific_data
             if not data.passed:
                 seen.setdefault(str(data.partition), set()).add(name)
                 assert data.severity == dg.AssetCheckSeverity.WARN
-    assert seen == {pair: {name} for pair, name in expected_failures.items()}
+                tripped[str(data.partition)] = data.metadata["tripped"].value
+    assert seen == {pair: {checks.LOOKS_AS_REQUESTED} for pair in expected_failures}
+    assert tripped == expected_failures
     for pair, name in expected_failures.items():
         image, prompt = pair.split("|")
         sidecar = json.loads(storage.read_bytes(storage.sidecar_path(prompt, image)))
@@ -154,3 +193,18 @@ def test_through_the_pipeline_a_faulted_clip_is_stored_and_only_its_check_warns(
     # the gallery `run` built shows the warning as a warning, not as a failed take
     sheet = storage.read_bytes(storage.path(layout.gallery("frozen"))).decode()
     assert "<td>not_frozen</td><td><span class='warn'>warning</span></td>" in sheet and "FAILED" not in sheet
+    # The standalone checks (defs/checks.py) re-probe a stored clip on demand and judge it as the clips step did
+    jobs = [
+        dg.define_asset_job(name, dg.AssetSelection.checks(dg.AssetCheckKey(CLIPS_KEY, name))) for name in checks.CHECKS
+    ]
+    defs = dg.Definitions.merge(build_definitions(storage, providers), dg.Definitions(jobs=jobs))
+    for pair, rule in (*expected_failures.items(), ("tower|good", None)):
+        for name in checks.CHECKS:
+            job = defs.resolve_job_def(name)
+            (evaluation,) = job.execute_in_process(
+                instance=instance, tags={"dagster/partition": pair}
+            ).get_asset_check_evaluations()
+            if name == checks.LOOKS_AS_REQUESTED:
+                assert (evaluation.passed, evaluation.metadata["tripped"].value) == (rule is None, rule or "none"), pair
+            else:
+                assert evaluation.passed, (pair, name, evaluation.metadata)

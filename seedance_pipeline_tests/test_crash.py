@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from seedance_pipeline.clip.checks import CONTENT_CHECKS, FILE_CHECKS
+from seedance_pipeline.clip.checks import RULES
 from seedance_pipeline.clip.probe import probe_video
 from seedance_pipeline.event_logs.instance_config import ensure_instance_config
 from seedance_pipeline.ledger.store import TaskStore
@@ -150,7 +150,7 @@ def test_kill_9_at_four_points_then_resume_stores_every_clip_once_with_one_submi
     for image in IMAGES:
         assert probe_video(storage.clip_path("hills", image)).decoded_to_end
         checks = json.loads(storage.read_bytes(storage.sidecar_path("hills", image)))["checks"]
-        assert checks == dict.fromkeys((*FILE_CHECKS, *CONTENT_CHECKS), True)
+        assert checks == dict.fromkeys(RULES, True)
     assert not any(clips_dir.rglob("*.part-*"))
     # one submit per request fingerprint, and each attempt ended once, succeeded
     submits = Counter(s["key"] for s in sim.sim.submits())

@@ -51,11 +51,7 @@ def test_every_asset_has_a_group_kinds_owners_and_a_description():
     assert checks == {
         "plays_to_end",
         "matches_request",
-        "resembles_source",
-        "ends_on_last_image",
-        "not_blank",
-        "not_frozen",
-        "audio_present",
+        "looks_as_requested",
     }
     assert {s.name for s in defs.sensors} == {"storage_sensor", "pending_tasks_sensor", "review_sensor"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)

@@ -14,7 +14,7 @@ from dagster._utils.test.data_versions import get_stale_status_resolver
 from seedance_pipeline.cli import runner
 from seedance_pipeline.cli.demo_data import write_demo_data
 from seedance_pipeline.cli.runner import run_pipeline
-from seedance_pipeline.clip.checks import CONTENT_CHECKS, FILE_CHECKS
+from seedance_pipeline.clip import checks as clip_checks
 from seedance_pipeline.clip.probe import probe_video
 from seedance_pipeline.definitions import ASSETS, CHECKS
 from seedance_pipeline.ledger.budget import SpendPolicy
@@ -51,7 +51,7 @@ def test_run_materializes_every_asset(demo, providers, instance, sim):
     assert not probe_video(demo.clip_path("quick-pan", "tower")).has_audio
     # one submit per clip reached the providers, and every check passed, the content checks too
     assert requests_total(sim, "submit") == len(DEMO_CLIPS)
-    for name in (*FILE_CHECKS, *CONTENT_CHECKS):
+    for name in clip_checks.CHECKS:
         history = instance.event_log_storage.get_asset_check_execution_history(dg.AssetCheckKey(CLIPS, name), limit=50)
         assert {str(h.event.dagster_event.event_specific_data.partition) for h in history} == DEMO_CLIPS
         assert all(h.event.dagster_event.event_specific_data.passed for h in history)

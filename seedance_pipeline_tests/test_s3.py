@@ -20,7 +20,7 @@ from dagster._serdes import serialize_value
 import seedance_pipeline.simulator.images as sim_images
 from seedance_pipeline.cli.demo_data import write_demo_data
 from seedance_pipeline.cli.runner import run_pipeline
-from seedance_pipeline.clip.checks import CONTENT_CHECKS, FILE_CHECKS
+from seedance_pipeline.clip.checks import RULES
 from seedance_pipeline.clip.prepare import build_request, prepare
 from seedance_pipeline.core.images import inspect_image
 from seedance_pipeline.definitions import build_definitions
@@ -497,7 +497,7 @@ def test_a_clip_on_s3_is_checked_from_the_bytes_it_was_uploaded_from(s3_endpoint
             assert sorted((r.clip, r.outcome) for r in result.clips) == [(f"{i}|wave", "generated") for i in images]
             for key in images:
                 sidecar = json.loads(storage.read_bytes(storage.sidecar_path("wave", key)))
-                assert sidecar["checks"] == dict.fromkeys((*FILE_CHECKS, *CONTENT_CHECKS), True)
+                assert sidecar["checks"] == dict.fromkeys(RULES, True)
                 assert sidecar["size_bytes"] == storage.fs.size(storage.clip_path("wave", key)) > 0
             assert TaskStore(storage).open_records() == []  # every open copy was deleted
     paths = [(method, path.split("?")[0]) for method, path in requests]

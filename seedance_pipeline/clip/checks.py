@@ -1,10 +1,12 @@
 """The checks on a stored clip, from a real probe of its MP4 (PyAV decodes every frame): names, rules, figures.
 
-Two kinds. ``plays_to_end`` and ``matches_request`` judge the file and its shape (severity ERROR); the content
-checks judge what the frames and the audio show, from figures the same decode gathered (``content.py``), with
-severity WARN: a person decides. Rules and thresholds, and how they were calibrated: docs/checks.md.
+Two kinds. ``plays_to_end`` and ``matches_request`` judge the file and its shape (severity ERROR); the five content
+rules judge what the frames and the audio show, from figures the same decode gathered (``content.py``), and are
+reported to Dagster as one check, ``looks_as_requested``, with severity WARN: a person decides. ``evaluate`` judges
+every rule on its own (the sidecar and the review gallery list each); ``as_checks`` folds the rules into the check.
+Rules and thresholds, and how they were calibrated: docs/checks.md.
 
-Dagster-free: the clips step turns the results into asset-check evaluations (``production/metadata.py``)."""
+Dagster-free: the clips step turns the checks into asset-check evaluations (``production/metadata.py``)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,12 @@ NOT_BLANK = "not_blank"
 NOT_FROZEN = "not_frozen"
 AUDIO_PRESENT = "audio_present"
 FILE_CHECKS = (PLAYS_TO_END, MATCHES_REQUEST)
-CONTENT_CHECKS = (RESEMBLES_SOURCE, ENDS_ON_LAST_IMAGE, NOT_BLANK, NOT_FROZEN, AUDIO_PRESENT)
+CONTENT_RULES = (RESEMBLES_SOURCE, ENDS_ON_LAST_IMAGE, NOT_BLANK, NOT_FROZEN, AUDIO_PRESENT)
+RULES = (*FILE_CHECKS, *CONTENT_RULES)
+# The content rules' one asset check: a clip's check evaluations are most of the events it stores, each stored on
+# its own (benchmarks/README.md M27), and a person judges the content rules together, on the review gallery.
+LOOKS_AS_REQUESTED = "looks_as_requested"
+CHECKS = (*FILE_CHECKS, LOOKS_AS_REQUESTED)
 
 # Thresholds (docs/checks.md, "Calibration", gives the figures they sit between).
 MIN_RESEMBLANCE = 0.6  # SSIM of 32x32 grey thumbnails: first frame vs source, last frame vs last image
@@ -38,7 +45,7 @@ MIN_AUDIO_DBFS = -60.0  # RMS of the decoded audio; digital silence is -inf
 SILENCE_FLOOR_DBFS = -120.0
 
 
-# check name -> (passed, the figures it was judged on)
+# rule (or check) name -> (passed, the figures it was judged on)
 CheckResults = dict[str, tuple[bool, dict[str, Any]]]
 
 
@@ -63,14 +70,29 @@ class Sources:
 def evaluate(
     probe: VideoProbe | None, expected: Expected, error: str | None = None, sources: Sources | None = None
 ) -> CheckResults:
-    """Check name -> (passed, metadata). ``probe`` None means the file could not be opened."""
+    """Rule name -> (passed, metadata). ``probe`` None means the file could not be opened."""
     if probe is None:
         meta = {"error": error or "could not open the stored file"}
-        return {name: (False, meta) for name in (*FILE_CHECKS, *CONTENT_CHECKS)}
+        return {name: (False, meta) for name in RULES}
     results = {PLAYS_TO_END: _plays_to_end(probe), MATCHES_REQUEST: _matches_request(probe, expected)}
     if probe.content is not None:
         results.update(_content(probe.content, expected, sources or Sources(None)))
     return results
+
+
+def as_checks(results: CheckResults) -> CheckResults:
+    """The asset checks of ``evaluate``'s rules: each file rule is its own check; the content rules judged are one,
+    ``looks_as_requested``, passed when every one passed, with each rule's figures under ``<rule>.<figure>`` and
+    ``tripped`` naming the rules that did not pass ("none" when all did)."""
+    checks = {name: results[name] for name in FILE_CHECKS if name in results}
+    judged = [name for name in CONTENT_RULES if name in results]
+    if judged:
+        tripped = [name for name in judged if not results[name][0]]
+        meta: dict[str, Any] = {"tripped": ", ".join(tripped) or "none"}
+        for name in judged:
+            meta.update({f"{name}.{key}": value for key, value in results[name][1].items()})
+        checks[LOOKS_AS_REQUESTED] = (not tripped, meta)
+    return checks
 
 
 def _plays_to_end(probe: VideoProbe) -> tuple[bool, dict[str, Any]]:

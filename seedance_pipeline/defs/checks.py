@@ -1,6 +1,7 @@
 """The clip checks as standalone definitions: the clips step reports them for every clip it stores, and these
-re-probe a stored clip on demand (from the UI or a job), from its sidecar's request. The file checks have
-severity ERROR, the content checks WARN (clip/checks.py; rules and thresholds: docs/checks.md)."""
+re-probe a stored clip on demand (from the UI or a job), from its sidecar's request. The two file checks have
+severity ERROR, the content check (its five rules folded into one) WARN (clip/checks.py; rules and thresholds:
+docs/checks.md)."""
 
 import json
 
@@ -21,11 +22,11 @@ DESCRIPTIONS = {
     checks.PLAYS_TO_END: "The stored MP4 is non-empty, 24 fps, and every frame decodes to the end.",
     checks.MATCHES_REQUEST: "Duration within one frame of the request, pixel size per the ratio/resolution table, "
     "and an audio stream exactly when audio was requested.",
-    checks.RESEMBLES_SOURCE: "The first frame looks like the source image (SSIM of 32x32 grey thumbnails).",
-    checks.ENDS_ON_LAST_IMAGE: "When the request had a last image, the last frame looks like it.",
-    checks.NOT_BLANK: "No run of near-black or near-uniform frames longer than half a second.",
-    checks.NOT_FROZEN: "The picture moves (not judged when camera_fixed was requested).",
-    checks.AUDIO_PRESENT: "When audio was requested, the audio track is not silent.",
+    checks.LOOKS_AS_REQUESTED: "The content rules, each named in `tripped` when it did not pass, its figures under "
+    "`<rule>.<figure>`: resembles_source (the first frame looks like the source image, SSIM of 32x32 grey "
+    "thumbnails); ends_on_last_image (with a last image, the last frame looks like it); not_blank (no run of "
+    "near-black or near-uniform frames longer than half a second); not_frozen (the picture moves; not judged "
+    "with camera_fixed); audio_present (with audio requested, the track is not silent).",
 }
 
 
@@ -50,7 +51,7 @@ def _probe_stored(context, storage: SeedanceStorage, name: str) -> dg.AssetCheck
     expected = checks.Expected(
         width, height, request["duration"], request["generate_audio"], bool(request.get("camera_fixed"))
     )
-    content = name in checks.CONTENT_CHECKS
+    content = name == checks.LOOKS_AS_REQUESTED
     sources = None
     if content:
         last = request.get("last_image")
@@ -60,9 +61,9 @@ def _probe_stored(context, storage: SeedanceStorage, name: str) -> dg.AssetCheck
     try:
         with storage.fs.open(clip, "rb") as fh:
             probed = probe_video(fh, sample_content=content)
-        passed, meta = checks.evaluate(probed, expected, sources=sources)[name]
+        passed, meta = checks.as_checks(checks.evaluate(probed, expected, sources=sources))[name]
     except (VideoProbeError, OSError) as exc:
-        passed, meta = checks.evaluate(None, expected, str(exc))[name]
+        passed, meta = checks.as_checks(checks.evaluate(None, expected, str(exc)))[name]
     return dg.AssetCheckResult(passed=passed, metadata=meta, severity=severity(name))
 
 
@@ -81,4 +82,4 @@ def _check(name: str) -> dg.AssetChecksDefinition:
 
 # Partitioned asset checks are a Dagster preview feature (README: "Dagster features we rely on").
 with accepting(dg.PreviewWarning):
-    CLIP_CHECKS = [_check(name) for name in (*checks.FILE_CHECKS, *checks.CONTENT_CHECKS)]
+    CLIP_CHECKS = [_check(name) for name in checks.CHECKS]

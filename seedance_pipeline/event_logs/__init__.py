@@ -2,8 +2,8 @@
 
 Dagster's SQLite and PostgreSQL event logs open a new database connection for every event they store
 (SQLAlchemy ``NullPool``; SQLite even builds a new engine), and ask the database whether the asset-check
-table exists before storing each check result. A clips run stores nine events per clip (planned,
-materialization, seven checks), each in the step's thread, so that is where the run spends its time
+table exists before storing each check result. A clips run stores five events per clip (planned,
+materialization, three checks), each in the step's thread, so that is where the run spends its time
 (benchmarks/README.md, "Measurements behind the code", M1). The classes here change that; the SQLite one also
 stores a batch of materializations in one transaction per file (M12) and a check evaluation with its execution
 row in one transaction (``checks.py``, M14). They are

@@ -7,7 +7,7 @@ import base64
 
 import dagster as dg
 
-from seedance_pipeline.clip.checks import CONTENT_CHECKS
+from seedance_pipeline.clip.checks import LOOKS_AS_REQUESTED, CheckResults, as_checks
 from seedance_pipeline.ledger.day_spend import committed_usd
 from seedance_pipeline.ledger.records import AttemptRecord
 from seedance_pipeline.ledger.states import AttemptState
@@ -94,7 +94,8 @@ def clip_events(
     return [event, *evaluations(str(it.partition), results)]
 
 
-def evaluations(partition: str, results: dict[str, tuple[bool, dict]]) -> list[dg.AssetCheckEvaluation]:
+def evaluations(partition: str, results: CheckResults) -> list[dg.AssetCheckEvaluation]:
+    """The clip's asset-check evaluations from its rules' results (``clip/checks.py`` ``as_checks``)."""
     return [
         dg.AssetCheckEvaluation(
             asset_key=CLIPS_KEY,
@@ -104,13 +105,13 @@ def evaluations(partition: str, results: dict[str, tuple[bool, dict]]) -> list[d
             metadata=meta,
             severity=severity(name),
         )
-        for name, (passed, meta) in results.items()
+        for name, (passed, meta) in as_checks(results).items()
     ]
 
 
 def severity(check: str) -> dg.AssetCheckSeverity:
-    """WARN for the content checks (a person decides), ERROR for the file checks (docs/checks.md)."""
-    return dg.AssetCheckSeverity.WARN if check in CONTENT_CHECKS else dg.AssetCheckSeverity.ERROR
+    """WARN for the content check (a person decides), ERROR for the file checks (docs/checks.md)."""
+    return dg.AssetCheckSeverity.WARN if check == LOOKS_AS_REQUESTED else dg.AssetCheckSeverity.ERROR
 
 
 def lost_observation(it: Item, record: AttemptRecord) -> dg.AssetObservation:

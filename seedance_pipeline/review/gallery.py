@@ -14,7 +14,7 @@ import shlex
 import time
 from dataclasses import dataclass
 
-from seedance_pipeline.clip.checks import CONTENT_CHECKS
+from seedance_pipeline.clip.checks import CONTENT_RULES
 from seedance_pipeline.clip.probe import VideoProbeError, poster_jpeg
 from seedance_pipeline.review.records import PENDING, PairReviews
 from seedance_pipeline.review.store import ReviewStore
@@ -111,10 +111,10 @@ def _card(storage: SeedanceStorage, page: str, take: Take, earlier: list[Take], 
 
 
 def _verdict(check: str, passed: bool) -> str:
-    """A failed content check is a warning for a person to weigh (severity WARN); a failed file check is not a take."""
+    """A tripped content rule is a warning for a person to weigh (severity WARN); a failed file check is not a take."""
     if passed:
         return "passed"
-    if check in CONTENT_CHECKS:
+    if check in CONTENT_RULES:
         return "<span class='warn'>warning</span>"
     return "<span class='fail'>FAILED</span>"
 
