@@ -123,6 +123,28 @@ def test_sqlite_run_stores_its_events_over_two_connections(tmp_path, monkeypatch
         assert opened >= 2 * 90, opened
 
 
+def test_sqlite_files_commit_without_waiting_for_the_disk_in_wal_mode(tmp_path, monkeypatch):
+    """Every connection the embedded default keeps (the index's and the run file's) has synchronous=NORMAL on a WAL
+    file; a fresh sqlite3 connection to the same file has SQLite's default, FULL (the pragma is per connection)."""
+    monkeypatch.setenv("DAGSTER_HOME", str(_home(tmp_path, None)))
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        run_id, _ = _run_partitions(instance)
+        kept = dict(storage._kept)
+        assert set(kept) == {"index", run_id}
+        for shard, conn in kept.items():
+            raw = conn.connection.driver_connection  # the sqlite3 connection itself: no SQLAlchemy transaction begun
+            assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal", shard
+            assert raw.execute("PRAGMA synchronous").fetchone()[0] == 1, shard  # NORMAL
+            fresh = sqlite3.connect(storage.path_for_shard(shard))
+            try:
+                assert fresh.execute("PRAGMA synchronous").fetchone()[0] == 2, shard  # FULL
+            finally:
+                fresh.close()
+        assert _stored(instance, run_id) == (30, 30, 30)
+
+
 def test_sqlite_events_reach_a_run_file_deleted_and_recreated_behind_the_storage(tmp_path):
     """Another process deletes a run's file (``wipe``, a clean-up): the next event goes into a new file that
     everyone reads, not into the deleted one through a connection kept open."""

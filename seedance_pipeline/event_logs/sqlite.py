@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from dagster import DagsterEventType, Field, StringSource
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -32,6 +32,15 @@ from seedance_pipeline.event_logs.statements import Statements
 # The index file and the run files last used. A run worker writes to two files; a webserver reads
 # whichever runs are open in the UI, so the cache is bounded and the least recently used is closed.
 OPEN_FILES = 8
+
+
+def _commit_without_sync(dbapi_connection: Any, _record: Any) -> None:
+    """``synchronous=NORMAL``: in WAL mode (Dagster's ``_initdb`` sets it on every file), a commit no longer waits
+    for the disk; the log is synced at checkpoints. A process that dies loses nothing committed, and no crash
+    corrupts the file; an OS crash or power loss can take the last commits. That is what the clips, sidecars and
+    task records already promise (renamed into place, not fsynced: docs/architecture.md, "Durability"), and a lost
+    materialization is found again: the next run reuses its stored clip by fingerprint, without a request (M28)."""
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -97,6 +106,7 @@ class PooledSqliteEventLogStorage(KnownTables, PlannedRowPerPartition, SqliteEve
             max_overflow=2,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
         )
+        event.listen(engine, "connect", _commit_without_sync)
         self._engines[shard] = (engine, identity)
         while len(self._engines) > OPEN_FILES:
             evicted, (oldest, _) = self._engines.popitem(last=False)
