@@ -1,14 +1,17 @@
 """seedance_pipeline/storage/atomic.py in a local folder: a file appears whole or not at all, its folder is made
-when missing (also when deleted after an earlier write), and a failed write leaves the old file and no part file."""
+when missing (also when deleted after an earlier write), a failed write leaves the old file and no part file, and a
+write (or copy) is fsynced before its rename and its folder after, new folders in their parents."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from pathlib import Path
 
 import fsspec
 import pytest
 
-from seedance_pipeline.storage.atomic import atomic_writer
+from seedance_pipeline.storage.atomic import atomic_copy, atomic_writer
 
 FS = fsspec.filesystem("file")
 
@@ -54,3 +57,47 @@ def test_a_reader_never_sees_the_file_before_it_is_whole(tmp_path):
         assert not path.exists()
         assert len(_leftovers(tmp_path)) == 1
     assert path.stat().st_size == 10_000
+
+
+def _fsyncs(monkeypatch, target: Path) -> list[tuple[str, bool]]:
+    """Each fsync as (what it syncs: a folder's path, or "part" for a part file; whether ``target`` existed then),
+    read from /proc (Linux), then done for real."""
+    calls: list[tuple[str, bool]] = []
+    real = os.fsync
+
+    def fsync(fd):
+        where = os.readlink(f"/proc/self/fd/{fd}")
+        calls.append(("part" if ".part-" in where else where, target.exists()))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def test_a_write_is_fsynced_before_its_rename_and_its_folder_after(tmp_path, monkeypatch):
+    target = tmp_path / "tasks" / "days" / "d1" / "a.json"
+    calls = _fsyncs(monkeypatch, target)
+    with atomic_writer(FS, str(target)) as fh:
+        fh.write(b"{}")
+    # each new folder's entry made durable in its parent, the part file before the rename, its folder after it
+    assert calls == [
+        (str(tmp_path), False),
+        (str(tmp_path / "tasks"), False),
+        (str(tmp_path / "tasks" / "days"), False),
+        ("part", False),
+        (str(target.parent), True),
+    ]
+    calls.clear()
+    with atomic_writer(FS, str(target)) as fh:  # into a folder that exists: the part file, then the folder
+        fh.write(b"{}")
+    assert calls == [("part", True), (str(target.parent), True)]
+
+
+def test_a_copy_is_whole_and_durable(tmp_path, monkeypatch):
+    src, dst = tmp_path / "a.mp4", tmp_path / "kept" / "a.mp4"
+    src.write_bytes(b"m" * 100_000)
+    calls = _fsyncs(monkeypatch, dst)
+    atomic_copy(FS, str(src), str(dst))
+    assert dst.read_bytes() == src.read_bytes()
+    assert calls == [(str(tmp_path), False), ("part", False), (str(dst.parent), True)]
+    assert _leftovers(tmp_path) == []

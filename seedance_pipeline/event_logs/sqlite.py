@@ -37,9 +37,9 @@ OPEN_FILES = 8
 def _commit_without_sync(dbapi_connection: Any, _record: Any) -> None:
     """``synchronous=NORMAL``: in WAL mode (Dagster's ``_initdb`` sets it on every file), a commit no longer waits
     for the disk; the log is synced at checkpoints. A process that dies loses nothing committed, and no crash
-    corrupts the file; an OS crash or power loss can take the last commits. That is what the clips, sidecars and
-    task records already promise (renamed into place, not fsynced: docs/architecture.md, "Durability"), and a lost
-    materialization is found again: the next run reuses its stored clip by fingerprint, without a request (M28)."""
+    corrupts the file; an OS crash or power loss can take the last commits. A materialization lost that way is
+    found again: the next run reuses its clip, durable in storage, by fingerprint, without a request
+    (docs/architecture.md, "Durability"; M28)."""
     dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -17,14 +18,6 @@ def is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return protocol in ("file", "local")
 
 
-def _parent_folder(fs: fsspec.AbstractFileSystem, path: str) -> None:
-    """A local folder needs its parent folder. Object stores have none: there s3fs's ``makedirs`` asks whether
-    the bucket exists (a HEAD, 8 of a clip's 24 S3 requests, benchmark 1)."""
-    parent = path.rsplit("/", 1)[0] if "/" in path else ""
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-
-
 @contextmanager
 def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
     """Yield a binary file handle; ``path`` appears complete on success and not at all on failure.
@@ -33,7 +26,7 @@ def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
     appears only when its upload completes, so we write in place and discard the upload on failure.
     """
     if is_local(fs):
-        with _local_writer(fs, path) as fh:
+        with _local_writer(path) as fh:
             yield fh
         return
     fh = fs.open(path, "wb")
@@ -49,21 +42,46 @@ def atomic_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
     fh.close()
 
 
+def _sync_folder(folder: str) -> None:
+    """Make the folder's entries (a file renamed into it, a folder made in it) durable: an fsync of the folder."""
+    fd = os.open(folder or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_folder(path: str) -> None:
+    """Make ``path``'s folder and its missing ancestors, each new entry durable (its parent fsynced)."""
+    folder, missing = os.path.dirname(path), []
+    existing = folder
+    while existing and not os.path.isdir(existing):
+        missing.append(existing)
+        existing = os.path.dirname(existing)
+    os.makedirs(folder, exist_ok=True)
+    for made_in in (existing, *reversed(missing[1:])):  # the folder itself is synced after the rename into it
+        _sync_folder(made_in)
+
+
 @contextmanager
-def _local_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
-    """A local folder's atomic write in the fewest system calls. The folder is made only when the part file cannot
-    be created without it (asking first costs a ``mkdir`` and a ``stat`` a write), and the part file replaces
-    ``path`` by ``os.replace``, one ``rename`` (fsspec's ``mv`` is ``shutil.move``: a ``stat`` of the target first).
-    A clip costs seven such writes (benchmarks/README.md, M26). ``path`` is a local path, as every caller has it
-    from ``fsspec.core.url_to_fs`` (``SeedanceStorage.root``, ``generate``'s output), protocol stripped."""
+def _local_writer(path: str) -> Iterator:
+    """A local folder's atomic, durable write in the fewest system calls. The part file is fsynced before it
+    replaces ``path`` (``os.replace``, one ``rename``; fsspec's ``mv`` is ``shutil.move``, a ``stat`` of the target
+    first), and the folder after: when this returns, an OS crash or a power loss can no longer take the write
+    back, as an S3 PUT that returned (docs/architecture.md, "Durability"; M29). The folder is made only when the
+    part file cannot be created without it (asking first costs a ``mkdir`` and a ``stat`` a write; M26). A clip costs
+    seven such writes. ``path`` is a local path, as every caller has it from ``fsspec.core.url_to_fs``
+    (``SeedanceStorage.root``, ``generate``'s output), protocol stripped."""
     tmp = f"{path}.part-{uuid.uuid4().hex}"
     try:
         fh = open(tmp, "wb")  # noqa: SIM115 - closed below, on every path
     except FileNotFoundError:
-        _parent_folder(fs, path)
+        _make_folder(path)
         fh = open(tmp, "wb")  # noqa: SIM115
     try:
         yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
         fh.close()
         os.replace(tmp, path)
     except BaseException:
@@ -71,6 +89,7 @@ def _local_writer(fs: fsspec.AbstractFileSystem, path: str) -> Iterator:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+    _sync_folder(os.path.dirname(path))
 
 
 @asynccontextmanager
@@ -90,16 +109,10 @@ async def atomic_writer_async(fs: fsspec.AbstractFileSystem, path: str) -> Async
 
 
 def atomic_copy(fs: fsspec.AbstractFileSystem, src: str, dst: str) -> None:
-    """Copy ``src`` to ``dst`` so that ``dst`` appears complete or not at all (server-side on object stores)."""
+    """Copy ``src`` to ``dst`` so that ``dst`` appears complete or not at all (server-side on object stores), and
+    durable (on a local folder, through ``_local_writer``)."""
     if not is_local(fs):
         fs.copy(src, dst)  # an object appears only once the (server-side) copy is complete
         return
-    _parent_folder(fs, dst)
-    tmp = f"{dst}.part-{uuid.uuid4().hex}"
-    try:
-        fs.copy(src, tmp)
-        fs.mv(tmp, dst)
-    except BaseException:
-        if fs.exists(tmp):
-            fs.rm(tmp)
-        raise
+    with open(src, "rb") as source, _local_writer(dst) as target:
+        shutil.copyfileobj(source, target)
