@@ -198,9 +198,9 @@ def test_through_the_pipeline_a_faulted_clip_is_stored_and_only_its_check_warns(
         dg.define_asset_job(name, dg.AssetSelection.checks(dg.AssetCheckKey(CLIPS_KEY, name))) for name in checks.CHECKS
     ]
     defs = dg.Definitions.merge(build_definitions(storage, providers), dg.Definitions(jobs=jobs))
+    resolved = {name: defs.resolve_job_def(name) for name in checks.CHECKS}
     for pair, rule in (*expected_failures.items(), ("tower|good", None)):
-        for name in checks.CHECKS:
-            job = defs.resolve_job_def(name)
+        for name, job in resolved.items():
             (evaluation,) = job.execute_in_process(
                 instance=instance, tags={"dagster/partition": pair}
             ).get_asset_check_evaluations()
