@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         help="scaled-down sizes and latencies (CI); figures printed, absolute times not judged",
     )
     ap.add_argument(
-        "--only", default="1,2,3,4,5,6,7,8,9,10,11", help="comma-separated benchmark numbers (1 and 3 run together)"
+        "--only", default="1,2,3,4,5,6,7,8,9,10,11,12", help="comma-separated benchmark numbers (1 and 3 run together)"
     )
     ap.add_argument("--profile", default=None, help="folder for pyinstrument profiles of benchmark 1")
     ap.add_argument(
@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import bench_waiting
 
         bench_waiting.run(args.quick)
+    if 12 in only:
+        from benchmarks import bench_run_memory
+
+        bench_run_memory.run(args.quick)
     print(
         f"\nSUMMARY ({'quick: scaled sizes/latencies, absolute times not judged' if args.quick else 'full'}); "
         f"{time.monotonic() - t0:.0f} s total; end: {common.loadavg()}"

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.common import (
@@ -42,13 +43,15 @@ from benchmarks.common import (
     prompt_yaml,
     quiet_dagster,
     report,
+    reset_peak_rss,
     sim_config,
+    status_mb,
 )
 
 PROVIDER = "novita"  # accepts images as data URIs: no image hosting in the measured path
 
 
-def _setup(root: Path, n: int, instance, storage, prompt: str = "bench"):
+def _setup(root: Path, n: int, instance, storage, prompt: str = "bench", image_of=png):
     import dagster as dg
 
     from seedance_pipeline.definitions import build_definitions  # noqa: F401  (import cost outside timing)
@@ -56,7 +59,7 @@ def _setup(root: Path, n: int, instance, storage, prompt: str = "bench"):
 
     images = [f"img{i:05d}" for i in range(n)]
     for i, key in enumerate(images):
-        storage.write_bytes(storage.path("images", f"{key}.png"), png(i))
+        storage.write_bytes(storage.path("images", f"{key}.png"), image_of(i))
     storage.write_bytes(storage.path("prompts", f"{prompt}.yaml"), prompt_yaml(PROVIDER).encode())
     instance.add_dynamic_partitions(IMAGES, images)
     instance.add_dynamic_partitions(PROMPTS, [prompt])
@@ -331,9 +334,11 @@ def one_run(
     instance_kind: str = "sqlite",
     storage_kind: str = "local",
     day_budget_usd: float | None = None,
+    image_of: Callable[[int], bytes] = png,
 ) -> dict:
-    """N clips in one clips_job run; returns wall, cpu, requests. ``day_budget_usd``: under that daily budget (every
-    intent then checked against the day's records in storage, as ``SEEDANCE_BUDGET_PER_DAY_USD`` does)."""
+    """N clips in one clips_job run; returns wall, cpu, requests, and this process's RSS before the run and its peak
+    during it. ``day_budget_usd``: under that daily budget (every intent then checked against the day's records in
+    storage, as ``SEEDANCE_BUDGET_PER_DAY_USD`` does). ``image_of(i)``: the i-th source image's file."""
 
     from seedance_pipeline.definitions import build_definitions
     from seedance_pipeline.lineage.partitions import clip_range_tags, range_tags
@@ -348,7 +353,7 @@ def one_run(
         _storage(storage_kind, tmp, s3_servers) as storage,
     ):
         root = Path(tmp)
-        images, _ = _setup(root, n, instance, storage)
+        images, _ = _setup(root, n, instance, storage, image_of=image_of)
         providers = SeedanceProviders(
             simulator_url=sim.base_url, simulator_latency_s=latency, max_in_flight={PROVIDER: cap}
         )
@@ -376,6 +381,7 @@ def one_run(
         server0 = server_cpu_s()
         s3_cpu0 = pids_cpu_s(s3_servers)
         s3_before = len(_s3_lines(tmp))
+        rss_before = reset_peak_rss()
         with ThreadCPU() as threads, _as_the_cli_runs():
             c0, t0, w0 = cpu_s(), time.monotonic(), time.time()
             result = _execute(
@@ -386,6 +392,7 @@ def one_run(
                 run_config={"ops": {"clips": {"config": {"mode": "all"}}}},
             )
             wall, cpu = time.monotonic() - t0, cpu_s() - c0
+        peak_rss = status_mb("VmHWM")
         server1 = server_cpu_s()
         s3_cpu = pids_cpu_s(s3_servers) - s3_cpu0
         s3_run = _s3_lines(tmp)[s3_before:]
@@ -425,6 +432,8 @@ def one_run(
         "s3_requests": len(s3_run),
         "s3_by_kind": s3_requests_by_kind(s3_run),
         "s3_capacity": s3_capacity,
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": peak_rss,
     }
 
 

@@ -72,6 +72,19 @@ def maxrss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+def status_mb(field: str) -> float:
+    """``VmRSS``, ``VmHWM``, ... of this process from /proc/self/status, in MB."""
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":")) / 1024
+
+
+def reset_peak_rss() -> float:
+    """Resets this process's peak RSS (``VmHWM``) to its RSS now (Linux >= 4.0, /proc/self/clear_refs); returns it."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return status_mb("VmRSS")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

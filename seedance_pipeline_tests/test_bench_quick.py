@@ -1,6 +1,7 @@
 """The benchmarks' quick mode runs and prints every figure, each sane. No absolute time is judged here.
 
-Runs ``python -m benchmarks --quick --only 2,5`` and ``--only 4`` (status requests vs the SDKs, sensor ticks, memory),
+Runs ``python -m benchmarks --quick --only 2,5``, ``--only 4`` and ``--only 12`` (status requests vs the SDKs, sensor
+ticks, memory of downloads and of a run),
 one small multi-partition clips run of benchmark 1/3 (N=20) and benchmark 7's cold and warm runs (N=8), in a
 subprocess each.
 """
@@ -47,6 +48,7 @@ def test_quick_benchmarks_print_every_figure():
     # timeout (3 of 4 full runs, 2026-12-02).
     out = _run(["-m", "benchmarks", "--quick", "--only", "2,5"], timeout=600)
     out += _run(["-m", "benchmarks", "--quick", "--only", "4"], timeout=600)
+    out += _run(["-m", "benchmarks", "--quick", "--only", "12"], timeout=600)
     figs = _figures(out)
     assert "load average" in out and "SUMMARY" in out
     for client in ("ours/wavespeed", "ours/runpod", "wavespeed SDK", "runpod SDK", "naive poll every 0.2 s"):
@@ -62,6 +64,8 @@ def test_quick_benchmarks_print_every_figure():
         assert figs[f"5 storage sensor steady-state tick, {label}"] > 0
     assert figs["5 pending-tasks sensor tick, 500 tasks in flight, local"] > 0
     assert figs["5 collect runs requested, 500 tasks (half orphaned)"] == 250  # one per attempt of a dead run
+    for n in (20, 60):
+        assert 0 < figs[f"12 clips run of N = {n} with 2.8 MB source images: peak RSS above the run's start"] < 4000
 
 
 def test_one_multi_partition_run_is_measured():

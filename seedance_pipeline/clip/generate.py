@@ -101,6 +101,7 @@ async def generate_clip(
     patient: bool = True,
     keep: io.BytesIO | None = None,
     last_frame_path: str | None = None,
+    while_held: Callable[[], Any] | None = None,
 ) -> ClipResult:
     """Submit (or resume ``resume``), wait, download into ``dest_path``. Raises ProviderError subclasses.
 
@@ -108,7 +109,8 @@ async def generate_clip(
     False when another provider could take the clip instead. ``keep``: a buffer that ends up holding the
     stored bytes, so an object store's clip can be checked without downloading it again. ``last_frame_path``: where
     the clip's last frame goes when the provider returns one (``last_frame_url``, ModelArk); a last frame that
-    cannot be fetched is a warning, never a failed clip."""
+    cannot be fetched is a warning, never a failed clip. ``while_held``: called on a worker thread after the submit,
+    while the request's images are still in memory (the content checks take their thumbnails then)."""
     t0 = time.monotonic()
 
     def sink():
@@ -122,13 +124,14 @@ async def generate_clip(
             # intent's write is task time, and the write's jitter would blur the durations it learns.
             t_start = time.monotonic()
             if resume is None:
-                if journal:
-                    await asyncio.to_thread(journal.intent, prepared)  # durable before the POST leaves
-                t_start = time.monotonic()
-                snap = await client.submit(prepared.wire, patient=patient)
-                timings["submit_s"] = time.monotonic() - t0
-                if journal:
-                    await asyncio.to_thread(journal.accepted, prepared, snap)
+                # The images are read here, once, on a worker thread, and kept only until the request has left:
+                # a run keeps the images of its slots in memory, not every image it will send.
+                with prepared.held_images():
+                    await asyncio.to_thread(_before_submit, prepared, journal)  # the intent durable before the POST
+                    t_start = time.monotonic()
+                    snap = await client.submit(prepared.wire, patient=patient)
+                    timings["submit_s"] = time.monotonic() - t0
+                    await asyncio.to_thread(_after_submit, prepared, journal, snap, while_held)
             else:
                 snap = resume
             snap = await client.wait(
@@ -186,6 +189,24 @@ async def generate_clip(
     if journal:
         await asyncio.to_thread(journal.finished, prepared, result, None)
     return result
+
+
+def _before_submit(prepared: PreparedRequest, journal: Journal | None) -> None:
+    """Reads the request's images (raises InvalidRequest if one changed since it was planned), then writes the
+    intent: a request whose image cannot be sent leaves no intent and costs nothing."""
+    if prepared.source_images is not None:
+        prepared.source_images()
+    if journal:
+        journal.intent(prepared)
+
+
+def _after_submit(
+    prepared: PreparedRequest, journal: Journal | None, snap: TaskSnapshot, while_held: Callable[[], Any] | None
+) -> None:
+    if journal:
+        journal.accepted(prepared, snap)
+    if while_held is not None:
+        while_held()
 
 
 async def _last_frame(

@@ -7,10 +7,11 @@ key) and the cost estimate, and build the wire request.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,9 +72,12 @@ class PreparedRequest:
     # core.images.sent_sha256 of the image reference as sent: matches a provider's task list to this attempt.
     # Computed when asked (the attempt's record): for a data URI it is a pass over the image's bytes.
     sent_image_sha256: Callable[[], str] = str  # str() is "": not known (an attempt collected from its record)
-    # The image's and the last image's bytes, for the content checks (read once: the ImageData keeps them or
-    # reads them as recorded). None: not at hand (an attempt collected from its record).
+    # The image's and the last image's bytes, for the content checks (read when asked, kept only while
+    # ``held_images`` holds them). None: not at hand (an attempt collected from its record).
     source_images: Callable[[], tuple[bytes, bytes | None]] | None = None
+    # Within this block the images' bytes, once read, stay in memory (``core.images.HeldBytes``): while the request
+    # is sent, so it is read once for the intent's record, the wire body and the content checks' thumbnails.
+    held_images: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
     @property
     def wire(self) -> WireRequest:
@@ -198,4 +202,14 @@ def prepare(
         image_wire_kind=kind,
         sent_image_sha256=image_sent,
         source_images=lambda: (first.data, last.data if last is not None else None),
+        held_images=functools.partial(_held, first, last),
     )
+
+
+@contextlib.contextmanager
+def _held(*images: ImageData | None) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for img in images:
+            if img is not None:
+                stack.enter_context(img.held())
+        yield

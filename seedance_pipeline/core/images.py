@@ -2,17 +2,20 @@
 
 An image reference is a local path, an fsspec URL (``s3://…``, ``file://…``) or an http(s) URL. The bytes are
 read once (``clip/images.py``): they feed validation (format, pixel size, aspect), the request fingerprint,
-and the ``data:`` URI for providers that accept one. A plan that sends nothing may instead take the facts
-registration recorded (``planning/images.py``) and never read the file. Decoding here is Pillow's header parse, no I/O.
+and the ``data:`` URI for providers that accept one. A plan instead takes the facts registration recorded
+(``planning/images.py``) and reads an image's bytes when a request that carries them is sent, keeping them only
+while they are held (``HeldBytes``). Decoding here is Pillow's header parse, no I/O.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import io
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -43,6 +46,39 @@ _EXTENSION_FORMATS = {
 }
 
 
+class HeldBytes:
+    """An image's bytes, read (``load``) when asked for and kept in memory only while held: a run keeps the images
+    of the requests it is sending, not every image of the run (benchmarks/README.md, M30). Thread-safe; two
+    holders of one image share one read."""
+
+    def __init__(self, load: Callable[[], bytes]):
+        self._load = load
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._data: bytes | None = None
+
+    def __call__(self) -> bytes:
+        with self._lock:
+            if self._data is not None:
+                return self._data
+            data = self._load()
+            if self._holders:
+                self._data = data
+            return data
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        with self._lock:
+            self._holders += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders -= 1
+                if not self._holders:
+                    self._data = None
+
+
 @dataclass(frozen=True, eq=False)
 class ImageData:
     """An image's facts, and its bytes on demand: read from the file (or kept from the read that found the
@@ -59,6 +95,10 @@ class ImageData:
     @property
     def data(self) -> bytes:
         return self.read()
+
+    def held(self) -> contextlib.AbstractContextManager[None]:
+        """Within this block the bytes, once read, are kept (``HeldBytes``); bytes already in memory always are."""
+        return self.read.held() if isinstance(self.read, HeldBytes) else contextlib.nullcontext()
 
     @property
     def mime(self) -> str:

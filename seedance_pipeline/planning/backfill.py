@@ -101,7 +101,7 @@ def plan(
     # three lookups per clip. (A run looks each one up: it must see what a concurrent run stored meanwhile.)
     stored = StoredClips.for_items(storage, selection.items, local=True)
     known = store.fingerprints() if len(selection.items) >= StoredClips.LIST_FROM else None
-    for it in iter_prepared(selection.items, storage, providers, result.failures, sends=False):
+    for it in iter_prepared(selection.items, storage, providers, result.failures):
         reuse = find_reusable(storage, it, attempts_by_fingerprint(store, it, known), stored)
         chosen = reuse.candidate if reuse else it.candidates[0]
         estimate = chosen.prepared.estimate

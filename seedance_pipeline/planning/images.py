@@ -1,21 +1,27 @@
-"""The images a plan needs, from storage by key: each read once, and all of a run's in one batched call.
+"""The images a plan needs, from storage by key: each read once, and those not described by the facts
+registration recorded in one batched call.
 
-A plan that sends nothing (``forecast``, ``backfill --dry-run``) need not read an image at all: registration
-(``source_images``) records each image's facts in ``state/facts/source_images.json`` with the stamp (size +
-mtime/ETag) its file had. While the file still has that stamp, the facts stand for the file; a file with
-another stamp, or without facts, is read and inspected as in a run. The index is a cache: losing it costs reads.
+A plan need not read an image to validate and price its requests: registration (``source_images``) records each
+image's facts in ``state/facts/source_images.json`` with the stamp (size + mtime/ETag) its file had. While the file
+still has that stamp, the facts stand for the file and its bytes are read when something asks for them: never in a
+plan that sends nothing (``forecast``, ``backfill --dry-run``), and in a run when a clip's request is sent (in its
+provider slot, ``clip/generate.py``), checked against the recorded SHA-256 and kept only until the request has left
+(``core.images.HeldBytes``). A run thus neither reads every image before its first submit nor keeps every image in
+memory until it ends. A file with another stamp, or without facts, is read and inspected at once (in batches), then
+treated alike: its bytes are read again when sent. The index is a cache: losing it costs reads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 from collections.abc import Mapping
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from seedance_pipeline.core.errors import InvalidRequest
-from seedance_pipeline.core.images import ImageData, inspect_image
+from seedance_pipeline.core.images import HeldBytes, ImageData, inspect_image
 from seedance_pipeline.storage import layout
 from seedance_pipeline.storage.resource import SeedanceStorage, StoredFile
 
@@ -49,39 +55,49 @@ def read_facts(storage: SeedanceStorage) -> dict[str, ImageFacts]:
         return {}  # a cache written by another version, or edited by hand: the files are read instead
 
 
-class ImageLoader:
-    """Images from storage by key, each read and inspected once; with ``facts``, taken from the recorded facts
-    where the file is unchanged (its bytes are then read only if something asks for them)."""
+# Images without facts read at once in one batched call: a batch is held in memory until it is inspected.
+_BATCH = 64
 
-    def __init__(self, storage: SeedanceStorage, *, facts: bool = False):
+
+class ImageLoader:
+    """Images from storage by key, each read and inspected once; taken from the recorded facts where the file is
+    unchanged (its bytes are then read only if something asks for them, and refused if they changed)."""
+
+    def __init__(self, storage: SeedanceStorage):
         self.storage = storage
         self._stored = {f.key: f for f in storage.scan_images()[0]}
-        self._facts = read_facts(storage) if facts else {}
+        self._facts = read_facts(storage)
         self._loaded: dict[str, ImageData] = {}
 
     def preload(self, keys: set[str]) -> None:
-        """Read these images in one batched call (concurrent on object stores: one round trip's wait instead
-        of one per image). An image that fails to read is left to ``__call__``, which raises its error."""
+        """The images without facts among these, read in batched calls (concurrent on object stores: one round
+        trip's wait instead of one per image). An image that fails to read is left to ``__call__``, which raises
+        its error."""
         for key in keys:
             stored, facts = self._stored.get(key), self._facts.get(key)
             if stored is not None and facts is not None and facts.stamp == stored.stamp:
                 self._loaded[key] = self._known(stored, facts)
-        paths = {self._stored[k].path: k for k in keys if k in self._stored and k not in self._loaded}
-        if not paths:
-            return
-        blobs = self.storage.fs.cat(list(paths), on_error="omit")
-        for path, key in paths.items():
-            if path in blobs:
-                with contextlib.suppress(InvalidRequest):  # raised again, naming the field, when the item asks
-                    self._loaded[key] = inspect_image(path, blobs[path])
+        unknown = sorted(k for k in keys if k in self._stored and k not in self._loaded)
+        for start in range(0, len(unknown), _BATCH):
+            paths = {self._stored[k].path: k for k in unknown[start : start + _BATCH]}
+            blobs = self.storage.fs.cat(list(paths), on_error="omit")
+            for path, key in paths.items():
+                if path in blobs:
+                    with contextlib.suppress(InvalidRequest):  # raised again, naming the field, when the item asks
+                        self._loaded[key] = self._inspected(self._stored[key], blobs[path])
 
     def __call__(self, key: str, field_name: str = "image") -> ImageData:
         if key not in self._loaded:
             stored = self._stored.get(key)
             if stored is None:
                 raise InvalidRequest(field_name, key, "no such image in storage")
-            self._loaded[key] = inspect_image(stored.path, self.storage.read_bytes(stored.path), field_name)
+            self._loaded[key] = self._inspected(stored, self.storage.read_bytes(stored.path), field_name)
         return self._loaded[key]
+
+    def _inspected(self, stored: StoredFile, data: bytes, field_name: str = "image") -> ImageData:
+        """An image read and inspected now, then taken as registration would have described it: its bytes are
+        not kept."""
+        return self._known(stored, ImageFacts.of(inspect_image(stored.path, data, field_name), stored.stamp))
 
     def _known(self, stored: StoredFile, facts: ImageFacts) -> ImageData:
         return ImageData(
@@ -91,11 +107,12 @@ class ImageLoader:
             height=facts.height,
             size=facts.size,
             sha256=facts.sha256,
-            read=functools.cache(functools.partial(self._read_as_recorded, stored.path, facts.sha256)),
+            read=HeldBytes(functools.partial(self._read_as_recorded, stored.path, facts.sha256)),
         )
 
     def _read_as_recorded(self, path: str, sha256: str) -> bytes:
-        img = inspect_image(path, self.storage.read_bytes(path))
-        if img.sha256 != sha256:
+        """The file's bytes, if they are still those the facts describe (their SHA-256: what was inspected)."""
+        data = self.storage.read_bytes(path)
+        if hashlib.sha256(data).hexdigest() != sha256:
             raise InvalidRequest("image", path, "the file changed while the plan was made; plan again")
-        return img.data
+        return data

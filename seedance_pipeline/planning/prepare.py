@@ -32,13 +32,10 @@ def iter_prepared(
     storage: SeedanceStorage,
     providers: SeedanceProviders,
     failures: list[str],
-    *,
-    sends: bool = True,
 ) -> Iterator[Item]:
-    """``prepare_items`` one item at a time, for a plan that keeps no request once it has priced it.
-    ``sends=False``: nothing prepared here is sent, so unchanged images are taken from their recorded facts
-    instead of being read (``planning/images.py``)."""
-    image = ImageLoader(storage, facts=not sends)
+    """``prepare_items`` one item at a time, for a plan that keeps no request once it has priced it. Unchanged
+    images are taken from their recorded facts, their bytes read when a request needs them (``planning/images.py``)."""
+    image = ImageLoader(storage)
     image.preload({it.image for it in items})
     refusals = Refusals(storage)
     # Per prompt, the request is validated once and copied with each image (only the image reference differs).

@@ -5,12 +5,13 @@ fails over to the next cheapest provider only if the previous one never accepted
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 from dataclasses import dataclass
 
 from seedance_pipeline.clip.generate import generate_clip
-from seedance_pipeline.core.errors import OverBudget, ProviderError, SubmitRejected
+from seedance_pipeline.core.errors import InvalidRequest, OverBudget, ProviderError, SubmitRejected
 from seedance_pipeline.ledger import states
 from seedance_pipeline.ledger.budget import SpendGuard
 from seedance_pipeline.ledger.day_spend import committed_usd
@@ -31,7 +32,7 @@ from seedance_pipeline.production.plan import (
     resumed_first,
     storage_error,
 )
-from seedance_pipeline.production.store import Events, reuse_stored, store_generated
+from seedance_pipeline.production.store import Events, reuse_stored, sources, store_generated
 from seedance_pipeline.providers.engine import ProviderClient
 from seedance_pipeline.providers.resource import SeedanceProviders
 from seedance_pipeline.providers.states import TaskSnapshot, TaskState
@@ -192,8 +193,9 @@ async def _produce_one(run: Run, plan: Production) -> Events:
                 patient=n + 1 == len(order),
                 keep=kept,
                 last_frame_path=layout.last_frame_of(clip_path),
+                while_held=functools.partial(sources, prepared),  # the thumbnails from the bytes just sent
             )
-        except OverBudget as exc:
+        except (OverBudget, InvalidRequest) as exc:  # an image that changed since the plan: nothing was sent
             raise ItemFailed(f"{it.where}: {exc}") from None
         except ProviderError as exc:
             never_taken = journal.record is not None and journal.record.state is states.AttemptState.REJECTED
