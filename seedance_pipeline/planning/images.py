@@ -60,8 +60,8 @@ _BATCH = 64
 
 
 class ImageLoader:
-    """Images from storage by key, each read and inspected once; taken from the recorded facts where the file is
-    unchanged (its bytes are then read only if something asks for them, and refused if they changed)."""
+    """Images from storage by key, each inspected once, or taken from the recorded facts where the file is unchanged;
+    their bytes read only when something asks for them, and refused if they are no longer what was inspected."""
 
     def __init__(self, storage: SeedanceStorage):
         self.storage = storage
