@@ -134,3 +134,24 @@ def test_an_image_replaced_after_the_plan_is_refused_before_its_intent_and_the_o
     assert sim.sim.stats()["requests"]["novita"]["submit"] == 1
     attempts = TaskStore(storage).records_since(time.time() - 3600)
     assert [r.image for r in attempts] == ["calm"]
+
+
+def test_taking_or_leaving_a_hold_never_waits_for_a_read_in_progress():
+    """Holds are taken and left on the production's event loop: a slow storage read of the same image on a worker
+    thread must not block them."""
+    reading, release = threading.Event(), threading.Event()
+
+    def slow() -> bytes:
+        reading.set()
+        release.wait(10)
+        return b"pixels"
+
+    held = HeldBytes(slow)
+    reader = threading.Thread(target=held)
+    reader.start()
+    assert reading.wait(10)
+    with held.held():  # entered while the read above is still going on (it would otherwise end first, timed out)
+        entered_during_the_read = reader.is_alive()
+    release.set()
+    reader.join(10)
+    assert entered_during_the_read and not reader.is_alive()

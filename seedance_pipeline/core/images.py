@@ -49,11 +49,12 @@ _EXTENSION_FORMATS = {
 class HeldBytes:
     """An image's bytes, read (``load``) when asked for and kept in memory only while held: a run keeps the images
     of the requests it is sending, not every image of the run (benchmarks/README.md, M30). Thread-safe; two
-    holders of one image share one read."""
+    holders of one image share one read. ``held`` never waits for a read (the event loop takes and leaves holds)."""
 
     def __init__(self, load: Callable[[], bytes]):
         self._load = load
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the holders and the bytes: held briefly, never across a read
+        self._reading = threading.Lock()  # one read of this image at a time: a second caller waits for its bytes
         self._holders = 0
         self._data: bytes | None = None
 
@@ -61,9 +62,14 @@ class HeldBytes:
         with self._lock:
             if self._data is not None:
                 return self._data
+        with self._reading:
+            with self._lock:
+                if self._data is not None:
+                    return self._data
             data = self._load()
-            if self._holders:
-                self._data = data
+            with self._lock:
+                if self._holders:
+                    self._data = data
             return data
 
     @contextlib.contextmanager
