@@ -1,5 +1,5 @@
-"""The images a plan needs, from storage by key: each read once, and those not described by the facts
-registration recorded in one batched call.
+"""The images a plan needs, from storage by key: each inspected once (those the facts registration recorded do
+not describe, read in batches), their bytes read again only when a request that carries them is sent.
 
 A plan need not read an image to validate and price its requests: registration (``source_images``) records each
 image's facts in ``state/facts/source_images.json`` with the stamp (size + mtime/ETag) its file had. While the file
